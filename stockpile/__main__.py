@@ -1,0 +1,3 @@
+from stockpile.cli import main
+
+main()

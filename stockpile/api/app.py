@@ -1,0 +1,91 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import Litestar, Request, Response, get
+from litestar.config.app import AppConfig
+from litestar.datastructures import State
+from litestar.exceptions import NotAuthorizedException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.middleware import DefineMiddleware
+
+from stockpile import __version__
+from stockpile.api import problems
+from stockpile.api.auth import ApiTokenAuthenticator, BearerAuthMiddleware
+from stockpile.api.controllers.health import HealthController
+from stockpile.api.controllers.ledger import MovementController, TransferController
+from stockpile.api.controllers.masterdata import CONTROLLERS as MASTER_DATA
+from stockpile.api.controllers.stock import LotController, StockController
+from stockpile.config import Settings, get_settings
+from stockpile.store.db import Database
+
+log = logging.getLogger("stockpile.api")
+
+PUBLIC_PATHS = ["^/health", "^/docs", "^/schema", "^/metrics"]
+
+
+class MetricsController(PrometheusController):
+    """``/metrics``: Prometheus text, for a ``metrics``-role token (or open if configured)."""
+
+    path = "/metrics"
+
+    @get(include_in_schema=False)
+    async def get(self, request: Request, state: State) -> Response:  # type: ignore[override]
+        if not state.settings.metrics_public:
+            header = request.headers.get("authorization", "")
+            scheme, _, token = header.partition(" ")
+            principal = None
+            if scheme.lower() == "bearer" and token.strip():
+                for authenticator in state.authenticators:
+                    principal = await authenticator.authenticate(token.strip())
+                    if principal is not None:
+                        break
+            if principal is None:
+                raise NotAuthorizedException("/metrics needs a bearer token of role metrics")
+            if not principal.has_any({"metrics", "admin"}):
+                from litestar.exceptions import PermissionDeniedException
+
+                raise PermissionDeniedException("/metrics needs the metrics role")
+        return await super().get.fn(self)  # type: ignore[attr-defined]
+
+
+def create_app(settings: Settings | None = None, database_url: str | None = None) -> Litestar:
+    settings = settings or get_settings()
+    url = database_url or settings.database_url
+    if url is None:
+        raise RuntimeError("no database URL: `stockpile serve` starts the embedded server and sets DATABASE_URL")
+    db = Database(url, pool_size=settings.db_pool_size)
+
+    async def on_shutdown(app: Litestar) -> None:
+        await db.dispose()
+
+    prometheus = PrometheusConfig(app_name="stockpile", prefix="stockpile", group_path=True, exclude=["^/metrics"])
+    return Litestar(
+        route_handlers=[HealthController, MetricsController, MovementController, TransferController,
+                        StockController, LotController, *MASTER_DATA],
+        state=State({"db": db, "settings": settings,
+                     "authenticators": [ApiTokenAuthenticator(db, settings.token_cache_seconds)]}),
+        middleware=[
+            prometheus.middleware,
+            DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS),
+        ],
+        exception_handlers=problems.HANDLERS,
+        openapi_config=OpenAPIConfig(
+            title="stockpile", version=__version__, path="/schema",
+            description="Jointly held national reserves: ledger, stock, transfers. Every /api/v1 route needs "
+                        "`Authorization: Bearer <token>`; errors are RFC 9457 problem details.",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        ),
+        request_max_body_size=settings.max_body_bytes,
+        on_shutdown=[on_shutdown],
+        debug=False,
+    )
+
+
+def app_from_env() -> Litestar:
+    """Entry point for ``uvicorn --factory`` (each worker process builds its own app)."""
+    return create_app()

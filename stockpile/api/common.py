@@ -1,0 +1,96 @@
+"""Shared pieces of the controllers: JSON responses, paging, idempotent ledger POSTs."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+
+from stockpile.api.problems import Problem
+from stockpile.domain.errors import IdempotencyConflict, Invalid
+from stockpile.metrics import IDEMPOTENT_REPLAYS
+from stockpile.store import idempotency
+from stockpile.store.db import Database, Tx
+
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    content = body if isinstance(body, bytes) else msgspec.json.encode(body)
+    return Response(content=content, status_code=status, media_type="application/json", headers=headers)
+
+
+def page_limit(limit: int | None) -> int:
+    if limit is None:
+        return DEFAULT_LIMIT
+    if not 1 <= limit <= MAX_LIMIT:
+        raise Invalid.field("limit", f"must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
+def encode_cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode(value)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> Any:
+    if not cursor:
+        return None
+    try:
+        return msgspec.json.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, msgspec.DecodeError):
+        raise Invalid.field("cursor", "is not a cursor this service issued") from None
+
+
+def page(items: list, limit: int, cursor_of: Callable[[Any], Any]) -> dict:
+    """``{"items", "next_cursor"}``; fetch ``limit + 1`` rows to know whether there is more."""
+    more = len(items) > limit
+    items = items[:limit]
+    return {"items": items, "next_cursor": encode_cursor(cursor_of(items[-1])) if more and items else None}
+
+
+def _idempotency_key(request: Request) -> str:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        raise Invalid.field("Idempotency-Key", "this request posts to the ledger and needs an Idempotency-Key header")
+    if not 1 <= len(key) <= 200 or not key.isprintable() or not key.isascii():
+        raise Invalid.field("Idempotency-Key", "must be 1 to 200 printable ASCII characters")
+    return key
+
+
+async def idempotent(
+    request: Request, db: Database, run: Callable[[Tx], Awaitable[tuple[int, Any]]]
+) -> Response:
+    """Run a ledger POST once per (principal, Idempotency-Key) (guarantee 5).
+
+    The same key with the same body answers the stored response again, with
+    ``Idempotent-Replayed: true``; with another body it is a 409 ``idempotency-conflict``. The key
+    and the response are written in the same transaction as the ledger change, so a failed request
+    leaves the key free for a retry.
+    """
+    key = _idempotency_key(request)
+    raw = await request.body()
+    try:
+        canonical = msgspec.json.encode(msgspec.json.decode(raw), order="sorted")
+    except msgspec.DecodeError:
+        raise Problem(422, "validation", "Invalid request", "the body is not JSON") from None
+    fingerprint = hashlib.sha256(f"{request.method} {request.url.path}\n".encode() + canonical).digest()
+    principal = request.user
+    async with db.transaction() as tx:
+        stored = await idempotency.claim(tx.pg, principal.id, key, fingerprint)
+        if stored is None:
+            status, body = await run(tx)
+            content = msgspec.json.encode(body)
+            await idempotency.record(tx.pg, principal.id, key, status, content)
+    if stored is not None:
+        if stored.request_hash != fingerprint:
+            raise IdempotencyConflict(
+                f"Idempotency-Key {key!r} was already used for a different request", idempotency_key=key
+            )
+        IDEMPOTENT_REPLAYS.inc()
+        return json_response(stored.body, stored.status_code, headers={"Idempotent-Replayed": "true"})
+    return json_response(content, status)

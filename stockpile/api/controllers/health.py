@@ -1,0 +1,32 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from litestar import Controller, Response, get
+from litestar.datastructures import State
+
+from stockpile.api.common import json_response
+from stockpile.api.problems import problem_response
+from stockpile.store.engine import head_revision
+
+
+class HealthController(Controller):
+    path = "/health"
+    tags = ["operations"]
+
+    @get("/live", summary="The process is up")
+    async def live(self) -> Response:
+        return json_response({"status": "ok"})
+
+    @get("/ready", summary="The database answers and its schema is at the latest migration")
+    async def ready(self, state: State) -> Response:
+        head = head_revision()
+        try:
+            async with state.db.transaction() as tx:
+                current = await tx.pg.fetchval("SELECT version_num FROM alembic_version")
+        except Exception as exc:  # noqa: BLE001 - any failure to reach the database means not ready
+            return problem_response(503, "not-ready", "Not ready", f"database unreachable: {type(exc).__name__}")
+        if current != head:
+            return problem_response(503, "not-ready", "Not ready", f"schema at {current}, latest is {head}",
+                                    schema=current, latest=head)
+        return json_response({"status": "ok", "schema": current})

@@ -1,0 +1,185 @@
+"""Movements (single and batch) and transfers: every POST here posts to the ledger, so every POST
+needs an ``Idempotency-Key``; reads of the ledger are newest first."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.params import Parameter
+
+from stockpile.api.auth import can_post_movements, can_read
+from stockpile.api.common import decode_cursor, idempotent, json_response, page, page_limit
+from stockpile.api.problems import problem_bytes
+from stockpile.domain.errors import DomainError, Invalid, NotFound
+from stockpile.domain.quantities import format_quantity
+from stockpile.metrics import MOVEMENTS_POSTED
+from stockpile.services import commands as c
+from stockpile.services import transfers
+from stockpile.services.movements import Clock, _iso, post_movement
+from stockpile.store import reads
+
+IDEMPOTENCY_HEADER = Parameter(header="Idempotency-Key", required=True, description="1–200 printable characters; replays answer the first result")
+
+MovementKind = Literal["receipt", "issue", "transfer_dispatch", "transfer_receipt", "adjustment", "write_off",
+                       "ownership_transfer", "rotation_out", "rotation_in", "reversal"]
+
+
+def present_movement(row) -> dict:
+    postings = []
+    for p in row["postings"] if isinstance(row["postings"], list) else __import__("json").loads(row["postings"]):
+        if p["type"] in ("stock", "transit"):
+            account = {"type": p["type"], "lot_id": p["lot_id"], "owner": p["owner"]}
+            if p["type"] == "transit":
+                account["transfer_id"] = p["transfer_id"]
+        else:
+            account = {"type": p["type"], "material": p["material"]}
+        postings.append({"account": account, "material": p["material"], "delta": format_quantity(p["delta"], p["decimals"])})
+    return {
+        "id": row["id"], "kind": row["kind"], "occurred_at": _iso(row["occurred_at"]),
+        "recorded_at": _iso(row["recorded_at"]), "recorded_by": row["recorded_by"], "reason": row["reason"],
+        "note": row["note"], "reverses": row["reverses"], "transfer_id": row["transfer_id"], "postings": postings,
+    }
+
+
+class MovementController(Controller):
+    path = "/api/v1/movements"
+    tags = ["ledger"]
+
+    @post("/", guards=[can_post_movements], summary="Post one movement to the ledger")
+    async def create(
+        self, request: Request, state: State, data: c.Movement,
+        idempotency_key: Annotated[str, IDEMPOTENCY_HEADER],
+    ) -> Response:
+        async def run(tx):
+            posted = await post_movement(tx.pg, data, request.user, Clock.utc())
+            return 201, posted.as_json()
+
+        response = await idempotent(request, state.db, run)
+        if response.status_code == 201 and "Idempotent-Replayed" not in response.headers:
+            MOVEMENTS_POSTED.labels(type(data).__struct_config__.tag).inc()
+        return response
+
+    @post("/batch", guards=[can_post_movements], summary="Post up to 1000 movements, atomically or one by one")
+    async def batch(
+        self, request: Request, state: State, data: c.Batch,
+        idempotency_key: Annotated[str, IDEMPOTENCY_HEADER],
+    ) -> Response:
+        if len(data.movements) > state.settings.max_batch:
+            raise Invalid.field("movements", f"at most {state.settings.max_batch} movements per batch")
+        clock = Clock.utc()
+        kinds: list[str] = []
+
+        async def run(tx):
+            results = []
+            for index, cmd in enumerate(data.movements):
+                if data.atomic:
+                    try:
+                        posted = await post_movement(tx.pg, cmd, request.user, clock)
+                    except DomainError as exc:
+                        raise _at_index(exc, index) from None
+                    results.append({"index": index, "status": 201, "movement": posted.as_json()})
+                    kinds.append(posted.kind)
+                    continue
+                try:
+                    async with tx.pg.transaction():
+                        posted = await post_movement(tx.pg, cmd, request.user, clock)
+                    results.append({"index": index, "status": 201, "movement": posted.as_json()})
+                    kinds.append(posted.kind)
+                except DomainError as exc:
+                    status, body = problem_bytes(exc)
+                    results.append({"index": index, "status": status, "problem": __import__("msgspec").json.decode(body)})
+            return (201 if data.atomic else 200), {"atomic": data.atomic, "results": results}
+
+        response = await idempotent(request, state.db, run)
+        if "Idempotent-Replayed" not in response.headers:
+            for kind in kinds:
+                MOVEMENTS_POSTED.labels(kind).inc()
+        return response
+
+    @get("/", guards=[can_read], summary="The ledger, newest first")
+    async def listing(
+        self, state: State, warehouse: str | None = None, material: str | None = None, owner: str | None = None,
+        kind: MovementKind | None = None, since: datetime | None = None, until: datetime | None = None,
+        limit: int | None = None, cursor: str | None = None,
+    ) -> Response:
+        size = page_limit(limit)
+        async with state.db.transaction() as tx:
+            rows = await reads.movements(
+                tx.pg, warehouse=warehouse, material=material, owner=owner, kind=kind, since=since, until=until,
+                before_seq=decode_cursor(cursor), limit=size + 1,
+            )
+        items = [(row["seq"], present_movement(row)) for row in rows]
+        body = page(items, size, lambda item: item[0])
+        body["items"] = [item for _, item in body["items"]]
+        return json_response(body)
+
+    @get("/{movement_id:str}", guards=[can_read], summary="One movement with its postings")
+    async def read(self, state: State, movement_id: str) -> Response:
+        async with state.db.transaction() as tx:
+            row = await reads.movement(tx.pg, movement_id)
+        if row is None:
+            raise NotFound(f"movement {movement_id} does not exist")
+        return json_response(present_movement(row))
+
+
+def _at_index(exc: DomainError, index: int) -> DomainError:
+    """The same failure, naming the batch item that caused it."""
+    if isinstance(exc, Invalid):
+        errors = [{"field": f"movements[{index}].{e['field']}", "message": e["message"]} for e in exc.errors]
+        failed = Invalid(errors)
+    else:
+        failed = type(exc)(f"movements[{index}]: {exc.detail}", **exc.extra)
+    failed.extra["index"] = index
+    return failed
+
+
+class TransferController(Controller):
+    path = "/api/v1/transfers"
+    tags = ["ledger"]
+
+    @post("/", guards=[can_post_movements], summary="Dispatch a transfer: stock moves into transit")
+    async def create(
+        self, request: Request, state: State, data: c.TransferIn,
+        idempotency_key: Annotated[str, IDEMPOTENCY_HEADER],
+    ) -> Response:
+        async def run(tx):
+            transfer, posted = await transfers.dispatch(tx.pg, data, request.user, Clock.utc())
+            return 201, {**transfer, "movement": posted.as_json()}
+
+        response = await idempotent(request, state.db, run)
+        if "Idempotent-Replayed" not in response.headers:
+            MOVEMENTS_POSTED.labels("transfer_dispatch").inc()
+        return response
+
+    @post("/{transfer_id:str}/receipt", guards=[can_post_movements], summary="Receive a transfer at its destination")
+    async def receive(
+        self, request: Request, state: State, transfer_id: str, data: c.TransferReceiptIn,
+        idempotency_key: Annotated[str, IDEMPOTENCY_HEADER],
+    ) -> Response:
+        async def run(tx):
+            transfer, posted = await transfers.receive(tx.pg, transfer_id, data, request.user, Clock.utc())
+            return 201, {**transfer, "movement": posted.as_json()}
+
+        response = await idempotent(request, state.db, run)
+        if "Idempotent-Replayed" not in response.headers:
+            MOVEMENTS_POSTED.labels("transfer_receipt").inc()
+        return response
+
+    @get("/{transfer_id:str}", guards=[can_read], summary="One transfer")
+    async def read(self, state: State, transfer_id: str) -> Response:
+        async with state.db.transaction() as tx:
+            return json_response(await transfers.show(tx.pg, transfer_id))
+
+    @get("/", guards=[can_read], summary="Transfers, newest first")
+    async def listing(
+        self, state: State, state_: Annotated[Literal["in_transit", "received"] | None, Parameter(query="state")] = None,
+        warehouse: str | None = None, limit: int | None = None, cursor: str | None = None,
+    ) -> Response:
+        size = page_limit(limit)
+        async with state.db.transaction() as tx:
+            ids = await reads.transfers(tx.pg, state=state_, warehouse=warehouse, after=decode_cursor(cursor), limit=size + 1)
+            items = [await transfers.show(tx.pg, i) for i in ids]
+        return json_response(page(items, size, lambda item: item["dispatched_at"]))

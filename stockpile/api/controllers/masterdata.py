@@ -1,0 +1,52 @@
+"""Parties, regions, warehouses, materials: upsert by code (admin), read (any reader)."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, Response, get, put
+from litestar.datastructures import State
+
+from stockpile.api.auth import can_read, can_write_master_data
+from stockpile.api.common import json_response, page, page_limit, decode_cursor
+from stockpile.services import commands as c
+from stockpile.services import masterdata
+from stockpile.store import masterdata as store
+
+
+def _controller(kind: str, schema: type) -> type[Controller]:
+    """The four master-data resources behave alike; each gets its own controller and OpenAPI tag."""
+
+    async def upsert(self, request: Request, state: State, code: str, data: schema) -> Response:  # type: ignore[valid-type]
+        async with state.db.transaction() as tx:
+            created, stored = await masterdata.upsert(tx.pg, kind, code, data)
+        return json_response(stored, 201 if created else 200)
+
+    async def read(self, state: State, code: str) -> Response:
+        async with state.db.transaction() as tx:
+            return json_response(await masterdata.get(tx.pg, kind, code))
+
+    async def listing(self, state: State, limit: int | None = None, cursor: str | None = None) -> Response:
+        size = page_limit(limit)
+        async with state.db.transaction() as tx:
+            rows = await store.page(tx.pg, kind, decode_cursor(cursor), size + 1)
+        return json_response(page([masterdata.present(kind, r) for r in rows], size, lambda item: item["code"]))
+
+    upsert.__annotations__["data"] = schema
+    return type(
+        f"{kind.title()}Controller",
+        (Controller,),
+        {
+            "path": f"/api/v1/{kind.replace('_', '-')}",
+            "tags": ["master data"],
+            "upsert": put("/{code:str}", guards=[can_write_master_data], summary=f"Create or replace one of the {kind}")(upsert),
+            "read": get("/{code:str}", guards=[can_read], summary=f"Read one of the {kind} by code")(read),
+            "listing": get("/", guards=[can_read], summary=f"List {kind} by code")(listing),
+        },
+    )
+
+
+CONTROLLERS = [
+    _controller("parties", c.PartyIn),
+    _controller("regions", c.RegionIn),
+    _controller("warehouses", c.WarehouseIn),
+    _controller("materials", c.MaterialIn),
+]

@@ -1,0 +1,155 @@
+"""The ``stockpile`` command (also ``python -m stockpile``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from dataclasses import replace
+
+from stockpile.config import Settings, get_settings
+from stockpile.domain.access import ROLES
+
+log = logging.getLogger("stockpile")
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), stream=sys.stderr,
+        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
+    )
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+
+
+def database_url(settings: Settings) -> str:
+    """``DATABASE_URL`` if set; otherwise the embedded server in the data directory (started now)."""
+    if settings.database_url:
+        return settings.database_url
+    from stockpile.store.engine import start_embedded
+
+    url = start_embedded(settings.data_dir)
+    os.environ["DATABASE_URL"] = url
+    return url
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+async def _is_empty(url: str) -> bool:
+    from stockpile.store.db import Database
+
+    db = Database(url, pool_size=1)
+    try:
+        async with db.transaction() as tx:
+            return not await tx.pg.fetchval("SELECT EXISTS (SELECT 1 FROM parties)")
+    finally:
+        await db.dispose()
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from stockpile.store.engine import upgrade
+
+    settings = replace(
+        settings,
+        host=args.host or settings.host, port=args.port or settings.port,
+        workers=args.workers or settings.workers, demo=settings.demo and not args.no_demo,
+    )
+    url = database_url(settings)
+    if settings.migrate_on_start:
+        upgrade(url)
+    if settings.demo and _run(_is_empty(url)):
+        from stockpile.demo import load_demo
+
+        print(_run(load_demo(url)).report(), flush=True)
+    os.environ["STOCKPILE_HOST"], os.environ["STOCKPILE_PORT"] = settings.host, str(settings.port)
+    print(f"stockpile serving on http://{settings.host}:{settings.port} (API docs at /docs)", flush=True)
+    uvicorn.run(
+        "stockpile.api.app:app_from_env", factory=True, host=settings.host, port=settings.port,
+        workers=settings.workers, log_level=settings.log_level, access_log=False, lifespan="on",
+    )
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from stockpile.store.engine import head_revision, upgrade
+
+    upgrade(database_url(settings))
+    print(f"database at revision {head_revision()}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from stockpile.demo import load_demo
+    from stockpile.store.engine import upgrade
+
+    url = database_url(settings)
+    upgrade(url)
+    if not _run(_is_empty(url)):
+        print("the database already holds data; the demo loads only into an empty database", file=sys.stderr)
+        return 1
+    print(_run(load_demo(url)).report())
+    return 0
+
+
+async def _create_token(url: str, args: argparse.Namespace) -> str:
+    from stockpile.store import tokens
+    from stockpile.store.db import Database
+
+    db = Database(url, pool_size=1)
+    try:
+        async with db.transaction() as tx:
+            principal_id = await tokens.upsert_principal(tx.pg, args.name, sorted(set(args.role)), args.clearance)
+            missing = await tokens.grant(tx.pg, principal_id, args.warehouse or [], args.region or [])
+            if missing:
+                raise SystemExit(f"unknown warehouse or region codes: {', '.join(missing)}")
+            return await tokens.issue_token(tx.pg, principal_id, args.label)
+    finally:
+        await db.dispose()
+
+
+def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
+    url = database_url(settings)
+    token = _run(_create_token(url, args))
+    print(f"token for {args.name} (roles: {', '.join(sorted(set(args.role)))}); it is shown only once:")
+    print(token)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stockpile", description="National reserve stock service.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API (embedded PostgreSQL when DATABASE_URL is unset)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, help="uvicorn worker processes (default STOCKPILE_WORKERS or 1)")
+    serve.add_argument("--no-demo", action="store_true", help="do not load demo data into an empty database")
+    serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="apply migrations up to the latest").set_defaults(func=cmd_db_upgrade)
+
+    sub.add_parser("demo", help="load the demo data set into an empty database").set_defaults(func=cmd_demo)
+
+    token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_command", required=True)
+    create = token.add_parser("create", help="create a token (printed once, alone on the last line)")
+    create.add_argument("--name", required=True, help="the principal (person or system) the token belongs to")
+    create.add_argument("--role", required=True, action="append", choices=ROLES)
+    create.add_argument("--warehouse", action="append", help="grant a warehouse scope (repeatable)")
+    create.add_argument("--region", action="append", help="grant a region scope (repeatable)")
+    create.add_argument("--clearance", choices=["military"])
+    create.add_argument("--label", help="what the token is for")
+    create.set_defaults(func=cmd_token_create)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    settings = get_settings()
+    _configure_logging(settings.log_level)
+    sys.exit(args.func(args, settings))

@@ -1,0 +1,77 @@
+"""One settings object, read once from the environment.
+
+Every setting has a default that works on a laptop: no ``DATABASE_URL`` means an embedded
+PostgreSQL in ``STOCKPILE_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The service's configuration (see the README's configuration table)."""
+
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    demo: bool = True
+    migrate_on_start: bool = True
+    data_dir: Path = field(default_factory=lambda: Path(".stockpile"))
+    metrics_public: bool = False
+    log_level: str = "info"
+    db_pool_size: int = 20
+    max_body_bytes: int = 2_000_000
+    max_batch: int = 1000
+    token_cache_seconds: int = 5
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            database_url=os.environ.get("DATABASE_URL") or None,
+            host=os.environ.get("STOCKPILE_HOST", "127.0.0.1"),
+            port=_int("STOCKPILE_PORT", 8000),
+            workers=_int("STOCKPILE_WORKERS", 1),
+            demo=_bool("STOCKPILE_DEMO", True),
+            migrate_on_start=_bool("STOCKPILE_MIGRATE_ON_START", True),
+            data_dir=Path(os.environ.get("STOCKPILE_DATA_DIR", ".stockpile")),
+            metrics_public=_bool("STOCKPILE_METRICS_PUBLIC", False),
+            log_level=os.environ.get("STOCKPILE_LOG_LEVEL", "info").lower(),
+            db_pool_size=_int("STOCKPILE_DB_POOL_SIZE", 20),
+            max_body_bytes=_int("STOCKPILE_MAX_BODY_BYTES", 2_000_000),
+            max_batch=_int("STOCKPILE_MAX_BATCH", 1000),
+            token_cache_seconds=_int("STOCKPILE_TOKEN_CACHE_SECONDS", 5),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    return Settings.from_env()

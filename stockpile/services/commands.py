@@ -1,0 +1,154 @@
+"""The inputs of the use cases, as typed structs (decoded and shape-checked at the edge)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal, Union
+
+import msgspec
+
+Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
+Text = Annotated[str, msgspec.Meta(max_length=2000)]
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Moment = Annotated[datetime, msgspec.Meta(tz=True)]
+Amount = Decimal
+
+
+class Strict(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=False):
+    pass
+
+
+class LotIn(Strict):
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    manufactured_on: date | None = None
+    expires_on: date | None = None
+
+
+class Receipt(Strict, tag="receipt", tag_field="kind"):
+    warehouse: Code
+    material: Code
+    owner: Code
+    quantity: Amount
+    lot: LotIn
+    occurred_at: Moment | None = None
+    reason: Text | None = None
+    note: Text | None = None
+
+
+class Issue(Strict, tag="issue", tag_field="kind"):
+    owner: Code
+    quantity: Amount
+    warehouse: Code | None = None
+    material: Code | None = None
+    lot_id: Id | None = None
+    occurred_at: Moment | None = None
+    reason: Text | None = None
+    note: Text | None = None
+
+
+class Adjustment(Strict, tag="adjustment", tag_field="kind"):
+    lot_id: Id
+    owner: Code
+    counted: Amount
+    occurred_at: Moment | None = None
+    reason: Text | None = None
+    note: Text | None = None
+
+
+class WriteOff(Strict, tag="write_off", tag_field="kind"):
+    lot_id: Id
+    owner: Code
+    quantity: Amount
+    occurred_at: Moment | None = None
+    reason: Text | None = None
+    note: Text | None = None
+
+
+class OwnershipTransfer(Strict, tag="ownership_transfer", tag_field="kind"):
+    lot_id: Id
+    from_owner: Code
+    to_owner: Code
+    quantity: Amount
+    occurred_at: Moment | None = None
+    reason: Text | None = None
+    note: Text | None = None
+
+
+class Reversal(Strict, tag="reversal", tag_field="kind"):
+    movement_id: Id
+    occurred_at: Moment | None = None
+    reason: Text | None = None
+    note: Text | None = None
+
+
+Movement = Union[Receipt, Issue, Adjustment, WriteOff, OwnershipTransfer, Reversal]
+
+
+class Batch(Strict):
+    movements: Annotated[list[Movement], msgspec.Meta(min_length=1)]
+    atomic: bool = True
+
+
+class TransferLineIn(Strict):
+    lot_id: Id
+    owner: Code
+    quantity: Amount
+
+
+class TransferIn(Strict):
+    from_warehouse: Code
+    to_warehouse: Code
+    lines: Annotated[list[TransferLineIn], msgspec.Meta(min_length=1, max_length=1000)]
+    expected_at: Moment | None = None
+    note: Text | None = None
+
+
+class ReceivedLineIn(Strict):
+    lot_id: Id
+    owner: Code
+    received: Amount
+
+
+class TransferReceiptIn(Strict):
+    lines: list[ReceivedLineIn] | None = None
+    occurred_at: Moment | None = None
+    note: Text | None = None
+
+
+class LotStatusIn(Strict):
+    status: Literal["available", "quarantine", "recalled"]
+    reason: Text | None = None
+
+
+class PartyIn(Strict):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    sector: Literal["military", "civilian", "enterprise"]
+    parent: Code | None = None
+
+
+class RegionIn(Strict):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    parent: Code | None = None
+
+
+class WarehouseIn(Strict):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    operator: Code
+    region: Code
+    kind: Literal["military", "civilian", "joint"]
+    latitude: Annotated[float, msgspec.Meta(ge=-90, le=90)]
+    longitude: Annotated[float, msgspec.Meta(ge=-180, le=180)]
+    status: Literal["active", "suspended", "lost"] = "active"
+    capacity: dict[str, Amount] = {}
+
+
+class MaterialIn(Strict):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    category: Literal["fuel", "food", "medical"]
+    unit: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+    decimals: Annotated[int, msgspec.Meta(ge=0, le=3)]
+    storage_class: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] = "ambient"
+    shelf_life_days: Annotated[int, msgspec.Meta(gt=0, le=36500)] | None = None
+    substitution_group: Code | None = None
+    daily_consumption_per_person: Decimal | None = None

@@ -1,0 +1,286 @@
+"""Posting movements to the ledger: one function per kind, one entry point ``post_movement``.
+
+The caller owns the transaction. Every kind follows the same shape: resolve codes, open the
+accounts it needs, lock them in id order, let the domain build the postings, append the movement.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+import asyncpg
+
+from stockpile.domain import ledger as rules
+from stockpile.domain.access import Principal
+from stockpile.domain.errors import Conflict, Invalid, InsufficientStock, NotFound
+from stockpile.domain.ledger import Position, Posting
+from stockpile.domain.quantities import format_quantity, parse_quantity
+from stockpile.services import commands as c
+from stockpile.store import ledger as store
+
+
+@dataclass
+class Clock:
+    now: datetime
+
+    @property
+    def today(self) -> date:
+        return self.now.astimezone(timezone.utc).date()
+
+    @classmethod
+    def utc(cls) -> Clock:
+        return cls(datetime.now(timezone.utc))
+
+
+@dataclass
+class Posted:
+    """What a movement did, ready to be shown: postings with account names and new balances."""
+
+    id: str
+    kind: str
+    occurred_at: datetime
+    recorded_at: datetime
+    postings: list[Posting]
+    positions: dict[int, Position]
+    materials: dict[int, tuple[str, int]]
+    reason: str | None = None
+    note: str | None = None
+    reverses: str | None = None
+    transfer_id: str | None = None
+    transit_of: dict[int, str] = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        deltas: dict[int, int] = {}
+        for p in self.postings:
+            if p.account_id is not None:
+                deltas[p.account_id] = deltas.get(p.account_id, 0) + p.delta
+        postings = []
+        for p in self.postings:
+            code, decimals = self.materials[p.material_id]
+            if p.account_id is None:
+                account = {"type": p.external, "material": code}
+            else:
+                pos = self.positions[p.account_id]
+                account = {"type": "stock", "lot_id": pos.lot_id, "owner": pos.owner_code}
+                if p.account_id in self.transit_of:
+                    account = {"type": "transit", "transfer_id": self.transit_of[p.account_id],
+                               "lot_id": pos.lot_id, "owner": pos.owner_code}
+            postings.append({"account": account, "material": code, "delta": format_quantity(p.delta, decimals)})
+        balances = []
+        for account_id, delta in deltas.items():
+            if account_id in self.transit_of:
+                continue
+            pos = self.positions[account_id]
+            balance = pos.balance + delta
+            balances.append({
+                "lot_id": pos.lot_id, "owner": pos.owner_code,
+                "balance": pos.fmt(balance), "reserved": pos.fmt(pos.reserved),
+                "available": pos.fmt(balance - pos.reserved),
+            })
+        return {
+            "id": self.id, "kind": self.kind,
+            "occurred_at": _iso(self.occurred_at), "recorded_at": _iso(self.recorded_at),
+            "reason": self.reason, "note": self.note, "reverses": self.reverses, "transfer_id": self.transfer_id,
+            "postings": postings, "balances": balances,
+        }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+async def _resolve(pg: asyncpg.Connection, **codes: str | None) -> dict[str, asyncpg.Record]:
+    """Resolve warehouse/material/owner codes in one round trip; unknown codes → 422."""
+    wanted = {k: v for k, v in codes.items() if v is not None}
+    row = await pg.fetchrow(
+        """SELECT (SELECT row(id, code) FROM warehouses WHERE code = $1) AS warehouse,
+                  (SELECT row(id, code, decimals, shelf_life_days) FROM materials WHERE code = $2) AS material,
+                  (SELECT row(id, code) FROM parties WHERE code = $3) AS owner,
+                  (SELECT row(id, code) FROM parties WHERE code = $4) AS to_owner""",
+        wanted.get("warehouse"), wanted.get("material"), wanted.get("owner"), wanted.get("to_owner"),
+    )
+    errors = [{"field": k, "message": f"unknown {k.replace('to_', '')} code {v!r}"} for k, v in wanted.items() if row[k] is None]
+    if errors:
+        raise Invalid(errors)
+    return {k: row[k] for k in wanted}
+
+
+async def _lot(pg: asyncpg.Connection, lot_id: str) -> asyncpg.Record:
+    lot = await store.lot_facts(pg, lot_id)
+    if lot is None:
+        raise Invalid.field("lot_id", f"unknown lot {lot_id!r}")
+    return lot
+
+
+async def _owner_position(pg: asyncpg.Connection, lot: asyncpg.Record, owner: asyncpg.Record, *, open_: bool) -> Position:
+    """Lock the (lot, owner) position; open it first when ``open_`` (else no position → no stock)."""
+    if open_:
+        ids = await store.open_stock_accounts(pg, [(lot["id"], owner[0], lot["material_id"])])
+        account_id = ids[(lot["id"], owner[0])]
+    else:
+        account_id = await store.find_stock_account(pg, lot["id"], owner[0])
+        if account_id is None:
+            decimals = lot["decimals"]
+            raise InsufficientStock(
+                f"{owner[1]} holds no stock in lot {lot['code']}",
+                available=format_quantity(0, decimals), lot_id=lot["id"], owner=owner[1],
+            )
+    return (await store.lock_accounts(pg, [account_id]))[account_id]
+
+
+def _posted(kind: str, cmd, clock: Clock, postings: list[Posting], positions: dict[int, Position],
+            materials: dict[int, tuple[str, int]], **extra) -> Posted:
+    rules.assert_balanced(postings)
+    return Posted(
+        id=str(uuid.uuid4()), kind=kind, occurred_at=cmd.occurred_at or clock.now, recorded_at=clock.now,
+        postings=postings, positions=positions, materials=materials,
+        reason=cmd.reason, note=cmd.note, **extra,
+    )
+
+
+async def _receipt(pg, cmd: c.Receipt, clock: Clock, principal: Principal) -> Posted:
+    ref = await _resolve(pg, warehouse=cmd.warehouse, material=cmd.material, owner=cmd.owner)
+    material_id, material_code, decimals, shelf_life = ref["material"]
+    quantity = parse_quantity(cmd.quantity, decimals)
+    expires_on = cmd.lot.expires_on
+    if expires_on is None and shelf_life is not None:
+        if cmd.lot.manufactured_on is None:
+            raise Invalid.field("lot.expires_on", "is required for a perishable material (or give manufactured_on)")
+        expires_on = cmd.lot.manufactured_on + timedelta(days=shelf_life)
+    if expires_on and cmd.lot.manufactured_on and expires_on < cmd.lot.manufactured_on:
+        raise Invalid.field("lot.expires_on", "is before manufactured_on")
+    lot = await store.upsert_lot(
+        pg, warehouse_id=ref["warehouse"][0], material_id=material_id, code=cmd.lot.code,
+        manufactured_on=cmd.lot.manufactured_on, expires_on=expires_on,
+    )
+    if cmd.lot.expires_on is not None and lot["expires_on"] != cmd.lot.expires_on:
+        raise Conflict(
+            f"lot {cmd.lot.code} at {cmd.warehouse} expires on {lot['expires_on']}, not {cmd.lot.expires_on}; "
+            "use a new lot code for a different batch",
+            lot_id=lot["id"],
+        )
+    ids = await store.open_stock_accounts(pg, [(lot["id"], ref["owner"][0], material_id)])
+    account_id = ids[(lot["id"], ref["owner"][0])]
+    positions = await store.lock_accounts(pg, [account_id])
+    postings = rules.receipt_postings(positions[account_id], quantity)
+    return _posted("receipt", cmd, clock, postings, positions, {material_id: (material_code, decimals)})
+
+
+async def _issue(pg, cmd: c.Issue, clock: Clock, principal: Principal) -> Posted:
+    if cmd.lot_id is not None:
+        lot = await _lot(pg, cmd.lot_id)
+        mismatch = [
+            {"field": f, "message": f"lot {lot['code']} is {f} {lot[f]!r}, not {given!r}"}
+            for f, given in (("warehouse", cmd.warehouse), ("material", cmd.material))
+            if given is not None and given != lot[f]
+        ]
+        if mismatch:
+            raise Invalid(mismatch)
+        owner = (await _resolve(pg, owner=cmd.owner))["owner"]
+        quantity = parse_quantity(cmd.quantity, lot["decimals"])
+        position = await _owner_position(pg, lot, owner, open_=False)
+        picks = [(position, quantity)]
+        material = (lot["material_id"], lot["material"], lot["decimals"])
+    else:
+        missing = [{"field": f, "message": "is required when lot_id is not given"}
+                   for f in ("warehouse", "material") if getattr(cmd, f) is None]
+        if missing:
+            raise Invalid(missing)
+        ref = await _resolve(pg, warehouse=cmd.warehouse, material=cmd.material, owner=cmd.owner)
+        material = tuple(ref["material"])[:3]
+        quantity = parse_quantity(cmd.quantity, material[2])
+        candidates = await store.lock_owner_positions(pg, ref["warehouse"][0], material[0], ref["owner"][0])
+        if not candidates:
+            raise InsufficientStock(
+                f"{cmd.owner} holds no {cmd.material} at {cmd.warehouse}",
+                available=format_quantity(0, material[2]), requested=format_quantity(quantity, material[2]),
+            )
+        picks = rules.pick_first_expiring(candidates, quantity, clock.today)
+    postings = rules.issue_postings(picks, clock.today)
+    positions = {p.account_id: p for p, _ in picks}
+    return _posted("issue", cmd, clock, postings, positions, {material[0]: (material[1], material[2])})
+
+
+async def _adjustment(pg, cmd: c.Adjustment, clock: Clock, principal: Principal) -> Posted:
+    lot = await _lot(pg, cmd.lot_id)
+    owner = (await _resolve(pg, owner=cmd.owner))["owner"]
+    counted = parse_quantity(cmd.counted, lot["decimals"], field="counted", allow_zero=True)
+    position = await _owner_position(pg, lot, owner, open_=True)
+    postings = rules.adjustment_postings(position, counted)
+    return _posted("adjustment", cmd, clock, postings, {position.account_id: position},
+                   {lot["material_id"]: (lot["material"], lot["decimals"])})
+
+
+async def _write_off(pg, cmd: c.WriteOff, clock: Clock, principal: Principal) -> Posted:
+    lot = await _lot(pg, cmd.lot_id)
+    owner = (await _resolve(pg, owner=cmd.owner))["owner"]
+    quantity = parse_quantity(cmd.quantity, lot["decimals"])
+    position = await _owner_position(pg, lot, owner, open_=False)
+    postings = rules.write_off_postings(position, quantity)
+    return _posted("write_off", cmd, clock, postings, {position.account_id: position},
+                   {lot["material_id"]: (lot["material"], lot["decimals"])})
+
+
+async def _ownership_transfer(pg, cmd: c.OwnershipTransfer, clock: Clock, principal: Principal) -> Posted:
+    lot = await _lot(pg, cmd.lot_id)
+    ref = await _resolve(pg, owner=cmd.from_owner, to_owner=cmd.to_owner)
+    if cmd.from_owner == cmd.to_owner:
+        raise Invalid.field("to_owner", "must differ from from_owner")
+    quantity = parse_quantity(cmd.quantity, lot["decimals"])
+    source_id = await store.find_stock_account(pg, lot["id"], ref["owner"][0])
+    if source_id is None:
+        raise InsufficientStock(f"{cmd.from_owner} holds no stock in lot {lot['code']}",
+                                available=format_quantity(0, lot["decimals"]), lot_id=lot["id"], owner=cmd.from_owner)
+    target_id = (await store.open_stock_accounts(pg, [(lot["id"], ref["to_owner"][0], lot["material_id"])]))[
+        (lot["id"], ref["to_owner"][0])]
+    positions = await store.lock_accounts(pg, [source_id, target_id])
+    postings = rules.ownership_transfer_postings(positions[source_id], positions[target_id], quantity)
+    return _posted("ownership_transfer", cmd, clock, postings, positions,
+                   {lot["material_id"]: (lot["material"], lot["decimals"])})
+
+
+NOT_REVERSIBLE = {"reversal", "transfer_dispatch", "transfer_receipt"}
+
+
+async def _reversal(pg, cmd: c.Reversal, clock: Clock, principal: Principal) -> Posted:
+    head, original = await store.movement_for_reversal(pg, cmd.movement_id)
+    if head is None:
+        raise NotFound(f"movement {cmd.movement_id} does not exist")
+    if head["kind"] in NOT_REVERSIBLE:
+        raise Conflict(f"a {head['kind']} movement cannot be reversed"
+                       + (": receive or count the transfer instead" if head["kind"].startswith("transfer") else ""))
+    if head["reversed_by"] is not None:
+        raise Conflict(f"movement {cmd.movement_id} was already reversed by {head['reversed_by']}",
+                       reversed_by=head["reversed_by"])
+    account_ids = sorted({p.account_id for p in original if p.account_id is not None})
+    positions = await store.lock_accounts(pg, account_ids)
+    postings = rules.reversal_postings(original, positions)
+    materials = {}
+    for row in await pg.fetch("SELECT id, code, decimals FROM materials WHERE id = ANY($1::bigint[])",
+                              list({p.material_id for p in original})):
+        materials[row["id"]] = (row["code"], row["decimals"])
+    return _posted("reversal", cmd, clock, postings, positions, materials, reverses=cmd.movement_id)
+
+
+HANDLERS = {
+    c.Receipt: _receipt, c.Issue: _issue, c.Adjustment: _adjustment, c.WriteOff: _write_off,
+    c.OwnershipTransfer: _ownership_transfer, c.Reversal: _reversal,
+}
+
+
+async def post_movement(pg: asyncpg.Connection, cmd: c.Movement, principal: Principal, clock: Clock) -> Posted:
+    """Apply one movement. Raises a ``DomainError`` (nothing written by this call) when refused."""
+    posted = await HANDLERS[type(cmd)](pg, cmd, clock, principal)
+    try:
+        await store.insert_movement(
+            pg, movement_id=posted.id, kind=posted.kind, occurred_at=posted.occurred_at,
+            recorded_at=posted.recorded_at, principal_id=principal.id, postings=posted.postings,
+            reason=posted.reason, note=posted.note, reverses_id=posted.reverses,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        if posted.reverses and "reverses_id" in str(exc):
+            raise Conflict(f"movement {posted.reverses} was already reversed") from None
+        raise
+    return posted

@@ -1,0 +1,171 @@
+"""Transfers between warehouses: dispatch moves stock into transit, receipt moves it into a lot at
+the destination that remembers its origin; a short receipt posts the difference to loss."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import asyncpg
+
+from stockpile.domain import ledger as rules
+from stockpile.domain.access import Principal
+from stockpile.domain.errors import Conflict, Invalid, NotFound
+from stockpile.domain.quantities import format_quantity, parse_quantity
+from stockpile.services import commands as c
+from stockpile.services.movements import Clock, Posted, _iso, _resolve
+from stockpile.store import ledger as store
+from stockpile.store import transfers as transfer_store
+
+
+async def dispatch(pg: asyncpg.Connection, cmd: c.TransferIn, principal: Principal, clock: Clock) -> tuple[dict, Posted]:
+    if cmd.from_warehouse == cmd.to_warehouse:
+        raise Invalid.field("to_warehouse", "must differ from from_warehouse")
+    source = (await _resolve(pg, warehouse=cmd.from_warehouse))["warehouse"]
+    target = (await _resolve(pg, warehouse=cmd.to_warehouse))["warehouse"]
+    owners = await transfer_store.party_ids(pg, [line.owner for line in cmd.lines])
+    lots = await transfer_store.lots_by_id(pg, [line.lot_id for line in cmd.lines])
+    errors, specs, quantities = [], [], []
+    for i, line in enumerate(cmd.lines):
+        lot = lots.get(line.lot_id)
+        if lot is None:
+            errors.append({"field": f"lines[{i}].lot_id", "message": f"unknown lot {line.lot_id!r}"})
+            continue
+        if lot["warehouse_id"] != source[0]:
+            errors.append({"field": f"lines[{i}].lot_id", "message": f"lot {lot['code']} is not at {cmd.from_warehouse}"})
+        if line.owner not in owners:
+            errors.append({"field": f"lines[{i}].owner", "message": f"unknown owner code {line.owner!r}"})
+            continue
+        try:
+            quantities.append(parse_quantity(line.quantity, lot["decimals"], field=f"lines[{i}].quantity"))
+        except Invalid as exc:
+            errors += exc.errors
+            continue
+        specs.append((line.lot_id, owners[line.owner], lot["material_id"]))
+    if len({(s[0], s[1]) for s in specs}) != len(specs):
+        errors.append({"field": "lines", "message": "each (lot_id, owner) may appear once"})
+    if errors:
+        raise Invalid(errors)
+
+    source_ids = await transfer_store.stock_account_ids(pg, specs)
+    for i, (spec, account_id) in enumerate(zip(specs, source_ids)):
+        if account_id is None:
+            raise rules.InsufficientStock(
+                f"{cmd.lines[i].owner} holds no stock in lot {lots[spec[0]]['code']}",
+                available=format_quantity(0, lots[spec[0]]["decimals"]), lot_id=spec[0], owner=cmd.lines[i].owner,
+            )
+    transfer_id = str(uuid.uuid4())
+    await transfer_store.insert_transfer(pg, transfer_id, source[0], target[0], cmd.expected_at, clock.now, principal.id)
+    transit_ids = await store.open_transit_accounts(pg, transfer_id, specs)
+    positions = await store.lock_accounts(pg, source_ids + transit_ids)
+    lines = [(positions[s], positions[t], q) for s, t, q in zip(source_ids, transit_ids, quantities)]
+    postings = rules.dispatch_postings(lines, clock.today)
+    await transfer_store.insert_lines(pg, transfer_id, specs, quantities, transit_ids)
+    materials = {lot["material_id"]: (lot["material"], lot["decimals"]) for lot in lots.values()}
+    posted = Posted(
+        id=str(uuid.uuid4()), kind="transfer_dispatch", occurred_at=clock.now, recorded_at=clock.now,
+        postings=postings, positions=positions, materials=materials, note=cmd.note, transfer_id=transfer_id,
+        transit_of={t: transfer_id for t in transit_ids},
+    )
+    await _append(pg, posted, principal)
+    return await show(pg, transfer_id), posted
+
+
+async def receive(pg: asyncpg.Connection, transfer_id: str, cmd: c.TransferReceiptIn, principal: Principal,
+                  clock: Clock) -> tuple[dict, Posted]:
+    head = await transfer_store.lock_transfer(pg, transfer_id)
+    if head is None:
+        raise NotFound(f"transfer {transfer_id} does not exist")
+    if head["state"] != "in_transit":
+        raise Conflict(f"transfer {transfer_id} was already received at {_iso(head['received_at'])}")
+    lines = await transfer_store.lines(pg, transfer_id)
+    received = _received_per_line(lines, cmd)
+    dest_ids = []
+    for line in lines:
+        lot = await store.upsert_lot(
+            pg, warehouse_id=head["to_warehouse_id"], material_id=line["material_id"], code=line["lot_code"],
+            manufactured_on=line["manufactured_on"], expires_on=line["expires_on"], origin_lot_id=line["source_lot_id"],
+        )
+        if lot["expires_on"] != line["expires_on"]:
+            raise Conflict(f"lot {line['lot_code']} already exists at the destination with another expiry "
+                           f"({lot['expires_on']}); it cannot be merged", lot_id=lot["id"])
+        account = await store.open_stock_accounts(pg, [(lot["id"], line["owner_id"], line["material_id"])])
+        dest_ids.append(account[(lot["id"], line["owner_id"])])
+    transit_ids = [line["transit_account_id"] for line in lines]
+    positions = await store.lock_accounts(pg, transit_ids + dest_ids)
+    postings = rules.transfer_receipt_postings(
+        [(positions[t], positions[d], r) for t, d, r in zip(transit_ids, dest_ids, received)]
+    )
+    await transfer_store.mark_received(pg, transfer_id, [positions[d].lot_id for d in dest_ids], received, clock.now)
+    materials = {line["material_id"]: (line["material"], line["decimals"]) for line in lines}
+    posted = Posted(
+        id=str(uuid.uuid4()), kind="transfer_receipt", occurred_at=cmd.occurred_at or clock.now,
+        recorded_at=clock.now, postings=postings, positions=positions, materials=materials, note=cmd.note,
+        transfer_id=transfer_id, transit_of={t: transfer_id for t in transit_ids},
+    )
+    await _append(pg, posted, principal)
+    return await show(pg, transfer_id), posted
+
+
+def _received_per_line(lines: list[asyncpg.Record], cmd: c.TransferReceiptIn) -> list[int]:
+    """Received quantity per dispatched line: all of it when no lines are given; otherwise every
+    dispatched line must be listed exactly once."""
+    if not cmd.lines:
+        return [line["quantity"] for line in lines]
+    given: dict[tuple[str, str], tuple[int, c.ReceivedLineIn]] = {}
+    errors = []
+    for i, item in enumerate(cmd.lines):
+        key = (item.lot_id, item.owner)
+        if key in given:
+            errors.append({"field": f"lines[{i}]", "message": "listed twice"})
+        given[key] = (i, item)
+    received = []
+    for line in lines:
+        found = given.pop((line["source_lot_id"], line["owner"]), None)
+        if found is None:
+            errors.append({"field": "lines", "message": f"dispatched line lot {line['source_lot_id']} / {line['owner']} is missing"})
+            continue
+        i, item = found
+        try:
+            quantity = parse_quantity(item.received, line["decimals"], field=f"lines[{i}].received", allow_zero=True)
+        except Invalid as exc:
+            errors += exc.errors
+            continue
+        if quantity > line["quantity"]:
+            errors.append({"field": f"lines[{i}].received",
+                           "message": f"more than the {format_quantity(line['quantity'], line['decimals'])} dispatched"})
+        received.append(quantity)
+    for i, _ in given.values():
+        errors.append({"field": f"lines[{i}]", "message": "was not dispatched on this transfer"})
+    if errors:
+        raise Invalid(errors)
+    return received
+
+
+async def _append(pg: asyncpg.Connection, posted: Posted, principal: Principal) -> None:
+    rules.assert_balanced(posted.postings)
+    await store.insert_movement(
+        pg, movement_id=posted.id, kind=posted.kind, occurred_at=posted.occurred_at, recorded_at=posted.recorded_at,
+        principal_id=principal.id, postings=posted.postings, note=posted.note, transfer_id=posted.transfer_id,
+    )
+
+
+async def show(pg: asyncpg.Connection, transfer_id: str) -> dict:
+    head = await transfer_store.get(pg, transfer_id)
+    if head is None:
+        raise NotFound(f"transfer {transfer_id} does not exist")
+    lines = await transfer_store.lines(pg, transfer_id)
+    return {
+        "id": head["id"], "from_warehouse": head["from_warehouse"], "to_warehouse": head["to_warehouse"],
+        "state": head["state"], "expected_at": _iso(head["expected_at"]) if head["expected_at"] else None,
+        "dispatched_at": _iso(head["dispatched_at"]),
+        "received_at": _iso(head["received_at"]) if head["received_at"] else None,
+        "overdue": bool(head["state"] == "in_transit" and head["expected_at"] and head["expected_at"] < datetime.now(head["expected_at"].tzinfo)),
+        "lines": [{
+            "lot_id": line["source_lot_id"], "lot_code": line["lot_code"], "owner": line["owner"],
+            "material": line["material"],
+            "quantity": format_quantity(line["quantity"], line["decimals"]),
+            "received": None if line["received"] is None else format_quantity(line["received"], line["decimals"]),
+            "destination_lot_id": line["destination_lot_id"],
+        } for line in lines],
+    }

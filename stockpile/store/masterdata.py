@@ -1,0 +1,77 @@
+"""Parties, regions, warehouses, materials: upsert by code, read by code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+PARTY = """
+SELECT p.code, p.name, p.sector, parent.code AS parent
+  FROM parties p LEFT JOIN parties parent ON parent.id = p.parent_id"""
+REGION = """
+SELECT r.code, r.name, parent.code AS parent
+  FROM regions r LEFT JOIN regions parent ON parent.id = r.parent_id"""
+WAREHOUSE = """
+SELECT w.code, w.name, o.code AS operator, r.code AS region, w.kind,
+       w.latitude, w.longitude, w.status, w.capacity
+  FROM warehouses w JOIN parties o ON o.id = w.operator_id JOIN regions r ON r.id = w.region_id"""
+MATERIAL = """
+SELECT m.code, m.name, m.category, m.unit, m.decimals, m.shelf_life_days, m.storage_class,
+       m.substitution_group, m.daily_consumption_per_person
+  FROM materials m"""
+
+READS = {"parties": (PARTY, "p"), "regions": (REGION, "r"), "warehouses": (WAREHOUSE, "w"), "materials": (MATERIAL, "m")}
+
+
+async def get(pg: asyncpg.Connection, kind: str, code: str) -> asyncpg.Record | None:
+    sql, alias = READS[kind]
+    return await pg.fetchrow(f"{sql} WHERE {alias}.code = $1", code)
+
+
+async def page(pg: asyncpg.Connection, kind: str, after: str | None, limit: int) -> list[asyncpg.Record]:
+    sql, alias = READS[kind]
+    return await pg.fetch(
+        f"{sql} WHERE ($1::text IS NULL OR {alias}.code > $1) ORDER BY {alias}.code LIMIT $2", after, limit
+    )
+
+
+async def ids_by_code(pg: asyncpg.Connection, table: str, codes: list[str]) -> dict[str, int]:
+    rows = await pg.fetch(f"SELECT code, id FROM {table} WHERE code = ANY($1::text[])", codes)
+    return {r["code"]: r["id"] for r in rows}
+
+
+async def ancestors_include(pg: asyncpg.Connection, table: str, start_id: int, target_id: int) -> bool:
+    """Whether ``target_id`` is ``start_id`` or one of its ancestors (a parent cycle check)."""
+    return await pg.fetchval(
+        f"""
+        WITH RECURSIVE up(id, parent_id) AS (
+            SELECT id, parent_id FROM {table} WHERE id = $1
+            UNION SELECT t.id, t.parent_id FROM {table} t JOIN up ON t.id = up.parent_id)
+        SELECT EXISTS (SELECT 1 FROM up WHERE id = $2)""",
+        start_id, target_id,
+    )
+
+
+async def upsert(pg: asyncpg.Connection, table: str, code: str, values: dict[str, Any]) -> bool:
+    """Insert or replace the row with this code; returns True when it was created."""
+    columns = ["code", *values]
+    params = [code, *values.values()]
+    placeholders = ", ".join(f"${i}" for i in range(1, len(params) + 1))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in values)
+    return await pg.fetchval(
+        f"""INSERT INTO {table} ({", ".join(columns)}) VALUES ({placeholders})
+            ON CONFLICT (code) DO UPDATE SET {updates}, updated_at = now()
+            RETURNING xmax = 0""",
+        *params,
+    )
+
+
+async def material_has_lots(pg: asyncpg.Connection, code: str) -> bool:
+    return await pg.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM lots l JOIN materials m ON m.id = l.material_id WHERE m.code = $1)", code
+    )
+
+
+async def material_decimals(pg: asyncpg.Connection, code: str) -> int | None:
+    return await pg.fetchval("SELECT decimals FROM materials WHERE code = $1", code)

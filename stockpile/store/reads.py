@@ -1,0 +1,159 @@
+"""Read models: stock positions, lots, the ledger. Filters are pushed into SQL; pages are keyset."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+import asyncpg
+
+REGION_TREE = """
+    WITH RECURSIVE scope(id) AS (
+        SELECT id FROM regions WHERE code = $1
+        UNION SELECT r.id FROM regions r JOIN scope ON r.parent_id = scope.id)"""
+
+
+def _uuid_or_none(value: str) -> str | None:
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+async def stock(
+    pg: asyncpg.Connection, *, warehouse: str | None, material: str | None, owner: str | None, region: str | None,
+    category: str | None, expiring_before: date | None, status: str | None, after: int | None, limit: int,
+) -> list[asyncpg.Record]:
+    """Positions holding stock (or reservations), oldest account first."""
+    return await pg.fetch(
+        f"""{REGION_TREE}
+        SELECT a.id AS account_id, a.lot_id::text AS lot_id, l.code AS lot_code, w.code AS warehouse, r.code AS region,
+               m.code AS material, m.category, m.decimals, m.unit, o.code AS owner, o.sector AS owner_sector,
+               a.balance, a.reserved, l.expires_on, l.status
+          FROM accounts a
+          JOIN lots l ON l.id = a.lot_id
+          JOIN warehouses w ON w.id = l.warehouse_id
+          JOIN regions r ON r.id = w.region_id
+          JOIN materials m ON m.id = a.material_id
+          JOIN parties o ON o.id = a.owner_id
+         WHERE a.type = 'stock' AND (a.balance > 0 OR a.reserved > 0)
+           AND ($1::text IS NULL OR w.region_id IN (SELECT id FROM scope))
+           AND ($2::text IS NULL OR w.code = $2)
+           AND ($3::text IS NULL OR m.code = $3)
+           AND ($4::text IS NULL OR o.code = $4)
+           AND ($5::text IS NULL OR m.category = $5)
+           AND ($6::date IS NULL OR l.expires_on < $6)
+           AND ($7::text IS NULL OR l.status = $7)
+           AND ($8::bigint IS NULL OR a.id > $8)
+         ORDER BY a.id
+         LIMIT $9""",
+        region, warehouse, material, owner, category, expiring_before, status, after, limit,
+    )
+
+
+async def lot(pg: asyncpg.Connection, lot_id: str) -> tuple[asyncpg.Record | None, list[asyncpg.Record], list[asyncpg.Record]]:
+    lot_id = _uuid_or_none(lot_id)
+    if lot_id is None:
+        return None, [], []
+    head = await pg.fetchrow(
+        """SELECT l.id::text AS id, l.code, w.code AS warehouse, m.code AS material, m.decimals, m.unit,
+                  l.manufactured_on, l.expires_on, l.status, l.origin_lot_id::text AS origin_lot_id, l.created_at
+             FROM lots l JOIN warehouses w ON w.id = l.warehouse_id JOIN materials m ON m.id = l.material_id
+            WHERE l.id = $1::uuid""",
+        lot_id,
+    )
+    if head is None:
+        return None, [], []
+    positions = await pg.fetch(
+        """SELECT o.code AS owner, o.sector, a.balance, a.reserved FROM accounts a JOIN parties o ON o.id = a.owner_id
+            WHERE a.lot_id = $1::uuid AND a.type = 'stock' ORDER BY o.code""",
+        lot_id,
+    )
+    events = await pg.fetch(
+        """SELECT e.kind, e.from_value, e.to_value, e.reason, p.name AS actor, e.at
+             FROM lot_events e LEFT JOIN principals p ON p.id = e.principal_id
+            WHERE e.lot_id = $1::uuid ORDER BY e.id""",
+        lot_id,
+    )
+    return head, positions, events
+
+
+async def set_lot_status(pg: asyncpg.Connection, lot_id: str, status: str, reason: str | None, principal_id: int) -> str | None:
+    """Change a lot's status, keeping the change in its history; returns the previous status."""
+    lot_id = _uuid_or_none(lot_id)
+    if lot_id is None:
+        return None
+    previous = await pg.fetchval("SELECT status FROM lots WHERE id = $1::uuid FOR UPDATE", lot_id)
+    if previous is None:
+        return None
+    if previous != status:
+        await pg.execute("UPDATE lots SET status = $2 WHERE id = $1::uuid", lot_id, status)
+        await pg.execute(
+            """INSERT INTO lot_events (lot_id, kind, from_value, to_value, reason, principal_id)
+               VALUES ($1::uuid, 'status', $2, $3, $4, $5)""",
+            lot_id, previous, status, reason, principal_id,
+        )
+    return previous
+
+
+MOVEMENT_SELECT = """
+    SELECT mv.seq, mv.id::text AS id, mv.kind, mv.occurred_at, mv.recorded_at, mv.reason, mv.note,
+           mv.reverses_id::text AS reverses, mv.transfer_id::text AS transfer_id, pr.name AS recorded_by,
+           (SELECT coalesce(json_agg(json_build_object(
+                    'type', coalesce(p.external, a.type), 'lot_id', a.lot_id, 'owner', o.code,
+                    'transfer_id', a.transfer_id, 'material', m.code, 'decimals', m.decimals, 'delta', p.delta)
+                    ORDER BY p.id), '[]')
+              FROM postings p
+              JOIN materials m ON m.id = p.material_id
+              LEFT JOIN accounts a ON a.id = p.account_id
+              LEFT JOIN parties o ON o.id = a.owner_id
+             WHERE p.movement_id = mv.id) AS postings
+      FROM movements mv LEFT JOIN principals pr ON pr.id = mv.principal_id"""
+
+
+async def movements(
+    pg: asyncpg.Connection, *, warehouse: str | None, material: str | None, owner: str | None, kind: str | None,
+    since: datetime | None, until: datetime | None, before_seq: int | None, limit: int,
+) -> list[asyncpg.Record]:
+    """The ledger, newest first; a movement matches a filter when any of its postings does."""
+    return await pg.fetch(
+        f"""{MOVEMENT_SELECT}
+         WHERE ($1::text IS NULL OR mv.kind = $1)
+           AND ($2::timestamptz IS NULL OR mv.occurred_at >= $2)
+           AND ($3::timestamptz IS NULL OR mv.occurred_at < $3)
+           AND ($4::bigint IS NULL OR mv.seq < $4)
+           AND ($5::text IS NULL AND $6::text IS NULL AND $7::text IS NULL OR EXISTS (
+                SELECT 1 FROM postings p
+                  JOIN materials m ON m.id = p.material_id
+                  LEFT JOIN accounts a ON a.id = p.account_id
+                  LEFT JOIN lots l ON l.id = a.lot_id
+                  LEFT JOIN warehouses w ON w.id = l.warehouse_id
+                  LEFT JOIN parties o ON o.id = a.owner_id
+                 WHERE p.movement_id = mv.id
+                   AND ($5::text IS NULL OR w.code = $5)
+                   AND ($6::text IS NULL OR m.code = $6)
+                   AND ($7::text IS NULL OR o.code = $7)))
+         ORDER BY mv.seq DESC
+         LIMIT $8""",
+        kind, since, until, before_seq, warehouse, material, owner, limit,
+    )
+
+
+async def movement(pg: asyncpg.Connection, movement_id: str) -> asyncpg.Record | None:
+    movement_id = _uuid_or_none(movement_id)
+    if movement_id is None:
+        return None
+    return await pg.fetchrow(f"{MOVEMENT_SELECT} WHERE mv.id = $1::uuid", movement_id)
+
+
+async def transfers(pg: asyncpg.Connection, *, state: str | None, warehouse: str | None, after: str | None,
+                    limit: int) -> list[str]:
+    rows = await pg.fetch(
+        """SELECT t.id::text AS id FROM transfers t
+             JOIN warehouses fw ON fw.id = t.from_warehouse_id JOIN warehouses tw ON tw.id = t.to_warehouse_id
+            WHERE ($1::text IS NULL OR t.state = $1) AND ($2::text IS NULL OR $2 IN (fw.code, tw.code))
+              AND ($3::timestamptz IS NULL OR t.dispatched_at < $3)
+            ORDER BY t.dispatched_at DESC, t.id LIMIT $4""",
+        state, warehouse, datetime.fromisoformat(after) if after else None, limit,
+    )
+    return [r["id"] for r in rows]
