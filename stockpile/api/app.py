@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 
 from litestar import Litestar, Request, Response, get
-from litestar.config.app import AppConfig
 from litestar.datastructures import State
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.middleware import DefineMiddleware
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from stockpile import __version__
 from stockpile.api import problems
@@ -47,10 +46,15 @@ class MetricsController(PrometheusController):
             if principal is None:
                 raise NotAuthorizedException("/metrics needs a bearer token of role metrics")
             if not principal.has_any({"metrics", "admin"}):
-                from litestar.exceptions import PermissionDeniedException
-
                 raise PermissionDeniedException("/metrics needs the metrics role")
         return await super().get.fn(self)  # type: ignore[attr-defined]
+
+
+@get("/docs", include_in_schema=False, media_type="text/html")
+async def docs(request: Request) -> Response:
+    """Interactive API docs (Swagger UI over /schema/openapi.json)."""
+    schema = request.app.openapi_schema.to_schema()
+    return Response(content=SwaggerRenderPlugin().render(request, schema), media_type="text/html")
 
 
 def create_app(settings: Settings | None = None, database_url: str | None = None) -> Litestar:
@@ -65,7 +69,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
 
     prometheus = PrometheusConfig(app_name="stockpile", prefix="stockpile", group_path=True, exclude=["^/metrics"])
     return Litestar(
-        route_handlers=[HealthController, MetricsController, MovementController, TransferController,
+        route_handlers=[docs, HealthController, MetricsController, MovementController, TransferController,
                         StockController, LotController, *MASTER_DATA],
         state=State({"db": db, "settings": settings,
                      "authenticators": [ApiTokenAuthenticator(db, settings.token_cache_seconds)]}),

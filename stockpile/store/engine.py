@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -52,6 +53,7 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         max_overflow=pool_size,
         pool_pre_ping=False,
         pool_recycle=1800,
+        connect_args={"timeout": 10, "server_settings": {"application_name": "stockpile"}},
     )
 
 
@@ -106,6 +108,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+@lru_cache(maxsize=1)
 def head_revision() -> str:
     from alembic.script import ScriptDirectory
 

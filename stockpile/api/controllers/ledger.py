@@ -3,8 +3,11 @@ needs an ``Idempotency-Key``; reads of the ledger are newest first."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Literal
+
+import msgspec
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
@@ -29,7 +32,8 @@ MovementKind = Literal["receipt", "issue", "transfer_dispatch", "transfer_receip
 
 def present_movement(row) -> dict:
     postings = []
-    for p in row["postings"] if isinstance(row["postings"], list) else __import__("json").loads(row["postings"]):
+    raw = row["postings"]
+    for p in raw if isinstance(raw, list) else json.loads(raw):
         if p["type"] in ("stock", "transit"):
             account = {"type": p["type"], "lot_id": p["lot_id"], "owner": p["owner"]}
             if p["type"] == "transit":
@@ -90,7 +94,7 @@ class MovementController(Controller):
                     kinds.append(posted.kind)
                 except DomainError as exc:
                     status, body = problem_bytes(exc)
-                    results.append({"index": index, "status": status, "problem": __import__("msgspec").json.decode(body)})
+                    results.append({"index": index, "status": status, "problem": msgspec.json.decode(body)})
             return (201 if data.atomic else 200), {"atomic": data.atomic, "results": results}
 
         response = await idempotent(request, state.db, run)
