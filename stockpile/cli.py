@@ -96,20 +96,47 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _create_token(url: str, args: argparse.Namespace) -> str:
-    from stockpile.store import tokens
+async def cli_audit(pg, action: str, target: str | None, details: dict) -> None:
+    """Record a state-changing CLI action in the audit trail (in the caller's transaction)."""
+    import getpass
+    from datetime import datetime, timezone
+
+    from stockpile.store import audit
+
+    await audit.append(
+        pg, at=datetime.now(timezone.utc), actor=f"cli:{getpass.getuser()}", roles=[], action=f"cli {action}",
+        target=target, outcome="ok", status=None, client=None, request_id=None, details=details,
+    )
+
+
+async def _in_transaction(url: str, work):
     from stockpile.store.db import Database
 
     db = Database(url, pool_size=1)
     try:
         async with db.transaction() as tx:
-            principal_id = await tokens.upsert_principal(tx.pg, args.name, sorted(set(args.role)), args.clearance)
-            missing = await tokens.grant(tx.pg, principal_id, args.warehouse or [], args.region or [])
-            if missing:
-                raise SystemExit(f"unknown warehouse or region codes: {', '.join(missing)}")
-            return await tokens.issue_token(tx.pg, principal_id, args.label)
+            return await work(tx.pg)
     finally:
         await db.dispose()
+
+
+async def _create_token(url: str, args: argparse.Namespace) -> str:
+    from datetime import datetime, timedelta, timezone
+
+    from stockpile.store import tokens
+
+    async def work(pg):
+        principal_id = await tokens.upsert_principal(pg, args.name, sorted(set(args.role)), args.clearance)
+        missing = await tokens.grant(pg, principal_id, args.warehouse or [], args.region or [])
+        if missing:
+            raise SystemExit(f"unknown warehouse or region codes: {', '.join(missing)}")
+        expires_at = datetime.now(timezone.utc) + timedelta(days=args.expires_in_days) if args.expires_in_days else None
+        token = await tokens.issue_token(pg, principal_id, args.label, expires_at)
+        await cli_audit(pg, "token create", args.name, {"roles": sorted(set(args.role)), "clearance": args.clearance,
+                                                        "warehouses": args.warehouse or [], "regions": args.region or []})
+        return token
+
+    return await _in_transaction(url, work)
 
 
 def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
@@ -118,6 +145,30 @@ def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     print(f"token for {args.name} (roles: {', '.join(sorted(set(args.role)))}); it is shown only once:")
     print(token)
     return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from stockpile.store import tokens
+
+    async def work(pg):
+        count = await tokens.revoke(pg, token=args.token, token_id=args.id, principal=args.name, by="cli")
+        await cli_audit(pg, "token revoke", args.name or (str(args.id) if args.id else "token"), {"revoked": count})
+        return count
+
+    if not (args.token or args.id or args.name):
+        print("give --token, --id or --name", file=sys.stderr)
+        return 2
+    count = _run(_in_transaction(database_url(settings), work))
+    print(f"revoked {count} token(s)")
+    return 0 if count else 1
+
+
+def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from stockpile.services.audit import verify
+
+    report = _run(verify(database_url(settings)))
+    print(report.text())
+    return 0 if report.ok else 1
 
 
 def parser() -> argparse.ArgumentParser:
@@ -144,7 +195,17 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--region", action="append", help="grant a region scope (repeatable)")
     create.add_argument("--clearance", choices=["military"])
     create.add_argument("--label", help="what the token is for")
+    create.add_argument("--expires-in-days", type=int, help="the token stops working after this many days")
     create.set_defaults(func=cmd_token_create)
+    revoke = token.add_parser("revoke", help="revoke a token (by value or id) or every token of a principal")
+    revoke.add_argument("--token", help="the token itself")
+    revoke.add_argument("--id", type=int, help="the token's id (from GET /api/v1/tokens)")
+    revoke.add_argument("--name", help="revoke every live token of this principal")
+    revoke.set_defaults(func=cmd_token_revoke)
+
+    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", required=True)
+    audit.add_parser("verify", help="seal pending events, then walk the hash chain; exit 1 if it is broken") \
+        .set_defaults(func=cmd_audit_verify)
     return p
 
 

@@ -51,6 +51,8 @@ class Settings:
     max_body_bytes: int = 2_000_000
     max_batch: int = 1000
     token_cache_seconds: int = 5
+    rate_limit_per_second: float = 200.0
+    rate_limit_burst: int = 400
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -68,6 +70,8 @@ class Settings:
             max_body_bytes=_int("STOCKPILE_MAX_BODY_BYTES", 2_000_000),
             max_batch=_int("STOCKPILE_MAX_BATCH", 1000),
             token_cache_seconds=_int("STOCKPILE_TOKEN_CACHE_SECONDS", 5),
+            rate_limit_per_second=float(_int("STOCKPILE_RATE_LIMIT_PER_SECOND", 200)),
+            rate_limit_burst=_int("STOCKPILE_RATE_LIMIT_BURST", 400),
         )
 
 

@@ -70,7 +70,7 @@ def database_url(make_database) -> str:
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return Settings(database_url=None, metrics_public=False, token_cache_seconds=0, db_pool_size=40)
+    return Settings(database_url=None, metrics_public=False, token_cache_seconds=0, db_pool_size=40, rate_limit_per_second=0)
 
 
 @pytest.fixture(scope="session")
@@ -114,14 +114,27 @@ def make_token(pg_pool):
     return make
 
 
-@pytest.fixture(scope="session")
-async def admin(make_token) -> dict[str, str]:
-    return {"Authorization": f"Bearer {await make_token('admin')}"}
+ROOT_REGION = "TEST-NATION"
 
 
 @pytest.fixture(scope="session")
-async def operator(make_token) -> dict[str, str]:
-    return {"Authorization": f"Bearer {await make_token('operator')}"}
+async def root_region(pg_pool) -> str:
+    """The region every test world is created under (see tests/factories.make_world)."""
+    await pg_pool.execute(
+        "INSERT INTO regions (code, name) VALUES ($1, 'Test nation') ON CONFLICT (code) DO NOTHING", ROOT_REGION
+    )
+    return ROOT_REGION
+
+
+@pytest.fixture(scope="session")
+async def admin(make_token, root_region) -> dict[str, str]:
+    return {"Authorization": f"Bearer {await make_token('admin', clearance='military')}"}
+
+
+@pytest.fixture(scope="session")
+async def operator(make_token, root_region) -> dict[str, str]:
+    """An operator cleared for military stock, scoped to every test world (the root region)."""
+    return {"Authorization": f"Bearer {await make_token('operator', clearance='military', regions=[root_region])}"}
 
 
 @pytest.fixture(scope="session")

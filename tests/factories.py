@@ -31,7 +31,7 @@ async def make_world(client, admin: dict, uid: str) -> World:
         civil=f"CIV-{uid}", enterprise=f"ENT-{uid}", diesel=f"DSL-{uid}", vaccine=f"VAX-{uid}",
     )
     calls = [
-        (f"/api/v1/regions/{w.region}", {"name": f"Region {uid}", "parent": None}),
+        (f"/api/v1/regions/{w.region}", {"name": f"Region {uid}", "parent": "TEST-NATION"}),
         (f"/api/v1/parties/{w.military}", {"name": "Logistics Brigade", "sector": "military", "parent": None}),
         (f"/api/v1/parties/{w.civil}", {"name": "Civil Reserve Bureau", "sector": "civilian", "parent": None}),
         (f"/api/v1/parties/{w.enterprise}", {"name": "Tank Farm Co", "sector": "enterprise", "parent": None}),

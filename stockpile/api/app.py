@@ -14,7 +14,9 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from stockpile import __version__
 from stockpile.api import problems
-from stockpile.api.auth import ApiTokenAuthenticator, BearerAuthMiddleware
+from stockpile.api.audit import record_failure
+from stockpile.api.auth import ApiTokenAuthenticator, BearerAuthMiddleware, RateLimiter
+from stockpile.api.controllers.access import AuditController, TokenController
 from stockpile.api.controllers.health import HealthController
 from stockpile.api.controllers.ledger import MovementController, TransferController
 from stockpile.api.controllers.masterdata import CONTROLLERS as MASTER_DATA
@@ -70,14 +72,16 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     prometheus = PrometheusConfig(app_name="stockpile", prefix="stockpile", group_path=True, exclude=["^/metrics"])
     return Litestar(
         route_handlers=[docs, HealthController, MetricsController, MovementController, TransferController,
-                        StockController, LotController, *MASTER_DATA],
+                        StockController, LotController, *MASTER_DATA, TokenController, AuditController],
         state=State({"db": db, "settings": settings,
-                     "authenticators": [ApiTokenAuthenticator(db, settings.token_cache_seconds)]}),
+                     "authenticators": [ApiTokenAuthenticator(db, settings.token_cache_seconds)],
+                     "rate_limiter": RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)}),
         middleware=[
             prometheus.middleware,
             DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS),
         ],
         exception_handlers=problems.HANDLERS,
+        after_exception=[record_failure],
         openapi_config=OpenAPIConfig(
             title="stockpile", version=__version__, path="/schema",
             description="Jointly held national reserves: ledger, stock, transfers. Every /api/v1 route needs "

@@ -15,6 +15,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
+from stockpile.api.problems import Problem
 from stockpile.domain.access import READERS, Principal
 from stockpile.store import tokens
 from stockpile.store.db import Database
@@ -35,6 +36,10 @@ class ApiTokenAuthenticator:
         self.cache_seconds = cache_seconds
         self._cache: dict[bytes, tuple[float, Principal | None]] = {}
 
+    def forget(self) -> None:
+        """Drop cached lookups (after a revocation in this process)."""
+        self._cache.clear()
+
     async def authenticate(self, token: str) -> Principal | None:
         key = tokens.hash_token(token)
         hit = self._cache.get(key)
@@ -49,6 +54,28 @@ class ApiTokenAuthenticator:
         return principal
 
 
+class RateLimiter:
+    """A token bucket per principal, per process: ``rate`` requests a second sustained, ``burst`` at
+    once. ``rate`` 0 turns it off. Each API replica limits on its own."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, max(burst, 1)
+        self._buckets: dict[int, tuple[float, float]] = {}
+
+    def admit(self, principal_id: int) -> float | None:
+        """None when admitted, else the seconds to wait before the next request fits."""
+        if self.rate <= 0:
+            return None
+        now = time.monotonic()
+        level, last = self._buckets.get(principal_id, (float(self.burst), now))
+        level = min(float(self.burst), level + (now - last) * self.rate)
+        if level < 1:
+            self._buckets[principal_id] = (level, now)
+            return (1 - level) / self.rate
+        self._buckets[principal_id] = (level - 1, now)
+        return None
+
+
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
         header = connection.headers.get("authorization", "")
@@ -58,6 +85,11 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         for authenticator in connection.app.state.authenticators:
             principal = await authenticator.authenticate(token.strip())
             if principal is not None:
+                wait = connection.app.state.rate_limiter.admit(principal.id)
+                if wait is not None:
+                    raise Problem(429, "rate-limited", "Too many requests",
+                                  f"this token is limited to {connection.app.state.rate_limiter.rate:g} requests a second",
+                                  retry_after=round(wait, 3))
                 return AuthenticationResult(user=principal, auth=None)
         raise NotAuthorizedException("the token is unknown, expired or revoked")
 

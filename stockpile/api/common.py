@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 
+from stockpile.api.audit import write_transaction
 from stockpile.api.problems import Problem
 from stockpile.domain.errors import IdempotencyConflict, Invalid
 from stockpile.metrics import IDEMPOTENT_REPLAYS
@@ -18,6 +19,11 @@ from stockpile.store.db import Database, Tx
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
+
+
+def visibility(principal) -> dict[str, Any]:
+    """The read filters a principal's scope and clearance impose (see ``stockpile.domain.access``)."""
+    return {"warehouse_ids": principal.warehouse_filter, "cleared": principal.cleared_military}
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -80,17 +86,21 @@ async def idempotent(
         raise Problem(422, "validation", "Invalid request", "the body is not JSON") from None
     fingerprint = hashlib.sha256(f"{request.method} {request.url.path}\n".encode() + canonical).digest()
     principal = request.user
-    async with db.transaction() as tx:
+    async with write_transaction(request, db) as (tx, note):
+        note.details["idempotency_key"] = key
         stored = await idempotency.claim(tx.pg, principal.id, key, fingerprint)
         if stored is None:
             status, body = await run(tx)
             content = msgspec.json.encode(body)
             await idempotency.record(tx.pg, principal.id, key, status, content)
-    if stored is not None:
-        if stored.request_hash != fingerprint:
+            note.status, note.details["id"] = status, body.get("id")
+        elif stored.request_hash != fingerprint:
             raise IdempotencyConflict(
                 f"Idempotency-Key {key!r} was already used for a different request", idempotency_key=key
             )
+        else:
+            note.status, note.details["replayed"] = stored.status_code, True
+    if stored is not None:
         IDEMPOTENT_REPLAYS.inc()
         return json_response(stored.body, stored.status_code, headers={"Idempotent-Replayed": "true"})
     return json_response(content, status)

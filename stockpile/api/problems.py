@@ -61,7 +61,8 @@ def domain_error(request: Request, exc: DomainError) -> Response:
 
 
 def api_problem(request: Request, exc: Problem) -> Response:
-    return problem_response(exc.status, exc.type, exc.title, exc.detail, request, **exc.extra)
+    headers = {"Retry-After": str(max(1, round(exc.extra["retry_after"])))} if "retry_after" in exc.extra else None
+    return problem_response(exc.status, exc.type, exc.title, exc.detail, request, headers=headers, **exc.extra)
 
 
 def validation_error(request: Request, exc: ValidationException) -> Response:

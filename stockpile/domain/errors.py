@@ -52,6 +52,13 @@ class IdempotencyConflict(DomainError):
     title = "Idempotency key reused with a different request"
 
 
+class Forbidden(DomainError):
+    """The principal may not do this here: outside its scope, or stock it is not cleared to see."""
+
+    type = "forbidden"
+    title = "Forbidden"
+
+
 class NotFound(DomainError):
     """The addressed object does not exist (or is not visible to the caller)."""
 

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 import asyncpg
 
 from stockpile.domain import ledger as rules
-from stockpile.domain.access import Principal
+from stockpile.domain.access import Principal, require_cleared, require_warehouse
 from stockpile.domain.errors import Conflict, Invalid, InsufficientStock, NotFound
 from stockpile.domain.ledger import Position, Posting
 from stockpile.domain.quantities import format_quantity, parse_quantity
@@ -97,8 +97,8 @@ async def _resolve(pg: asyncpg.Connection, **codes: str | None) -> dict[str, asy
     row = await pg.fetchrow(
         """SELECT (SELECT row(id, code) FROM warehouses WHERE code = $1) AS warehouse,
                   (SELECT row(id, code, decimals, shelf_life_days) FROM materials WHERE code = $2) AS material,
-                  (SELECT row(id, code) FROM parties WHERE code = $3) AS owner,
-                  (SELECT row(id, code) FROM parties WHERE code = $4) AS to_owner""",
+                  (SELECT row(id, code, sector) FROM parties WHERE code = $3) AS owner,
+                  (SELECT row(id, code, sector) FROM parties WHERE code = $4) AS to_owner""",
         wanted.get("warehouse"), wanted.get("material"), wanted.get("owner"), wanted.get("to_owner"),
     )
     errors = [{"field": k, "message": f"unknown {k.replace('to_', '')} code {v!r}"} for k, v in wanted.items() if row[k] is None]
@@ -130,6 +130,14 @@ async def _owner_position(pg: asyncpg.Connection, lot: asyncpg.Record, owner: as
     return (await store.lock_accounts(pg, [account_id]))[account_id]
 
 
+def _authorize(principal: Principal, warehouse: tuple, *owners: tuple) -> None:
+    """Scope and need-to-know for a write: the warehouse (id, code) must be in the principal's scope
+    and every owner (id, code, sector) one it is cleared to act for."""
+    require_warehouse(principal, warehouse[0], warehouse[1])
+    for owner in owners:
+        require_cleared(principal, owner[2])
+
+
 def _posted(kind: str, cmd, clock: Clock, postings: list[Posting], positions: dict[int, Position],
             materials: dict[int, tuple[str, int]], **extra) -> Posted:
     rules.assert_balanced(postings)
@@ -142,6 +150,7 @@ def _posted(kind: str, cmd, clock: Clock, postings: list[Posting], positions: di
 
 async def _receipt(pg, cmd: c.Receipt, clock: Clock, principal: Principal) -> Posted:
     ref = await _resolve(pg, warehouse=cmd.warehouse, material=cmd.material, owner=cmd.owner)
+    _authorize(principal, ref["warehouse"], ref["owner"])
     material_id, material_code, decimals, shelf_life = ref["material"]
     quantity = parse_quantity(cmd.quantity, decimals)
     expires_on = cmd.lot.expires_on
@@ -179,6 +188,7 @@ async def _issue(pg, cmd: c.Issue, clock: Clock, principal: Principal) -> Posted
         if mismatch:
             raise Invalid(mismatch)
         owner = (await _resolve(pg, owner=cmd.owner))["owner"]
+        _authorize(principal, (lot["warehouse_id"], lot["warehouse"]), owner)
         quantity = parse_quantity(cmd.quantity, lot["decimals"])
         position = await _owner_position(pg, lot, owner, open_=False)
         picks = [(position, quantity)]
@@ -189,6 +199,7 @@ async def _issue(pg, cmd: c.Issue, clock: Clock, principal: Principal) -> Posted
         if missing:
             raise Invalid(missing)
         ref = await _resolve(pg, warehouse=cmd.warehouse, material=cmd.material, owner=cmd.owner)
+        _authorize(principal, ref["warehouse"], ref["owner"])
         material = tuple(ref["material"])[:3]
         quantity = parse_quantity(cmd.quantity, material[2])
         candidates = await store.lock_owner_positions(pg, ref["warehouse"][0], material[0], ref["owner"][0])
@@ -206,6 +217,7 @@ async def _issue(pg, cmd: c.Issue, clock: Clock, principal: Principal) -> Posted
 async def _adjustment(pg, cmd: c.Adjustment, clock: Clock, principal: Principal) -> Posted:
     lot = await _lot(pg, cmd.lot_id)
     owner = (await _resolve(pg, owner=cmd.owner))["owner"]
+    _authorize(principal, (lot["warehouse_id"], lot["warehouse"]), owner)
     counted = parse_quantity(cmd.counted, lot["decimals"], field="counted", allow_zero=True)
     position = await _owner_position(pg, lot, owner, open_=True)
     postings = rules.adjustment_postings(position, counted)
@@ -216,6 +228,7 @@ async def _adjustment(pg, cmd: c.Adjustment, clock: Clock, principal: Principal)
 async def _write_off(pg, cmd: c.WriteOff, clock: Clock, principal: Principal) -> Posted:
     lot = await _lot(pg, cmd.lot_id)
     owner = (await _resolve(pg, owner=cmd.owner))["owner"]
+    _authorize(principal, (lot["warehouse_id"], lot["warehouse"]), owner)
     quantity = parse_quantity(cmd.quantity, lot["decimals"])
     position = await _owner_position(pg, lot, owner, open_=False)
     postings = rules.write_off_postings(position, quantity)
@@ -226,6 +239,7 @@ async def _write_off(pg, cmd: c.WriteOff, clock: Clock, principal: Principal) ->
 async def _ownership_transfer(pg, cmd: c.OwnershipTransfer, clock: Clock, principal: Principal) -> Posted:
     lot = await _lot(pg, cmd.lot_id)
     ref = await _resolve(pg, owner=cmd.from_owner, to_owner=cmd.to_owner)
+    _authorize(principal, (lot["warehouse_id"], lot["warehouse"]), ref["owner"], ref["to_owner"])
     if cmd.from_owner == cmd.to_owner:
         raise Invalid.field("to_owner", "must differ from from_owner")
     quantity = parse_quantity(cmd.quantity, lot["decimals"])
@@ -255,6 +269,8 @@ async def _reversal(pg, cmd: c.Reversal, clock: Clock, principal: Principal) -> 
         raise Conflict(f"movement {cmd.movement_id} was already reversed by {head['reversed_by']}",
                        reversed_by=head["reversed_by"])
     account_ids = sorted({p.account_id for p in original if p.account_id is not None})
+    for place in await store.places_of_accounts(pg, account_ids):
+        _authorize(principal, (place["warehouse_id"], place["warehouse"]), (place["owner_id"], place["owner"], place["sector"]))
     positions = await store.lock_accounts(pg, account_ids)
     postings = rules.reversal_postings(original, positions)
     materials = {}

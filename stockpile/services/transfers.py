@@ -9,7 +9,7 @@ from datetime import datetime
 import asyncpg
 
 from stockpile.domain import ledger as rules
-from stockpile.domain.access import Principal
+from stockpile.domain.access import Principal, require_cleared, require_warehouse
 from stockpile.domain.errors import Conflict, Invalid, NotFound
 from stockpile.domain.quantities import format_quantity, parse_quantity
 from stockpile.services import commands as c
@@ -23,7 +23,11 @@ async def dispatch(pg: asyncpg.Connection, cmd: c.TransferIn, principal: Princip
         raise Invalid.field("to_warehouse", "must differ from from_warehouse")
     source = (await _resolve(pg, warehouse=cmd.from_warehouse))["warehouse"]
     target = (await _resolve(pg, warehouse=cmd.to_warehouse))["warehouse"]
+    require_warehouse(principal, source[0], source[1])
     owners = await transfer_store.party_ids(pg, [line.owner for line in cmd.lines])
+    for owner_id, sector in owners.values():
+        require_cleared(principal, sector)
+    owners = {code: owner_id for code, (owner_id, _) in owners.items()}
     lots = await transfer_store.lots_by_id(pg, [line.lot_id for line in cmd.lines])
     errors, specs, quantities = [], [], []
     for i, line in enumerate(cmd.lines):
@@ -78,7 +82,10 @@ async def receive(pg: asyncpg.Connection, transfer_id: str, cmd: c.TransferRecei
         raise NotFound(f"transfer {transfer_id} does not exist")
     if head["state"] != "in_transit":
         raise Conflict(f"transfer {transfer_id} was already received at {_iso(head['received_at'])}")
+    require_warehouse(principal, head["to_warehouse_id"], head["to_warehouse"])
     lines = await transfer_store.lines(pg, transfer_id)
+    for line in lines:
+        require_cleared(principal, line["owner_sector"])
     received = _received_per_line(lines, cmd)
     dest_ids = []
     for line in lines:

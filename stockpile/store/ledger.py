@@ -170,3 +170,24 @@ async def movement_for_reversal(pg: asyncpg.Connection, movement_id: str) -> tup
         movement_id,
     )
     return head, [Posting(r["material_id"], r["delta"], account_id=r["account_id"], external=r["external"]) for r in rows]
+
+
+async def places_of_accounts(pg: asyncpg.Connection, account_ids: Sequence[int]) -> list[asyncpg.Record]:
+    """Where each account's stock is and who owns it (for scope and need-to-know checks)."""
+    return await pg.fetch(
+        """SELECT DISTINCT l.warehouse_id, w.code AS warehouse, a.owner_id, o.code AS owner, o.sector
+             FROM accounts a JOIN lots l ON l.id = a.lot_id JOIN warehouses w ON w.id = l.warehouse_id
+             JOIN parties o ON o.id = a.owner_id
+            WHERE a.id = ANY($1::bigint[])""",
+        list(account_ids),
+    )
+
+
+async def owner_sectors(pg: asyncpg.Connection, lot_id: str) -> set[str]:
+    """The sectors of the parties holding stock in a lot."""
+    rows = await pg.fetch(
+        """SELECT DISTINCT o.sector FROM accounts a JOIN parties o ON o.id = a.owner_id
+            WHERE a.lot_id = $1::uuid AND a.type = 'stock' AND (a.balance > 0 OR a.reserved > 0)""",
+        lot_id,
+    )
+    return {r["sector"] for r in rows}

@@ -23,8 +23,10 @@ def _uuid_or_none(value: str) -> str | None:
 async def stock(
     pg: asyncpg.Connection, *, warehouse: str | None, material: str | None, owner: str | None, region: str | None,
     category: str | None, expiring_before: date | None, status: str | None, after: int | None, limit: int,
+    warehouse_ids: list[int] | None = None, cleared: bool = True,
 ) -> list[asyncpg.Record]:
-    """Positions holding stock (or reservations), oldest account first."""
+    """Positions holding stock (or reservations), oldest account first, limited to the caller's
+    warehouses (``warehouse_ids``, None = all) and, unless ``cleared``, to non-military owners."""
     return await pg.fetch(
         f"""{REGION_TREE}
         SELECT a.id AS account_id, a.lot_id::text AS lot_id, l.code AS lot_code, w.code AS warehouse, r.code AS region,
@@ -45,13 +47,18 @@ async def stock(
            AND ($6::date IS NULL OR l.expires_on < $6)
            AND ($7::text IS NULL OR l.status = $7)
            AND ($8::bigint IS NULL OR a.id > $8)
+           AND ($10::bigint[] IS NULL OR w.id = ANY($10))
+           AND ($11 OR o.sector <> 'military')
          ORDER BY a.id
          LIMIT $9""",
-        region, warehouse, material, owner, category, expiring_before, status, after, limit,
+        region, warehouse, material, owner, category, expiring_before, status, after, limit, warehouse_ids, cleared,
     )
 
 
-async def lot(pg: asyncpg.Connection, lot_id: str) -> tuple[asyncpg.Record | None, list[asyncpg.Record], list[asyncpg.Record]]:
+async def lot(pg: asyncpg.Connection, lot_id: str, *, warehouse_ids: list[int] | None = None, cleared: bool = True,
+              ) -> tuple[asyncpg.Record | None, list[asyncpg.Record], list[asyncpg.Record]]:
+    """A lot with the owners' positions the caller may see, and its history. A lot outside the
+    caller's warehouses, or holding only military stock for an uncleared caller, is not found."""
     lot_id = _uuid_or_none(lot_id)
     if lot_id is None:
         return None, [], []
@@ -59,8 +66,8 @@ async def lot(pg: asyncpg.Connection, lot_id: str) -> tuple[asyncpg.Record | Non
         """SELECT l.id::text AS id, l.code, w.code AS warehouse, m.code AS material, m.decimals, m.unit,
                   l.manufactured_on, l.expires_on, l.status, l.origin_lot_id::text AS origin_lot_id, l.created_at
              FROM lots l JOIN warehouses w ON w.id = l.warehouse_id JOIN materials m ON m.id = l.material_id
-            WHERE l.id = $1::uuid""",
-        lot_id,
+            WHERE l.id = $1::uuid AND ($2::bigint[] IS NULL OR w.id = ANY($2))""",
+        lot_id, warehouse_ids,
     )
     if head is None:
         return None, [], []
@@ -69,6 +76,11 @@ async def lot(pg: asyncpg.Connection, lot_id: str) -> tuple[asyncpg.Record | Non
             WHERE a.lot_id = $1::uuid AND a.type = 'stock' ORDER BY o.code""",
         lot_id,
     )
+    if not cleared:
+        visible = [p for p in positions if p["sector"] != "military"]
+        if len(visible) < len(positions) and not any(p["balance"] or p["reserved"] for p in visible):
+            return None, [], []
+        positions = visible
     events = await pg.fetch(
         """SELECT e.kind, e.from_value, e.to_value, e.reason, p.name AS actor, e.at
              FROM lot_events e LEFT JOIN principals p ON p.id = e.principal_id
@@ -96,6 +108,15 @@ async def set_lot_status(pg: asyncpg.Connection, lot_id: str, status: str, reaso
     return previous
 
 
+# A movement is visible when it touches a warehouse in scope and (unless cleared) no military position.
+VISIBLE = """
+    ({warehouses}::bigint[] IS NULL OR EXISTS (
+        SELECT 1 FROM postings vp JOIN accounts va ON va.id = vp.account_id JOIN lots vl ON vl.id = va.lot_id
+         WHERE vp.movement_id = mv.id AND vl.warehouse_id = ANY({warehouses})))
+    AND ({cleared} OR NOT EXISTS (
+        SELECT 1 FROM postings vp JOIN accounts va ON va.id = vp.account_id JOIN parties vo ON vo.id = va.owner_id
+         WHERE vp.movement_id = mv.id AND vo.sector = 'military'))"""
+
 MOVEMENT_SELECT = """
     SELECT mv.seq, mv.id::text AS id, mv.kind, mv.occurred_at, mv.recorded_at, mv.reason, mv.note,
            mv.reverses_id::text AS reverses, mv.transfer_id::text AS transfer_id, pr.name AS recorded_by,
@@ -114,8 +135,10 @@ MOVEMENT_SELECT = """
 async def movements(
     pg: asyncpg.Connection, *, warehouse: str | None, material: str | None, owner: str | None, kind: str | None,
     since: datetime | None, until: datetime | None, before_seq: int | None, limit: int,
+    warehouse_ids: list[int] | None = None, cleared: bool = True,
 ) -> list[asyncpg.Record]:
-    """The ledger, newest first; a movement matches a filter when any of its postings does."""
+    """The ledger, newest first; a movement matches a filter when any of its postings does. Only
+    movements touching the caller's warehouses, and (unless ``cleared``) no military position."""
     return await pg.fetch(
         f"""{MOVEMENT_SELECT}
          WHERE ($1::text IS NULL OR mv.kind = $1)
@@ -133,27 +156,53 @@ async def movements(
                    AND ($5::text IS NULL OR w.code = $5)
                    AND ($6::text IS NULL OR m.code = $6)
                    AND ($7::text IS NULL OR o.code = $7)))
+           AND {VISIBLE.format(warehouses="$9", cleared="$10")}
          ORDER BY mv.seq DESC
          LIMIT $8""",
-        kind, since, until, before_seq, warehouse, material, owner, limit,
+        kind, since, until, before_seq, warehouse, material, owner, limit, warehouse_ids, cleared,
     )
 
 
-async def movement(pg: asyncpg.Connection, movement_id: str) -> asyncpg.Record | None:
+async def movement(pg: asyncpg.Connection, movement_id: str, *, warehouse_ids: list[int] | None = None,
+                   cleared: bool = True) -> asyncpg.Record | None:
     movement_id = _uuid_or_none(movement_id)
     if movement_id is None:
         return None
-    return await pg.fetchrow(f"{MOVEMENT_SELECT} WHERE mv.id = $1::uuid", movement_id)
+    return await pg.fetchrow(
+        f"{MOVEMENT_SELECT} WHERE mv.id = $1::uuid AND {VISIBLE.format(warehouses='$2', cleared='$3')}",
+        movement_id, warehouse_ids, cleared,
+    )
 
 
-async def transfers(pg: asyncpg.Connection, *, state: str | None, warehouse: str | None, after: str | None,
-                    limit: int) -> list[str]:
-    rows = await pg.fetch(
-        """SELECT t.id::text AS id FROM transfers t
+TRANSFER_VISIBLE = """
+    ({warehouses}::bigint[] IS NULL OR t.from_warehouse_id = ANY({warehouses}) OR t.to_warehouse_id = ANY({warehouses}))
+    AND ({cleared} OR NOT EXISTS (
+        SELECT 1 FROM transfer_lines tl JOIN parties o ON o.id = tl.owner_id
+         WHERE tl.transfer_id = t.id AND o.sector = 'military'))"""
+
+
+async def transfers(pg: asyncpg.Connection, *, state: str | None, warehouse: str | None, after: list | None,
+                    limit: int, warehouse_ids: list[int] | None = None, cleared: bool = True) -> list[asyncpg.Record]:
+    """Transfer ids newest first, with their keyset (dispatched_at, id) for the next page."""
+    after_at, after_id = (datetime.fromisoformat(after[0]), after[1]) if after else (None, None)
+    return await pg.fetch(
+        f"""SELECT t.id::text AS id, t.dispatched_at FROM transfers t
              JOIN warehouses fw ON fw.id = t.from_warehouse_id JOIN warehouses tw ON tw.id = t.to_warehouse_id
             WHERE ($1::text IS NULL OR t.state = $1) AND ($2::text IS NULL OR $2 IN (fw.code, tw.code))
-              AND ($3::timestamptz IS NULL OR t.dispatched_at < $3)
-            ORDER BY t.dispatched_at DESC, t.id LIMIT $4""",
-        state, warehouse, datetime.fromisoformat(after) if after else None, limit,
+              AND ($3::timestamptz IS NULL OR (t.dispatched_at, t.id) < ($3, $4::uuid))
+              AND {TRANSFER_VISIBLE.format(warehouses="$6", cleared="$7")}
+            ORDER BY t.dispatched_at DESC, t.id DESC LIMIT $5""",
+        state, warehouse, after_at, after_id, limit, warehouse_ids, cleared,
     )
-    return [r["id"] for r in rows]
+
+
+async def transfer_visible(pg: asyncpg.Connection, transfer_id: str, *, warehouse_ids: list[int] | None,
+                           cleared: bool) -> bool:
+    transfer_id = _uuid_or_none(transfer_id)
+    if transfer_id is None:
+        return False
+    return await pg.fetchval(
+        f"SELECT EXISTS (SELECT 1 FROM transfers t WHERE t.id = $1::uuid AND "
+        f"{TRANSFER_VISIBLE.format(warehouses='$2', cleared='$3')})",
+        transfer_id, warehouse_ids, cleared,
+    )

@@ -19,9 +19,10 @@ def _uuids(values: Sequence[str]) -> list[str]:
     return out
 
 
-async def party_ids(pg: asyncpg.Connection, codes: list[str]) -> dict[str, int]:
-    rows = await pg.fetch("SELECT code, id FROM parties WHERE code = ANY($1::text[])", codes)
-    return {r["code"]: r["id"] for r in rows}
+async def party_ids(pg: asyncpg.Connection, codes: list[str]) -> dict[str, tuple[int, str]]:
+    """(id, sector) of each known party code."""
+    rows = await pg.fetch("SELECT code, id, sector FROM parties WHERE code = ANY($1::text[])", codes)
+    return {r["code"]: (r["id"], r["sector"]) for r in rows}
 
 
 async def lots_by_id(pg: asyncpg.Connection, lot_ids: list[str]) -> dict[str, asyncpg.Record]:
@@ -66,7 +67,8 @@ async def lock_transfer(pg, transfer_id: str) -> asyncpg.Record | None:
     if not _uuids([transfer_id]):
         return None
     return await pg.fetchrow(
-        "SELECT id::text AS id, state, to_warehouse_id, received_at FROM transfers WHERE id = $1::uuid FOR UPDATE",
+        """SELECT t.id::text AS id, t.state, t.to_warehouse_id, w.code AS to_warehouse, t.received_at
+             FROM transfers t JOIN warehouses w ON w.id = t.to_warehouse_id WHERE t.id = $1::uuid FOR UPDATE OF t""",
         transfer_id,
     )
 
@@ -74,7 +76,7 @@ async def lock_transfer(pg, transfer_id: str) -> asyncpg.Record | None:
 async def lines(pg, transfer_id: str) -> list[asyncpg.Record]:
     return await pg.fetch(
         """SELECT t.line_no, t.source_lot_id::text AS source_lot_id, l.code AS lot_code, l.manufactured_on, l.expires_on,
-                  t.owner_id, o.code AS owner, l.material_id, m.code AS material, m.decimals, t.quantity, t.received,
+                  t.owner_id, o.code AS owner, o.sector AS owner_sector, l.material_id, m.code AS material, m.decimals, t.quantity, t.received,
                   t.transit_account_id, t.destination_lot_id::text AS destination_lot_id
              FROM transfer_lines t JOIN lots l ON l.id = t.source_lot_id JOIN parties o ON o.id = t.owner_id
              JOIN materials m ON m.id = l.material_id

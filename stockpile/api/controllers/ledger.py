@@ -14,7 +14,7 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 
 from stockpile.api.auth import can_post_movements, can_read
-from stockpile.api.common import decode_cursor, idempotent, json_response, page, page_limit
+from stockpile.api.common import decode_cursor, encode_cursor, idempotent, json_response, page, page_limit, visibility
 from stockpile.api.problems import problem_bytes
 from stockpile.domain.errors import DomainError, Invalid, NotFound
 from stockpile.domain.quantities import format_quantity
@@ -105,15 +105,15 @@ class MovementController(Controller):
 
     @get("/", guards=[can_read], summary="The ledger, newest first")
     async def listing(
-        self, state: State, warehouse: str | None = None, material: str | None = None, owner: str | None = None,
-        kind: MovementKind | None = None, since: datetime | None = None, until: datetime | None = None,
-        limit: int | None = None, cursor: str | None = None,
+        self, request: Request, state: State, warehouse: str | None = None, material: str | None = None,
+        owner: str | None = None, kind: MovementKind | None = None, since: datetime | None = None,
+        until: datetime | None = None, limit: int | None = None, cursor: str | None = None,
     ) -> Response:
         size = page_limit(limit)
         async with state.db.transaction() as tx:
             rows = await reads.movements(
                 tx.pg, warehouse=warehouse, material=material, owner=owner, kind=kind, since=since, until=until,
-                before_seq=decode_cursor(cursor), limit=size + 1,
+                before_seq=decode_cursor(cursor), limit=size + 1, **visibility(request.user),
             )
         items = [(row["seq"], present_movement(row)) for row in rows]
         body = page(items, size, lambda item: item[0])
@@ -121,9 +121,9 @@ class MovementController(Controller):
         return json_response(body)
 
     @get("/{movement_id:str}", guards=[can_read], summary="One movement with its postings")
-    async def read(self, state: State, movement_id: str) -> Response:
+    async def read(self, request: Request, state: State, movement_id: str) -> Response:
         async with state.db.transaction() as tx:
-            row = await reads.movement(tx.pg, movement_id)
+            row = await reads.movement(tx.pg, movement_id, **visibility(request.user))
         if row is None:
             raise NotFound(f"movement {movement_id} does not exist")
         return json_response(present_movement(row))
@@ -173,17 +173,25 @@ class TransferController(Controller):
         return response
 
     @get("/{transfer_id:str}", guards=[can_read], summary="One transfer")
-    async def read(self, state: State, transfer_id: str) -> Response:
+    async def read(self, request: Request, state: State, transfer_id: str) -> Response:
         async with state.db.transaction() as tx:
+            if not await reads.transfer_visible(tx.pg, transfer_id, **visibility(request.user)):
+                raise NotFound(f"transfer {transfer_id} does not exist")
             return json_response(await transfers.show(tx.pg, transfer_id))
 
     @get("/", guards=[can_read], summary="Transfers, newest first")
     async def listing(
-        self, state: State, state_: Annotated[Literal["in_transit", "received"] | None, Parameter(query="state")] = None,
+        self, request: Request, state: State,
+        state_: Annotated[Literal["in_transit", "received"] | None, Parameter(query="state")] = None,
         warehouse: str | None = None, limit: int | None = None, cursor: str | None = None,
     ) -> Response:
         size = page_limit(limit)
         async with state.db.transaction() as tx:
-            ids = await reads.transfers(tx.pg, state=state_, warehouse=warehouse, after=decode_cursor(cursor), limit=size + 1)
-            items = [await transfers.show(tx.pg, i) for i in ids]
-        return json_response(page(items, size, lambda item: item["dispatched_at"]))
+            rows = await reads.transfers(tx.pg, state=state_, warehouse=warehouse, after=decode_cursor(cursor),
+                                         limit=size + 1, **visibility(request.user))
+            items = [await transfers.show(tx.pg, row["id"]) for row in rows[:size]]
+        last = rows[size - 1] if len(rows) > size else None
+        return json_response({
+            "items": items,
+            "next_cursor": encode_cursor([last["dispatched_at"].isoformat(), last["id"]]) if last else None,
+        })

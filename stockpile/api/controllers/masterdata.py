@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import Controller, Request, Response, get, put
 from litestar.datastructures import State
 
+from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, can_write_master_data
 from stockpile.api.common import json_response, page, page_limit, decode_cursor
 from stockpile.services import commands as c
@@ -16,8 +17,9 @@ def _controller(kind: str, schema: type) -> type[Controller]:
     """The four master-data resources behave alike; each gets its own controller and OpenAPI tag."""
 
     async def upsert(self, request: Request, state: State, code: str, data: schema) -> Response:  # type: ignore[valid-type]
-        async with state.db.transaction() as tx:
+        async with write_transaction(request, state.db) as (tx, note):
             created, stored = await masterdata.upsert(tx.pg, kind, code, data)
+            note.status, note.details = (201 if created else 200), {"created": created}
         return json_response(stored, 201 if created else 200)
 
     async def read(self, state: State, code: str) -> Response:

@@ -9,12 +9,15 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 
 from stockpile.api.auth import can_post_movements, can_read
-from stockpile.api.common import decode_cursor, json_response, page, page_limit
+from stockpile.api.audit import write_transaction
+from stockpile.api.common import decode_cursor, json_response, page, page_limit, visibility
+from stockpile.domain.access import require_cleared, require_warehouse
 from stockpile.domain.errors import NotFound
 from stockpile.domain.lots import is_expired
 from stockpile.domain.quantities import format_quantity
 from stockpile.services import commands as c
 from stockpile.services.movements import Clock, _iso
+from stockpile.store import ledger as store_ledger
 from stockpile.store import reads
 
 Category = Literal["fuel", "food", "medical"]
@@ -40,7 +43,7 @@ class StockController(Controller):
 
     @get("/", guards=[can_read], summary="Stock positions (lot × owner) holding stock")
     async def listing(
-        self, state: State, warehouse: str | None = None, material: str | None = None, owner: str | None = None,
+        self, request: Request, state: State, warehouse: str | None = None, material: str | None = None, owner: str | None = None,
         region: str | None = None, category: Category | None = None, expiring_before: date | None = None,
         status: LotStatus | None = None, limit: int | None = None, cursor: str | None = None,
     ) -> Response:
@@ -50,6 +53,7 @@ class StockController(Controller):
             rows = await reads.stock(
                 tx.pg, warehouse=warehouse, material=material, owner=owner, region=region, category=category,
                 expiring_before=expiring_before, status=status, after=decode_cursor(cursor), limit=size + 1,
+                **visibility(request.user),
             )
         items = [(row["account_id"], present_position(row, today)) for row in rows]
         body = page(items, size, lambda item: item[0])
@@ -62,23 +66,28 @@ class LotController(Controller):
     tags = ["stock"]
 
     @get("/{lot_id:str}", guards=[can_read], summary="One lot: its owners' shares and its history")
-    async def read(self, state: State, lot_id: str) -> Response:
+    async def read(self, request: Request, state: State, lot_id: str) -> Response:
         async with state.db.transaction() as tx:
-            return json_response(await _lot(tx.pg, lot_id))
+            return json_response(await _lot(tx.pg, lot_id, request.user))
 
     @post("/{lot_id:str}/status", guards=[can_post_movements], status_code=200,
           summary="Quarantine, recall or release a lot")
     async def set_status(self, request: Request, state: State, lot_id: str, data: c.LotStatusIn) -> Response:
-        async with state.db.transaction() as tx:
-            previous = await reads.set_lot_status(tx.pg, lot_id, data.status, data.reason, request.user.id)
-            if previous is None:
+        async with write_transaction(request, state.db) as (tx, note):
+            lot = await store_ledger.lot_facts(tx.pg, lot_id)
+            if lot is None:
                 raise NotFound(f"lot {lot_id} does not exist")
-            body = await _lot(tx.pg, lot_id)
+            require_warehouse(request.user, lot["warehouse_id"], lot["warehouse"])
+            for sector in await store_ledger.owner_sectors(tx.pg, lot_id):
+                require_cleared(request.user, sector)
+            previous = await reads.set_lot_status(tx.pg, lot_id, data.status, data.reason, request.user.id)
+            note.details = {"from": previous, "to": data.status}
+            body = await _lot(tx.pg, lot_id, request.user)
         return json_response(body)
 
 
-async def _lot(pg, lot_id: str) -> dict:
-    head, positions, events = await reads.lot(pg, lot_id)
+async def _lot(pg, lot_id: str, principal) -> dict:
+    head, positions, events = await reads.lot(pg, lot_id, **visibility(principal))
     if head is None:
         raise NotFound(f"lot {lot_id} does not exist")
     d = head["decimals"]

@@ -1,0 +1,116 @@
+"""The audit trail's SQL: append events, seal them into the hash chain, read them back.
+
+Writers never wait for each other: an event is inserted with its content hash in the writer's own
+transaction. ``seal`` later chains events in a commit-safe order — only events whose transaction id
+is below the oldest transaction still running, so no event can appear behind the sealed head —
+under an advisory lock, so there is one chain with no forks and no gaps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from stockpile.domain import audit as rules
+
+CONTENT_COLUMNS = "at, actor, roles, action, target, outcome, status, client, request_id, details"
+SEAL_LOCK = 0x5710C9A1  # pg_advisory_xact_lock key of the sealer
+
+
+def content_of(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+    details = row["details"]
+    return {
+        "at": row["at"], "actor": row["actor"], "roles": list(row["roles"] or []), "action": row["action"],
+        "target": row["target"], "outcome": row["outcome"], "status": row["status"], "client": row["client"],
+        "request_id": row["request_id"], "details": json.loads(details) if isinstance(details, str) else details,
+    }
+
+
+async def append(
+    pg: asyncpg.Connection, *, at: datetime, actor: str | None, roles: list[str], action: str, target: str | None,
+    outcome: str, status: int | None, client: str | None, request_id: str | None, details: dict[str, Any] | None = None,
+) -> None:
+    """Record one event in the caller's transaction (it commits or vanishes with the change it records)."""
+    content = {"at": at, "actor": actor, "roles": sorted(roles), "action": action, "target": target,
+               "outcome": outcome, "status": status, "client": client, "request_id": request_id,
+               "details": details or {}}
+    await pg.execute(
+        f"""INSERT INTO audit_events ({CONTENT_COLUMNS}, content_hash)
+            VALUES ($1, $2, $3::text[], $4, $5, $6, $7, $8, $9, $10::jsonb, $11)""",
+        at, actor, content["roles"], action, target, outcome, status, client, request_id,
+        json.dumps(content["details"]), rules.content_hash(content),
+    )
+
+
+async def seal(pg: asyncpg.Connection, batch: int = 5000) -> int:
+    """Chain every event whose transaction has finished; returns how many were sealed."""
+    await pg.execute("SELECT pg_advisory_xact_lock($1)", SEAL_LOCK)
+    head = await pg.fetchrow(
+        "SELECT chain_seq, chain_hash FROM audit_events WHERE chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1"
+    )
+    seq, prev = (head["chain_seq"], bytes(head["chain_hash"])) if head else (0, rules.GENESIS)
+    sealed = 0
+    while True:
+        rows = await pg.fetch(
+            """SELECT id, content_hash FROM audit_events
+                WHERE chain_seq IS NULL AND xid < pg_snapshot_xmin(pg_current_snapshot())
+                ORDER BY id LIMIT $1""",
+            batch,
+        )
+        if not rows:
+            return sealed
+        ids, seqs, prevs, hashes = [], [], [], []
+        for row in rows:
+            seq += 1
+            digest = rules.chain_hash(prev, bytes(row["content_hash"]))
+            ids.append(row["id"]), seqs.append(seq), prevs.append(prev), hashes.append(digest)
+            prev = digest
+        await pg.execute(
+            """UPDATE audit_events e SET chain_seq = s.seq, prev_hash = s.prev, chain_hash = s.hash
+                 FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[]) AS s(id, seq, prev, hash)
+                WHERE e.id = s.id""",
+            ids, seqs, prevs, hashes,
+        )
+        sealed += len(rows)
+
+
+async def sealed_events(pg: asyncpg.Connection, batch: int = 5000) -> AsyncIterator[rules.SealedEvent]:
+    """Every sealed event in chain order (keyset-paged, so memory stays flat)."""
+    after = 0
+    while True:
+        rows = await pg.fetch(
+            f"""SELECT id, chain_seq, {CONTENT_COLUMNS}, content_hash, prev_hash, chain_hash FROM audit_events
+                 WHERE chain_seq > $1 ORDER BY chain_seq LIMIT $2""",
+            after, batch,
+        )
+        if not rows:
+            return
+        for row in rows:
+            yield rules.SealedEvent(
+                id=row["id"], chain_seq=row["chain_seq"], content=content_of(row),
+                content_hash=bytes(row["content_hash"]), prev_hash=bytes(row["prev_hash"]),
+                chain_hash=bytes(row["chain_hash"]),
+            )
+        after = rows[-1]["chain_seq"]
+
+
+async def unsealed_count(pg: asyncpg.Connection) -> int:
+    return await pg.fetchval("SELECT count(*) FROM audit_events WHERE chain_seq IS NULL")
+
+
+async def events(pg: asyncpg.Connection, *, since: datetime | None, until: datetime | None, actor: str | None,
+                 target: str | None, action: str | None, before_id: int | None, limit: int) -> list[asyncpg.Record]:
+    return await pg.fetch(
+        f"""SELECT id, chain_seq, {CONTENT_COLUMNS}, encode(content_hash, 'hex') AS content_hash,
+                   encode(chain_hash, 'hex') AS chain_hash
+              FROM audit_events
+             WHERE ($1::timestamptz IS NULL OR at >= $1) AND ($2::timestamptz IS NULL OR at < $2)
+               AND ($3::text IS NULL OR actor = $3) AND ($4::text IS NULL OR target LIKE $4 || '%')
+               AND ($5::text IS NULL OR action = $5) AND ($6::bigint IS NULL OR id < $6)
+             ORDER BY id DESC LIMIT $7""",
+        since, until, actor, target, action, before_id, limit,
+    )
