@@ -11,6 +11,7 @@ import os
 import secrets
 import tempfile
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import asyncpg
@@ -50,13 +51,18 @@ def make_database(server_url):
     made: list[str] = []
     maintenance = with_database(server_url, "postgres")
 
-    def make() -> str:
+    def create() -> str:
         name = f"stockpile_test_{os.getpid()}_{secrets.token_hex(4)}"
         asyncio.run(_admin(maintenance, f'CREATE DATABASE "{name}"'))
         made.append(name)
         url = with_database(server_url, name)
         upgrade(url)
         return url
+
+    def make() -> str:
+        # In a thread of its own: callable from sync fixtures and from async tests alike.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(create).result()
 
     yield make
     for name in made:

@@ -65,10 +65,13 @@ def verify_chain(events: Iterable[SealedEvent]) -> Verdict:
     expected_seq = 1
     checked = 0
     for event in events:
-        if event.chain_seq != expected_seq:
-            missing = "removed" if event.chain_seq > expected_seq else "inserted or duplicated"
+        if event.chain_seq > expected_seq:
             return Verdict(False, checked, event.id,
-                           f"chain position {expected_seq} expected, found {event.chain_seq}: an event was {missing}", prev)
+                           f"chain position {expected_seq} expected, found {event.chain_seq}: events were removed "
+                           "before this one, or this one was inserted", prev)
+        if event.chain_seq < expected_seq:
+            return Verdict(False, checked, event.id,
+                           f"chain position {event.chain_seq} appears twice: an event was inserted or duplicated", prev)
         if content_hash(event.content) != event.content_hash:
             return Verdict(False, checked, event.id, "its content no longer matches its hash: the event was altered", prev)
         if event.prev_hash != prev:
