@@ -20,7 +20,8 @@ def _configure_logging(level: str) -> None:
         level=level.upper(), stream=sys.stderr,
         format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
     )
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    for quiet in ("pgserver", "alembic"):
+        logging.getLogger(quiet).setLevel(logging.WARNING)
 
 
 def database_url(settings: Settings) -> str:
@@ -63,9 +64,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if settings.migrate_on_start:
         upgrade(url)
     if settings.demo and _run(_is_empty(url)):
-        from stockpile.demo import load_demo
+        from stockpile.demo import DemoRefused, load_demo
 
-        print(_run(load_demo(url)).report(), flush=True)
+        try:
+            result = _run(load_demo(url, tokens_file=settings.data_dir / "demo-tokens.txt"))
+            print(result.report(), f"\n(tokens also in {settings.data_dir / 'demo-tokens.txt'})", flush=True)
+        except DemoRefused as exc:  # another replica loaded it first
+            log.info("demo not loaded: %s", exc)
     os.environ["STOCKPILE_HOST"], os.environ["STOCKPILE_PORT"] = settings.host, str(settings.port)
     print(f"stockpile serving on http://{settings.host}:{settings.port} (API docs at /docs)", flush=True)
     uvicorn.run(
@@ -84,15 +89,16 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from stockpile.demo import load_demo
+    from stockpile.demo import DemoRefused, load_demo
     from stockpile.store.engine import upgrade
 
     url = database_url(settings)
     upgrade(url)
-    if not _run(_is_empty(url)):
-        print("the database already holds data; the demo loads only into an empty database", file=sys.stderr)
+    try:
+        print(_run(load_demo(url)).report())
+    except DemoRefused as exc:
+        print(f"demo not loaded: {exc}", file=sys.stderr)
         return 1
-    print(_run(load_demo(url)).report())
     return 0
 
 

@@ -98,7 +98,7 @@ def requires(*roles: str):
     """A route guard: the principal must hold one of ``roles`` (``admin`` is not implied)."""
     wanted = frozenset(roles)
 
-    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         principal: Principal = connection.user
         if not principal.has_any(wanted):
             raise PermissionDeniedException(f"this needs one of the roles: {', '.join(sorted(wanted))}")

@@ -1,39 +1,55 @@
 """The unit of work: one transaction per entry point (request, job run, CLI command).
 
 ``Database.transaction()`` opens a transaction and hands out a ``Tx``; leaving the block commits,
-an exception rolls back. Code below the entry point never commits.
+an exception rolls back. Code below the entry point never commits. Connections come from an
+asyncpg pool (the hot path is hand-written SQL; SQLAlchemy builds the schema through Alembic).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from stockpile.store.engine import make_engine
+from stockpile.store.engine import asyncpg_dsn
 
 
 @dataclass
 class Tx:
-    """An open transaction: the SQLAlchemy connection and its asyncpg driver connection."""
+    """An open transaction on one connection."""
 
-    conn: AsyncConnection
     pg: asyncpg.Connection
 
 
 class Database:
     def __init__(self, url: str, *, pool_size: int = 20) -> None:
         self.url = url
-        self.engine: AsyncEngine = make_engine(url, pool_size=pool_size)
+        self.pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+
+    async def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._lock:
+                if self._pool is None:
+                    dsn, kwargs = asyncpg_dsn(self.url)
+                    self._pool = await asyncpg.create_pool(
+                        dsn, min_size=1, max_size=self.pool_size, statement_cache_size=1024,
+                        max_inactive_connection_lifetime=300, timeout=10,
+                        server_settings={"application_name": "stockpile"}, **kwargs,
+                    )
+        return self._pool
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
-        async with self.engine.begin() as conn:
-            raw = await conn.get_raw_connection()
-            yield Tx(conn, raw.driver_connection)
+        pool = await self.pool()
+        async with pool.acquire() as conn, conn.transaction():
+            yield Tx(conn)
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None

@@ -7,8 +7,6 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 EMBEDDED_DATABASE = "stockpile"
 
@@ -44,17 +42,6 @@ def asyncpg_dsn(url: str) -> tuple[str, dict]:
     if "host" in query:
         kwargs["host"] = query.pop("host")
     return urlunsplit(parts._replace(query=urlencode(query))), kwargs
-
-
-def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
-    return create_async_engine(
-        async_url(url),
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=False,
-        pool_recycle=1800,
-        connect_args={"timeout": 10, "server_settings": {"application_name": "stockpile"}},
-    )
 
 
 def split_sql(script: str) -> list[str]:
