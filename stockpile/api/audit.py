@@ -34,9 +34,21 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 class AuditNote:
     """What a handler says about its change; recorded when its transaction commits."""
 
+    request: Request
     target: str
     details: dict[str, Any] = field(default_factory=dict)
     status: int = 200
+    taken: bool = False
+
+    def take_event(self) -> list[Any]:
+        """The event's INSERT values, for a handler that writes it within its own statement."""
+        self.taken = True
+        principal, scope = self.request.user, self.request.scope
+        return audit_store.event_values(
+            at=datetime.now(timezone.utc), actor=principal.name, roles=sorted(principal.roles),
+            action=_action(scope), target=self.target, outcome="ok", status=self.status,
+            client=_client(scope), request_id=request_id(scope), details=self.details,
+        )
 
 
 def request_id(scope: Scope) -> str:
@@ -61,15 +73,11 @@ def _action(scope: Scope) -> str:
 async def write_transaction(request: Request, db: Database) -> AsyncIterator[tuple[Tx, AuditNote]]:
     """A request's write transaction: the handler changes state, then its audit event is appended,
     then it commits — all before the response is sent."""
-    note = AuditNote(target=request.url.path)
-    principal = request.user
+    note = AuditNote(request, target=request.url.path)
     async with db.transaction() as tx:
         yield tx, note
-        await audit_store.append(
-            tx.pg, at=datetime.now(timezone.utc), actor=principal.name, roles=sorted(principal.roles),
-            action=_action(request.scope), target=note.target, outcome="ok", status=note.status,
-            client=_client(request.scope), request_id=request_id(request.scope), details=note.details,
-        )
+        if not note.taken:
+            await tx.pg.execute(audit_store.insert_sql(1), *note.take_event())
 
 
 def status_of(exc: Exception) -> tuple[int, str]:

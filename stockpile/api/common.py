@@ -68,8 +68,11 @@ def _idempotency_key(request: Request) -> str:
     return key
 
 
+Append = Callable[..., Awaitable[None]]
+
+
 async def idempotent(
-    request: Request, db: Database, run: Callable[[Tx], Awaitable[tuple[int, Any]]]
+    request: Request, db: Database, run: Callable[[Tx], Awaitable[tuple[int, Any] | tuple[int, Any, Append]]]
 ) -> Response:
     """Run a ledger POST once per (principal, Idempotency-Key) (guarantee 5).
 
@@ -77,6 +80,10 @@ async def idempotent(
     ``Idempotent-Replayed: true``; with another body it is a 409 ``idempotency-conflict``. The key
     and the response are written in the same transaction as the ledger change, so a failed request
     leaves the key free for a retry.
+
+    ``run`` returns (status, body) after writing, or (status, body, append) where ``append``
+    performs the write later taking ``idempotency=`` and ``audit_event=`` — so the change, the
+    stored response and the audit event travel in one statement.
     """
     key = _idempotency_key(request)
     raw = await request.body()
@@ -90,10 +97,13 @@ async def idempotent(
         note.details["idempotency_key"] = key
         stored = await idempotency.claim(tx.pg, principal.id, key, fingerprint)
         if stored is None:
-            status, body = await run(tx)
+            status, body, *append = await run(tx)
             content = msgspec.json.encode(body)
-            await idempotency.record(tx.pg, principal.id, key, status, content)
             note.status, note.details["id"] = status, body.get("id")
+            if append:
+                await append[0](idempotency=(principal.id, key, status, content), audit_event=note.take_event())
+            else:
+                await idempotency.record(tx.pg, principal.id, key, status, content)
         elif stored.request_hash != fingerprint:
             raise IdempotencyConflict(
                 f"Idempotency-Key {key!r} was already used for a different request", idempotency_key=key

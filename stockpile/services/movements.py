@@ -160,25 +160,37 @@ async def _receipt(pg, cmd: c.Receipt, clock: Clock, principal: Principal) -> Po
         expires_on = cmd.lot.manufactured_on + timedelta(days=shelf_life)
     if expires_on and cmd.lot.manufactured_on and expires_on < cmd.lot.manufactured_on:
         raise Invalid.field("lot.expires_on", "is before manufactured_on")
-    lot = await store.upsert_lot(
-        pg, warehouse_id=ref["warehouse"][0], material_id=material_id, code=cmd.lot.code,
+    row = await store.lock_receipt_position(
+        pg, warehouse_id=ref["warehouse"][0], material_id=material_id, owner_id=ref["owner"][0], code=cmd.lot.code,
         manufactured_on=cmd.lot.manufactured_on, expires_on=expires_on,
     )
-    if cmd.lot.expires_on is not None and lot["expires_on"] != cmd.lot.expires_on:
+    if cmd.lot.expires_on is not None and row["expires_on"] != cmd.lot.expires_on:
         raise Conflict(
-            f"lot {cmd.lot.code} at {cmd.warehouse} expires on {lot['expires_on']}, not {cmd.lot.expires_on}; "
+            f"lot {cmd.lot.code} at {cmd.warehouse} expires on {row['expires_on']}, not {cmd.lot.expires_on}; "
             "use a new lot code for a different batch",
-            lot_id=lot["id"],
+            lot_id=row["lot_id"],
         )
-    ids = await store.open_stock_accounts(pg, [(lot["id"], ref["owner"][0], material_id)])
-    account_id = ids[(lot["id"], ref["owner"][0])]
-    positions = await store.lock_accounts(pg, [account_id])
+    position = store.to_position(row)
+    account_id = position.account_id
+    positions = {account_id: position}
     postings = rules.receipt_postings(positions[account_id], quantity)
     return _posted("receipt", cmd, clock, postings, positions, {material_id: (material_code, decimals)})
 
 
 async def _issue(pg, cmd: c.Issue, clock: Clock, principal: Principal) -> Posted:
-    if cmd.lot_id is not None:
+    if cmd.lot_id is not None and (row := await store.lock_lot_position(pg, cmd.lot_id, cmd.owner)) is not None:
+        position = store.to_position(row)
+        mismatch = [
+            {"field": f, "message": f"lot {position.lot_code} is {f} {row[f]!r}, not {given!r}"}
+            for f, given in (("warehouse", cmd.warehouse), ("material", cmd.material))
+            if given is not None and given != row[f if f == "warehouse" else "material_code"]
+        ]
+        if mismatch:
+            raise Invalid(mismatch)
+        _authorize(principal, (row["warehouse_id"], row["warehouse"]), (position.owner_id, position.owner_code, row["sector"]))
+        picks = [(position, parse_quantity(cmd.quantity, position.decimals))]
+        material = (position.material_id, row["material_code"], position.decimals)
+    elif cmd.lot_id is not None:
         lot = await _lot(pg, cmd.lot_id)
         mismatch = [
             {"field": f, "message": f"lot {lot['code']} is {f} {lot[f]!r}, not {given!r}"}
@@ -286,17 +298,30 @@ HANDLERS = {
 }
 
 
-async def post_movement(pg: asyncpg.Connection, cmd: c.Movement, principal: Principal, clock: Clock) -> Posted:
-    """Apply one movement. Raises a ``DomainError`` (nothing written by this call) when refused."""
-    posted = await HANDLERS[type(cmd)](pg, cmd, clock, principal)
+async def prepare_movement(pg: asyncpg.Connection, cmd: c.Movement, principal: Principal, clock: Clock) -> Posted:
+    """Read and lock what the movement touches and build its postings; writes nothing yet.
+    Raises a ``DomainError`` when the rules refuse it."""
+    return await HANDLERS[type(cmd)](pg, cmd, clock, principal)
+
+
+async def append_movement(pg: asyncpg.Connection, posted: Posted, principal: Principal, *,
+                          idempotency: tuple | None = None, audit_event: list | None = None) -> None:
+    """Append a prepared movement (with the request's idempotency record and audit event, if given)."""
     try:
         await store.insert_movement(
             pg, movement_id=posted.id, kind=posted.kind, occurred_at=posted.occurred_at,
             recorded_at=posted.recorded_at, principal_id=principal.id, postings=posted.postings,
             reason=posted.reason, note=posted.note, reverses_id=posted.reverses,
+            idempotency=idempotency, audit_event=audit_event,
         )
     except asyncpg.UniqueViolationError as exc:
-        if posted.reverses and "reverses_id" in str(exc):
+        if posted.reverses and exc.constraint_name == "movements_reverses_id_key":
             raise Conflict(f"movement {posted.reverses} was already reversed") from None
         raise
+
+
+async def post_movement(pg: asyncpg.Connection, cmd: c.Movement, principal: Principal, clock: Clock) -> Posted:
+    """Apply one movement. Raises a ``DomainError`` (nothing written by this call) when refused."""
+    posted = await prepare_movement(pg, cmd, principal, clock)
+    await append_movement(pg, posted, principal)
     return posted

@@ -30,20 +30,28 @@ def content_of(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def append(
-    pg: asyncpg.Connection, *, at: datetime, actor: str | None, roles: list[str], action: str, target: str | None,
-    outcome: str, status: int | None, client: str | None, request_id: str | None, details: dict[str, Any] | None = None,
-) -> None:
-    """Record one event in the caller's transaction (it commits or vanishes with the change it records)."""
+def event_values(
+    *, at: datetime, actor: str | None, roles: list[str], action: str, target: str | None, outcome: str,
+    status: int | None, client: str | None, request_id: str | None, details: dict[str, Any] | None = None,
+) -> list[Any]:
+    """The INSERT parameters of one event (content columns, then its content hash)."""
     content = {"at": at, "actor": actor, "roles": sorted(roles), "action": action, "target": target,
                "outcome": outcome, "status": status, "client": client, "request_id": request_id,
                "details": details or {}}
-    await pg.execute(
-        f"""INSERT INTO audit_events ({CONTENT_COLUMNS}, content_hash)
-            VALUES ($1, $2, $3::text[], $4, $5, $6, $7, $8, $9, $10::jsonb, $11)""",
-        at, actor, content["roles"], action, target, outcome, status, client, request_id,
-        json.dumps(content["details"]), rules.content_hash(content),
-    )
+    return [at, actor, content["roles"], action, target, outcome, status, client, request_id,
+            json.dumps(content["details"]), rules.content_hash(content)]
+
+
+def insert_sql(first: int) -> str:
+    """``INSERT INTO audit_events …`` taking ``event_values`` from parameter ``$first`` on."""
+    p = [f"${first + i}" for i in range(11)]
+    return (f"INSERT INTO audit_events ({CONTENT_COLUMNS}, content_hash) VALUES "
+            f"({p[0]}, {p[1]}, {p[2]}::text[], {p[3]}, {p[4]}, {p[5]}, {p[6]}, {p[7]}, {p[8]}, {p[9]}::jsonb, {p[10]})")
+
+
+async def append(pg: asyncpg.Connection, **event: Any) -> None:
+    """Record one event in the caller's transaction (it commits or vanishes with the change it records)."""
+    await pg.execute(insert_sql(1), *event_values(**event))
 
 
 async def seal(pg: asyncpg.Connection, batch: int = 5000) -> int:

@@ -14,6 +14,7 @@ from datetime import date, datetime
 import asyncpg
 
 from stockpile.domain.ledger import Position, Posting
+from stockpile.store import audit
 
 POSITION_COLUMNS = """
     a.id AS account_id, a.lot_id::text AS lot_id, l.code AS lot_code, a.owner_id, o.code AS owner_code,
@@ -138,18 +139,35 @@ async def insert_movement(
     pg: asyncpg.Connection, *, movement_id: str, kind: str, occurred_at: datetime, recorded_at: datetime,
     principal_id: int | None, postings: Sequence[Posting], reason: str | None = None, note: str | None = None,
     reverses_id: str | None = None, transfer_id: str | None = None,
+    idempotency: tuple[int, str, int, bytes] | None = None, audit_event: list | None = None,
 ) -> None:
-    """Append one movement and its postings in one round trip (balances follow by trigger)."""
-    await pg.execute(
-        """WITH movement AS (
-               INSERT INTO movements (id, kind, occurred_at, recorded_at, principal_id, reason, note, reverses_id, transfer_id)
-               VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8::uuid, $9::uuid))
-           INSERT INTO postings (movement_id, account_id, external, material_id, delta)
-           SELECT $1::uuid, p.account_id, p.external, p.material_id, p.delta
-             FROM unnest($10::bigint[], $11::text[], $12::bigint[], $13::bigint[]) AS p(account_id, external, material_id, delta)""",
+    """Append one movement and its postings in one round trip (balances follow by trigger).
+
+    ``idempotency`` (principal id, key, status, response) and ``audit_event`` (``audit.event_values``)
+    ride in the same statement, so a request's whole write is one round trip.
+    """
+    params: list = [
         movement_id, kind, occurred_at, recorded_at, principal_id, reason, note, reverses_id, transfer_id,
         [p.account_id for p in postings], [p.external for p in postings],
         [p.material_id for p in postings], [p.delta for p in postings],
+    ]
+    extra = ""
+    if idempotency is not None:
+        n = len(params)
+        extra += (f""", keyed AS (UPDATE idempotency_keys SET status_code = ${n + 3}, response = ${n + 4}
+                                  WHERE principal_id = ${n + 1} AND key = ${n + 2})""")
+        params += list(idempotency)
+    if audit_event is not None:
+        extra += f", audited AS ({audit.insert_sql(len(params) + 1)})"
+        params += audit_event
+    await pg.execute(
+        f"""WITH movement AS (
+               INSERT INTO movements (id, kind, occurred_at, recorded_at, principal_id, reason, note, reverses_id, transfer_id)
+               VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8::uuid, $9::uuid)){extra}
+           INSERT INTO postings (movement_id, account_id, external, material_id, delta)
+           SELECT $1::uuid, p.account_id, p.external, p.material_id, p.delta
+             FROM unnest($10::bigint[], $11::text[], $12::bigint[], $13::bigint[]) AS p(account_id, external, material_id, delta)""",
+        *params,
     )
 
 
@@ -191,3 +209,49 @@ async def owner_sectors(pg: asyncpg.Connection, lot_id: str) -> set[str]:
         lot_id,
     )
     return {r["sector"] for r in rows}
+
+
+async def lock_lot_position(pg: asyncpg.Connection, lot_id: str, owner_code: str) -> asyncpg.Record | None:
+    """In one round trip: a lot's facts, the owner, and that owner's position in the lot, locked.
+
+    None when the lot or owner is unknown or the owner holds no position there (the caller finds
+    out which on that slower path).
+    """
+    try:
+        uuid.UUID(lot_id)
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return await pg.fetchrow(
+        f"""SELECT {POSITION_COLUMNS}, l.warehouse_id, w.code AS warehouse, o.sector
+              {POSITION_FROM}
+              JOIN warehouses w ON w.id = l.warehouse_id
+             WHERE a.lot_id = $1::uuid AND a.type = 'stock' AND o.code = $2
+             FOR UPDATE OF a""",
+        lot_id, owner_code,
+    )
+
+
+async def lock_receipt_position(
+    pg: asyncpg.Connection, *, warehouse_id: int, material_id: int, owner_id: int, code: str,
+    manufactured_on: date | None, expires_on: date | None,
+) -> asyncpg.Record:
+    """In one round trip: the lot with this code at the warehouse (created if new), the owner's
+    position in it (opened if new), locked. Returns the position and the lot's stored expiry."""
+    return await pg.fetchrow(
+        f"""WITH lot AS (
+                INSERT INTO lots (warehouse_id, material_id, code, manufactured_on, expires_on)
+                VALUES ($1, $2, $4, $5, $6)
+                ON CONFLICT (warehouse_id, material_id, code) DO UPDATE SET code = EXCLUDED.code
+                RETURNING id, code, status, expires_on),
+            account AS (
+                INSERT INTO accounts (type, lot_id, owner_id, material_id)
+                SELECT 'stock', lot.id, $3, $2 FROM lot
+                ON CONFLICT (lot_id, owner_id) WHERE type = 'stock' DO UPDATE SET reserved = accounts.reserved
+                RETURNING id, lot_id, owner_id, material_id, balance, reserved)
+            SELECT a.id AS account_id, a.lot_id::text AS lot_id, lot.code AS lot_code, a.owner_id,
+                   (SELECT code FROM parties WHERE id = $3) AS owner_code, a.material_id,
+                   (SELECT decimals FROM materials WHERE id = $2) AS decimals, a.balance, a.reserved,
+                   lot.status, lot.expires_on
+              FROM account a, lot""",
+        warehouse_id, material_id, owner_id, code, manufactured_on, expires_on,
+    )

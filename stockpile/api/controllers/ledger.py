@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Literal
 
 import msgspec
@@ -21,7 +22,7 @@ from stockpile.domain.quantities import format_quantity
 from stockpile.metrics import MOVEMENTS_POSTED
 from stockpile.services import commands as c
 from stockpile.services import transfers
-from stockpile.services.movements import Clock, _iso, post_movement
+from stockpile.services.movements import Clock, _iso, append_movement, post_movement, prepare_movement
 from stockpile.store import reads
 
 IDEMPOTENCY_HEADER = Parameter(header="Idempotency-Key", required=True, description="1–200 printable characters; replays answer the first result")
@@ -58,8 +59,8 @@ class MovementController(Controller):
         idempotency_key: Annotated[str, IDEMPOTENCY_HEADER],
     ) -> Response:
         async def run(tx):
-            posted = await post_movement(tx.pg, data, request.user, Clock.utc())
-            return 201, posted.as_json()
+            posted = await prepare_movement(tx.pg, data, request.user, Clock.utc())
+            return 201, posted.as_json(), partial(append_movement, tx.pg, posted, request.user)
 
         response = await idempotent(request, state.db, run)
         if response.status_code == 201 and "Idempotent-Replayed" not in response.headers:
