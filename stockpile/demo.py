@@ -42,6 +42,7 @@ from stockpile.domain.access import Principal
 from stockpile.services import commands as c
 from stockpile.services import masterdata, transfers
 from stockpile.services.movements import Clock, Posted, post_movement
+from stockpile.services.workspace import Workspace
 from stockpile.store import reads, tokens
 from stockpile.store.db import Database
 
@@ -456,7 +457,7 @@ class _Loader:
     # ---- posting ------------------------------------------------------------------------------
 
     async def _post(self, cmd: c.Movement, moment: datetime, warehouse: str) -> Posted:
-        posted = await post_movement(self.pg, cmd, self._actor(warehouse), Clock(moment))
+        posted = await post_movement(Workspace(self.pg), cmd, self._actor(warehouse), Clock(moment))
         self._track(posted, warehouse)
         return posted
 

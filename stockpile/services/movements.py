@@ -18,6 +18,7 @@ from stockpile.domain.errors import Conflict, Invalid, InsufficientStock, NotFou
 from stockpile.domain.ledger import Position, Posting
 from stockpile.domain.quantities import format_quantity, parse_quantity
 from stockpile.services import commands as c
+from stockpile.services.workspace import Pending, Workspace
 from stockpile.store import ledger as store
 
 
@@ -91,20 +92,14 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-async def _resolve(pg: asyncpg.Connection, **codes: str | None) -> dict[str, asyncpg.Record]:
-    """Resolve warehouse/material/owner codes in one round trip; unknown codes → 422."""
-    wanted = {k: v for k, v in codes.items() if v is not None}
-    row = await pg.fetchrow(
-        """SELECT (SELECT row(id, code) FROM warehouses WHERE code = $1) AS warehouse,
-                  (SELECT row(id, code, decimals, shelf_life_days) FROM materials WHERE code = $2) AS material,
-                  (SELECT row(id, code, sector) FROM parties WHERE code = $3) AS owner,
-                  (SELECT row(id, code, sector) FROM parties WHERE code = $4) AS to_owner""",
-        wanted.get("warehouse"), wanted.get("material"), wanted.get("owner"), wanted.get("to_owner"),
-    )
-    errors = [{"field": k, "message": f"unknown {k.replace('to_', '')} code {v!r}"} for k, v in wanted.items() if row[k] is None]
+async def _resolve(ws: Workspace, **codes: str | None) -> dict[str, tuple]:
+    """Resolve warehouse/material/owner codes (cached per transaction); unknown codes → 422."""
+    found = await ws.resolve(**codes)
+    errors = [{"field": k, "message": f"unknown {k.replace('to_', '')} code {codes[k]!r}"}
+              for k, v in found.items() if v is None]
     if errors:
         raise Invalid(errors)
-    return {k: row[k] for k in wanted}
+    return found
 
 
 async def _lot(pg: asyncpg.Connection, lot_id: str) -> asyncpg.Record:
@@ -148,8 +143,8 @@ def _posted(kind: str, cmd, clock: Clock, postings: list[Posting], positions: di
     )
 
 
-async def _receipt(pg, cmd: c.Receipt, clock: Clock, principal: Principal) -> Posted:
-    ref = await _resolve(pg, warehouse=cmd.warehouse, material=cmd.material, owner=cmd.owner)
+async def _receipt(ws: Workspace, cmd: c.Receipt, clock: Clock, principal: Principal) -> Posted:
+    ref = await _resolve(ws, warehouse=cmd.warehouse, material=cmd.material, owner=cmd.owner)
     _authorize(principal, ref["warehouse"], ref["owner"])
     material_id, material_code, decimals, shelf_life = ref["material"]
     quantity = parse_quantity(cmd.quantity, decimals)
@@ -160,26 +155,25 @@ async def _receipt(pg, cmd: c.Receipt, clock: Clock, principal: Principal) -> Po
         expires_on = cmd.lot.manufactured_on + timedelta(days=shelf_life)
     if expires_on and cmd.lot.manufactured_on and expires_on < cmd.lot.manufactured_on:
         raise Invalid.field("lot.expires_on", "is before manufactured_on")
-    row = await store.lock_receipt_position(
-        pg, warehouse_id=ref["warehouse"][0], material_id=material_id, owner_id=ref["owner"][0], code=cmd.lot.code,
+    position, stored_expiry = await ws.receipt_position(
+        warehouse_id=ref["warehouse"][0], material_id=material_id, owner_id=ref["owner"][0], code=cmd.lot.code,
         manufactured_on=cmd.lot.manufactured_on, expires_on=expires_on,
     )
-    if cmd.lot.expires_on is not None and row["expires_on"] != cmd.lot.expires_on:
+    if cmd.lot.expires_on is not None and stored_expiry != cmd.lot.expires_on:
         raise Conflict(
-            f"lot {cmd.lot.code} at {cmd.warehouse} expires on {row['expires_on']}, not {cmd.lot.expires_on}; "
+            f"lot {cmd.lot.code} at {cmd.warehouse} expires on {stored_expiry}, not {cmd.lot.expires_on}; "
             "use a new lot code for a different batch",
-            lot_id=row["lot_id"],
+            lot_id=position.lot_id,
         )
-    position = store.to_position(row)
     account_id = position.account_id
     positions = {account_id: position}
     postings = rules.receipt_postings(positions[account_id], quantity)
     return _posted("receipt", cmd, clock, postings, positions, {material_id: (material_code, decimals)})
 
 
-async def _issue(pg, cmd: c.Issue, clock: Clock, principal: Principal) -> Posted:
-    if cmd.lot_id is not None and (row := await store.lock_lot_position(pg, cmd.lot_id, cmd.owner)) is not None:
-        position = store.to_position(row)
+async def _issue(ws: Workspace, cmd: c.Issue, clock: Clock, principal: Principal) -> Posted:
+    if cmd.lot_id is not None and (found := await ws.lot_position(cmd.lot_id, cmd.owner)) is not None:
+        position, row = found
         mismatch = [
             {"field": f, "message": f"lot {position.lot_code} is {f} {row[f]!r}, not {given!r}"}
             for f, given in (("warehouse", cmd.warehouse), ("material", cmd.material))
@@ -191,6 +185,7 @@ async def _issue(pg, cmd: c.Issue, clock: Clock, principal: Principal) -> Posted
         picks = [(position, parse_quantity(cmd.quantity, position.decimals))]
         material = (position.material_id, row["material_code"], position.decimals)
     elif cmd.lot_id is not None:
+        pg = await ws.db()
         lot = await _lot(pg, cmd.lot_id)
         mismatch = [
             {"field": f, "message": f"lot {lot['code']} is {f} {lot[f]!r}, not {given!r}"}
@@ -199,7 +194,7 @@ async def _issue(pg, cmd: c.Issue, clock: Clock, principal: Principal) -> Posted
         ]
         if mismatch:
             raise Invalid(mismatch)
-        owner = (await _resolve(pg, owner=cmd.owner))["owner"]
+        owner = (await _resolve(ws, owner=cmd.owner))["owner"]
         _authorize(principal, (lot["warehouse_id"], lot["warehouse"]), owner)
         quantity = parse_quantity(cmd.quantity, lot["decimals"])
         position = await _owner_position(pg, lot, owner, open_=False)
@@ -210,11 +205,11 @@ async def _issue(pg, cmd: c.Issue, clock: Clock, principal: Principal) -> Posted
                    for f in ("warehouse", "material") if getattr(cmd, f) is None]
         if missing:
             raise Invalid(missing)
-        ref = await _resolve(pg, warehouse=cmd.warehouse, material=cmd.material, owner=cmd.owner)
+        ref = await _resolve(ws, warehouse=cmd.warehouse, material=cmd.material, owner=cmd.owner)
         _authorize(principal, ref["warehouse"], ref["owner"])
         material = tuple(ref["material"])[:3]
         quantity = parse_quantity(cmd.quantity, material[2])
-        candidates = await store.lock_owner_positions(pg, ref["warehouse"][0], material[0], ref["owner"][0])
+        candidates = await ws.owner_positions(ref["warehouse"][0], material[0], ref["owner"][0])
         if not candidates:
             raise InsufficientStock(
                 f"{cmd.owner} holds no {cmd.material} at {cmd.warehouse}",
@@ -226,9 +221,10 @@ async def _issue(pg, cmd: c.Issue, clock: Clock, principal: Principal) -> Posted
     return _posted("issue", cmd, clock, postings, positions, {material[0]: (material[1], material[2])})
 
 
-async def _adjustment(pg, cmd: c.Adjustment, clock: Clock, principal: Principal) -> Posted:
+async def _adjustment(ws: Workspace, cmd: c.Adjustment, clock: Clock, principal: Principal) -> Posted:
+    pg = await ws.db()
     lot = await _lot(pg, cmd.lot_id)
-    owner = (await _resolve(pg, owner=cmd.owner))["owner"]
+    owner = (await _resolve(ws, owner=cmd.owner))["owner"]
     _authorize(principal, (lot["warehouse_id"], lot["warehouse"]), owner)
     counted = parse_quantity(cmd.counted, lot["decimals"], field="counted", allow_zero=True)
     position = await _owner_position(pg, lot, owner, open_=True)
@@ -237,9 +233,10 @@ async def _adjustment(pg, cmd: c.Adjustment, clock: Clock, principal: Principal)
                    {lot["material_id"]: (lot["material"], lot["decimals"])})
 
 
-async def _write_off(pg, cmd: c.WriteOff, clock: Clock, principal: Principal) -> Posted:
+async def _write_off(ws: Workspace, cmd: c.WriteOff, clock: Clock, principal: Principal) -> Posted:
+    pg = await ws.db()
     lot = await _lot(pg, cmd.lot_id)
-    owner = (await _resolve(pg, owner=cmd.owner))["owner"]
+    owner = (await _resolve(ws, owner=cmd.owner))["owner"]
     _authorize(principal, (lot["warehouse_id"], lot["warehouse"]), owner)
     quantity = parse_quantity(cmd.quantity, lot["decimals"])
     position = await _owner_position(pg, lot, owner, open_=False)
@@ -248,9 +245,10 @@ async def _write_off(pg, cmd: c.WriteOff, clock: Clock, principal: Principal) ->
                    {lot["material_id"]: (lot["material"], lot["decimals"])})
 
 
-async def _ownership_transfer(pg, cmd: c.OwnershipTransfer, clock: Clock, principal: Principal) -> Posted:
+async def _ownership_transfer(ws: Workspace, cmd: c.OwnershipTransfer, clock: Clock, principal: Principal) -> Posted:
+    pg = await ws.db()
     lot = await _lot(pg, cmd.lot_id)
-    ref = await _resolve(pg, owner=cmd.from_owner, to_owner=cmd.to_owner)
+    ref = await _resolve(ws, owner=cmd.from_owner, to_owner=cmd.to_owner)
     _authorize(principal, (lot["warehouse_id"], lot["warehouse"]), ref["owner"], ref["to_owner"])
     if cmd.from_owner == cmd.to_owner:
         raise Invalid.field("to_owner", "must differ from from_owner")
@@ -270,7 +268,8 @@ async def _ownership_transfer(pg, cmd: c.OwnershipTransfer, clock: Clock, princi
 NOT_REVERSIBLE = {"reversal", "transfer_dispatch", "transfer_receipt"}
 
 
-async def _reversal(pg, cmd: c.Reversal, clock: Clock, principal: Principal) -> Posted:
+async def _reversal(ws: Workspace, cmd: c.Reversal, clock: Clock, principal: Principal) -> Posted:
+    pg = await ws.db()
     head, original = await store.movement_for_reversal(pg, cmd.movement_id)
     if head is None:
         raise NotFound(f"movement {cmd.movement_id} does not exist")
@@ -298,30 +297,20 @@ HANDLERS = {
 }
 
 
-async def prepare_movement(pg: asyncpg.Connection, cmd: c.Movement, principal: Principal, clock: Clock) -> Posted:
+async def prepare_movement(ws: Workspace, cmd: c.Movement, principal: Principal, clock: Clock) -> Posted:
     """Read and lock what the movement touches and build its postings; writes nothing yet.
     Raises a ``DomainError`` when the rules refuse it."""
-    return await HANDLERS[type(cmd)](pg, cmd, clock, principal)
+    return await HANDLERS[type(cmd)](ws, cmd, clock, principal)
 
 
-async def append_movement(pg: asyncpg.Connection, posted: Posted, principal: Principal, *,
-                          idempotency: tuple | None = None, audit_event: list | None = None) -> None:
-    """Append a prepared movement (with the request's idempotency record and audit event, if given)."""
-    try:
-        await store.insert_movement(
-            pg, movement_id=posted.id, kind=posted.kind, occurred_at=posted.occurred_at,
-            recorded_at=posted.recorded_at, principal_id=principal.id, postings=posted.postings,
-            reason=posted.reason, note=posted.note, reverses_id=posted.reverses,
-            idempotency=idempotency, audit_event=audit_event,
-        )
-    except asyncpg.UniqueViolationError as exc:
-        if posted.reverses and exc.constraint_name == "movements_reverses_id_key":
-            raise Conflict(f"movement {posted.reverses} was already reversed") from None
-        raise
-
-
-async def post_movement(pg: asyncpg.Connection, cmd: c.Movement, principal: Principal, clock: Clock) -> Posted:
-    """Apply one movement. Raises a ``DomainError`` (nothing written by this call) when refused."""
-    posted = await prepare_movement(pg, cmd, principal, clock)
-    await append_movement(pg, posted, principal)
+async def post_movement(ws: Workspace, cmd: c.Movement, principal: Principal, clock: Clock, *,
+                        idempotency: tuple | None = None, audit_event: list | None = None,
+                        flush: bool = True) -> Posted:
+    """Apply one movement (with the request's idempotency record and audit event, when given).
+    Raises a ``DomainError`` (nothing written by this call) when refused. With ``flush=False``
+    the movement is queued in the workspace and appended with the next flush."""
+    posted = await prepare_movement(ws, cmd, principal, clock)
+    ws.append(Pending(posted, principal.id, idempotency, audit_event))
+    if flush:
+        await ws.flush()
     return posted

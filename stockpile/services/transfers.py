@@ -14,6 +14,7 @@ from stockpile.domain.errors import Conflict, Invalid, NotFound
 from stockpile.domain.quantities import format_quantity, parse_quantity
 from stockpile.services import commands as c
 from stockpile.services.movements import Clock, Posted, _iso, _resolve
+from stockpile.services.workspace import Pending, Workspace
 from stockpile.store import ledger as store
 from stockpile.store import transfers as transfer_store
 
@@ -21,8 +22,9 @@ from stockpile.store import transfers as transfer_store
 async def dispatch(pg: asyncpg.Connection, cmd: c.TransferIn, principal: Principal, clock: Clock) -> tuple[dict, Posted]:
     if cmd.from_warehouse == cmd.to_warehouse:
         raise Invalid.field("to_warehouse", "must differ from from_warehouse")
-    source = (await _resolve(pg, warehouse=cmd.from_warehouse))["warehouse"]
-    target = (await _resolve(pg, warehouse=cmd.to_warehouse))["warehouse"]
+    ws = Workspace(pg)
+    source = (await _resolve(ws, warehouse=cmd.from_warehouse))["warehouse"]
+    target = (await _resolve(ws, warehouse=cmd.to_warehouse))["warehouse"]
     require_warehouse(principal, source[0], source[1])
     owners = await transfer_store.party_ids(pg, [line.owner for line in cmd.lines])
     for owner_id, sector in owners.values():
@@ -151,10 +153,7 @@ def _received_per_line(lines: list[asyncpg.Record], cmd: c.TransferReceiptIn) ->
 
 async def _append(pg: asyncpg.Connection, posted: Posted, principal: Principal) -> None:
     rules.assert_balanced(posted.postings)
-    await store.insert_movement(
-        pg, movement_id=posted.id, kind=posted.kind, occurred_at=posted.occurred_at, recorded_at=posted.recorded_at,
-        principal_id=principal.id, postings=posted.postings, note=posted.note, transfer_id=posted.transfer_id,
-    )
+    await store.insert_movements(pg, [Pending(posted, principal.id)])
 
 
 async def show(pg: asyncpg.Connection, transfer_id: str) -> dict:

@@ -39,7 +39,7 @@ class Database:
                     self._pool = await asyncpg.create_pool(
                         dsn, min_size=1, max_size=self.pool_size, statement_cache_size=1024,
                         max_inactive_connection_lifetime=300, timeout=10,
-                        server_settings={"application_name": "stockpile"}, **kwargs,
+                        server_settings={"application_name": "stockpile", "jit": "off"}, **kwargs,
                     )
         return self._pool
 

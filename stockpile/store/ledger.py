@@ -135,40 +135,126 @@ async def open_transit_accounts(
     return [by_key[(s[0], s[1])] for s in specs]
 
 
-async def insert_movement(
-    pg: asyncpg.Connection, *, movement_id: str, kind: str, occurred_at: datetime, recorded_at: datetime,
-    principal_id: int | None, postings: Sequence[Posting], reason: str | None = None, note: str | None = None,
-    reverses_id: str | None = None, transfer_id: str | None = None,
-    idempotency: tuple[int, str, int, bytes] | None = None, audit_event: list | None = None,
-) -> None:
-    """Append one movement and its postings in one round trip (balances follow by trigger).
+async def insert_movements(pg: asyncpg.Connection, pending: Sequence) -> None:
+    """Append movements with their postings in one statement (balances follow by trigger), and
+    with them each request's idempotency record and audit event, when it has one.
 
-    ``idempotency`` (principal id, key, status, response) and ``audit_event`` (``audit.event_values``)
-    ride in the same statement, so a request's whole write is one round trip.
+    ``pending`` items have ``posted`` (id, kind, occurred_at, recorded_at, reason, note, reverses,
+    transfer_id, postings), ``principal_id``, ``idempotency`` (principal id, key, status, response)
+    or None, and ``audit_event`` (``audit.event_values``) or None.
     """
-    params: list = [
-        movement_id, kind, occurred_at, recorded_at, principal_id, reason, note, reverses_id, transfer_id,
-        [p.account_id for p in postings], [p.external for p in postings],
-        [p.material_id for p in postings], [p.delta for p in postings],
-    ]
-    extra = ""
-    if idempotency is not None:
-        n = len(params)
-        extra += (f""", keyed AS (UPDATE idempotency_keys SET status_code = ${n + 3}, response = ${n + 4}
-                                  WHERE principal_id = ${n + 1} AND key = ${n + 2})""")
-        params += list(idempotency)
-    if audit_event is not None:
-        extra += f", audited AS ({audit.insert_sql(len(params) + 1)})"
-        params += audit_event
+    movements = [p.posted for p in pending]
+    postings = [(m.id, x) for m in movements for x in m.postings]
+    keyed = [p.idempotency for p in pending if p.idempotency is not None]
+    events = [p.audit_event for p in pending if p.audit_event is not None]
+    columns = list(zip(*events)) if events else [[] for _ in range(11)]
     await pg.execute(
         f"""WITH movement AS (
                INSERT INTO movements (id, kind, occurred_at, recorded_at, principal_id, reason, note, reverses_id, transfer_id)
-               VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8::uuid, $9::uuid)){extra}
+               SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::bigint[],
+                                    $6::text[], $7::text[], $8::uuid[], $9::uuid[])),
+           keyed AS (
+               UPDATE idempotency_keys k SET status_code = u.status, response = u.body
+                 FROM unnest($15::bigint[], $16::text[], $17::smallint[], $18::bytea[]) AS u(principal_id, key, status, body)
+                WHERE k.principal_id = u.principal_id AND k.key = u.key),
+           audited AS (
+               INSERT INTO audit_events ({audit.CONTENT_COLUMNS}, content_hash)
+               SELECT at, actor, string_to_array(roles, ','), action, target, outcome, status, client, request_id,
+                      details::jsonb, content_hash
+                 FROM unnest($19::timestamptz[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[],
+                             $25::smallint[], $26::text[], $27::text[], $28::text[], $29::bytea[])
+                      AS e(at, actor, roles, action, target, outcome, status, client, request_id, details, content_hash))
            INSERT INTO postings (movement_id, account_id, external, material_id, delta)
-           SELECT $1::uuid, p.account_id, p.external, p.material_id, p.delta
-             FROM unnest($10::bigint[], $11::text[], $12::bigint[], $13::bigint[]) AS p(account_id, external, material_id, delta)""",
-        *params,
+           SELECT * FROM unnest($10::uuid[], $11::bigint[], $12::text[], $13::bigint[], $14::bigint[])""",
+        [m.id for m in movements], [m.kind for m in movements], [m.occurred_at for m in movements],
+        [m.recorded_at for m in movements], [p.principal_id for p in pending], [m.reason for m in movements],
+        [m.note for m in movements], [m.reverses for m in movements], [m.transfer_id for m in movements],
+        [mid for mid, _ in postings], [x.account_id for _, x in postings], [x.external for _, x in postings],
+        [x.material_id for _, x in postings], [x.delta for _, x in postings],
+        [k[0] for k in keyed], [k[1] for k in keyed], [k[2] for k in keyed], [k[3] for k in keyed],
+        list(columns[0]), list(columns[1]), [",".join(r) for r in columns[2]], *[list(col) for col in columns[3:]],
     )
+
+
+async def resolve_codes(pg: asyncpg.Connection, *, warehouses: list[str], materials: list[str],
+                        parties: list[str]) -> dict[tuple[str, str], tuple]:
+    """Known codes → warehouse (id, code), material (id, code, decimals, shelf_life_days),
+    party (id, code, sector), keyed by (kind, code)."""
+    rows = await pg.fetch(
+        """SELECT 'warehouse' AS kind, code, id, NULL::smallint AS decimals, NULL::int AS shelf, NULL AS sector
+             FROM warehouses WHERE code = ANY($1::text[])
+           UNION ALL
+           SELECT 'material', code, id, decimals, shelf_life_days, NULL FROM materials WHERE code = ANY($2::text[])
+           UNION ALL
+           SELECT 'party', code, id, NULL, NULL, sector FROM parties WHERE code = ANY($3::text[])""",
+        warehouses, materials, parties,
+    )
+    found = {}
+    for r in rows:
+        if r["kind"] == "warehouse":
+            found[("warehouse", r["code"])] = (r["id"], r["code"])
+        elif r["kind"] == "material":
+            found[("material", r["code"])] = (r["id"], r["code"], r["decimals"], r["shelf"])
+        else:
+            found[("party", r["code"])] = (r["id"], r["code"], r["sector"])
+    return found
+
+
+async def open_receipt_positions(pg: asyncpg.Connection, receipts: Sequence[tuple]) -> None:
+    """Create the lots (warehouse, material, code, …) and positions (… owner) that receipts need."""
+    lots = sorted({(r[0], r[1], r[2]): (r[4], r[5]) for r in receipts}.items())
+    await pg.execute(
+        """INSERT INTO lots (warehouse_id, material_id, code, manufactured_on, expires_on)
+           SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::date[], $5::date[])
+           ON CONFLICT (warehouse_id, material_id, code) DO NOTHING""",
+        [k[0] for k, _ in lots], [k[1] for k, _ in lots], [k[2] for k, _ in lots],
+        [v[0] for _, v in lots], [v[1] for _, v in lots],
+    )
+    await pg.execute(
+        """INSERT INTO accounts (type, lot_id, owner_id, material_id)
+           SELECT 'stock', l.id, u.owner_id, l.material_id
+             FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) AS u(warehouse_id, material_id, code, owner_id)
+             JOIN lots l ON l.warehouse_id = u.warehouse_id AND l.material_id = u.material_id AND l.code = u.code
+           ON CONFLICT (lot_id, owner_id) WHERE type = 'stock' DO NOTHING""",
+        [r[0] for r in receipts], [r[1] for r in receipts], [r[2] for r in receipts], [r[3] for r in receipts],
+    )
+
+
+async def lock_positions_bulk(
+    pg: asyncpg.Connection, by_lot: Sequence[tuple[str, int]], by_receipt: Sequence[tuple[int, int, str, int]],
+    by_owner: Sequence[tuple[int, int, int]],
+) -> list[asyncpg.Record]:
+    """Lock, in one ordered statement, positions named by (lot id, owner id), by (warehouse,
+    material, lot code, owner id) and every position of (warehouse, material, owner)."""
+    lot_ids = [x[0] for x in by_lot if _is_uuid(x[0])]
+    lot_owners = [x[1] for x in by_lot if _is_uuid(x[0])]
+    return await pg.fetch(
+        f"""SELECT {POSITION_COLUMNS}, l.warehouse_id, w.code AS warehouse, o.sector
+              {POSITION_FROM}
+              JOIN warehouses w ON w.id = l.warehouse_id
+             WHERE a.id IN (
+                   SELECT a.id FROM unnest($1::uuid[], $2::bigint[]) AS u(lot_id, owner_id)
+                     JOIN accounts a ON a.type = 'stock' AND a.lot_id = u.lot_id AND a.owner_id = u.owner_id
+                   UNION
+                   SELECT a.id FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::bigint[]) AS u(w, m, code, owner_id)
+                     JOIN lots l ON l.warehouse_id = u.w AND l.material_id = u.m AND l.code = u.code
+                     JOIN accounts a ON a.type = 'stock' AND a.lot_id = l.id AND a.owner_id = u.owner_id
+                   UNION
+                   SELECT a.id FROM unnest($7::bigint[], $8::bigint[], $9::bigint[]) AS u(w, m, owner_id)
+                     JOIN lots l ON l.warehouse_id = u.w AND l.material_id = u.m
+                     JOIN accounts a ON a.type = 'stock' AND a.lot_id = l.id AND a.owner_id = u.owner_id)
+             ORDER BY a.id FOR UPDATE OF a""",
+        lot_ids, lot_owners, [x[0] for x in by_receipt], [x[1] for x in by_receipt], [x[2] for x in by_receipt],
+        [x[3] for x in by_receipt], [x[0] for x in by_owner], [x[1] for x in by_owner], [x[2] for x in by_owner],
+    )
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+        return True
+    except (ValueError, TypeError, AttributeError):
+        return False
 
 
 async def movement_for_reversal(pg: asyncpg.Connection, movement_id: str) -> tuple[asyncpg.Record | None, list[Posting]]:

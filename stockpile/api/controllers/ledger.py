@@ -22,7 +22,8 @@ from stockpile.domain.quantities import format_quantity
 from stockpile.metrics import MOVEMENTS_POSTED
 from stockpile.services import commands as c
 from stockpile.services import transfers
-from stockpile.services.movements import Clock, _iso, append_movement, post_movement, prepare_movement
+from stockpile.services.movements import Clock, _iso, post_movement, prepare_movement
+from stockpile.services.workspace import Pending, Workspace
 from stockpile.store import reads
 
 IDEMPOTENCY_HEADER = Parameter(header="Idempotency-Key", required=True, description="1–200 printable characters; replays answer the first result")
@@ -59,8 +60,9 @@ class MovementController(Controller):
         idempotency_key: Annotated[str, IDEMPOTENCY_HEADER],
     ) -> Response:
         async def run(tx):
-            posted = await prepare_movement(tx.pg, data, request.user, Clock.utc())
-            return 201, posted.as_json(), partial(append_movement, tx.pg, posted, request.user)
+            ws = Workspace(tx.pg)
+            posted = await prepare_movement(ws, data, request.user, Clock.utc())
+            return 201, posted.as_json(), partial(_append_one, ws, posted, request.user.id)
 
         response = await idempotent(request, state.db, run)
         if response.status_code == 201 and "Idempotent-Replayed" not in response.headers:
@@ -78,24 +80,23 @@ class MovementController(Controller):
         kinds: list[str] = []
 
         async def run(tx):
+            # Refusals are decided before anything of the item is appended, so a refused item of a
+            # non-atomic batch leaves nothing behind; everything accepted is appended at once.
+            ws = Workspace(tx.pg)
+            await ws.preload(data.movements)
             results = []
             for index, cmd in enumerate(data.movements):
-                if data.atomic:
-                    try:
-                        posted = await post_movement(tx.pg, cmd, request.user, clock)
-                    except DomainError as exc:
-                        raise _at_index(exc, index) from None
-                    results.append({"index": index, "status": 201, "movement": posted.as_json()})
-                    kinds.append(posted.kind)
-                    continue
                 try:
-                    async with tx.pg.transaction():
-                        posted = await post_movement(tx.pg, cmd, request.user, clock)
-                    results.append({"index": index, "status": 201, "movement": posted.as_json()})
-                    kinds.append(posted.kind)
+                    posted = await post_movement(ws, cmd, request.user, clock, flush=False)
                 except DomainError as exc:
+                    if data.atomic:
+                        raise _at_index(exc, index) from None
                     status, body = problem_bytes(exc)
                     results.append({"index": index, "status": status, "problem": msgspec.json.decode(body)})
+                    continue
+                results.append({"index": index, "status": 201, "movement": posted.as_json()})
+                kinds.append(posted.kind)
+            await ws.flush()
             return (201 if data.atomic else 200), {"atomic": data.atomic, "results": results}
 
         response = await idempotent(request, state.db, run)
@@ -128,6 +129,11 @@ class MovementController(Controller):
         if row is None:
             raise NotFound(f"movement {movement_id} does not exist")
         return json_response(present_movement(row))
+
+
+async def _append_one(ws: Workspace, posted, principal_id: int, *, idempotency, audit_event) -> None:
+    ws.append(Pending(posted, principal_id, idempotency, audit_event))
+    await ws.flush()
 
 
 def _at_index(exc: DomainError, index: int) -> DomainError:

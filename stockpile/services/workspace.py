@@ -1,0 +1,185 @@
+"""A transaction's working set for posting movements: what it has read and locked, and the
+movements it has yet to append.
+
+A single request uses a bare workspace: each read goes to the database, each movement is appended
+at once. A batch first *preloads*: it resolves every code, opens every receipt's lot and position,
+and locks every position the batch touches in one ordered statement; then the rules run in memory,
+movement after movement, each seeing the balances the previous ones left; and everything is
+appended in one statement at the end. The rules are the same either way — only the number of round
+trips changes.
+
+Any read that the cache cannot answer first appends what is pending, so the database and the
+cache never disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from stockpile.domain.errors import Conflict
+from stockpile.domain.ledger import Position
+from stockpile.services import commands as c
+from stockpile.store import ledger as store
+
+
+@dataclasses.dataclass
+class Pending:
+    """A prepared movement waiting to be appended, with what rides along in the same statement."""
+
+    posted: Any  # services.movements.Posted
+    principal_id: int
+    idempotency: tuple[int, str, int, bytes] | None = None
+    audit_event: list | None = None
+
+
+class Workspace:
+    def __init__(self, pg: asyncpg.Connection) -> None:
+        self.pg = pg
+        self.pending: list[Pending] = []
+        self._codes: dict[tuple[str, str], tuple | None] = {}
+        self._positions: dict[int, Position] = {}
+        self._facts: dict[int, asyncpg.Record] = {}
+        self._by_lot_owner: dict[tuple[str, str], int] = {}
+        self._by_receipt: dict[tuple[int, int, str, int], int] = {}
+        self._by_owner: dict[tuple[int, int, int], list[int]] = {}
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def db(self) -> asyncpg.Connection:
+        """The connection, after appending what is pending (for reads the cache does not serve)."""
+        await self.flush()
+        return self.pg
+
+    async def resolve(self, **codes: str | None) -> dict[str, tuple | None]:
+        """Warehouse / material / owner / to_owner codes → (id, code, …) or None when unknown."""
+        kinds = {k: ("party" if k in ("owner", "to_owner") else k) for k in codes}
+        missing = {(kinds[k], v) for k, v in codes.items() if v is not None and (kinds[k], v) not in self._codes}
+        if missing:
+            await self._resolve_bulk(missing)
+        return {k: self._codes[(kinds[k], v)] for k, v in codes.items() if v is not None}
+
+    async def lot_position(self, lot_id: str, owner_code: str) -> tuple[Position, asyncpg.Record] | None:
+        """The owner's locked position in a lot, with the lot's facts; None if there is none."""
+        account_id = self._by_lot_owner.get((lot_id, owner_code))
+        if account_id is None:
+            row = await store.lock_lot_position(await self.db(), lot_id, owner_code)
+            if row is None:
+                return None
+            account_id = self._remember(row)
+        return self._positions[account_id], self._facts[account_id]
+
+    async def receipt_position(self, *, warehouse_id: int, material_id: int, owner_id: int, code: str,
+                               manufactured_on: date | None, expires_on: date | None) -> tuple[Position, date | None]:
+        """The owner's locked position in the lot with this code (both opened if new), and the
+        lot's stored expiry."""
+        account_id = self._by_receipt.get((warehouse_id, material_id, code, owner_id))
+        if account_id is None:
+            row = await store.lock_receipt_position(
+                await self.db(), warehouse_id=warehouse_id, material_id=material_id, owner_id=owner_id, code=code,
+                manufactured_on=manufactured_on, expires_on=expires_on,
+            )
+            self._positions[row["account_id"]] = store.to_position(row)
+            return self._positions[row["account_id"]], row["expires_on"]
+        return self._positions[account_id], self._facts[account_id]["expires_on"]
+
+    async def owner_positions(self, warehouse_id: int, material_id: int, owner_id: int) -> list[Position]:
+        """Every locked position of one owner for one material at one warehouse (for picking)."""
+        ids = self._by_owner.get((warehouse_id, material_id, owner_id))
+        if ids is None:
+            positions = await store.lock_owner_positions(await self.db(), warehouse_id, material_id, owner_id)
+            for position in positions:
+                self._positions[position.account_id] = position
+            return positions
+        return [self._positions[i] for i in ids]
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def append(self, pending: Pending) -> None:
+        """Queue a prepared movement and let later reads in this workspace see its balances."""
+        for posting in pending.posted.postings:
+            position = self._positions.get(posting.account_id) if posting.account_id is not None else None
+            if position is not None:
+                self._positions[posting.account_id] = dataclasses.replace(position, balance=position.balance + posting.delta)
+        self.pending.append(pending)
+
+    async def flush(self) -> None:
+        """Append every pending movement (postings, idempotency records, audit events) in one statement."""
+        if self.pending:
+            pending, self.pending = self.pending, []
+            try:
+                await store.insert_movements(self.pg, pending)
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name == "movements_reverses_id_key":
+                    raise Conflict("the movement was already reversed") from None
+                raise
+
+    # -- batch preloading ------------------------------------------------------------------
+
+    async def preload(self, commands: Sequence[c.Movement]) -> None:
+        """Resolve, open and lock in bulk what receipts and issues of a batch will touch."""
+        await self._resolve_bulk(
+            {("warehouse", x.warehouse) for x in commands if isinstance(x, (c.Receipt, c.Issue)) and x.warehouse}
+            | {("material", x.material) for x in commands if isinstance(x, (c.Receipt, c.Issue)) and x.material}
+            | {("party", x.owner) for x in commands if isinstance(x, (c.Receipt, c.Issue))}
+        )
+        receipts = []
+        for x in commands:
+            if isinstance(x, c.Receipt):
+                w, m, o = (self._codes.get(("warehouse", x.warehouse)), self._codes.get(("material", x.material)),
+                           self._codes.get(("party", x.owner)))
+                if w and m and o:
+                    receipts.append((w[0], m[0], x.lot.code, o[0], x.lot.manufactured_on,
+                                     x.lot.expires_on or _derived_expiry(x, m[3])))
+        if receipts:
+            await store.open_receipt_positions(self.pg, receipts)
+        by_lot = sorted({(x.lot_id, self._codes[("party", x.owner)][0]) for x in commands
+                         if isinstance(x, c.Issue) and x.lot_id and self._codes.get(("party", x.owner))})
+        by_owner = sorted({
+            (self._codes[("warehouse", x.warehouse)][0], self._codes[("material", x.material)][0],
+             self._codes[("party", x.owner)][0])
+            for x in commands
+            if isinstance(x, c.Issue) and not x.lot_id and self._codes.get(("warehouse", x.warehouse))
+            and self._codes.get(("material", x.material)) and self._codes.get(("party", x.owner))
+        })
+        rows = await store.lock_positions_bulk(self.pg, by_lot, [r[:4] for r in receipts], by_owner)
+        for row in rows:
+            self._remember(row)
+        wanted = set(by_owner)
+        for key in wanted:
+            self._by_owner[key] = []
+        for row in rows:
+            key = (row["warehouse_id"], row["material_id"], row["owner_id"])
+            if key in wanted:
+                self._by_owner[key].append(row["account_id"])
+
+    def _remember(self, row: asyncpg.Record) -> int:
+        account_id = row["account_id"]
+        self._positions.setdefault(account_id, store.to_position(row))
+        self._facts[account_id] = row
+        self._by_lot_owner[(row["lot_id"], row["owner_code"])] = account_id
+        self._by_receipt[(row["warehouse_id"], row["material_id"], row["lot_code"], row["owner_id"])] = account_id
+        return account_id
+
+    async def _resolve_bulk(self, wanted: Iterable[tuple[str, str]]) -> None:
+        wanted = set(wanted)
+        found = await store.resolve_codes(
+            self.pg,
+            warehouses=[v for k, v in wanted if k == "warehouse"],
+            materials=[v for k, v in wanted if k == "material"],
+            parties=[v for k, v in wanted if k == "party"],
+        )
+        for key in wanted:
+            self._codes[key] = found.get(key)
+
+
+def _derived_expiry(cmd: c.Receipt, shelf_life_days: int | None) -> date | None:
+    from datetime import timedelta
+
+    if cmd.lot.expires_on is None and shelf_life_days is not None and cmd.lot.manufactured_on is not None:
+        return cmd.lot.manufactured_on + timedelta(days=shelf_life_days)
+    return cmd.lot.expires_on
