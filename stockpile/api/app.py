@@ -16,6 +16,7 @@ from stockpile import __version__
 from stockpile.api import problems
 from stockpile.api.audit import record_failure
 from stockpile.api.auth import ApiTokenAuthenticator, BearerAuthMiddleware, RateLimiter
+from stockpile.api.group_commit import GroupCommitter
 from stockpile.api.controllers.access import AuditController, TokenController
 from stockpile.api.controllers.health import HealthController
 from stockpile.api.controllers.ledger import MovementController, TransferController
@@ -75,7 +76,8 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
                         StockController, LotController, *MASTER_DATA, TokenController, AuditController],
         state=State({"db": db, "settings": settings,
                      "authenticators": [ApiTokenAuthenticator(db, settings.token_cache_seconds)],
-                     "rate_limiter": RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)}),
+                     "rate_limiter": RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+                     "committer": GroupCommitter(db)}),
         middleware=[
             prometheus.middleware,
             DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS),

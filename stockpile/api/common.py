@@ -21,6 +21,11 @@ MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 
 
+def replayed(body: bytes, status: int) -> Response:
+    IDEMPOTENT_REPLAYS.inc()
+    return json_response(body, status, headers={"Idempotent-Replayed": "true"})
+
+
 def visibility(principal) -> dict[str, Any]:
     """The read filters a principal's scope and clearance impose (see ``stockpile.domain.access``)."""
     return {"warehouse_ids": principal.warehouse_filter, "cleared": principal.cleared_military}
@@ -71,6 +76,17 @@ def _idempotency_key(request: Request) -> str:
 Append = Callable[..., Awaitable[None]]
 
 
+async def request_fingerprint(request: Request) -> tuple[str, bytes]:
+    """The request's Idempotency-Key and a hash of what it asks (method, path, canonical body)."""
+    key = _idempotency_key(request)
+    raw = await request.body()
+    try:
+        canonical = msgspec.json.encode(msgspec.json.decode(raw), order="sorted")
+    except msgspec.DecodeError:
+        raise Problem(422, "validation", "Invalid request", "the body is not JSON") from None
+    return key, hashlib.sha256(f"{request.method} {request.url.path}\n".encode() + canonical).digest()
+
+
 async def idempotent(
     request: Request, db: Database, run: Callable[[Tx], Awaitable[tuple[int, Any] | tuple[int, Any, Append]]]
 ) -> Response:
@@ -85,13 +101,7 @@ async def idempotent(
     performs the write later taking ``idempotency=`` and ``audit_event=`` — so the change, the
     stored response and the audit event travel in one statement.
     """
-    key = _idempotency_key(request)
-    raw = await request.body()
-    try:
-        canonical = msgspec.json.encode(msgspec.json.decode(raw), order="sorted")
-    except msgspec.DecodeError:
-        raise Problem(422, "validation", "Invalid request", "the body is not JSON") from None
-    fingerprint = hashlib.sha256(f"{request.method} {request.url.path}\n".encode() + canonical).digest()
+    key, fingerprint = await request_fingerprint(request)
     principal = request.user
     async with write_transaction(request, db) as (tx, note):
         note.details["idempotency_key"] = key
@@ -111,6 +121,5 @@ async def idempotent(
         else:
             note.status, note.details["replayed"] = stored.status_code, True
     if stored is not None:
-        IDEMPOTENT_REPLAYS.inc()
-        return json_response(stored.body, stored.status_code, headers={"Idempotent-Replayed": "true"})
+        return replayed(stored.body, stored.status_code)
     return json_response(content, status)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 import asyncpg
 
@@ -18,7 +18,7 @@ from stockpile.domain.errors import Conflict, Invalid, InsufficientStock, NotFou
 from stockpile.domain.ledger import Position, Posting
 from stockpile.domain.quantities import format_quantity, parse_quantity
 from stockpile.services import commands as c
-from stockpile.services.workspace import Pending, Workspace
+from stockpile.services.workspace import Pending, Workspace, receipt_expiry
 from stockpile.store import ledger as store
 
 
@@ -148,13 +148,7 @@ async def _receipt(ws: Workspace, cmd: c.Receipt, clock: Clock, principal: Princ
     _authorize(principal, ref["warehouse"], ref["owner"])
     material_id, material_code, decimals, shelf_life = ref["material"]
     quantity = parse_quantity(cmd.quantity, decimals)
-    expires_on = cmd.lot.expires_on
-    if expires_on is None and shelf_life is not None:
-        if cmd.lot.manufactured_on is None:
-            raise Invalid.field("lot.expires_on", "is required for a perishable material (or give manufactured_on)")
-        expires_on = cmd.lot.manufactured_on + timedelta(days=shelf_life)
-    if expires_on and cmd.lot.manufactured_on and expires_on < cmd.lot.manufactured_on:
-        raise Invalid.field("lot.expires_on", "is before manufactured_on")
+    expires_on = receipt_expiry(cmd, shelf_life)
     position, stored_expiry = await ws.receipt_position(
         warehouse_id=ref["warehouse"][0], material_id=material_id, owner_id=ref["owner"][0], code=cmd.lot.code,
         manufactured_on=cmd.lot.manufactured_on, expires_on=expires_on,

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
 
-from stockpile.domain.errors import Conflict
+from stockpile.domain.access import Principal
+from stockpile.domain.errors import Conflict, DomainError, Invalid
 from stockpile.domain.ledger import Position
+from stockpile.domain.quantities import parse_quantity
 from stockpile.services import commands as c
 from stockpile.store import ledger as store
 
@@ -120,21 +122,31 @@ class Workspace:
 
     # -- batch preloading ------------------------------------------------------------------
 
-    async def preload(self, commands: Sequence[c.Movement]) -> None:
-        """Resolve, open and lock in bulk what receipts and issues of a batch will touch."""
+    async def preload(self, items: Sequence[tuple[c.Movement, Principal]]) -> None:
+        """Resolve, open and lock in bulk what receipts and issues of a batch will touch.
+
+        A receipt's lot and position are opened here only when the receipt would pass the checks
+        that precede writing (scope, clearance, quantity, expiry); any other receipt is left to the
+        per-movement path, so a refused one leaves no trace."""
+        commands = [cmd for cmd, _ in items]
         await self._resolve_bulk(
             {("warehouse", x.warehouse) for x in commands if isinstance(x, (c.Receipt, c.Issue)) and x.warehouse}
             | {("material", x.material) for x in commands if isinstance(x, (c.Receipt, c.Issue)) and x.material}
             | {("party", x.owner) for x in commands if isinstance(x, (c.Receipt, c.Issue))}
         )
         receipts = []
-        for x in commands:
+        for x, principal in items:
             if isinstance(x, c.Receipt):
                 w, m, o = (self._codes.get(("warehouse", x.warehouse)), self._codes.get(("material", x.material)),
                            self._codes.get(("party", x.owner)))
-                if w and m and o:
-                    receipts.append((w[0], m[0], x.lot.code, o[0], x.lot.manufactured_on,
-                                     x.lot.expires_on or _derived_expiry(x, m[3])))
+                if not (w and m and o and principal.covers_warehouse(w[0]) and principal.may_see_owner(o[2])):
+                    continue
+                try:
+                    parse_quantity(x.quantity, m[2])
+                    expires_on = receipt_expiry(x, m[3])
+                except DomainError:
+                    continue
+                receipts.append((w[0], m[0], x.lot.code, o[0], x.lot.manufactured_on, expires_on))
         if receipts:
             await store.open_receipt_positions(self.pg, receipts)
         by_lot = sorted({(x.lot_id, self._codes[("party", x.owner)][0]) for x in commands
@@ -177,9 +189,13 @@ class Workspace:
             self._codes[key] = found.get(key)
 
 
-def _derived_expiry(cmd: c.Receipt, shelf_life_days: int | None) -> date | None:
-    from datetime import timedelta
-
-    if cmd.lot.expires_on is None and shelf_life_days is not None and cmd.lot.manufactured_on is not None:
-        return cmd.lot.manufactured_on + timedelta(days=shelf_life_days)
-    return cmd.lot.expires_on
+def receipt_expiry(cmd: c.Receipt, shelf_life_days: int | None) -> date | None:
+    """The expiry a received lot gets: as given, or manufactured_on + shelf life for a perishable."""
+    expires_on = cmd.lot.expires_on
+    if expires_on is None and shelf_life_days is not None:
+        if cmd.lot.manufactured_on is None:
+            raise Invalid.field("lot.expires_on", "is required for a perishable material (or give manufactured_on)")
+        expires_on = cmd.lot.manufactured_on + timedelta(days=shelf_life_days)
+    if expires_on and cmd.lot.manufactured_on and expires_on < cmd.lot.manufactured_on:
+        raise Invalid.field("lot.expires_on", "is before manufactured_on")
+    return expires_on

@@ -75,3 +75,21 @@ async def test_a_non_atomic_batch_answers_each_item_and_keeps_what_succeeded(cli
     replay = await client.post("/api/v1/movements/batch", json=body,
                                headers={**operator, "Idempotency-Key": r.request.headers["Idempotency-Key"]})
     assert replay.json() == r.json() and replay.headers["Idempotent-Replayed"] == "true"
+
+
+async def test_refused_receipts_in_a_non_atomic_batch_leave_no_lot_behind(client, admin, operator, make_token, uid, pg_pool):
+    w = await make_world(client, admin, uid)
+    outsider = {"Authorization": f"Bearer {await make_token('operator', warehouses=[w.south])}"}
+    body = {"atomic": False, "movements": [
+        {"kind": "receipt", "warehouse": w.north, "material": w.diesel, "owner": w.civil, "quantity": "1",
+         "lot": {"code": "OUT-OF-SCOPE", "expires_on": "2030-01-01"}},
+        {"kind": "receipt", "warehouse": w.south, "material": w.diesel, "owner": w.civil, "quantity": "1.25",
+         "lot": {"code": "TOO-PRECISE", "expires_on": "2030-01-01"}},
+        {"kind": "receipt", "warehouse": w.south, "material": w.diesel, "owner": w.civil, "quantity": "1",
+         "lot": {"code": "FINE", "expires_on": "2030-01-01"}},
+    ]}
+    r = await client.post("/api/v1/movements/batch", json=body, headers={**outsider, **idem()})
+    assert [x["status"] for x in r.json()["results"]] == [403, 422, 201]
+    codes = {c for (c,) in await pg_pool.fetch(
+        "SELECT l.code FROM lots l JOIN materials m ON m.id = l.material_id WHERE m.code = $1", w.diesel)}
+    assert codes == {"FINE"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from functools import partial
 from typing import Annotated, Literal
 
 import msgspec
@@ -15,15 +14,19 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 
 from stockpile.api.auth import can_post_movements, can_read
-from stockpile.api.common import decode_cursor, encode_cursor, idempotent, json_response, page, page_limit, visibility
+from stockpile.api.audit import AuditNote
+from stockpile.api.common import (
+    decode_cursor, encode_cursor, idempotent, json_response, page, page_limit, replayed, request_fingerprint, visibility,
+)
+from stockpile.api.group_commit import Job
 from stockpile.api.problems import problem_bytes
 from stockpile.domain.errors import DomainError, Invalid, NotFound
 from stockpile.domain.quantities import format_quantity
 from stockpile.metrics import MOVEMENTS_POSTED
 from stockpile.services import commands as c
 from stockpile.services import transfers
-from stockpile.services.movements import Clock, _iso, post_movement, prepare_movement
-from stockpile.services.workspace import Pending, Workspace
+from stockpile.services.movements import Clock, _iso, post_movement
+from stockpile.services.workspace import Workspace
 from stockpile.store import reads
 
 IDEMPOTENCY_HEADER = Parameter(header="Idempotency-Key", required=True, description="1–200 printable characters; replays answer the first result")
@@ -59,15 +62,13 @@ class MovementController(Controller):
         self, request: Request, state: State, data: c.Movement,
         idempotency_key: Annotated[str, IDEMPOTENCY_HEADER],
     ) -> Response:
-        async def run(tx):
-            ws = Workspace(tx.pg)
-            posted = await prepare_movement(ws, data, request.user, Clock.utc())
-            return 201, posted.as_json(), partial(_append_one, ws, posted, request.user.id)
-
-        response = await idempotent(request, state.db, run)
-        if response.status_code == 201 and "Idempotent-Replayed" not in response.headers:
-            MOVEMENTS_POSTED.labels(type(data).__struct_config__.tag).inc()
-        return response
+        key, fingerprint = await request_fingerprint(request)
+        note = AuditNote(request, target=request.url.path, details={"idempotency_key": key})
+        answer = await state.committer.submit(Job(data, request.user, key, fingerprint, note, Clock.utc()))
+        if answer.replayed:
+            return replayed(answer.body, answer.status)
+        MOVEMENTS_POSTED.labels(answer.kind).inc()
+        return json_response(answer.body, answer.status)
 
     @post("/batch", guards=[can_post_movements], summary="Post up to 1000 movements, atomically or one by one")
     async def batch(
@@ -83,7 +84,7 @@ class MovementController(Controller):
             # Refusals are decided before anything of the item is appended, so a refused item of a
             # non-atomic batch leaves nothing behind; everything accepted is appended at once.
             ws = Workspace(tx.pg)
-            await ws.preload(data.movements)
+            await ws.preload([(cmd, request.user) for cmd in data.movements])
             results = []
             for index, cmd in enumerate(data.movements):
                 try:
@@ -129,11 +130,6 @@ class MovementController(Controller):
         if row is None:
             raise NotFound(f"movement {movement_id} does not exist")
         return json_response(present_movement(row))
-
-
-async def _append_one(ws: Workspace, posted, principal_id: int, *, idempotency, audit_event) -> None:
-    ws.append(Pending(posted, principal_id, idempotency, audit_event))
-    await ws.flush()
 
 
 def _at_index(exc: DomainError, index: int) -> DomainError:
