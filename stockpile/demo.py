@@ -43,7 +43,7 @@ from stockpile.services import commands as c
 from stockpile.services import masterdata, transfers
 from stockpile.services.movements import Clock, Posted, post_movement
 from stockpile.services.workspace import Workspace
-from stockpile.store import reads, tokens
+from stockpile.store import audit, reads, tokens
 from stockpile.store.db import Database
 
 ADVISORY_LOCK = 0x5354_4B50_4445_4D4F  # "STKPDEMO": serialises demo loaders on one database
@@ -317,6 +317,8 @@ async def load_demo(url: str, *, seed: int = 7, tokens_file: Path | None = None,
             await loader.history()
             await loader.finish()
             counts = await _counts(pg, now.date())
+            await audit.append(pg, at=now, actor="cli:demo", roles=[], action="cli demo", target=None, outcome="ok",
+                               status=None, client=None, request_id=None, details={"seed": seed, **counts})
     finally:
         await db.dispose()
     result = DemoResult(seed=seed, counts=counts, tokens=issued, seconds=time.perf_counter() - started,

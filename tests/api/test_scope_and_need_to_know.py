@@ -108,8 +108,16 @@ async def test_uncleared_readers_never_see_military_stock_in_detail(client, make
     assert all(p["account"].get("owner") != w.military for m in ledger for p in m["postings"])
     assert len(ledger) == 1
 
+    sent = await client.post("/api/v1/transfers", headers={**operator, **idem()}, json={
+        "from_warehouse": w.north, "to_warehouse": w.south,
+        "lines": [{"lot_id": joint, "owner": w.military, "quantity": "1"}]})
+    assert (await client.get(f"/api/v1/transfers/{sent.json()['id']}", headers=operator)).status_code == 200
+    assert (await client.get(f"/api/v1/transfers/{sent.json()['id']}", headers=uncleared)).status_code == 404
+    listed = (await client.get("/api/v1/transfers", params={"warehouse": w.north}, headers=uncleared)).json()["items"]
+    assert sent.json()["id"] not in [t["id"] for t in listed]
+
     cleared = (await client.get("/api/v1/stock", params={"warehouse": w.north}, headers=operator)).json()["items"]
-    assert {(p["owner"], p["balance"]) for p in cleared} == {(w.civil, "400.0"), (w.military, "600.0"), (w.military, "999.0")}
+    assert {(p["owner"], p["balance"]) for p in cleared} == {(w.civil, "400.0"), (w.military, "599.0"), (w.military, "999.0")}
 
 
 async def test_uncleared_operators_cannot_act_on_military_stock_and_errors_leak_no_quantity(client, make_token, pg_pool, shared_lot):

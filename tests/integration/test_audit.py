@@ -46,6 +46,7 @@ async def test_writes_failures_and_denials_are_recorded_with_who_what_and_outcom
 
     listed = await client.get("/api/v1/audit-events", params={"target": f"/api/v1/parties/X-{uid}"}, headers=auditor)
     assert listed.status_code == 200 and [e["outcome"] for e in listed.json()["items"]] == ["denied"]
+    assert listed.json()["items"][0]["chain_seq"] is not None  # sealed before it was shown
 
 
 async def test_concurrent_writers_make_one_unbroken_chain(make_database, settings):

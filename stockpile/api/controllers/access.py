@@ -96,6 +96,8 @@ class AuditController(Controller):
     ) -> Response:
         size = page_limit(limit)
         async with state.db.transaction() as tx:
+            await audit_store.seal(tx.pg)  # chain what has committed before anyone reads it
+        async with state.db.transaction() as tx:
             rows = await audit_store.events(tx.pg, since=since, until=until, actor=actor, target=target, action=action,
                                             before_id=decode_cursor(cursor), limit=size + 1)
         items = [{**audit_store.content_of(r), "at": _iso(r["at"]), "id": r["id"], "chain_seq": r["chain_seq"],
