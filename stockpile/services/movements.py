@@ -215,28 +215,28 @@ async def _issue(ws: Workspace, cmd: c.Issue, clock: Clock, principal: Principal
     return _posted("issue", cmd, clock, postings, positions, {material[0]: (material[1], material[2])})
 
 
-async def _adjustment(ws: Workspace, cmd: c.Adjustment, clock: Clock, principal: Principal) -> Posted:
+async def _one_position(ws: Workspace, cmd, principal: Principal, *, amount: str, open_: bool):
+    """The lot, the owner's locked position in it and the parsed amount, for kinds that touch one
+    position named by ``lot_id`` and ``owner``."""
     pg = await ws.db()
     lot = await _lot(pg, cmd.lot_id)
     owner = (await _resolve(ws, owner=cmd.owner))["owner"]
     _authorize(principal, (lot["warehouse_id"], lot["warehouse"]), owner)
-    counted = parse_quantity(cmd.counted, lot["decimals"], field="counted", allow_zero=True)
-    position = await _owner_position(pg, lot, owner, open_=True)
-    postings = rules.adjustment_postings(position, counted)
-    return _posted("adjustment", cmd, clock, postings, {position.account_id: position},
-                   {lot["material_id"]: (lot["material"], lot["decimals"])})
+    units = parse_quantity(getattr(cmd, amount), lot["decimals"], field=amount, allow_zero=amount == "counted")
+    position = await _owner_position(pg, lot, owner, open_=open_)
+    return lot, position, units
+
+
+async def _adjustment(ws: Workspace, cmd: c.Adjustment, clock: Clock, principal: Principal) -> Posted:
+    lot, position, counted = await _one_position(ws, cmd, principal, amount="counted", open_=True)
+    return _posted("adjustment", cmd, clock, rules.adjustment_postings(position, counted),
+                   {position.account_id: position}, {lot["material_id"]: (lot["material"], lot["decimals"])})
 
 
 async def _write_off(ws: Workspace, cmd: c.WriteOff, clock: Clock, principal: Principal) -> Posted:
-    pg = await ws.db()
-    lot = await _lot(pg, cmd.lot_id)
-    owner = (await _resolve(ws, owner=cmd.owner))["owner"]
-    _authorize(principal, (lot["warehouse_id"], lot["warehouse"]), owner)
-    quantity = parse_quantity(cmd.quantity, lot["decimals"])
-    position = await _owner_position(pg, lot, owner, open_=False)
-    postings = rules.write_off_postings(position, quantity)
-    return _posted("write_off", cmd, clock, postings, {position.account_id: position},
-                   {lot["material_id"]: (lot["material"], lot["decimals"])})
+    lot, position, quantity = await _one_position(ws, cmd, principal, amount="quantity", open_=False)
+    return _posted("write_off", cmd, clock, rules.write_off_postings(position, quantity),
+                   {position.account_id: position}, {lot["material_id"]: (lot["material"], lot["decimals"])})
 
 
 async def _ownership_transfer(ws: Workspace, cmd: c.OwnershipTransfer, clock: Clock, principal: Principal) -> Posted:

@@ -143,6 +143,21 @@ def _at_index(exc: DomainError, index: int) -> DomainError:
     return failed
 
 
+async def _transfer_step(request: Request, state: State, step) -> Response:
+    """Dispatch or receive a transfer as an idempotent ledger POST answering the transfer and its movement."""
+    kinds: list[str] = []
+
+    async def run(tx):
+        transfer, posted = await step(tx.pg, Clock.utc())
+        kinds.append(posted.kind)
+        return 201, {**transfer, "movement": posted.as_json()}
+
+    response = await idempotent(request, state.db, run)
+    for kind in kinds:
+        MOVEMENTS_POSTED.labels(kind).inc()
+    return response
+
+
 class TransferController(Controller):
     path = "/api/v1/transfers"
     tags = ["ledger"]
@@ -152,28 +167,15 @@ class TransferController(Controller):
         self, request: Request, state: State, data: c.TransferIn,
         idempotency_key: Annotated[str, IDEMPOTENCY_HEADER],
     ) -> Response:
-        async def run(tx):
-            transfer, posted = await transfers.dispatch(tx.pg, data, request.user, Clock.utc())
-            return 201, {**transfer, "movement": posted.as_json()}
-
-        response = await idempotent(request, state.db, run)
-        if "Idempotent-Replayed" not in response.headers:
-            MOVEMENTS_POSTED.labels("transfer_dispatch").inc()
-        return response
+        return await _transfer_step(request, state, lambda pg, clock: transfers.dispatch(pg, data, request.user, clock))
 
     @post("/{transfer_id:str}/receipt", guards=[can_post_movements], summary="Receive a transfer at its destination")
     async def receive(
         self, request: Request, state: State, transfer_id: str, data: c.TransferReceiptIn,
         idempotency_key: Annotated[str, IDEMPOTENCY_HEADER],
     ) -> Response:
-        async def run(tx):
-            transfer, posted = await transfers.receive(tx.pg, transfer_id, data, request.user, Clock.utc())
-            return 201, {**transfer, "movement": posted.as_json()}
-
-        response = await idempotent(request, state.db, run)
-        if "Idempotent-Replayed" not in response.headers:
-            MOVEMENTS_POSTED.labels("transfer_receipt").inc()
-        return response
+        return await _transfer_step(
+            request, state, lambda pg, clock: transfers.receive(pg, transfer_id, data, request.user, clock))
 
     @get("/{transfer_id:str}", guards=[can_read], summary="One transfer")
     async def read(self, request: Request, state: State, transfer_id: str) -> Response:
