@@ -1,4 +1,4 @@
-"""PostgreSQL: the engine and embedded server, table definitions, and the SQL of each use case.
+"""PostgreSQL: the embedded server, migrations, the connection pool, and the SQL of each use case.
 
 This package is the only place that writes SQL.
 """
