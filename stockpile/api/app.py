@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
@@ -97,5 +98,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
 
 
 def app_from_env() -> Litestar:
-    """Entry point for ``uvicorn --factory`` (each worker process builds its own app)."""
-    return create_app()
+    """Entry point for ``uvicorn --factory`` (each worker process builds its own app). The URL is
+    read from the environment now, not from the cached settings: ``stockpile serve`` exports the
+    embedded server's URL after the settings were first read."""
+    return create_app(database_url=os.environ.get("DATABASE_URL"))
