@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import sys
+import warnings
 from dataclasses import replace
 
 from stockpile.config import Settings, get_settings
@@ -22,6 +23,7 @@ def _configure_logging(level: str) -> None:
     )
     for quiet in ("pgserver", "alembic"):
         logging.getLogger(quiet).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # pgserver's runtime-dir notice
 
 
 def database_url(settings: Settings) -> str:
@@ -68,7 +70,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
         try:
             result = _run(load_demo(url, tokens_file=settings.data_dir / "demo-tokens.txt"))
-            print(result.report(), f"\n(tokens also in {settings.data_dir / 'demo-tokens.txt'})", flush=True)
+            print(result.report(), flush=True)
         except DemoRefused as exc:  # another replica loaded it first
             log.info("demo not loaded: %s", exc)
     os.environ["STOCKPILE_HOST"], os.environ["STOCKPILE_PORT"] = settings.host, str(settings.port)
