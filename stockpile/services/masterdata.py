@@ -98,8 +98,8 @@ async def _material_values(pg: asyncpg.Connection, code: str, data: c.MaterialIn
     }
 
 
-async def get(pg: asyncpg.Connection, kind: str, code: str) -> dict[str, Any]:
-    row = await store.get(pg, kind, code)
+async def get(pg: asyncpg.Connection, kind: str, code: str, warehouse_ids: list[int] | None = None) -> dict[str, Any]:
+    row = await store.get(pg, kind, code, warehouse_ids)
     if row is None:
         raise NotFound(f"no {kind[:-1] if kind != 'parties' else 'party'} with code {code!r}")
     return present(kind, row)

@@ -24,15 +24,24 @@ SELECT m.code, m.name, m.category, m.unit, m.decimals, m.shelf_life_days, m.stor
 READS = {"parties": (PARTY, "p"), "regions": (REGION, "r"), "warehouses": (WAREHOUSE, "w"), "materials": (MATERIAL, "m")}
 
 
-async def get(pg: asyncpg.Connection, kind: str, code: str) -> asyncpg.Record | None:
+def _scope(kind: str, param: str) -> str:
+    """Warehouses are limited to the reader's scope (``None`` = all); other master data is national
+    reference data (the parameter is still named, so every statement takes the same arguments)."""
+    return f"({param}::bigint[] IS NULL OR w.id = ANY({param}))" if kind == "warehouses" else f"({param}::bigint[] IS NULL OR TRUE)"
+
+
+async def get(pg: asyncpg.Connection, kind: str, code: str, warehouse_ids: list[int] | None = None) -> asyncpg.Record | None:
     sql, alias = READS[kind]
-    return await pg.fetchrow(f"{sql} WHERE {alias}.code = $1", code)
+    return await pg.fetchrow(f"{sql} WHERE {alias}.code = $1 AND {_scope(kind, '$2')}", code, warehouse_ids)
 
 
-async def page(pg: asyncpg.Connection, kind: str, after: str | None, limit: int) -> list[asyncpg.Record]:
+async def page(pg: asyncpg.Connection, kind: str, after: str | None, limit: int,
+               warehouse_ids: list[int] | None = None) -> list[asyncpg.Record]:
     sql, alias = READS[kind]
     return await pg.fetch(
-        f"{sql} WHERE ($1::text IS NULL OR {alias}.code > $1) ORDER BY {alias}.code LIMIT $2", after, limit
+        f"""{sql} WHERE ($1::text IS NULL OR {alias}.code > $1) AND {_scope(kind, '$3')}
+            ORDER BY {alias}.code LIMIT $2""",
+        after, limit, warehouse_ids,
     )
 
 

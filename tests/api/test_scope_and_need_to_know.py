@@ -81,6 +81,10 @@ async def test_reads_outside_scope_do_not_reveal_that_the_object_exists(client, 
     assert [p["lot_id"] for p in own["items"]] == [lot_a]
     ledger = (await client.get("/api/v1/movements", params={"material": b.diesel}, headers=planner)).json()
     assert ledger["items"] == []
+    assert (await client.get(f"/api/v1/warehouses/{b.north}", headers=planner)).status_code == 404
+    assert (await client.get(f"/api/v1/warehouses/{a.north}", headers=planner)).status_code == 200
+    listed = [w["code"] for w in (await client.get("/api/v1/warehouses", params={"limit": 1000}, headers=planner)).json()["items"]]
+    assert a.north in listed and b.north not in listed
 
 
 @pytest.fixture

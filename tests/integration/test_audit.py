@@ -143,3 +143,25 @@ async def test_the_audit_log_refuses_updates_and_deletes(pg_pool):
             await conn.execute("UPDATE audit_events SET actor = 'x' WHERE id = (SELECT min(id) FROM audit_events)")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute("DELETE FROM audit_events WHERE id = (SELECT min(id) FROM audit_events)")
+
+
+async def test_cli_token_revoke_stops_the_token_and_is_audited(make_database):
+    from stockpile.store import tokens
+
+    url = make_database()
+    env = {**os.environ, "DATABASE_URL": url}
+    made = subprocess.run([sys.executable, "-m", "stockpile", "token", "create", "--name", "cli-probe", "--role", "auditor"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    token = made.stdout.strip().splitlines()[-1]
+    dsn, kwargs = asyncpg_dsn(url)
+    conn = await asyncpg.connect(dsn, **kwargs)
+    try:
+        assert (await tokens.principal_for_token(conn, token)).roles == frozenset({"auditor"})
+        revoked = subprocess.run([sys.executable, "-m", "stockpile", "token", "revoke", "--name", "cli-probe"],
+                                 env=env, capture_output=True, text=True, timeout=120)
+        assert revoked.returncode == 0 and "revoked 1" in revoked.stdout
+        assert await tokens.principal_for_token(conn, token) is None
+        actions = [r["action"] for r in await conn.fetch("SELECT action FROM audit_events ORDER BY id")]
+    finally:
+        await conn.close()
+    assert actions == ["cli token create", "cli token revoke"]

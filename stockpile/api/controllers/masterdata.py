@@ -22,14 +22,14 @@ def _controller(kind: str, schema: type) -> type[Controller]:
             note.status, note.details = (201 if created else 200), {"created": created}
         return json_response(stored, 201 if created else 200)
 
-    async def read(self, state: State, code: str) -> Response:
+    async def read(self, request: Request, state: State, code: str) -> Response:
         async with state.db.transaction() as tx:
-            return json_response(await masterdata.get(tx.pg, kind, code))
+            return json_response(await masterdata.get(tx.pg, kind, code, request.user.warehouse_filter))
 
-    async def listing(self, state: State, limit: int | None = None, cursor: str | None = None) -> Response:
+    async def listing(self, request: Request, state: State, limit: int | None = None, cursor: str | None = None) -> Response:
         size = page_limit(limit)
         async with state.db.transaction() as tx:
-            rows = await store.page(tx.pg, kind, decode_cursor(cursor), size + 1)
+            rows = await store.page(tx.pg, kind, decode_cursor(cursor), size + 1, request.user.warehouse_filter)
         return json_response(page([masterdata.present(kind, r) for r in rows], size, lambda item: item["code"]))
 
     upsert.__annotations__["data"] = schema
