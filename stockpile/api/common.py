@@ -73,9 +73,6 @@ def _idempotency_key(request: Request) -> str:
     return key
 
 
-Append = Callable[..., Awaitable[None]]
-
-
 async def request_fingerprint(request: Request) -> tuple[str, bytes]:
     """The request's Idempotency-Key and a hash of what it asks (method, path, canonical body)."""
     key = _idempotency_key(request)
@@ -87,19 +84,14 @@ async def request_fingerprint(request: Request) -> tuple[str, bytes]:
     return key, hashlib.sha256(f"{request.method} {request.url.path}\n".encode() + canonical).digest()
 
 
-async def idempotent(
-    request: Request, db: Database, run: Callable[[Tx], Awaitable[tuple[int, Any] | tuple[int, Any, Append]]]
-) -> Response:
+async def idempotent(request: Request, db: Database, run: Callable[[Tx], Awaitable[tuple[int, Any]]]) -> Response:
     """Run a ledger POST once per (principal, Idempotency-Key) (guarantee 5).
 
     The same key with the same body answers the stored response again, with
     ``Idempotent-Replayed: true``; with another body it is a 409 ``idempotency-conflict``. The key
     and the response are written in the same transaction as the ledger change, so a failed request
-    leaves the key free for a retry.
-
-    ``run`` returns (status, body) after writing, or (status, body, append) where ``append``
-    performs the write later taking ``idempotency=`` and ``audit_event=`` — so the change, the
-    stored response and the audit event travel in one statement.
+    leaves the key free for a retry. (Single movements take the group-committed path in
+    ``stockpile.api.group_commit``, with the same rules.)
     """
     key, fingerprint = await request_fingerprint(request)
     principal = request.user
@@ -107,13 +99,10 @@ async def idempotent(
         note.details["idempotency_key"] = key
         stored = await idempotency.claim(tx.pg, principal.id, key, fingerprint)
         if stored is None:
-            status, body, *append = await run(tx)
+            status, body = await run(tx)
             content = msgspec.json.encode(body)
             note.status, note.details["id"] = status, body.get("id")
-            if append:
-                await append[0](idempotency=(principal.id, key, status, content), audit_event=note.take_event())
-            else:
-                await idempotency.record(tx.pg, principal.id, key, status, content)
+            await idempotency.record(tx.pg, principal.id, key, status, content)
         elif stored.request_hash != fingerprint:
             raise IdempotencyConflict(
                 f"Idempotency-Key {key!r} was already used for a different request", idempotency_key=key
