@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
@@ -179,6 +180,36 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from stockpile.jobs.scheduler import run_worker
+
+    _run(run_worker(settings, database_url(settings)))
+    return 0
+
+
+def cmd_job_run(args: argparse.Namespace, settings: Settings) -> int:
+    from stockpile.jobs.catalog import catalog
+    from stockpile.jobs.runs import manual_slot, run_slot
+    from stockpile.store.db import Database
+
+    jobs = catalog(settings)
+    if args.name not in jobs:
+        print(f"unknown job {args.name!r}; jobs: {', '.join(sorted(jobs))}", file=sys.stderr)
+        return 2
+
+    async def work():
+        db = Database(database_url(settings), pool_size=2)
+        try:
+            return await run_slot(db, jobs[args.name], slot=manual_slot())
+        finally:
+            await db.dispose()
+
+    outcome = _run(work())
+    print(f"{outcome.job}: {outcome.outcome} in {outcome.seconds:.3f} s")
+    print(json.dumps(outcome.detail, indent=2, default=str))
+    return 0 if outcome.outcome == "ok" else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stockpile", description="National reserve stock service.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -194,6 +225,12 @@ def parser() -> argparse.ArgumentParser:
     db.add_parser("upgrade", help="apply migrations up to the latest").set_defaults(func=cmd_db_upgrade)
 
     sub.add_parser("demo", help="load the demo data set into an empty database").set_defaults(func=cmd_demo)
+    sub.add_parser("worker", help="run the scheduled jobs (APScheduler; several replicas may run)") \
+        .set_defaults(func=cmd_worker)
+    job = sub.add_parser("job", help="scheduled jobs").add_subparsers(dest="job_command", required=True)
+    job_run = job.add_parser("run", help="run one job now and print what it did")
+    job_run.add_argument("name")
+    job_run.set_defaults(func=cmd_job_run)
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_command", required=True)
     create = token.add_parser("create", help="create a token (printed once, alone on the last line)")

@@ -53,6 +53,9 @@ class Settings:
     token_cache_seconds: int = 5
     rate_limit_per_second: float = 200.0
     rate_limit_burst: int = 400
+    job_seal_audit_seconds: int = 5
+    job_check_ledger_seconds: int = 300
+    worker_metrics_port: int = 9101
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -72,6 +75,9 @@ class Settings:
             token_cache_seconds=_int("STOCKPILE_TOKEN_CACHE_SECONDS", 5),
             rate_limit_per_second=float(_int("STOCKPILE_RATE_LIMIT_PER_SECOND", 200)),
             rate_limit_burst=_int("STOCKPILE_RATE_LIMIT_BURST", 400),
+            job_seal_audit_seconds=_int("STOCKPILE_JOB_SEAL_AUDIT_SECONDS", 5),
+            job_check_ledger_seconds=_int("STOCKPILE_JOB_CHECK_LEDGER_SECONDS", 300),
+            worker_metrics_port=_int("STOCKPILE_WORKER_METRICS_PORT", 9101),
         )
 
 

@@ -1,0 +1,40 @@
+"""`stockpile worker`: APScheduler 3 (AsyncIOScheduler) in its own process — never inside API
+workers. Each job fires every interval; each firing claims its slot, so replicas run a slot once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from prometheus_client import start_http_server
+
+from stockpile.config import Settings
+from stockpile.jobs.catalog import catalog
+from stockpile.jobs.runs import WORKER_ID, run_slot
+from stockpile.store.db import Database
+
+log = logging.getLogger("stockpile.worker")
+
+
+async def run_worker(settings: Settings, url: str) -> None:
+    db = Database(url, pool_size=4)
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    for job in catalog(settings).values():
+        scheduler.add_job(run_slot, "interval", seconds=job.interval_seconds, args=[db, job], id=job.name,
+                          max_instances=1, coalesce=True, misfire_grace_time=max(1, int(job.interval_seconds)))
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port, addr=settings.host)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    scheduler.start()
+    log.info("worker started id=%s jobs=%s", WORKER_ID, ",".join(job.id for job in scheduler.get_jobs()))
+    try:
+        await stop.wait()
+    finally:
+        scheduler.shutdown(wait=False)
+        await db.dispose()
+        log.info("worker stopped id=%s", WORKER_ID)
