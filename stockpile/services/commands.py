@@ -152,3 +152,25 @@ class MaterialIn(Strict):
     shelf_life_days: Annotated[int, msgspec.Meta(gt=0, le=36500)] | None = None
     substitution_group: Code | None = None
     daily_consumption_per_person: Decimal | None = None
+
+
+class TargetScope(Strict):
+    warehouse: Code | None = None
+    region: Code | None = None
+
+
+class TargetIn(Strict):
+    """A reserve target. Defaults: warning 0.9, critical 0.7, protected floor 0.5, horizon 30 days."""
+
+    scope: TargetScope
+    quantity: Decimal
+    material: Code | None = None
+    category: Literal["fuel", "food", "medical"] | None = None
+    substitution_group: Code | None = None
+    owner: Code | None = None
+    sector: Literal["military", "civilian", "enterprise"] | None = None
+    warning_ratio: Decimal = Decimal("0.9")
+    critical_ratio: Decimal = Decimal("0.7")
+    floor_ratio: Decimal = Decimal("0.5")
+    horizon_days: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 30
+    population: Annotated[int, msgspec.Meta(gt=0)] | None = None

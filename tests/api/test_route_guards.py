@@ -34,6 +34,8 @@ ROLE_MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/tokens"): {"admin"}, ("GET", "/api/v1/tokens"): {"admin"},
     ("POST", "/api/v1/tokens/{token_id}/revoke"): {"admin"},
     ("GET", "/api/v1/audit-events"): {"auditor", "admin"},
+    ("PUT", "/api/v1/reserve-targets/{code}"): {"planner", "admin"}, ("GET", "/api/v1/reserve-targets"): READ,
+    ("GET", "/api/v1/reserve-targets/{code}"): READ, ("GET", "/api/v1/coverage"): READ,
 }
 
 PUBLIC = re.compile(r"^/(health|docs|schema|metrics)")

@@ -1,0 +1,64 @@
+"""Reserve targets (planners and admins write, in their regions) and coverage (every reader)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from litestar import Controller, Request, Response, get, put
+from litestar.datastructures import State
+from litestar.params import Parameter
+
+from stockpile.api.audit import write_transaction
+from stockpile.api.auth import can_read, requires
+from stockpile.api.common import decode_cursor, json_response, page, page_limit
+from stockpile.services import commands as c
+from stockpile.services import targets
+from stockpile.services.movements import Clock
+from stockpile.store import coverage as store
+
+
+def target_visibility(principal) -> dict:
+    return {"warehouse_ids": principal.warehouse_filter,
+            "region_ids": None if principal.national else sorted(principal.region_ids),
+            "cleared": principal.cleared_military}
+
+
+class TargetController(Controller):
+    path = "/api/v1/reserve-targets"
+    tags = ["targets"]
+
+    @put("/{code:str}", guards=[requires("planner", "admin")], summary="Create or replace a reserve target")
+    async def upsert(self, request: Request, state: State, code: str, data: c.TargetIn) -> Response:
+        async with write_transaction(request, state.db) as (tx, note):
+            created, stored = await targets.upsert(tx.pg, code, data, request.user)
+            note.status = 201 if created else 200
+        return json_response(stored, 201 if created else 200)
+
+    @get("/{code:str}", guards=[can_read], summary="One reserve target")
+    async def read(self, request: Request, state: State, code: str) -> Response:
+        async with state.db.transaction() as tx:
+            return json_response(await targets.get(tx.pg, code, target_visibility(request.user)))
+
+    @get("/", guards=[can_read], summary="Reserve targets by code")
+    async def listing(self, request: Request, state: State, limit: int | None = None, cursor: str | None = None) -> Response:
+        size = page_limit(limit)
+        async with state.db.transaction() as tx:
+            rows = await store.targets(tx.pg, after=decode_cursor(cursor), limit=size + 1,
+                                       **target_visibility(request.user))
+        return json_response(page([targets.present(r) for r in rows], size, lambda item: item["code"]))
+
+
+class CoverageController(Controller):
+    path = "/api/v1/coverage"
+    tags = ["targets"]
+
+    @get("/", guards=[can_read], summary="Usable stock against every reserve target")
+    async def coverage(
+        self, request: Request, state: State, region: str | None = None,
+        category: Literal["fuel", "food", "medical"] | None = None,
+        state_: Annotated[Literal["ok", "warning", "critical"] | None, Parameter(query="state")] = None,
+    ) -> Response:
+        async with state.db.transaction() as tx:
+            items = await targets.coverage(tx.pg, today=Clock.utc().today, region=region, category=category,
+                                           state=state_, visibility=target_visibility(request.user))
+        return json_response({"items": items, "next_cursor": None})

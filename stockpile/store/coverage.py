@@ -1,0 +1,102 @@
+"""Reserve targets and their coverage, computed set-wise: one statement for every target."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+TARGET = """
+SELECT t.id, t.code, sw.code AS warehouse, sr.code AS region, m.code AS material, t.category, t.substitution_group,
+       o.code AS owner, t.sector, t.quantity, t.warning_ratio, t.critical_ratio, t.floor_ratio, t.horizon_days,
+       t.population, t.scope_warehouse_id, t.scope_region_id, coalesce(sw.region_id, t.scope_region_id) AS home_region_id,
+       o.sector AS owner_sector, m.daily_consumption_per_person, m.unit,
+       coalesce(t.category, m.category,
+                (SELECT min(g.category) FROM materials g WHERE g.substitution_group = t.substitution_group)) AS target_category
+  FROM reserve_targets t
+  LEFT JOIN warehouses sw ON sw.id = t.scope_warehouse_id
+  LEFT JOIN regions sr ON sr.id = t.scope_region_id
+  LEFT JOIN materials m ON m.id = t.material_id
+  LEFT JOIN parties o ON o.id = t.owner_id"""
+
+# A target is visible when its scope is the reader's, and — for a reader not cleared for military
+# stock — when it is not military-owned and, counting every owner, not narrowed to one warehouse
+# (that would show a military quantity at a place: such readers see it aggregated to a region or not at all).
+VISIBLE = """
+    ({warehouses}::bigint[] IS NULL
+       OR t.scope_warehouse_id = ANY({warehouses}) OR t.scope_region_id = ANY({regions}))
+    AND ({cleared} OR (coalesce(o.sector, t.sector, '') <> 'military'
+                       AND NOT (t.owner_id IS NULL AND t.sector IS NULL AND t.scope_warehouse_id IS NOT NULL)))"""
+
+
+async def upsert_target(pg: asyncpg.Connection, code: str, values: dict[str, Any]) -> bool:
+    columns = ["code", *values]
+    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in values)
+    return await pg.fetchval(
+        f"""INSERT INTO reserve_targets ({", ".join(columns)}) VALUES ({placeholders})
+            ON CONFLICT (code) DO UPDATE SET {updates}, updated_at = now() RETURNING xmax = 0""",
+        code, *values.values(),
+    )
+
+
+async def target(pg: asyncpg.Connection, code: str, *, warehouse_ids: list[int] | None = None,
+                 region_ids: list[int] | None = None, cleared: bool = True) -> asyncpg.Record | None:
+    return await pg.fetchrow(
+        f"{TARGET} WHERE t.code = $1 AND {VISIBLE.format(warehouses='$2', regions='$3', cleared='$4')}",
+        code, warehouse_ids, region_ids, cleared,
+    )
+
+
+async def targets(pg: asyncpg.Connection, *, after: str | None, limit: int, warehouse_ids: list[int] | None = None,
+                  region_ids: list[int] | None = None, cleared: bool = True) -> list[asyncpg.Record]:
+    return await pg.fetch(
+        f"""{TARGET} WHERE ($1::text IS NULL OR t.code > $1)
+              AND {VISIBLE.format(warehouses='$3', regions='$4', cleared='$5')}
+            ORDER BY t.code LIMIT $2""",
+        after, limit, warehouse_ids, region_ids, cleared,
+    )
+
+
+async def coverage(
+    pg: asyncpg.Connection, *, today: date, region: str | None, category: str | None,
+    warehouse_ids: list[int] | None = None, region_ids: list[int] | None = None, cleared: bool = True,
+) -> list[asyncpg.Record]:
+    """Every visible target (in ``region``'s subtree, of ``category``) with its usable quantity."""
+    return await pg.fetch(
+        f"""WITH RECURSIVE tree(root, id) AS (
+                SELECT id, id FROM regions
+                UNION ALL SELECT tree.root, r.id FROM regions r JOIN tree ON r.parent_id = tree.id),
+            chosen AS (
+                SELECT * FROM ({TARGET}
+                        WHERE {VISIBLE.format(warehouses='$4', regions='$5', cleared='$6')}) t
+                 WHERE ($2::text IS NULL OR t.home_region_id IN
+                           (SELECT tree.id FROM tree JOIN regions rr ON rr.id = tree.root WHERE rr.code = $2))
+                   AND ($3::text IS NULL OR t.target_category = $3)),
+            places AS (
+                SELECT c.id AS target_id, c.scope_warehouse_id AS warehouse_id FROM chosen c
+                 WHERE c.scope_warehouse_id IS NOT NULL
+                UNION ALL
+                SELECT c.id, w.id FROM chosen c JOIN tree ON tree.root = c.scope_region_id
+                  JOIN warehouses w ON w.region_id = tree.id),
+            usable AS (
+                SELECT p.target_id,
+                       sum((a.balance - a.reserved)::numeric / (10::numeric ^ m.decimals)) AS usable
+                  FROM places p
+                  JOIN reserve_targets t ON t.id = p.target_id
+                  JOIN lots l ON l.warehouse_id = p.warehouse_id
+                  JOIN materials m ON m.id = l.material_id
+                  JOIN accounts a ON a.lot_id = l.id AND a.type = 'stock' AND a.balance > a.reserved
+                  JOIN parties o ON o.id = a.owner_id
+                 WHERE (t.material_id = m.id OR t.category = m.category OR t.substitution_group = m.substitution_group)
+                   AND (t.owner_id IS NULL OR t.owner_id = a.owner_id)
+                   AND (t.sector IS NULL OR t.sector = o.sector)
+                   AND l.status = 'available'
+                   AND (l.expires_on IS NULL OR l.expires_on > $1::date + t.horizon_days)
+                 GROUP BY p.target_id)
+            SELECT c.*, coalesce(u.usable, 0) AS usable
+              FROM chosen c LEFT JOIN usable u ON u.target_id = c.id
+             ORDER BY c.code""",
+        today, region, category, warehouse_ids, region_ids, cleared,
+    )
