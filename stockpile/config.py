@@ -55,6 +55,8 @@ class Settings:
     rate_limit_burst: int = 400
     job_seal_audit_seconds: int = 5
     job_check_ledger_seconds: int = 300
+    job_evaluate_alerts_seconds: int = 60
+    expiring_within_days: int = 30
     worker_metrics_port: int = 9101
 
     @classmethod
@@ -77,6 +79,8 @@ class Settings:
             rate_limit_burst=_int("STOCKPILE_RATE_LIMIT_BURST", 400),
             job_seal_audit_seconds=_int("STOCKPILE_JOB_SEAL_AUDIT_SECONDS", 5),
             job_check_ledger_seconds=_int("STOCKPILE_JOB_CHECK_LEDGER_SECONDS", 300),
+            job_evaluate_alerts_seconds=_int("STOCKPILE_JOB_EVALUATE_ALERTS_SECONDS", 60),
+            expiring_within_days=_int("STOCKPILE_EXPIRING_WITHIN_DAYS", 30),
             worker_metrics_port=_int("STOCKPILE_WORKER_METRICS_PORT", 9101),
         )
 

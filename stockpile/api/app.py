@@ -18,6 +18,7 @@ from stockpile.api import problems
 from stockpile.api.audit import record_failure
 from stockpile.api.auth import ApiTokenAuthenticator, BearerAuthMiddleware, RateLimiter
 from stockpile.api.group_commit import GroupCommitter
+from stockpile.api.controllers.alerts import AlertController
 from stockpile.api.controllers.access import AuditController, TokenController
 from stockpile.api.controllers.health import HealthController
 from stockpile.api.controllers.ledger import MovementController, TransferController
@@ -75,7 +76,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     prometheus = PrometheusConfig(app_name="stockpile", prefix="stockpile", group_path=True, exclude=["^/metrics"])
     return Litestar(
         route_handlers=[docs, HealthController, MetricsController, MovementController, TransferController,
-                        StockController, LotController, *MASTER_DATA, TokenController, AuditController, TargetController, CoverageController],
+                        StockController, LotController, *MASTER_DATA, TokenController, AuditController, TargetController, CoverageController, AlertController],
         state=State({"db": db, "settings": settings,
                      "authenticators": [ApiTokenAuthenticator(db, settings.token_cache_seconds)],
                      "rate_limiter": RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),

@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from datetime import datetime, timezone
+
 from stockpile.config import Settings
+from stockpile.domain.alerts import Wanted
+from stockpile.services import alerts
 from stockpile.jobs.runs import Job
 from stockpile.metrics import LEDGER_MISMATCHED_ACCOUNTS
 from stockpile.store import audit, jobs
@@ -21,7 +25,8 @@ async def seal_audit(db: Database) -> dict[str, Any]:
 
 
 async def check_ledger(db: Database) -> dict[str, Any]:
-    """Guarantee 3 for every account: the stored balance equals the sum of its postings."""
+    """Guarantee 3 for every account: the stored balance equals the sum of its postings. Each broken
+    account raises a critical ``ledger_invariant`` alert (it should never fire); a mended one resolves it."""
     async with db.transaction() as tx:
         await tx.pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one consistent snapshot
         broken = await jobs.ledger_mismatches(tx.pg)
@@ -29,14 +34,31 @@ async def check_ledger(db: Database) -> dict[str, Any]:
     LEDGER_MISMATCHED_ACCOUNTS.set(len(broken))
     for row in broken:
         log.error("ledger invariant broken account=%s balance=%s postings=%s", row["id"], row["balance"], row["postings"])
-    return {"accounts_checked": checked, "mismatched": [
+    wanted = [Wanted("ledger_invariant", f"account:{r['id']}", "critical",
+                     f"account {r['id']} holds {r['balance']} but its postings sum to {r['postings']}",
+                     {"account": r["id"], "lot_id": r["lot_id"], "balance": r["balance"], "postings": r["postings"]},
+                     military=True)
+              for r in broken]
+    async with db.transaction() as tx:
+        changes = await alerts.apply(tx.pg, wanted, {"ledger_invariant"})
+    return {"accounts_checked": checked, "alerts": alerts.summary(changes), "mismatched": [
         {"account": r["id"], "type": r["type"], "lot_id": r["lot_id"], "balance": r["balance"], "postings": r["postings"]}
         for r in broken]}
+
+
+def evaluate_alerts(settings: Settings):
+    async def run(db: Database) -> dict[str, Any]:
+        now = datetime.now(timezone.utc)
+        async with db.transaction() as tx:
+            return await alerts.evaluate(tx.pg, today=now.date(), now=now, expiring_days=settings.expiring_within_days)
+
+    return run
 
 
 def catalog(settings: Settings) -> dict[str, Job]:
     jobs_ = [
         Job("seal-audit", seal_audit, settings.job_seal_audit_seconds, changes_state=True),
-        Job("check-ledger", check_ledger, settings.job_check_ledger_seconds, changes_state=False),
+        Job("check-ledger", check_ledger, settings.job_check_ledger_seconds, changes_state=True),
+        Job("evaluate-alerts", evaluate_alerts(settings), settings.job_evaluate_alerts_seconds, changes_state=True),
     ]
     return {job.name: job for job in jobs_}

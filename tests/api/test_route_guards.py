@@ -36,6 +36,8 @@ ROLE_MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/audit-events"): {"auditor", "admin"},
     ("PUT", "/api/v1/reserve-targets/{code}"): {"planner", "admin"}, ("GET", "/api/v1/reserve-targets"): READ,
     ("GET", "/api/v1/reserve-targets/{code}"): READ, ("GET", "/api/v1/coverage"): READ,
+    ("GET", "/api/v1/alerts"): READ, ("GET", "/api/v1/alerts/{alert_id}"): READ,
+    ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): {"operator", "planner", "commander", "admin"},
 }
 
 PUBLIC = re.compile(r"^/(health|docs|schema|metrics)")
@@ -60,7 +62,7 @@ ROUTES = _api_routes()
 def _concrete(path: str) -> str:
     return (path.replace("{code}", "NO-SUCH-CODE").replace("{token_id}", "999999999")
             .replace("{movement_id}", str(uuid.uuid4())).replace("{transfer_id}", str(uuid.uuid4()))
-            .replace("{lot_id}", str(uuid.uuid4())))
+            .replace("{lot_id}", str(uuid.uuid4())).replace("{alert_id}", str(uuid.uuid4())))
 
 
 def test_every_api_route_has_a_decision_in_the_role_matrix():

@@ -1,0 +1,88 @@
+"""Alerts: read (every reader, within scope and clearance) and acknowledge."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.params import Parameter
+
+from stockpile.api.audit import write_transaction
+from stockpile.api.auth import can_read, requires
+from stockpile.api.common import decode_cursor, encode_cursor, json_response, page_limit
+from stockpile.api.controllers.targets import target_visibility
+from stockpile.domain.errors import Conflict, NotFound
+from stockpile.services.commands import Strict
+from stockpile.services.movements import _iso
+from stockpile.store import alerts as store
+
+AlertState = Literal["open", "acknowledged", "resolved"]
+AlertKind = Literal["shortfall", "expiring", "expired_on_hand", "rotation_overdue", "rotation_blocked",
+                    "transfer_overdue", "allocation_unfilled", "count_discrepancy", "ledger_invariant"]
+
+
+class AcknowledgeIn(Strict):
+    note: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+
+
+def present(row, history=None) -> dict:
+    when = lambda v: _iso(v) if v else None  # noqa: E731
+    details = row["details"]
+    body = {
+        "id": row["id"], "kind": row["kind"], "subject": row["subject"], "severity": row["severity"],
+        "state": row["state"], "title": row["title"], "details": json.loads(details) if isinstance(details, str) else details,
+        "warehouse": row["warehouse"], "region": row["region"], "opened_at": when(row["opened_at"]),
+        "last_seen_at": when(row["last_seen_at"]), "acknowledged_at": when(row["acknowledged_at"]),
+        "acknowledged_by": row["acknowledged_by"], "resolved_at": when(row["resolved_at"]),
+    }
+    if history is not None:
+        body["history"] = [{"event": h["event"], "severity": h["severity"], "by": h["actor"], "note": h["note"],
+                            "at": when(h["at"])} for h in history]
+    return body
+
+
+class AlertController(Controller):
+    path = "/api/v1/alerts"
+    tags = ["alerts"]
+
+    @get("/", guards=[can_read], summary="Alerts, newest first")
+    async def listing(
+        self, request: Request, state: State,
+        state_: Annotated[AlertState | None, Parameter(query="state")] = None, kind: AlertKind | None = None,
+        limit: int | None = None, cursor: str | None = None,
+    ) -> Response:
+        size = page_limit(limit)
+        async with state.db.transaction() as tx:
+            rows = await store.alerts(tx.pg, state=state_, kind=kind, after=decode_cursor(cursor), limit=size + 1,
+                                      visibility=target_visibility(request.user))
+        more = len(rows) > size
+        rows = rows[:size]
+        return json_response({"items": [present(r) for r in rows],
+                              "next_cursor": encode_cursor(rows[-1]["opened_at"].isoformat()) if more else None})
+
+    @get("/{alert_id:uuid}", guards=[can_read], summary="One alert with its history")
+    async def read(self, request: Request, state: State, alert_id: UUID) -> Response:
+        async with state.db.transaction() as tx:
+            row, history = await store.alert(tx.pg, str(alert_id), target_visibility(request.user))
+        if row is None:
+            raise NotFound(f"alert {alert_id} does not exist")
+        return json_response(present(row, history))
+
+    @post("/{alert_id:uuid}/acknowledge", guards=[requires("operator", "planner", "commander", "admin")],
+          status_code=200, summary="Acknowledge an open alert")
+    async def acknowledge(self, request: Request, state: State, alert_id: UUID, data: AcknowledgeIn | None = None) -> Response:
+        visibility = target_visibility(request.user)
+        async with write_transaction(request, state.db) as (tx, note):
+            row, _ = await store.alert(tx.pg, str(alert_id), visibility)
+            if row is None:
+                raise NotFound(f"alert {alert_id} does not exist")
+            before = await store.acknowledge(tx.pg, str(alert_id), request.user.name, data.note if data else None)
+            if before == "resolved":
+                raise Conflict(f"alert {alert_id} is already resolved")
+            note.details = {"was": before}
+            row, history = await store.alert(tx.pg, str(alert_id), visibility)
+        return json_response(present(row, history))
