@@ -57,6 +57,10 @@ class Settings:
     job_check_ledger_seconds: int = 300
     job_evaluate_alerts_seconds: int = 60
     expiring_within_days: int = 30
+    job_deliver_notifications_seconds: int = 10
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: str = ""
+    webhook_timeout_seconds: float = 5.0
     worker_metrics_port: int = 9101
 
     @classmethod
@@ -81,6 +85,10 @@ class Settings:
             job_check_ledger_seconds=_int("STOCKPILE_JOB_CHECK_LEDGER_SECONDS", 300),
             job_evaluate_alerts_seconds=_int("STOCKPILE_JOB_EVALUATE_ALERTS_SECONDS", 60),
             expiring_within_days=_int("STOCKPILE_EXPIRING_WITHIN_DAYS", 30),
+            job_deliver_notifications_seconds=_int("STOCKPILE_JOB_DELIVER_NOTIFICATIONS_SECONDS", 10),
+            webhook_urls=tuple(u.strip() for u in os.environ.get("STOCKPILE_WEBHOOK_URLS", "").split(",") if u.strip()),
+            webhook_secret=os.environ.get("STOCKPILE_WEBHOOK_SECRET", ""),
+            webhook_timeout_seconds=float(os.environ.get("STOCKPILE_WEBHOOK_TIMEOUT_SECONDS", "5")),
             worker_metrics_port=_int("STOCKPILE_WORKER_METRICS_PORT", 9101),
         )
 

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from stockpile.config import Settings
 from stockpile.domain.alerts import Wanted
 from stockpile.services import alerts
+from stockpile.jobs.deliver import deliver_notifications
 from stockpile.jobs.runs import Job
 from stockpile.metrics import LEDGER_MISMATCHED_ACCOUNTS
 from stockpile.store import audit, jobs
@@ -60,5 +61,7 @@ def catalog(settings: Settings) -> dict[str, Job]:
         Job("seal-audit", seal_audit, settings.job_seal_audit_seconds, changes_state=True),
         Job("check-ledger", check_ledger, settings.job_check_ledger_seconds, changes_state=True),
         Job("evaluate-alerts", evaluate_alerts(settings), settings.job_evaluate_alerts_seconds, changes_state=True),
+        Job("deliver-notifications", deliver_notifications(settings), settings.job_deliver_notifications_seconds,
+            changes_state=False),
     ]
     return {job.name: job for job in jobs_}
