@@ -58,6 +58,8 @@ class Settings:
     job_evaluate_alerts_seconds: int = 60
     expiring_within_days: int = 30
     job_deliver_notifications_seconds: int = 10
+    job_refresh_metrics_seconds: int = 30
+    metrics_reload_seconds: int = 5
     webhook_urls: tuple[str, ...] = ()
     webhook_secret: str = ""
     webhook_timeout_seconds: float = 5.0
@@ -86,6 +88,8 @@ class Settings:
             job_evaluate_alerts_seconds=_int("STOCKPILE_JOB_EVALUATE_ALERTS_SECONDS", 60),
             expiring_within_days=_int("STOCKPILE_EXPIRING_WITHIN_DAYS", 30),
             job_deliver_notifications_seconds=_int("STOCKPILE_JOB_DELIVER_NOTIFICATIONS_SECONDS", 10),
+            job_refresh_metrics_seconds=_int("STOCKPILE_JOB_REFRESH_METRICS_SECONDS", 30),
+            metrics_reload_seconds=_int("STOCKPILE_METRICS_RELOAD_SECONDS", 5),
             webhook_urls=tuple(u.strip() for u in os.environ.get("STOCKPILE_WEBHOOK_URLS", "").split(",") if u.strip()),
             webhook_secret=os.environ.get("STOCKPILE_WEBHOOK_SECRET", ""),
             webhook_timeout_seconds=float(os.environ.get("STOCKPILE_WEBHOOK_TIMEOUT_SECONDS", "5")),

@@ -4,7 +4,7 @@ HTTP request metrics come from Litestar's Prometheus middleware (paths grouped b
 the business metrics below are aggregates with bounded label sets.
 """
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 MOVEMENTS_POSTED = Counter(
     "stockpile_movements_posted_total",
@@ -19,7 +19,53 @@ IDEMPOTENT_REPLAYS = Counter(
 # The worker's own metrics (served by the worker on STOCKPILE_WORKER_METRICS_PORT).
 JOB_RUNS = Counter("stockpile_job_runs_total", "Job slots run by this worker, by job and outcome.", ["job", "outcome"])
 JOB_DURATION = Histogram("stockpile_job_duration_seconds", "Wall time of one job run.", ["job"])
-JOB_LAST_SUCCESS = Gauge("stockpile_job_last_success_timestamp_seconds",
+JOB_LAST_SUCCESS = Gauge("stockpile_worker_job_last_success_timestamp_seconds",
                          "Unix time of the job's last successful run in this worker.", ["job"])
 LEDGER_MISMATCHED_ACCOUNTS = Gauge("stockpile_ledger_mismatched_accounts",
                                    "Accounts whose stored balance differs from the sum of their postings (must be 0).")
+
+
+# Business gauges: computed by the worker's refresh-metrics job into a snapshot row; each API process
+# keeps a copy in memory and serves it at scrape time without touching the database.
+SNAPSHOT_METRICS = {
+    "stockpile_stock_quantity": "Stock on hand, by category, region, owner sector and unit (in that unit).",
+    "stockpile_expiring_quantity": "Stock on hand expiring within 30 or 90 days, by category, region, sector, unit.",
+    "stockpile_coverage_ratio": "Usable stock divided by the required quantity, per reserve target (worst targets first).",
+    "stockpile_coverage_usable_quantity": "Usable stock per reserve target, in the material's unit.",
+    "stockpile_coverage_required_quantity": "Required quantity per reserve target, in the material's unit.",
+    "stockpile_targets": "Reserve targets by coverage state.",
+    "stockpile_alerts_open": "Unresolved alerts by kind and severity.",
+    "stockpile_ledger_movements": "Movements in the ledger by kind.",
+    "stockpile_job_last_success_timestamp_seconds": "Unix time of each job's last successful run (any worker).",
+}
+
+
+class SnapshotCollector:
+    """Serves the latest snapshot held in memory (see ``stockpile.api.app``)."""
+
+    def __init__(self) -> None:
+        self.taken_at: float | None = None
+        self.samples: list[dict] = []
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        families: dict[str, GaugeMetricFamily] = {}
+        for sample in self.samples:
+            name = sample["metric"]
+            if name not in SNAPSHOT_METRICS:
+                continue
+            labels = sample["labels"]
+            family = families.get(name)
+            if family is None:
+                family = families[name] = GaugeMetricFamily(name, SNAPSHOT_METRICS[name], labels=sorted(labels))
+            family.add_metric([labels[k] for k in sorted(labels)], sample["value"])
+        yield from families.values()
+        age = GaugeMetricFamily("stockpile_metrics_snapshot_timestamp_seconds",
+                                "Unix time the business metrics snapshot was taken (0: none yet).")
+        age.add_metric([], self.taken_at or 0.0)
+        yield age
+
+
+SNAPSHOT = SnapshotCollector()
+REGISTRY.register(SNAPSHOT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 
@@ -26,6 +27,8 @@ from stockpile.api.controllers.masterdata import CONTROLLERS as MASTER_DATA
 from stockpile.api.controllers.stock import LotController, StockController
 from stockpile.api.controllers.targets import CoverageController, TargetController
 from stockpile.config import Settings, get_settings
+from stockpile.metrics import SNAPSHOT
+from stockpile.store import snapshots
 from stockpile.store.db import Database
 
 log = logging.getLogger("stockpile.api")
@@ -70,7 +73,25 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         raise RuntimeError("no database URL: `stockpile serve` starts the embedded server and sets DATABASE_URL")
     db = Database(url, pool_size=settings.db_pool_size)
 
+    async def reload_snapshot() -> None:
+        """Keep this process's copy of the business-metrics snapshot fresh (scrapes never query)."""
+        while True:
+            try:
+                async with db.transaction() as tx:
+                    loaded = await snapshots.load(tx.pg, "business")
+                if loaded is not None:
+                    SNAPSHOT.taken_at, SNAPSHOT.samples = loaded
+            except Exception:  # noqa: BLE001 - the next round tries again; /health/ready reports the database
+                log.warning("metrics snapshot reload failed", exc_info=True)
+            await asyncio.sleep(settings.metrics_reload_seconds)
+
+    async def on_startup(app: Litestar) -> None:
+        app.state.snapshot_task = asyncio.create_task(reload_snapshot())
+
     async def on_shutdown(app: Litestar) -> None:
+        task = getattr(app.state, "snapshot_task", None)
+        if task is not None:
+            task.cancel()
         await db.dispose()
 
     prometheus = PrometheusConfig(app_name="stockpile", prefix="stockpile", group_path=True, exclude=["^/metrics"])
@@ -94,6 +115,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
         request_max_body_size=settings.max_body_bytes,
+        on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         debug=False,
     )

@@ -13,7 +13,7 @@ from stockpile.services import alerts
 from stockpile.jobs.deliver import deliver_notifications
 from stockpile.jobs.runs import Job
 from stockpile.metrics import LEDGER_MISMATCHED_ACCOUNTS
-from stockpile.store import audit, jobs
+from stockpile.store import audit, jobs, snapshots
 from stockpile.store.db import Database
 
 log = logging.getLogger("stockpile.jobs")
@@ -56,6 +56,15 @@ def evaluate_alerts(settings: Settings):
     return run
 
 
+async def refresh_metrics(db: Database) -> dict[str, Any]:
+    """Aggregate the reserve for the dashboards into the snapshot the API serves."""
+    async with db.transaction() as tx:
+        await tx.pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        samples = await snapshots.aggregate(tx.pg, datetime.now(timezone.utc).date())
+        await snapshots.store(tx.pg, "business", samples)
+    return {"series": len(samples)}
+
+
 def catalog(settings: Settings) -> dict[str, Job]:
     jobs_ = [
         Job("seal-audit", seal_audit, settings.job_seal_audit_seconds, changes_state=True),
@@ -63,5 +72,6 @@ def catalog(settings: Settings) -> dict[str, Job]:
         Job("evaluate-alerts", evaluate_alerts(settings), settings.job_evaluate_alerts_seconds, changes_state=True),
         Job("deliver-notifications", deliver_notifications(settings), settings.job_deliver_notifications_seconds,
             changes_state=False),
+        Job("refresh-metrics", refresh_metrics, settings.job_refresh_metrics_seconds, changes_state=False),
     ]
     return {job.name: job for job in jobs_}

@@ -1,0 +1,72 @@
+"""Aggregates for dashboards, computed by the worker, stored as one snapshot row, read by the API."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from stockpile.domain.coverage import coverage_state
+from stockpile.store import coverage
+
+
+async def aggregate(pg: asyncpg.Connection, today: date, max_targets: int = 300) -> list[dict[str, Any]]:
+    """Every business gauge, aggregated (never per lot). Series are bounded: regions × categories ×
+    sectors × units for stock, the ``max_targets`` worst-covered targets (with counts by state for
+    all of them), kinds × severities for alerts."""
+    samples: list[dict[str, Any]] = []
+
+    def add(metric: str, value: float, **labels: str) -> None:
+        samples.append({"metric": metric, "labels": labels, "value": float(value)})
+
+    for row in await pg.fetch(
+        """SELECT m.category, r.code AS region, o.sector, m.unit,
+                  sum(a.balance::numeric / (10::numeric ^ m.decimals)) AS on_hand,
+                  sum(CASE WHEN l.expires_on <= $1::date + 30 THEN a.balance ELSE 0 END::numeric / (10::numeric ^ m.decimals)) AS d30,
+                  sum(CASE WHEN l.expires_on <= $1::date + 90 THEN a.balance ELSE 0 END::numeric / (10::numeric ^ m.decimals)) AS d90
+             FROM accounts a JOIN lots l ON l.id = a.lot_id JOIN materials m ON m.id = a.material_id
+             JOIN warehouses w ON w.id = l.warehouse_id JOIN regions r ON r.id = w.region_id
+             JOIN parties o ON o.id = a.owner_id
+            WHERE a.type = 'stock' AND a.balance > 0
+            GROUP BY 1, 2, 3, 4""",
+        today,
+    ):
+        labels = {"category": row["category"], "region": row["region"], "sector": row["sector"], "unit": row["unit"]}
+        add("stockpile_stock_quantity", row["on_hand"], **labels)
+        add("stockpile_expiring_quantity", row["d30"], within="30d", **labels)
+        add("stockpile_expiring_quantity", row["d90"], within="90d", **labels)
+    rows = await coverage.coverage(pg, today=today, region=None, category=None)
+    states: dict[str, int] = {"ok": 0, "warning": 0, "critical": 0}
+    for row in rows:
+        states[coverage_state(row["usable"] / row["quantity"], row["warning_ratio"], row["critical_ratio"])] += 1
+    for state, n in states.items():
+        add("stockpile_targets", n, state=state)
+    for row in sorted(rows, key=lambda r: r["usable"] / r["quantity"])[:max_targets]:
+        labels = {"target": row["code"]}
+        add("stockpile_coverage_ratio", row["usable"] / row["quantity"], **labels)
+        add("stockpile_coverage_usable_quantity", row["usable"], **labels)
+        add("stockpile_coverage_required_quantity", row["quantity"], **labels)
+    for row in await pg.fetch("SELECT kind, severity, count(*) AS n FROM alerts WHERE state <> 'resolved' GROUP BY 1, 2"):
+        add("stockpile_alerts_open", row["n"], kind=row["kind"], severity=row["severity"])
+    for row in await pg.fetch("SELECT kind, count(*) AS n FROM movements GROUP BY 1"):
+        add("stockpile_ledger_movements", row["n"], kind=row["kind"])
+    for row in await pg.fetch(
+        """SELECT job, extract(epoch FROM max(finished_at)) AS at FROM job_runs WHERE outcome = 'ok' GROUP BY job"""):
+        add("stockpile_job_last_success_timestamp_seconds", row["at"], job=row["job"])
+    return samples
+
+
+async def store(pg: asyncpg.Connection, name: str, samples: list[dict[str, Any]]) -> None:
+    await pg.execute(
+        """INSERT INTO metric_snapshots (name, samples) VALUES ($1, $2::jsonb)
+           ON CONFLICT (name) DO UPDATE SET samples = EXCLUDED.samples, taken_at = now()""",
+        name, json.dumps(samples),
+    )
+
+
+async def load(pg: asyncpg.Connection, name: str) -> tuple[float, list[dict[str, Any]]] | None:
+    row = await pg.fetchrow("SELECT extract(epoch FROM taken_at) AS at, samples::text AS samples FROM metric_snapshots "
+                            "WHERE name = $1", name)
+    return None if row is None else (float(row["at"]), json.loads(row["samples"]))
