@@ -72,6 +72,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         try:
             result = _run(load_demo(url, tokens_file=settings.data_dir / "demo-tokens.txt"))
             print(result.report(), flush=True)
+            _run(_first_look(settings, url))
         except DemoRefused as exc:  # another replica loaded it first
             log.info("demo not loaded: %s", exc)
     os.environ["STOCKPILE_HOST"], os.environ["STOCKPILE_PORT"] = settings.host, str(settings.port)
@@ -81,6 +82,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         workers=settings.workers, log_level=settings.log_level, access_log=False, lifespan="on",
     )
     return 0
+
+
+async def _first_look(settings: Settings, url: str) -> None:
+    """Evaluate alerts and take a metrics snapshot once, so a newcomer sees them before a worker runs."""
+    from stockpile.jobs.catalog import catalog
+    from stockpile.jobs.runs import manual_slot, run_slot
+    from stockpile.store.db import Database
+
+    db = Database(url, pool_size=2)
+    try:
+        jobs = catalog(settings)
+        for name in ("evaluate-alerts", "refresh-metrics"):
+            await run_slot(db, jobs[name], slot=manual_slot())
+    finally:
+        await db.dispose()
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
@@ -102,6 +118,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     except DemoRefused as exc:
         print(f"demo not loaded: {exc}", file=sys.stderr)
         return 1
+    _run(_first_look(settings, url))
     return 0
 
 

@@ -40,10 +40,11 @@ import asyncpg
 
 from stockpile.domain.access import Principal
 from stockpile.services import commands as c
-from stockpile.services import masterdata, transfers
+from stockpile.services import masterdata, targets, transfers
 from stockpile.services.movements import Clock, Posted, post_movement
 from stockpile.services.workspace import Workspace
 from stockpile.store import audit, reads, tokens
+from stockpile.store import coverage as coverage_store
 from stockpile.store.db import Database
 
 ADVISORY_LOCK = 0x5354_4B50_4445_4D4F  # "STKPDEMO": serialises demo loaders on one database
@@ -58,6 +59,18 @@ class DemoRefused(RuntimeError):
 # --------------------------------------------------------------------------------------------------
 
 # code, name, parent
+# (code, scope, material selector, holder, usable/required to aim for, population served)
+DEMO_TARGETS = [
+    ("TGT-NAT-MIDDLE-DISTILLATES", {"region": "VAL"}, {"substitution_group": "middle-distillates"},
+     {"sector": "civilian"}, 1.05, None),
+    ("TGT-NORTH-GRAIN", {"region": "PRV-NORTH"}, {"substitution_group": "grain"}, {}, 0.82, 240_000),
+    ("TGT-SOUTH-VACCINE", {"region": "PRV-SOUTH"}, {"material": "VACCINE-INFLUENZA"}, {}, 0.55, None),
+    ("TGT-NAT-MEDICAL-CIVIL", {"region": "VAL"}, {"category": "medical"}, {"sector": "civilian"}, 1.2, None),
+    ("TGT-NAT-JET-MILITARY", {"region": "VAL"}, {"material": "JET-A1"}, {"sector": "military"}, 0.86, None),
+    ("TGT-EAST-RICE", {"region": "PRV-EAST"}, {"material": "RICE"}, {}, 1.3, 180_000),
+    ("TGT-WEST-WATER", {"region": "PRV-WEST"}, {"material": "WATER-BOTTLED"}, {}, 0.95, 150_000),
+]
+
 REGIONS: list[tuple[str, str, str | None]] = [
     ("VAL", "Republic of Valtara", None),
     ("PRV-NORTH", "Northmarch Province", "VAL"),
@@ -315,6 +328,7 @@ async def load_demo(url: str, *, seed: int = 7, tokens_file: Path | None = None,
             await loader.master_data()
             issued = await loader.principals()
             await loader.history()
+            await loader.targets()
             await loader.finish()
             counts = await _counts(pg, now.date())
             await audit.append(pg, at=now, actor="cli:demo", roles=[], action="cli demo", target=None, outcome="ok",
@@ -740,6 +754,23 @@ class _Loader:
         lot_id = max(sorted(totals), key=lambda i: (self._usable(self.lots[i], day), totals[i]))
         await reads.set_lot_status(self.pg, lot_id, status, reason, self._actor(warehouse).id)
         self.lots[lot_id].status = status
+
+    async def targets(self) -> None:
+        """Reserve targets sized against what the history left, so the demo shows every coverage
+        state: each is set so usable ÷ required comes out near its ``ratio``."""
+        admin = self.actors["admin"]
+        today = self.now.date()
+        for code, scope, selector, holder, ratio, population in DEMO_TARGETS:
+            def command(quantity: Decimal) -> c.TargetIn:
+                return c.TargetIn(scope=c.TargetScope(**scope), quantity=quantity, population=population,
+                                  horizon_days=30, **selector, **holder)
+
+            await targets.upsert(self.pg, code, command(Decimal(1)), admin)
+            [row] = [r for r in await coverage_store.coverage(self.pg, today=today, region=None, category=None)
+                     if r["code"] == code]
+            usable = row["usable"]
+            required = (usable / Decimal(str(ratio))).quantize(Decimal(1)) if usable > 0 else Decimal(1000)
+            await targets.upsert(self.pg, code, command(max(required, Decimal(1))), admin)
 
     async def finish(self) -> None:
         """Master-data changes that come after the history (a depot suspended after inspection)."""

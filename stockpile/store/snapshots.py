@@ -12,9 +12,9 @@ from stockpile.domain.coverage import coverage_state
 from stockpile.store import coverage
 
 
-async def aggregate(pg: asyncpg.Connection, today: date, max_targets: int = 300) -> list[dict[str, Any]]:
-    """Every business gauge, aggregated (never per lot). Series are bounded: regions × categories ×
-    sectors × units for stock, the ``max_targets`` worst-covered targets (with counts by state for
+async def aggregate(pg: asyncpg.Connection, today: date, max_targets: int = 100) -> list[dict[str, Any]]:
+    """Every business gauge, aggregated (never per lot). Series are bounded: provinces (top-level
+    regions) × categories × sectors × units for stock, the ``max_targets`` worst-covered targets (with counts by state for
     all of them), kinds × severities for alerts."""
     samples: list[dict[str, Any]] = []
 
@@ -22,12 +22,24 @@ async def aggregate(pg: asyncpg.Connection, today: date, max_targets: int = 300)
         samples.append({"metric": metric, "labels": labels, "value": float(value)})
 
     for row in await pg.fetch(
-        """SELECT m.category, r.code AS region, o.sector, m.unit,
+        """WITH RECURSIVE chain(region_id, ancestor_id, depth) AS (
+               SELECT id, id, 0 FROM regions
+               UNION ALL
+               SELECT c.region_id, r.parent_id, c.depth + 1 FROM chain c JOIN regions r ON r.id = c.ancestor_id
+                WHERE r.parent_id IS NOT NULL),
+           ranked AS (
+               SELECT region_id, ancestor_id, row_number() OVER (PARTITION BY region_id ORDER BY depth DESC) AS rn
+                 FROM chain),
+           province AS (  -- the region's top-level division under the nation (the nation itself for the root)
+               SELECT region_id, coalesce(max(ancestor_id) FILTER (WHERE rn = 2), max(ancestor_id)) AS province_id
+                 FROM ranked GROUP BY region_id)
+           SELECT m.category, r.code AS region, o.sector, m.unit,
                   sum(a.balance::numeric / (10::numeric ^ m.decimals)) AS on_hand,
                   sum(CASE WHEN l.expires_on <= $1::date + 30 THEN a.balance ELSE 0 END::numeric / (10::numeric ^ m.decimals)) AS d30,
                   sum(CASE WHEN l.expires_on <= $1::date + 90 THEN a.balance ELSE 0 END::numeric / (10::numeric ^ m.decimals)) AS d90
              FROM accounts a JOIN lots l ON l.id = a.lot_id JOIN materials m ON m.id = a.material_id
-             JOIN warehouses w ON w.id = l.warehouse_id JOIN regions r ON r.id = w.region_id
+             JOIN warehouses w ON w.id = l.warehouse_id
+             JOIN province p ON p.region_id = w.region_id JOIN regions r ON r.id = p.province_id
              JOIN parties o ON o.id = a.owner_id
             WHERE a.type = 'stock' AND a.balance > 0
             GROUP BY 1, 2, 3, 4""",

@@ -208,3 +208,32 @@ async def test_same_seed_gives_the_same_reserve(demo, db, twin_url):
             assert [tuple(r) for r in await twin.fetch(sql)] == [tuple(r) for r in await db.fetch(sql)]
     finally:
         await twin.close()
+
+
+async def test_the_demo_shows_coverage_alerts_and_bounded_metrics(make_database):
+    """A newcomer's first look: every coverage state, open alerts, and a small metrics snapshot."""
+    import json as _json
+    import os as _os
+    import subprocess as _subprocess
+    import sys as _sys
+
+    from stockpile.store.engine import asyncpg_dsn as _dsn
+
+    url = make_database()
+    loaded = _subprocess.run([_sys.executable, "-m", "stockpile", "demo"], env={**_os.environ, "DATABASE_URL": url},
+                             capture_output=True, text=True, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr
+    dsn, kwargs = _dsn(url)
+    conn = await asyncpg.connect(dsn, **kwargs)
+    try:
+        targets = await conn.fetchval("SELECT count(*) FROM reserve_targets")
+        alerts = {r["kind"] for r in await conn.fetch("SELECT kind FROM alerts WHERE state = 'open'")}
+        samples = _json.loads(await conn.fetchval("SELECT samples::text FROM metric_snapshots WHERE name = 'business'"))
+    finally:
+        await conn.close()
+    states = {s["labels"]["state"]: s["value"] for s in samples if s["metric"] == "stockpile_targets"}
+    assert targets == 7 and all(states[k] >= 1 for k in ("ok", "warning", "critical")), states
+    assert {"shortfall", "expiring", "expired_on_hand"} <= alerts
+    assert 0 < len(samples) <= 2000
+    assert {s["labels"]["region"] for s in samples if s["metric"] == "stockpile_stock_quantity"} <= {
+        "PRV-NORTH", "PRV-EAST", "PRV-SOUTH", "PRV-WEST", "VAL"}
