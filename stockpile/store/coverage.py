@@ -63,38 +63,57 @@ async def coverage(
     pg: asyncpg.Connection, *, today: date, region: str | None, category: str | None,
     warehouse_ids: list[int] | None = None, region_ids: list[int] | None = None, cleared: bool = True,
 ) -> list[asyncpg.Record]:
-    """Every visible target (in ``region``'s subtree, of ``category``) with its usable quantity."""
+    """Every visible target (in ``region``'s subtree, of ``category``) with its usable quantity.
+
+    Usable stock is aggregated once per (horizon, warehouse, material, owner) — and per region for
+    region-wide targets — and targets are joined to those aggregates through the materials they
+    select and a region closure, so the cost is one pass over the stock plus small joins, however
+    many targets there are.
+    """
     return await pg.fetch(
-        f"""WITH RECURSIVE tree(root, id) AS (
+        f"""WITH RECURSIVE closure(ancestor, descendant) AS (
                 SELECT id, id FROM regions
-                UNION ALL SELECT tree.root, r.id FROM regions r JOIN tree ON r.parent_id = tree.id),
-            chosen AS (
+                UNION ALL SELECT c.ancestor, r.id FROM closure c JOIN regions r ON r.parent_id = c.descendant),
+            chosen AS MATERIALIZED (
                 SELECT * FROM ({TARGET}
                         WHERE {VISIBLE.format(warehouses='$4', regions='$5', cleared='$6')}) t
                  WHERE ($2::text IS NULL OR t.home_region_id IN
-                           (SELECT tree.id FROM tree JOIN regions rr ON rr.id = tree.root WHERE rr.code = $2))
+                           (SELECT cl.descendant FROM closure cl JOIN regions rr ON rr.id = cl.ancestor WHERE rr.code = $2))
                    AND ($3::text IS NULL OR t.target_category = $3)),
-            places AS (
-                SELECT c.id AS target_id, c.scope_warehouse_id AS warehouse_id FROM chosen c
-                 WHERE c.scope_warehouse_id IS NOT NULL
-                UNION ALL
-                SELECT c.id, w.id FROM chosen c JOIN tree ON tree.root = c.scope_region_id
-                  JOIN warehouses w ON w.region_id = tree.id),
-            usable AS (
-                SELECT p.target_id,
-                       sum((a.balance - a.reserved)::numeric / (10::numeric ^ m.decimals)) AS usable
-                  FROM places p
-                  JOIN reserve_targets t ON t.id = p.target_id
-                  JOIN lots l ON l.warehouse_id = p.warehouse_id
-                  JOIN materials m ON m.id = l.material_id
+            selected AS MATERIALIZED (  -- each target's materials
+                SELECT t.id AS target_id, t.scope_warehouse_id, t.scope_region_id, t.horizon_days, t.owner_id,
+                       t.sector, m.id AS material_id, m.decimals
+                  FROM chosen c JOIN reserve_targets t ON t.id = c.id
+                  JOIN materials m ON m.id = t.material_id OR m.category = t.category
+                                   OR m.substitution_group = t.substitution_group),
+            horizons AS (SELECT DISTINCT horizon_days FROM selected),
+            by_warehouse AS MATERIALIZED (
+                SELECT h.horizon_days, l.warehouse_id, w.region_id, l.material_id, a.owner_id, o.sector,
+                       sum(a.balance - a.reserved) AS units
+                  FROM horizons h
+                  JOIN lots l ON l.status = 'available' AND (l.expires_on IS NULL OR l.expires_on > $1::date + h.horizon_days)
                   JOIN accounts a ON a.lot_id = l.id AND a.type = 'stock' AND a.balance > a.reserved
+                  JOIN warehouses w ON w.id = l.warehouse_id
                   JOIN parties o ON o.id = a.owner_id
-                 WHERE (t.material_id = m.id OR t.category = m.category OR t.substitution_group = m.substitution_group)
-                   AND (t.owner_id IS NULL OR t.owner_id = a.owner_id)
-                   AND (t.sector IS NULL OR t.sector = o.sector)
-                   AND l.status = 'available'
-                   AND (l.expires_on IS NULL OR l.expires_on > $1::date + t.horizon_days)
-                 GROUP BY p.target_id)
+                 GROUP BY 1, 2, 3, 4, 5, 6),
+            by_region AS MATERIALIZED (
+                SELECT horizon_days, region_id, material_id, owner_id, sector, sum(units) AS units
+                  FROM by_warehouse GROUP BY 1, 2, 3, 4, 5),
+            matched AS (
+                SELECT s.target_id, s.decimals, b.units, b.owner_id, b.sector, s.owner_id AS want_owner, s.sector AS want_sector
+                  FROM selected s JOIN by_warehouse b
+                    ON b.warehouse_id = s.scope_warehouse_id AND b.material_id = s.material_id
+                   AND b.horizon_days = s.horizon_days
+                UNION ALL
+                SELECT s.target_id, s.decimals, b.units, b.owner_id, b.sector, s.owner_id, s.sector
+                  FROM selected s JOIN closure cl ON cl.ancestor = s.scope_region_id
+                  JOIN by_region b ON b.region_id = cl.descendant AND b.material_id = s.material_id
+                   AND b.horizon_days = s.horizon_days),
+            usable AS (
+                SELECT target_id, sum(units::numeric / (10::numeric ^ decimals)) AS usable
+                  FROM matched
+                 WHERE (want_owner IS NULL OR want_owner = owner_id) AND (want_sector IS NULL OR want_sector = sector)
+                 GROUP BY target_id)
             SELECT c.*, coalesce(u.usable, 0) AS usable
               FROM chosen c LEFT JOIN usable u ON u.target_id = c.id
              ORDER BY c.code""",
