@@ -60,16 +60,11 @@ async def wanted_now(pg: asyncpg.Connection, today: date, now: datetime, expirin
 async def apply(pg: asyncpg.Connection, wanted: list[Wanted], kinds: set[str]) -> Changes:
     """Open, escalate, ease, refresh and resolve alerts of ``kinds`` so they match ``wanted``."""
     changes = reconcile(wanted, await store.unresolved(pg, sorted(kinds)), kinds)
-    for w in changes.opened:
-        await store.open_alert(pg, w)
-    for alert, w in changes.escalated:
-        await store.refresh(pg, alert, w, "escalated")
-    for alert, w in changes.eased:
-        await store.refresh(pg, alert, w, "eased")
-    for alert, w in changes.unchanged:
-        await store.refresh(pg, alert, w, None)
-    for alert in changes.resolved:
-        await store.resolve(pg, alert)
+    await store.open_many(pg, changes.opened)
+    await store.refresh_many(pg, changes.escalated, "escalated")
+    await store.refresh_many(pg, changes.eased, "eased")
+    await store.refresh_many(pg, changes.unchanged, None)
+    await store.resolve_many(pg, changes.resolved)
     return changes
 
 

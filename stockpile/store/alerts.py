@@ -56,53 +56,15 @@ async def unresolved(pg: asyncpg.Connection, kinds: list[str]) -> list[Open]:
     return [Open(r["id"], r["kind"], r["subject"], r["severity"]) for r in rows]
 
 
-async def _announce(pg: asyncpg.Connection, event: str, alert_id: str) -> None:
-    await pg.execute(
-        """INSERT INTO outbox (topic, payload)
-           SELECT 'alert.' || $1, jsonb_build_object(
-                      'event', $1, 'alert', jsonb_build_object(
-                          'id', a.id, 'kind', a.kind, 'subject', a.subject, 'severity', a.severity, 'state', a.state,
-                          'title', a.title, 'details', a.details, 'opened_at', a.opened_at, 'resolved_at', a.resolved_at))
-             FROM alerts a WHERE a.id = $2::uuid""",
-        event, alert_id,
-    )
+PAYLOAD = """jsonb_build_object('event', $1, 'alert', jsonb_build_object(
+    'id', a.id, 'kind', a.kind, 'subject', a.subject, 'severity', a.severity, 'state', a.state,
+    'title', a.title, 'details', a.details, 'opened_at', a.opened_at, 'resolved_at', a.resolved_at))"""
 
 
 async def _history(pg: asyncpg.Connection, alert_id: str, event: str, severity: str, actor: str | None = None,
                    note: str | None = None) -> None:
     await pg.execute("INSERT INTO alert_events (alert_id, event, severity, actor, note) VALUES ($1::uuid, $2, $3, $4, $5)",
                      alert_id, event, severity, actor, note)
-
-
-async def open_alert(pg: asyncpg.Connection, w: Wanted) -> str:
-    alert_id = await pg.fetchval(
-        """INSERT INTO alerts (kind, subject, severity, title, details, warehouse_id, region_id, military)
-           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8)
-           ON CONFLICT (kind, subject) WHERE state <> 'resolved' DO NOTHING RETURNING id::text""",
-        w.kind, w.subject, w.severity, w.title, json.dumps(w.details, default=str), w.warehouse_id, w.region_id, w.military,
-    )
-    if alert_id is not None:
-        await _history(pg, alert_id, "opened", w.severity)
-        await _announce(pg, "opened", alert_id)
-    return alert_id
-
-
-async def refresh(pg: asyncpg.Connection, alert: Open, w: Wanted, event: str | None) -> None:
-    """Keep an alert open with fresh details (and a new severity when ``event`` says so)."""
-    await pg.execute(
-        """UPDATE alerts SET severity = $2, title = $3, details = $4::jsonb, last_seen_at = now() WHERE id = $1::uuid""",
-        alert.id, w.severity, w.title, json.dumps(w.details, default=str),
-    )
-    if event is not None:
-        await _history(pg, alert.id, event, w.severity)
-        if event == "escalated":
-            await _announce(pg, "escalated", alert.id)
-
-
-async def resolve(pg: asyncpg.Connection, alert: Open) -> None:
-    await pg.execute("UPDATE alerts SET state = 'resolved', resolved_at = now() WHERE id = $1::uuid", alert.id)
-    await _history(pg, alert.id, "resolved", alert.severity)
-    await _announce(pg, "resolved", alert.id)
 
 
 async def acknowledge(pg: asyncpg.Connection, alert_id: str, actor: str, note: str | None) -> str | None:
@@ -145,3 +107,70 @@ async def alert(pg: asyncpg.Connection, alert_id: str, visibility: dict[str, Any
     history = await pg.fetch("SELECT event, severity, actor, note, at FROM alert_events WHERE alert_id = $1::uuid ORDER BY id",
                              alert_id)
     return row, history
+
+
+async def open_many(pg: asyncpg.Connection, wanted: list[Wanted]) -> int:
+    """Open alerts in one statement (ones another evaluation opened meanwhile are skipped), with
+    their history and outbox messages."""
+    if not wanted:
+        return 0
+    rows = await pg.fetch(
+        """WITH opened AS (
+               INSERT INTO alerts (kind, subject, severity, title, details, warehouse_id, region_id, military)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[],
+                                    $7::bigint[], $8::boolean[])
+               ON CONFLICT (kind, subject) WHERE state <> 'resolved' DO NOTHING
+               RETURNING id, severity)
+           SELECT id::text AS id, severity FROM opened""",
+        [w.kind for w in wanted], [w.subject for w in wanted], [w.severity for w in wanted], [w.title for w in wanted],
+        [json.dumps(w.details, default=str) for w in wanted], [w.warehouse_id for w in wanted],
+        [w.region_id for w in wanted], [w.military for w in wanted],
+    )
+    await _history_many(pg, [r["id"] for r in rows], "opened", [r["severity"] for r in rows])
+    await _announce_many(pg, "opened", [r["id"] for r in rows])
+    return len(rows)
+
+
+async def refresh_many(pg: asyncpg.Connection, pairs: list[tuple[Open, Wanted]], event: str | None) -> None:
+    """Refresh alerts that stay open (new severity, title, details, last seen) in one statement."""
+    if not pairs:
+        return
+    ids = [a.id for a, _ in pairs]
+    await pg.execute(
+        """UPDATE alerts a SET severity = u.severity, title = u.title, details = u.details, last_seen_at = now()
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[]) AS u(id, severity, title, details)
+            WHERE a.id = u.id""",
+        ids, [w.severity for _, w in pairs], [w.title for _, w in pairs],
+        [json.dumps(w.details, default=str) for _, w in pairs],
+    )
+    if event is not None:
+        await _history_many(pg, ids, event, [w.severity for _, w in pairs])
+        if event == "escalated":
+            await _announce_many(pg, "escalated", ids)
+
+
+async def resolve_many(pg: asyncpg.Connection, gone: list[Open]) -> None:
+    if not gone:
+        return
+    ids = [a.id for a in gone]
+    await pg.execute("UPDATE alerts SET state = 'resolved', resolved_at = now() WHERE id = ANY($1::uuid[])", ids)
+    await _history_many(pg, ids, "resolved", [a.severity for a in gone])
+    await _announce_many(pg, "resolved", ids)
+
+
+async def _history_many(pg: asyncpg.Connection, ids: list[str], event: str, severities: list[str]) -> None:
+    if ids:
+        await pg.execute(
+            """INSERT INTO alert_events (alert_id, event, severity)
+               SELECT id, $2, severity FROM unnest($1::uuid[], $3::text[]) AS u(id, severity)""",
+            ids, event, severities,
+        )
+
+
+async def _announce_many(pg: asyncpg.Connection, event: str, ids: list[str]) -> None:
+    if ids:
+        await pg.execute(
+            f"""INSERT INTO outbox (topic, payload)
+                SELECT 'alert.' || $1, {PAYLOAD} FROM alerts a WHERE a.id = ANY($2::uuid[])""",
+            event, ids,
+        )
