@@ -60,7 +60,7 @@ INSERT INTO materials (code, name, category, unit, decimals, shelf_life_days, st
   SELECT 'M' || i, 'Material ' || i, (ARRAY['fuel', 'food', 'medical'])[1 + i % 3], 'unit', i % 2, 730, 'ambient',
          CASE WHEN i % 5 = 0 THEN 'G' || (i % 3) END, 0.5 FROM generate_series(1, 50) i;
 INSERT INTO lots (warehouse_id, material_id, code, expires_on, status)
-  SELECT w.id, m.id, 'L' || i, current_date + ((i * 7919) % 1460) - 60,
+  SELECT w.id, m.id, 'L' || i, current_date + ((i::bigint * 7919) % 1460)::int - 60,
          CASE WHEN i % 100 = 0 THEN 'quarantine' ELSE 'available' END
     FROM generate_series(1, {lots}) i
     JOIN warehouses w ON w.code = 'W' || (1 + i % {warehouses})
