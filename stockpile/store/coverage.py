@@ -99,21 +99,37 @@ async def coverage(
             by_region AS MATERIALIZED (
                 SELECT horizon_days, region_id, material_id, owner_id, sector, sum(units) AS units
                   FROM by_warehouse GROUP BY 1, 2, 3, 4, 5),
-            matched AS (
-                SELECT s.target_id, s.decimals, b.units, b.owner_id, b.sector, s.owner_id AS want_owner, s.sector AS want_sector
-                  FROM selected s JOIN by_warehouse b
+            -- Targets that name no owner need only the sector: far fewer rows to join.
+            by_warehouse_sector AS MATERIALIZED (
+                SELECT horizon_days, warehouse_id, material_id, sector, sum(units) AS units
+                  FROM by_warehouse GROUP BY 1, 2, 3, 4),
+            by_region_sector AS MATERIALIZED (
+                SELECT horizon_days, region_id, material_id, sector, sum(units) AS units
+                  FROM by_region GROUP BY 1, 2, 3, 4),
+            region_keys AS MATERIALIZED (  -- a region-wide target, expanded to every region under it
+                SELECT s.target_id, s.decimals, s.owner_id, s.sector, s.material_id, s.horizon_days,
+                       cl.descendant AS region_id
+                  FROM selected s JOIN closure cl ON cl.ancestor = s.scope_region_id),
+            matched(target_id, decimals, units) AS (
+                SELECT s.target_id, s.decimals, b.units FROM selected s JOIN by_warehouse b
+                    ON b.warehouse_id = s.scope_warehouse_id AND b.material_id = s.material_id
+                   AND b.horizon_days = s.horizon_days AND b.owner_id = s.owner_id
+                UNION ALL
+                SELECT s.target_id, s.decimals, b.units FROM selected s JOIN by_warehouse_sector b
                     ON b.warehouse_id = s.scope_warehouse_id AND b.material_id = s.material_id
                    AND b.horizon_days = s.horizon_days
+                 WHERE s.owner_id IS NULL AND (s.sector IS NULL OR s.sector = b.sector)
                 UNION ALL
-                SELECT s.target_id, s.decimals, b.units, b.owner_id, b.sector, s.owner_id, s.sector
-                  FROM selected s JOIN closure cl ON cl.ancestor = s.scope_region_id
-                  JOIN by_region b ON b.region_id = cl.descendant AND b.material_id = s.material_id
-                   AND b.horizon_days = s.horizon_days),
+                SELECT t.target_id, t.decimals, b.units FROM region_keys t JOIN by_region b
+                    ON b.region_id = t.region_id AND b.material_id = t.material_id
+                   AND b.horizon_days = t.horizon_days AND b.owner_id = t.owner_id
+                UNION ALL
+                SELECT t.target_id, t.decimals, b.units FROM region_keys t JOIN by_region_sector b
+                    ON b.region_id = t.region_id AND b.material_id = t.material_id AND b.horizon_days = t.horizon_days
+                 WHERE t.owner_id IS NULL AND (t.sector IS NULL OR t.sector = b.sector)),
             usable AS (
                 SELECT target_id, sum(units::numeric / (10::numeric ^ decimals)) AS usable
-                  FROM matched
-                 WHERE (want_owner IS NULL OR want_owner = owner_id) AND (want_sector IS NULL OR want_sector = sector)
-                 GROUP BY target_id)
+                  FROM matched GROUP BY target_id)
             SELECT c.*, coalesce(u.usable, 0) AS usable
               FROM chosen c LEFT JOIN usable u ON u.target_id = c.id
              ORDER BY c.code""",
