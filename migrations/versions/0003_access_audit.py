@@ -43,7 +43,7 @@ CREATE TABLE audit_events (
 CREATE INDEX audit_events_unsealed ON audit_events (id) WHERE chain_seq IS NULL;
 CREATE INDEX audit_events_at ON audit_events (at);
 CREATE INDEX audit_events_actor ON audit_events (actor, id);
-COMMENT ON COLUMN audit_events.xid IS 'the writing transaction; the sealer chains only events of finished transactions';
+COMMENT ON COLUMN audit_events.xid IS 'the writing transaction (for investigation; sealing needs only commit visibility)';
 COMMENT ON COLUMN audit_events.content_hash IS 'SHA-256 of the canonical content (every column from at to details)';
 COMMENT ON COLUMN audit_events.chain_hash IS 'SHA-256(prev_hash || content_hash); prev_hash is the previous sealed event''s chain_hash';
 

@@ -1,9 +1,10 @@
 """The audit trail's SQL: append events, seal them into the hash chain, read them back.
 
 Writers never wait for each other: an event is inserted with its content hash in the writer's own
-transaction. ``seal`` later chains events in a commit-safe order — only events whose transaction id
-is below the oldest transaction still running, so no event can appear behind the sealed head —
-under an advisory lock, so there is one chain with no forks and no gaps.
+transaction. ``seal`` later chains, under an advisory lock (one sealer at a time: no forks), every
+committed event not yet chained, giving each the next chain position. The chain's order is the
+order of sealing: an event whose transaction commits after a round is chained in the next one, so
+none is skipped (no gaps), and nothing uncommitted is ever chained.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ async def append(pg: asyncpg.Connection, **event: Any) -> None:
 
 
 async def seal(pg: asyncpg.Connection, batch: int = 5000) -> int:
-    """Chain every event whose transaction has finished; returns how many were sealed."""
+    """Chain every committed event not yet chained; returns how many were sealed."""
     await pg.execute("SELECT pg_advisory_xact_lock($1)", SEAL_LOCK)
     head = await pg.fetchrow(
         "SELECT chain_seq, chain_hash FROM audit_events WHERE chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1"
@@ -64,9 +65,7 @@ async def seal(pg: asyncpg.Connection, batch: int = 5000) -> int:
     sealed = 0
     while True:
         rows = await pg.fetch(
-            """SELECT id, content_hash FROM audit_events
-                WHERE chain_seq IS NULL AND xid < pg_snapshot_xmin(pg_current_snapshot())
-                ORDER BY id LIMIT $1""",
+            """SELECT id, content_hash FROM audit_events WHERE chain_seq IS NULL ORDER BY id LIMIT $1""",
             batch,
         )
         if not rows:
