@@ -89,8 +89,12 @@ async def receive(pg: asyncpg.Connection, transfer_id: str, cmd: c.TransferRecei
     for line in lines:
         require_cleared(principal, line["owner_sector"])
     received = _received_per_line(lines, cmd)
-    dest_ids = []
-    for line in lines:
+    # Destination lots, then positions, are opened in one sorted order whatever the order of the
+    # lines, so concurrent receipts opening the same new lots queue instead of deadlocking.
+    dest_lots: dict[tuple[int, str], str] = {}
+    for line in sorted(lines, key=lambda line: (line["material_id"], line["lot_code"])):
+        if (line["material_id"], line["lot_code"]) in dest_lots:
+            continue
         lot = await store.upsert_lot(
             pg, warehouse_id=head["to_warehouse_id"], material_id=line["material_id"], code=line["lot_code"],
             manufactured_on=line["manufactured_on"], expires_on=line["expires_on"], origin_lot_id=line["source_lot_id"],
@@ -98,8 +102,10 @@ async def receive(pg: asyncpg.Connection, transfer_id: str, cmd: c.TransferRecei
         if lot["expires_on"] != line["expires_on"]:
             raise Conflict(f"lot {line['lot_code']} already exists at the destination with another expiry "
                            f"({lot['expires_on']}); it cannot be merged", lot_id=lot["id"])
-        account = await store.open_stock_accounts(pg, [(lot["id"], line["owner_id"], line["material_id"])])
-        dest_ids.append(account[(lot["id"], line["owner_id"])])
+        dest_lots[(line["material_id"], line["lot_code"])] = lot["id"]
+    specs = [(dest_lots[(line["material_id"], line["lot_code"])], line["owner_id"], line["material_id"]) for line in lines]
+    accounts = await store.open_stock_accounts(pg, sorted(set(specs)))
+    dest_ids = [accounts[(lot_id, owner_id)] for lot_id, owner_id, _ in specs]
     transit_ids = [line["transit_account_id"] for line in lines]
     positions = await store.lock_accounts(pg, transit_ids + dest_ids)
     postings = rules.transfer_receipt_postings(
