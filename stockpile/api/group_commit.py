@@ -133,7 +133,9 @@ async def _in_transaction(pg, group: list[Job]) -> list[Answer | Exception]:
     for job in group:
         result = outcome[job.ident]
         if first[job.ident] is not job:  # a duplicate of a request in this same group
-            if job.fingerprint != first[job.ident].fingerprint:
+            if job.ident not in claimed:  # the key was used before: judge each by what was stored
+                result = _replay(job, stored[job.ident])
+            elif job.fingerprint != first[job.ident].fingerprint:
                 result = _conflict(job)
             elif isinstance(result, Answer):
                 result = Answer(result.status, result.body, replayed=True)
