@@ -29,6 +29,11 @@ from stockpile.services import commands as c
 from stockpile.store import ledger as store
 
 
+# The kind of master data a request field names, where the field is not named after it.
+FIELD_KINDS = {"owner": "party", "from_owner": "party", "to_owner": "party",
+               "from_warehouse": "warehouse", "to_warehouse": "warehouse"}
+
+
 @dataclasses.dataclass
 class Pending:
     """A prepared movement waiting to be appended, with what rides along in the same statement."""
@@ -58,8 +63,9 @@ class Workspace:
         return self.pg
 
     async def resolve(self, **codes: str | None) -> dict[str, tuple | None]:
-        """Warehouse / material / owner / to_owner codes → (id, code, …) or None when unknown."""
-        kinds = {k: ("party" if k in ("owner", "to_owner") else k) for k in codes}
+        """Codes named by their request field (warehouse, from_warehouse, to_warehouse, material, owner,
+        from_owner, to_owner) → (id, code, …) or None when unknown."""
+        kinds = {k: FIELD_KINDS.get(k, k) for k in codes}
         missing = {(kinds[k], v) for k, v in codes.items() if v is not None and (kinds[k], v) not in self._codes}
         if missing:
             await self._resolve_bulk(missing)
@@ -123,7 +129,11 @@ class Workspace:
     # -- batch preloading ------------------------------------------------------------------
 
     async def preload(self, items: Sequence[tuple[c.Movement, Principal]]) -> None:
-        """Resolve, open and lock in bulk what receipts and issues of a batch will touch.
+        """Resolve, open and lock in bulk what the movements of a batch will touch.
+
+        Every existing position they name is locked here, in one ordered statement, so the
+        transaction takes its locks in id order like any single movement and cannot deadlock with
+        one (a later lock on one of them is then already held).
 
         A receipt's lot and position are opened here only when the receipt would pass the checks
         that precede writing (scope, clearance, quantity, expiry); any other receipt is left to the
@@ -133,6 +143,7 @@ class Workspace:
             {("warehouse", x.warehouse) for x in commands if isinstance(x, (c.Receipt, c.Issue)) and x.warehouse}
             | {("material", x.material) for x in commands if isinstance(x, (c.Receipt, c.Issue)) and x.material}
             | {("party", x.owner) for x in commands if isinstance(x, (c.Receipt, c.Issue))}
+            | {("party", owner) for x in commands for _, owner in _named_positions(x)}
         )
         receipts = []
         for x, principal in items:
@@ -149,8 +160,8 @@ class Workspace:
                 receipts.append((w[0], m[0], x.lot.code, o[0], x.lot.manufactured_on, expires_on))
         if receipts:
             await store.open_receipt_positions(self.pg, receipts)
-        by_lot = sorted({(x.lot_id, self._codes[("party", x.owner)][0]) for x in commands
-                         if isinstance(x, c.Issue) and x.lot_id and self._codes.get(("party", x.owner))})
+        by_lot = sorted({(lot_id, self._codes[("party", owner)][0]) for x in commands
+                         for lot_id, owner in _named_positions(x) if self._codes.get(("party", owner))})
         by_owner = sorted({
             (self._codes[("warehouse", x.warehouse)][0], self._codes[("material", x.material)][0],
              self._codes[("party", x.owner)][0])
@@ -158,7 +169,8 @@ class Workspace:
             if isinstance(x, c.Issue) and not x.lot_id and self._codes.get(("warehouse", x.warehouse))
             and self._codes.get(("material", x.material)) and self._codes.get(("party", x.owner))
         })
-        rows = await store.lock_positions_bulk(self.pg, by_lot, [r[:4] for r in receipts], by_owner)
+        reversed_ = sorted({x.movement_id for x in commands if isinstance(x, c.Reversal)})
+        rows = await store.lock_positions_bulk(self.pg, by_lot, [r[:4] for r in receipts], by_owner, reversed_)
         for row in rows:
             self._remember(row)
         wanted = set(by_owner)
@@ -189,13 +201,25 @@ class Workspace:
             self._codes[key] = found.get(key)
 
 
+def _named_positions(cmd: c.Movement) -> list[tuple[str, str]]:
+    """The (lot id, owner code) positions a movement names by lot."""
+    if isinstance(cmd, (c.Issue, c.Adjustment, c.WriteOff)):
+        return [(cmd.lot_id, cmd.owner)] if cmd.lot_id else []
+    if isinstance(cmd, c.OwnershipTransfer):
+        return [(cmd.lot_id, cmd.from_owner), (cmd.lot_id, cmd.to_owner)]
+    return []
+
+
 def receipt_expiry(cmd: c.Receipt, shelf_life_days: int | None) -> date | None:
     """The expiry a received lot gets: as given, or manufactured_on + shelf life for a perishable."""
     expires_on = cmd.lot.expires_on
     if expires_on is None and shelf_life_days is not None:
         if cmd.lot.manufactured_on is None:
             raise Invalid.field("lot.expires_on", "is required for a perishable material (or give manufactured_on)")
-        expires_on = cmd.lot.manufactured_on + timedelta(days=shelf_life_days)
+        try:
+            expires_on = cmd.lot.manufactured_on + timedelta(days=shelf_life_days)
+        except OverflowError:
+            raise Invalid.field("lot.manufactured_on", "is too late to add the material's shelf life to") from None
     if expires_on and cmd.lot.manufactured_on and expires_on < cmd.lot.manufactured_on:
         raise Invalid.field("lot.expires_on", "is before manufactured_on")
     return expires_on

@@ -222,10 +222,11 @@ async def open_receipt_positions(pg: asyncpg.Connection, receipts: Sequence[tupl
 
 async def lock_positions_bulk(
     pg: asyncpg.Connection, by_lot: Sequence[tuple[str, int]], by_receipt: Sequence[tuple[int, int, str, int]],
-    by_owner: Sequence[tuple[int, int, int]],
+    by_owner: Sequence[tuple[int, int, int]], by_movement: Sequence[str] = (),
 ) -> list[asyncpg.Record]:
     """Lock, in one ordered statement, positions named by (lot id, owner id), by (warehouse,
-    material, lot code, owner id) and every position of (warehouse, material, owner)."""
+    material, lot code, owner id), every position of (warehouse, material, owner) and every
+    position the given movements posted to (what their reversals touch)."""
     lot_ids = [x[0] for x in by_lot if _is_uuid(x[0])]
     lot_owners = [x[1] for x in by_lot if _is_uuid(x[0])]
     return await pg.fetch(
@@ -242,10 +243,14 @@ async def lock_positions_bulk(
                    UNION
                    SELECT a.id FROM unnest($7::bigint[], $8::bigint[], $9::bigint[]) AS u(w, m, owner_id)
                      JOIN lots l ON l.warehouse_id = u.w AND l.material_id = u.m
-                     JOIN accounts a ON a.type = 'stock' AND a.lot_id = l.id AND a.owner_id = u.owner_id)
+                     JOIN accounts a ON a.type = 'stock' AND a.lot_id = l.id AND a.owner_id = u.owner_id
+                   UNION
+                   SELECT a.id FROM postings p JOIN accounts a ON a.id = p.account_id AND a.type = 'stock'
+                    WHERE p.movement_id = ANY($10::uuid[]))
              ORDER BY a.id FOR UPDATE OF a""",
         lot_ids, lot_owners, [x[0] for x in by_receipt], [x[1] for x in by_receipt], [x[2] for x in by_receipt],
         [x[3] for x in by_receipt], [x[0] for x in by_owner], [x[1] for x in by_owner], [x[2] for x in by_owner],
+        [m for m in by_movement if _is_uuid(m)],
     )
 
 
