@@ -7,6 +7,7 @@ stack trace; unexpected errors are logged with the request id and answered with 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import asyncpg
@@ -65,14 +66,25 @@ def api_problem(request: Request, exc: Problem) -> Response:
     return problem_response(exc.status, exc.type, exc.title, exc.detail, request, headers=headers, **exc.extra)
 
 
+# A missing or unknown member is reported at the object that lacks or has it; name the member itself.
+MEMBER_ERROR = re.compile(r"^Object (?:missing required|contains unknown) field `([^`]+)`")
+# A missing header or query parameter comes without field details; its name is in the message.
+MISSING_PARAMETER = re.compile(r"^Missing required \w+ parameter '([^']+)'")
+
+
 def validation_error(request: Request, exc: ValidationException) -> Response:
     errors = []
     for item in exc.extra or []:
         if isinstance(item, dict):
-            field = item.get("key") or item.get("source") or "body"
-            errors.append({"field": str(field), "message": str(item.get("message", exc.detail))})
+            field = str(item.get("key") or item.get("source") or "body")
+            message = str(item.get("message", exc.detail))
+            member = MEMBER_ERROR.match(message)
+            if member and item.get("source") == "body":
+                field = member.group(1) if field == "data" else f"{field}.{member.group(1)}"
+            errors.append({"field": field, "message": message})
     if not errors:
-        errors = [{"field": "body", "message": exc.detail}]
+        missing = MISSING_PARAMETER.match(exc.detail)
+        errors = [{"field": missing.group(1) if missing else "body", "message": exc.detail}]
     detail = "; ".join(e["message"] for e in errors)
     return problem_response(422, "validation", "Invalid request", detail, request, errors=errors)
 
@@ -107,6 +119,10 @@ def database_error(request: Request, exc: asyncpg.PostgresError) -> Response:
     if isinstance(exc, asyncpg.CheckViolationError) and exc.constraint_name in {"balance_not_negative", "reserved_within_balance"}:
         return problem_response(409, "insufficient-stock", "Insufficient stock", "the stock moved meanwhile; nothing was written",
                                 request)
+    if isinstance(exc, asyncpg.CharacterNotInRepertoireError):  # a NUL character: valid JSON, not storable text
+        detail = "a text value contains a character that cannot be stored (NUL)"
+        return problem_response(422, "validation", "Invalid request", detail, request,
+                                errors=[{"field": "request", "message": detail}])
     return unexpected_error(request, exc)
 
 

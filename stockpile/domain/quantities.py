@@ -7,11 +7,15 @@ refused, never rounded. Floats are never used for stock.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
 
 from stockpile.domain.errors import Invalid
 
 MAX_UNITS = 10**15  # far above any real stock, far below bigint; keeps sums safe
+
+# Scaling by the material's decimals must be exact: the default context rounds to 28 digits (so
+# "1.000…0001" would pass as 1.0) and overflows on exponents past 999999.
+EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 
 def parse_quantity(value: object, decimals: int, *, field: str = "quantity", allow_zero: bool = False) -> int:
@@ -28,16 +32,16 @@ def parse_quantity(value: object, decimals: int, *, field: str = "quantity", all
         raise Invalid.field(field, f"{value!r} is not a decimal number") from None
     if not amount.is_finite():
         raise Invalid.field(field, "must be a finite number")
-    scaled = amount.scaleb(decimals)
+    if amount < 0:
+        raise Invalid.field(field, "must not be negative")
+    if amount > Decimal(MAX_UNITS).scaleb(-decimals):  # before scaling: never build a huge integer
+        raise Invalid.field(field, "is larger than any stock the reserve can hold")
+    scaled = amount.scaleb(decimals, context=EXACT)
     if scaled != scaled.to_integral_value():
         raise Invalid.field(field, f"has more than {decimals} decimal places allowed for this material")
     units = int(scaled)
-    if units < 0:
-        raise Invalid.field(field, "must not be negative")
     if units == 0 and not allow_zero:
         raise Invalid.field(field, "must be greater than zero")
-    if units > MAX_UNITS:
-        raise Invalid.field(field, "is larger than any stock the reserve can hold")
     return units
 
 

@@ -231,3 +231,18 @@ async def test_stock_filters_and_the_ledger_newest_first(client, operator, world
     assert both["items"][0]["kind"] == "receipt"
     one = (await client.get(f"/api/v1/movements/{civil['id']}", headers=operator)).json()
     assert one["postings"] == civil["postings"]
+
+
+async def test_a_nul_character_is_a_422_not_a_500(client, operator, world, pg_pool):
+    before = await pg_pool.fetchval("SELECT count(*) FROM movements")
+    r = await post(client, operator, {"kind": "receipt", "warehouse": world.north, "material": world.diesel,
+                                      "owner": world.civil, "quantity": "1", "note": "bad\u0000note",
+                                      "lot": {"code": "NUL", "expires_on": "2030-01-01"}})
+    assert r.status_code == 422 and r.json()["type"] == "validation"
+    assert await pg_pool.fetchval("SELECT count(*) FROM movements") == before
+
+
+async def test_an_unknown_member_is_named_in_the_error(client, operator, world):
+    r = await post(client, operator, {"kind": "issue", "warehouse": world.north, "material": world.diesel,
+                                      "owner": world.civil, "quantity": "1", "surprise": 1})
+    assert r.status_code == 422 and any("surprise" in e["field"] for e in r.json()["errors"])

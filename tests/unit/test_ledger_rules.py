@@ -164,3 +164,13 @@ def test_a_reversal_negates_the_original_and_respects_what_is_left():
 def test_unbalanced_postings_are_caught():
     with pytest.raises(ValueError):
         rules.assert_balanced([Posting(7, 5, account_id=1), Posting(7, -4, external="loss")])
+
+
+@pytest.mark.parametrize(("given", "message"), [
+    ("1.000000000000000000000000000001", "decimal places"),  # past 28 digits: refused, not rounded to 1.0
+    ("1e999999", "larger"), (Decimal("1e999999"), "larger"),
+])
+def test_extreme_quantities_are_refused_exactly(given, message):
+    with pytest.raises(Invalid) as refused:
+        parse_quantity(given, 1)
+    assert message in refused.value.errors[0]["message"]
