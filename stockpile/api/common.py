@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response
@@ -48,11 +48,17 @@ def encode_cursor(value: Any) -> str:
     return base64.urlsafe_b64encode(msgspec.json.encode(value)).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None) -> Any:
+# The keyset position of lists paged by a row id or sequence number (a PostgreSQL bigint).
+RowCursor = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+
+def decode_cursor(cursor: str | None, shape: Any = Any) -> Any:
+    """The position a cursor points at, checked against the ``shape`` the list pages by, so a
+    forged cursor is a 422 rather than a failed query."""
     if not cursor:
         return None
     try:
-        return msgspec.json.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return msgspec.json.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)), type=shape)
     except (ValueError, msgspec.DecodeError):
         raise Invalid.field("cursor", "is not a cursor this service issued") from None
 

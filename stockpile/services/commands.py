@@ -8,7 +8,8 @@ from typing import Annotated, Literal, Union
 
 import msgspec
 
-Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]*$"
+Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=CODE_PATTERN)]
 Text = Annotated[str, msgspec.Meta(max_length=2000)]
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Moment = Annotated[datetime, msgspec.Meta(tz=True)]

@@ -95,7 +95,7 @@ def _iso(moment: datetime) -> str:
 async def _resolve(ws: Workspace, **codes: str | None) -> dict[str, tuple]:
     """Resolve warehouse/material/owner codes (cached per transaction); unknown codes → 422."""
     found = await ws.resolve(**codes)
-    errors = [{"field": k, "message": f"unknown {k.replace('to_', '')} code {codes[k]!r}"}
+    errors = [{"field": k, "message": f"unknown {k.removeprefix('from_').removeprefix('to_')} code {codes[k]!r}"}
               for k, v in found.items() if v is None]
     if errors:
         raise Invalid(errors)
@@ -169,9 +169,10 @@ async def _issue(ws: Workspace, cmd: c.Issue, clock: Clock, principal: Principal
     if cmd.lot_id is not None and (found := await ws.lot_position(cmd.lot_id, cmd.owner)) is not None:
         position, row = found
         mismatch = [
-            {"field": f, "message": f"lot {position.lot_code} is {f} {row[f]!r}, not {given!r}"}
-            for f, given in (("warehouse", cmd.warehouse), ("material", cmd.material))
-            if given is not None and given != row[f if f == "warehouse" else "material_code"]
+            {"field": f, "message": f"lot {position.lot_code} is {f} {stored!r}, not {given!r}"}
+            for f, given, stored in (("warehouse", cmd.warehouse, row["warehouse"]),
+                                     ("material", cmd.material, row["material_code"]))
+            if given is not None and given != stored
         ]
         if mismatch:
             raise Invalid(mismatch)
@@ -242,12 +243,12 @@ async def _write_off(ws: Workspace, cmd: c.WriteOff, clock: Clock, principal: Pr
 async def _ownership_transfer(ws: Workspace, cmd: c.OwnershipTransfer, clock: Clock, principal: Principal) -> Posted:
     pg = await ws.db()
     lot = await _lot(pg, cmd.lot_id)
-    ref = await _resolve(ws, owner=cmd.from_owner, to_owner=cmd.to_owner)
-    _authorize(principal, (lot["warehouse_id"], lot["warehouse"]), ref["owner"], ref["to_owner"])
+    ref = await _resolve(ws, from_owner=cmd.from_owner, to_owner=cmd.to_owner)
+    _authorize(principal, (lot["warehouse_id"], lot["warehouse"]), ref["from_owner"], ref["to_owner"])
     if cmd.from_owner == cmd.to_owner:
         raise Invalid.field("to_owner", "must differ from from_owner")
     quantity = parse_quantity(cmd.quantity, lot["decimals"])
-    source_id = await store.find_stock_account(pg, lot["id"], ref["owner"][0])
+    source_id = await store.find_stock_account(pg, lot["id"], ref["from_owner"][0])
     if source_id is None:
         raise InsufficientStock(f"{cmd.from_owner} holds no stock in lot {lot['code']}",
                                 available=format_quantity(0, lot["decimals"]), lot_id=lot["id"], owner=cmd.from_owner)

@@ -23,8 +23,8 @@ async def dispatch(pg: asyncpg.Connection, cmd: c.TransferIn, principal: Princip
     if cmd.from_warehouse == cmd.to_warehouse:
         raise Invalid.field("to_warehouse", "must differ from from_warehouse")
     ws = Workspace(pg)
-    source = (await _resolve(ws, warehouse=cmd.from_warehouse))["warehouse"]
-    target = (await _resolve(ws, warehouse=cmd.to_warehouse))["warehouse"]
+    ref = await _resolve(ws, from_warehouse=cmd.from_warehouse, to_warehouse=cmd.to_warehouse)
+    source, target = ref["from_warehouse"], ref["to_warehouse"]
     require_warehouse(principal, source[0], source[1])
     owners = await transfer_store.party_ids(pg, [line.owner for line in cmd.lines])
     for owner_id, sector in owners.values():

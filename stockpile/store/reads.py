@@ -57,8 +57,9 @@ async def stock(
 
 async def lot(pg: asyncpg.Connection, lot_id: str, *, warehouse_ids: list[int] | None = None, cleared: bool = True,
               ) -> tuple[asyncpg.Record | None, list[asyncpg.Record], list[asyncpg.Record]]:
-    """A lot with the owners' positions the caller may see, and its history. A lot outside the
-    caller's warehouses, or holding only military stock for an uncleared caller, is not found."""
+    """A lot with the owners' positions the caller may see (those holding stock or reservations, as
+    in ``stock``), and its history. A lot outside the caller's warehouses, or holding only military
+    stock for an uncleared caller, is not found."""
     lot_id = _uuid_or_none(lot_id)
     if lot_id is None:
         return None, [], []
@@ -81,6 +82,8 @@ async def lot(pg: asyncpg.Connection, lot_id: str, *, warehouse_ids: list[int] |
         if len(visible) < len(positions) and not any(p["balance"] or p["reserved"] for p in visible):
             return None, [], []
         positions = visible
+    # An empty position is no share of the lot (and a refused request may have opened one).
+    positions = [p for p in positions if p["balance"] or p["reserved"]]
     events = await pg.fetch(
         """SELECT e.kind, e.from_value, e.to_value, e.reason, p.name AS actor, e.at
              FROM lot_events e LEFT JOIN principals p ON p.id = e.principal_id
@@ -181,10 +184,11 @@ TRANSFER_VISIBLE = """
          WHERE tl.transfer_id = t.id AND o.sector = 'military'))"""
 
 
-async def transfers(pg: asyncpg.Connection, *, state: str | None, warehouse: str | None, after: list | None,
-                    limit: int, warehouse_ids: list[int] | None = None, cleared: bool = True) -> list[asyncpg.Record]:
+async def transfers(pg: asyncpg.Connection, *, state: str | None, warehouse: str | None,
+                    after: tuple[datetime, uuid.UUID] | None, limit: int, warehouse_ids: list[int] | None = None,
+                    cleared: bool = True) -> list[asyncpg.Record]:
     """Transfer ids newest first, with their keyset (dispatched_at, id) for the next page."""
-    after_at, after_id = (datetime.fromisoformat(after[0]), after[1]) if after else (None, None)
+    after_at, after_id = after if after else (None, None)
     return await pg.fetch(
         f"""SELECT t.id::text AS id, t.dispatched_at FROM transfers t
              JOIN warehouses fw ON fw.id = t.from_warehouse_id JOIN warehouses tw ON tw.id = t.to_warehouse_id

@@ -4,6 +4,7 @@ needs an ``Idempotency-Key``; reads of the ledger are newest first."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -16,7 +17,8 @@ from litestar.params import Parameter
 from stockpile.api.auth import can_post_movements, can_read
 from stockpile.api.audit import AuditNote
 from stockpile.api.common import (
-    decode_cursor, encode_cursor, idempotent, json_response, page, page_limit, replayed, request_fingerprint, visibility,
+    RowCursor, decode_cursor, encode_cursor, idempotent, json_response, page, page_limit, replayed, request_fingerprint,
+    visibility,
 )
 from stockpile.api.group_commit import Job
 from stockpile.api.problems import problem_bytes
@@ -116,7 +118,7 @@ class MovementController(Controller):
         async with state.db.transaction() as tx:
             rows = await reads.movements(
                 tx.pg, warehouse=warehouse, material=material, owner=owner, kind=kind, since=since, until=until,
-                before_seq=decode_cursor(cursor), limit=size + 1, **visibility(request.user),
+                before_seq=decode_cursor(cursor, RowCursor), limit=size + 1, **visibility(request.user),
             )
         items = [(row["seq"], present_movement(row)) for row in rows]
         body = page(items, size, lambda item: item[0])
@@ -192,7 +194,8 @@ class TransferController(Controller):
     ) -> Response:
         size = page_limit(limit)
         async with state.db.transaction() as tx:
-            rows = await reads.transfers(tx.pg, state=state_, warehouse=warehouse, after=decode_cursor(cursor),
+            rows = await reads.transfers(tx.pg, state=state_, warehouse=warehouse,
+                                         after=decode_cursor(cursor, tuple[c.Moment, uuid.UUID]),
                                          limit=size + 1, **visibility(request.user))
             items = [await transfers.show(tx.pg, row["id"]) for row in rows[:size]]
         last = rows[size - 1] if len(rows) > size else None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, Request, Response, get, put
 from litestar.datastructures import State
+from litestar.params import Parameter
 
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, can_write_master_data
@@ -12,11 +15,14 @@ from stockpile.services import commands as c
 from stockpile.services import masterdata
 from stockpile.store import masterdata as store
 
+# A code written here is one movements can name later: the same shape as ``commands.Code``.
+PathCode = Annotated[str, Parameter(min_length=1, max_length=64, pattern=c.CODE_PATTERN)]
+
 
 def _controller(kind: str, schema: type) -> type[Controller]:
     """The four master-data resources behave alike; each gets its own controller and OpenAPI tag."""
 
-    async def upsert(self, request: Request, state: State, code: str, data: schema) -> Response:  # type: ignore[valid-type]
+    async def upsert(self, request: Request, state: State, code: PathCode, data: schema) -> Response:  # type: ignore[valid-type]
         async with write_transaction(request, state.db) as (tx, note):
             created, stored = await masterdata.upsert(tx.pg, kind, code, data)
             note.status, note.details = (201 if created else 200), {"created": created}
@@ -29,7 +35,7 @@ def _controller(kind: str, schema: type) -> type[Controller]:
     async def listing(self, request: Request, state: State, limit: int | None = None, cursor: str | None = None) -> Response:
         size = page_limit(limit)
         async with state.db.transaction() as tx:
-            rows = await store.page(tx.pg, kind, decode_cursor(cursor), size + 1, request.user.warehouse_filter)
+            rows = await store.page(tx.pg, kind, decode_cursor(cursor, str), size + 1, request.user.warehouse_filter)
         return json_response(page([masterdata.present(kind, r) for r in rows], size, lambda item: item["code"]))
 
     upsert.__annotations__["data"] = schema

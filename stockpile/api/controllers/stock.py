@@ -10,7 +10,7 @@ from litestar.datastructures import State
 
 from stockpile.api.auth import can_post_movements, can_read
 from stockpile.api.audit import write_transaction
-from stockpile.api.common import decode_cursor, json_response, page, page_limit, visibility
+from stockpile.api.common import RowCursor, decode_cursor, json_response, page, page_limit, visibility
 from stockpile.domain.access import require_cleared, require_warehouse
 from stockpile.domain.errors import NotFound
 from stockpile.domain.lots import is_expired
@@ -52,7 +52,7 @@ class StockController(Controller):
         async with state.db.transaction() as tx:
             rows = await reads.stock(
                 tx.pg, warehouse=warehouse, material=material, owner=owner, region=region, category=category,
-                expiring_before=expiring_before, status=status, after=decode_cursor(cursor), limit=size + 1,
+                expiring_before=expiring_before, status=status, after=decode_cursor(cursor, RowCursor), limit=size + 1,
                 **visibility(request.user),
             )
         items = [(row["account_id"], present_position(row, today)) for row in rows]
