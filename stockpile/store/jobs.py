@@ -22,6 +22,27 @@ async def claim(pg: asyncpg.Connection, job: str, slot: int, worker: str, lease_
     return bool(claimed)
 
 
+async def holder_lease_left(pg: asyncpg.Connection, job: str, slot: int) -> float | None:
+    """Seconds until the lease of the slot's unfinished run passes (≤ 0: passed); None when the
+    slot has finished or was never claimed."""
+    return await pg.fetchval(
+        """SELECT extract(epoch FROM lease_until - now())::float8 FROM job_runs
+            WHERE job = $1 AND slot = $2 AND finished_at IS NULL""",
+        job, slot,
+    )
+
+
+async def renew(pg: asyncpg.Connection, job: str, slot: int, worker: str, lease_seconds: float) -> bool:
+    """Extend this worker's lease on a slot it is running (the heartbeat); False if it lost the slot."""
+    renewed = await pg.fetchval(
+        """UPDATE job_runs SET lease_until = now() + make_interval(secs => $4)
+            WHERE job = $1 AND slot = $2 AND claimed_by = $3 AND finished_at IS NULL
+           RETURNING true""",
+        job, slot, worker, lease_seconds,
+    )
+    return bool(renewed)
+
+
 async def finish(pg: asyncpg.Connection, job: str, slot: int, worker: str, outcome: str, detail: dict[str, Any]) -> None:
     await pg.execute(
         """UPDATE job_runs SET finished_at = now(), outcome = $4, detail = $5::jsonb

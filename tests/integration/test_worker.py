@@ -9,12 +9,13 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 
 import asyncpg
 
 from stockpile.config import Settings
 from stockpile.jobs.catalog import catalog
-from stockpile.jobs.runs import run_slot
+from stockpile.jobs.runs import Job, run_slot
 from stockpile.store.db import Database
 from stockpile.store.engine import asyncpg_dsn
 from tests.factories import make_world, receive
@@ -136,3 +137,72 @@ async def test_two_worker_processes_run_each_slot_once(make_database):
     assert all(a["n"] == 1 for a in audited) and len(audited) == sum(r["outcome"] == "ok" for r in runs)
     verify = cli(url, "audit", "verify")
     assert verify.returncode == 0, verify.stdout
+
+
+def _job(name: str, run, lease: float = 1.0) -> Job:
+    """A job of its own with a day-long interval (the current slot lasts the whole test) and a short lease."""
+    return Job(name, run, 86400, changes_state=False, lease=lease)
+
+
+async def test_a_runner_that_dies_mid_run_is_taken_over_within_its_slot(database_url):
+    started, ran_by = asyncio.Event(), []
+
+    async def hangs(db):
+        ran_by.append("first")
+        started.set()
+        await asyncio.Event().wait()  # never returns: the runner dies first
+
+    async def completes(db):
+        ran_by.append("second")
+        return {"done": True}
+
+    name = f"test-takeover-{uuid.uuid4().hex[:8]}"
+    slot = _job(name, hangs).slot(time.time())
+    first_db, second_db = Database(database_url, pool_size=2), Database(database_url, pool_size=2)
+    try:
+        first = asyncio.create_task(run_slot(first_db, _job(name, hangs), worker="first"))
+        await started.wait()
+        second = asyncio.create_task(run_slot(second_db, _job(name, completes), worker="second"))
+        await asyncio.sleep(2.5)  # the first runner renews its lease: the second only watches
+        assert ran_by == ["first"] and not second.done()
+        first.cancel()  # the first runner dies: its heartbeat stops, its claim stays unfinished
+        outcome = await asyncio.wait_for(second, timeout=30)
+    finally:
+        await first_db.dispose()
+        await second_db.dispose()
+    assert outcome.ran and outcome.outcome == "ok" and outcome.slot == slot
+    assert ran_by == ["first", "second"]
+    conn = await _connect(database_url)
+    try:
+        row = await conn.fetchrow("SELECT claimed_by, outcome FROM job_runs WHERE job = $1 AND slot = $2", name, slot)
+    finally:
+        await conn.close()
+    assert dict(row) == {"claimed_by": "second", "outcome": "ok"}
+
+
+async def test_a_slot_that_finished_is_not_run_again_by_a_watcher(database_url):
+    runs = []
+
+    async def slow(db):
+        runs.append(1)
+        await asyncio.sleep(2.5)  # longer than its lease: the heartbeat keeps the slot
+        return {}
+
+    job = _job(f"test-watch-{uuid.uuid4().hex[:8]}", slow)
+    dbs = [Database(database_url, pool_size=2) for _ in range(2)]
+    try:
+        first = asyncio.create_task(run_slot(dbs[0], job, worker="first"))
+        await asyncio.sleep(0.2)
+        second = await run_slot(dbs[1], job, worker="second")
+        done = await first
+    finally:
+        for db in dbs:
+            await db.dispose()
+    assert done.ran and not second.ran and runs == [1]
+
+
+def test_every_replica_fires_at_the_start_of_the_same_slot():
+    from stockpile.jobs.scheduler import first_slot_start
+
+    a, b = first_slot_start(60, now=1_000_000_021.0), first_slot_start(60, now=1_000_000_079.9)
+    assert a == b and int(a.timestamp() // 60) == int(1_000_000_021 // 60) + 1
