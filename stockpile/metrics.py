@@ -35,9 +35,10 @@ SNAPSHOT_METRICS = {
     "stockpile_coverage_required_quantity": "Required quantity per reserve target, in the material's unit.",
     "stockpile_targets": "Reserve targets by coverage state.",
     "stockpile_alerts_open": "Unresolved alerts by kind and severity.",
-    "stockpile_ledger_movements": "Movements in the ledger by kind.",
+    "stockpile_ledger_movements": "Movements in the ledger by kind (the ledger is append-only: a counter).",
     "stockpile_job_last_success_timestamp_seconds": "Unix time of each job's last successful run (any worker).",
 }
+SNAPSHOT_COUNTERS = {"stockpile_ledger_movements"}  # exposed as ``…_total``
 
 
 class SnapshotCollector:
@@ -48,9 +49,9 @@ class SnapshotCollector:
         self.samples: list[dict] = []
 
     def collect(self):
-        from prometheus_client.core import GaugeMetricFamily
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        families: dict[str, GaugeMetricFamily] = {}
+        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
         for sample in self.samples:
             name = sample["metric"]
             if name not in SNAPSHOT_METRICS:
@@ -58,7 +59,8 @@ class SnapshotCollector:
             labels = sample["labels"]
             family = families.get(name)
             if family is None:
-                family = families[name] = GaugeMetricFamily(name, SNAPSHOT_METRICS[name], labels=sorted(labels))
+                kind = CounterMetricFamily if name in SNAPSHOT_COUNTERS else GaugeMetricFamily
+                family = families[name] = kind(name, SNAPSHOT_METRICS[name], labels=sorted(labels))
             family.add_metric([labels[k] for k in sorted(labels)], sample["value"])
         yield from families.values()
         age = GaugeMetricFamily("stockpile_metrics_snapshot_timestamp_seconds",

@@ -57,3 +57,34 @@ async def receive(client, operator: dict, *, warehouse: str, material: str, owne
     r = await client.post("/api/v1/movements", json=body, headers={**operator, **idem()})
     assert r.status_code == 201, r.text
     return r.json()
+
+
+def lot_of(movement: dict) -> str:
+    """The lot of a movement's first stock posting (a receipt's lot)."""
+    return next(p["account"]["lot_id"] for p in movement["postings"] if p["account"]["type"] == "stock")
+
+
+async def post_movement(client, headers: dict, body: dict, key: str | None = None):
+    """POST one movement with an Idempotency-Key (a fresh one unless given); returns the response."""
+    return await client.post("/api/v1/movements", json=body,
+                             headers={**headers, "Idempotency-Key": key or uuid.uuid4().hex})
+
+
+async def owner_balances(client, headers: dict, lot_id: str) -> dict[str, str]:
+    """Each owner's balance in a lot, as GET /lots/{id} shows it."""
+    r = await client.get(f"/api/v1/lots/{lot_id}", headers=headers)
+    assert r.status_code == 200, r.text
+    return {o["owner"]: o["balance"] for o in r.json()["owners"]}
+
+
+async def list_all(client, headers: dict, path: str, **params) -> list[dict]:
+    """Every item of a paged list, following next_cursor."""
+    items, cursor = [], None
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        r = await client.get(path, params=query, headers=headers)
+        assert r.status_code == 200, r.text
+        items += r.json()["items"]
+        cursor = r.json()["next_cursor"]
+        if cursor is None:
+            return items

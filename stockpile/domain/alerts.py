@@ -3,6 +3,9 @@
 One unresolved alert per (kind, subject). Re-evaluation keeps it (refreshing last-seen), escalates
 or eases its severity, or resolves it when its condition is gone. New, escalated and resolved alerts
 are announced; easing is recorded but not announced.
+
+These functions state the rules; at national scale the service applies them set-wise in SQL
+(``stockpile.store.alerts``), and the tests hold the two to the same answers.
 """
 
 from __future__ import annotations
@@ -75,5 +78,19 @@ def reconcile(wanted: list[Wanted], current: list[Open], kinds: set[str]) -> Cha
     return changes
 
 
-def expiry_severity(expires_on: date, today: date, critical_within_days: int = 7) -> str:
+EXPIRY_CRITICAL_WITHIN_DAYS = 7
+
+
+def expiry_severity(expires_on: date, today: date, critical_within_days: int = EXPIRY_CRITICAL_WITHIN_DAYS) -> str:
+    """Stock expiring within a week (or already expired) is critical; later within the window, a warning."""
     return "critical" if (expires_on - today).days <= critical_within_days else "warning"
+
+
+def expiry_alert(expires_on: date | None, on_hand: int, today: date, within_days: int) -> tuple[str, str] | None:
+    """(kind, severity) a lot holding ``on_hand`` calls for: ``expired_on_hand`` once expired,
+    ``expiring`` within ``within_days``; None for empty, later-expiring or non-perishable lots."""
+    if expires_on is None or on_hand <= 0 or (expires_on - today).days > within_days:
+        return None
+    if expires_on <= today:
+        return "expired_on_hand", "critical"
+    return "expiring", expiry_severity(expires_on, today)

@@ -42,7 +42,7 @@ async def check_ledger(db: Database) -> dict[str, Any]:
               for r in broken]
     async with db.transaction() as tx:
         changes = await alerts.apply(tx.pg, wanted, {"ledger_invariant"})
-    return {"accounts_checked": checked, "alerts": alerts.summary(changes), "mismatched": [
+    return {"accounts_checked": checked, "alerts": changes, "mismatched": [
         {"account": r["id"], "type": r["type"], "lot_id": r["lot_id"], "balance": r["balance"], "postings": r["postings"]}
         for r in broken]}
 

@@ -1,7 +1,10 @@
 """Evaluating alerts: what the reserve's state calls for, reconciled with what is open.
 
-The evaluation runs in one transaction under an advisory lock; every change writes its history and
-its outbox message in that same transaction.
+The evaluation runs in one transaction under an advisory lock. One pass over the stock
+(``take_stock``) yields the coverage of every target — its state by the domain rule gives the
+shortfalls — and the lots expiring within the alert window; overdue transfers are one more small
+query. The reconciliation (one statement) writes only what changed, each change with its history
+and its outbox message, in that same transaction.
 """
 
 from __future__ import annotations
@@ -12,19 +15,19 @@ from typing import Any
 
 import asyncpg
 
-from stockpile.domain.alerts import Changes, Wanted, expiry_severity, reconcile
+from stockpile.domain.alerts import EXPIRY_CRITICAL_WITHIN_DAYS, Wanted
 from stockpile.domain.coverage import coverage_state
-from stockpile.domain.quantities import format_quantity
 from stockpile.store import alerts as store
 from stockpile.store import coverage as coverage_store
 
-EVALUATED = {"shortfall", "expiring", "expired_on_hand", "transfer_overdue"}
-NATIONAL = {"warehouse_ids": None, "region_ids": None, "cleared": True}
+EVALUATED = ("expired_on_hand", "expiring", "shortfall", "transfer_overdue")
+THOUSANDTH = Decimal("0.001")
 
 
-async def wanted_now(pg: asyncpg.Connection, today: date, now: datetime, expiring_days: int) -> list[Wanted]:
-    wanted: list[Wanted] = []
-    for row in await coverage_store.coverage(pg, today=today, region=None, category=None, **NATIONAL):
+def shortfalls(coverage: list[asyncpg.Record]) -> list[Wanted]:
+    """A ``shortfall`` alert per target whose coverage is in the warning or critical state."""
+    wanted = []
+    for row in coverage:
         ratio = row["usable"] / row["quantity"]
         state = coverage_state(ratio, row["warning_ratio"], row["critical_ratio"])
         if state == "ok":
@@ -34,46 +37,25 @@ async def wanted_now(pg: asyncpg.Connection, today: date, now: datetime, expirin
         wanted.append(Wanted(
             "shortfall", f"target:{row['code']}", state,
             f"reserve target {row['code']} is {state}: {round(float(ratio) * 100, 1)}% usable",
-            {"target": row["code"], "required": str(row["quantity"]), "usable": str(row["usable"].quantize(Decimal("0.001"))),
+            {"target": row["code"], "required": str(row["quantity"]), "usable": str(row["usable"].quantize(THOUSANDTH)),
              "ratio": round(float(ratio), 4)},
             warehouse_id=row["scope_warehouse_id"], region_id=row["home_region_id"], military=military))
-    for lot in await store.lots_near_expiry(pg, today, expiring_days):
-        expired = lot["expires_on"] <= today
-        kind = "expired_on_hand" if expired else "expiring"
-        quantity = format_quantity(lot["balance"], lot["decimals"])
-        wanted.append(Wanted(
-            kind, f"lot:{lot['lot_id']}", "critical" if expired else expiry_severity(lot["expires_on"], today),
-            f"lot {lot['code']} of {lot['material']} at {lot['warehouse']} "
-            + ("expired" if expired else "expires") + f" on {lot['expires_on']} with {quantity} {lot['unit']} on hand",
-            {"lot_id": lot["lot_id"], "lot_code": lot["code"], "material": lot["material"], "warehouse": lot["warehouse"],
-             "expires_on": lot["expires_on"].isoformat(), "on_hand": quantity},
-            warehouse_id=lot["warehouse_id"], region_id=lot["region_id"], military=lot["military"]))
-    for transfer in await store.overdue_transfers(pg, now):
-        wanted.append(Wanted(
-            "transfer_overdue", f"transfer:{transfer['id']}", "warning",
-            f"transfer {transfer['from_warehouse']} → {transfer['to_warehouse']} was expected {transfer['expected_at']:%Y-%m-%d %H:%M}",
-            {"transfer_id": transfer["id"], "expected_at": transfer["expected_at"].isoformat()},
-            warehouse_id=transfer["warehouse_id"], region_id=transfer["region_id"], military=transfer["military"]))
     return wanted
 
 
-async def apply(pg: asyncpg.Connection, wanted: list[Wanted], kinds: set[str]) -> Changes:
-    """Open, escalate, ease, refresh and resolve alerts of ``kinds`` so they match ``wanted``."""
-    changes = reconcile(wanted, await store.unresolved(pg, sorted(kinds)), kinds)
-    await store.open_many(pg, changes.opened)
-    await store.refresh_many(pg, changes.escalated, "escalated")
-    await store.refresh_many(pg, changes.eased, "eased")
-    await store.refresh_many(pg, changes.unchanged, None)
-    await store.resolve_many(pg, changes.resolved)
-    return changes
-
-
 async def evaluate(pg: asyncpg.Connection, *, today: date, now: datetime, expiring_days: int) -> dict[str, Any]:
+    """Evaluate ``shortfall``, ``expiring``, ``expired_on_hand`` and ``transfer_overdue`` for the whole
+    reserve and reconcile the open alerts; returns how many were opened, escalated, eased, kept, resolved."""
     await store.lock_evaluation(pg)
-    changes = await apply(pg, await wanted_now(pg, today, now, expiring_days), EVALUATED)
-    return summary(changes)
+    await store.begin_wanted(pg)
+    await coverage_store.take_stock(pg, today=today, expiring_within_days=expiring_days)
+    await store.want(pg, shortfalls(await coverage_store.taken_coverage(pg)))
+    await store.want_overdue_transfers(pg, now)
+    return await store.reconcile(pg, list(EVALUATED), taken_expiry=(today, EXPIRY_CRITICAL_WITHIN_DAYS))
 
 
-def summary(changes: Changes) -> dict[str, int]:
-    return {"opened": len(changes.opened), "escalated": len(changes.escalated), "eased": len(changes.eased),
-            "still_open": len(changes.unchanged), "resolved": len(changes.resolved)}
+async def apply(pg: asyncpg.Connection, wanted: list[Wanted], kinds: set[str]) -> dict[str, int]:
+    """Open, escalate, ease, refresh and resolve alerts of ``kinds`` so they match ``wanted``."""
+    await store.begin_wanted(pg)
+    await store.want(pg, [w for w in wanted if w.kind in kinds])
+    return await store.reconcile(pg, sorted(kinds))

@@ -1,5 +1,8 @@
-"""Alerts' SQL: the conditions that call for alerts, the alerts open now, changes with their
-history and outbox messages (same transaction), and the reads."""
+"""Alerts' SQL, set-wise: what the reserve calls for (staged in the temporary table
+``alert_wanted``, plus the expiry alerts of the stock ``take_stock`` took) is reconciled with the
+unresolved alerts in one statement — open, escalate, ease, refresh, resolve — writing each change's
+history and outbox message in the same transaction. A steady-state evaluation (nothing changed)
+writes one row per alert kind: the time it was evaluated (an unresolved alert's "last seen")."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from stockpile.domain.alerts import Open, Wanted
+from stockpile.domain.alerts import Wanted
 
 EVALUATION_LOCK = 0x5710C9A2
 
@@ -19,47 +22,69 @@ async def lock_evaluation(pg: asyncpg.Connection) -> None:
     await pg.execute("SELECT pg_advisory_xact_lock($1)", EVALUATION_LOCK)
 
 
-async def lots_near_expiry(pg: asyncpg.Connection, today: date, within_days: int) -> list[asyncpg.Record]:
-    """Lots holding stock that are expired or expire within ``within_days``."""
-    return await pg.fetch(
-        """SELECT l.id::text AS lot_id, l.code, l.expires_on, w.id AS warehouse_id, w.code AS warehouse, w.region_id,
-                  m.code AS material, m.decimals, m.unit, sum(a.balance)::bigint AS balance,
-                  bool_or(o.sector = 'military') AS military
-             FROM lots l
-             JOIN accounts a ON a.lot_id = l.id AND a.type = 'stock' AND a.balance > 0
-             JOIN parties o ON o.id = a.owner_id
-             JOIN warehouses w ON w.id = l.warehouse_id
-             JOIN materials m ON m.id = l.material_id
-            WHERE l.expires_on IS NOT NULL AND l.expires_on <= $1::date + $2::int
-            GROUP BY l.id, w.id, m.id""",
-        today, within_days,
-    )
+WANTED_COLUMNS = ("kind", "subject", "severity", "title", "details", "warehouse_id", "region_id", "military")
 
 
-async def overdue_transfers(pg: asyncpg.Connection, now: datetime) -> list[asyncpg.Record]:
-    return await pg.fetch(
-        """SELECT t.id::text AS id, t.expected_at, fw.code AS from_warehouse, tw.id AS warehouse_id,
-                  tw.code AS to_warehouse, tw.region_id,
+async def begin_wanted(pg: asyncpg.Connection) -> None:
+    """Stage area for the alerts the reserve calls for now; gone at commit."""
+    await pg.execute(
+        """CREATE TEMPORARY TABLE alert_wanted (
+               kind text NOT NULL, subject text NOT NULL, severity text NOT NULL, title text NOT NULL,
+               details jsonb NOT NULL, warehouse_id bigint, region_id bigint, military boolean NOT NULL)
+           ON COMMIT DROP""")
+
+
+async def want(pg: asyncpg.Connection, wanted: list[Wanted]) -> None:
+    """Stage alerts computed by the service (binary COPY)."""
+    if wanted:
+        await pg.copy_records_to_table("alert_wanted", columns=WANTED_COLUMNS, records=[
+            (w.kind, w.subject, w.severity, w.title, json.dumps(w.details, default=str), w.warehouse_id, w.region_id,
+             w.military) for w in wanted])
+
+
+# The expiry rule of ``stockpile.domain.alerts.expiry_alert``, for every lot ``take_stock`` found
+# expiring within the alert window: ``expired_on_hand`` (critical) past its expiry, else ``expiring``
+# (critical within $3 days). $2 is today. Read by the reconciliation directly, not staged.
+TAKEN_EXPIRY_WANTED = """
+    SELECT CASE WHEN h.expires_on <= $2::date THEN 'expired_on_hand' ELSE 'expiring' END AS kind,
+           'lot:' || h.lot_id AS subject,
+           CASE WHEN h.expires_on - $2::date <= $3::int THEN 'critical' ELSE 'warning' END AS severity,
+           format('lot %s of %s at %s %s on %s with %s %s on hand', h.lot_code, m.code, w.code,
+                  CASE WHEN h.expires_on <= $2::date THEN 'expired' ELSE 'expires' END, q.expires_on, q.on_hand,
+                  m.unit) AS title,
+           jsonb_build_object('lot_id', h.lot_id, 'lot_code', h.lot_code, 'material', m.code, 'warehouse', w.code,
+                              'expires_on', q.expires_on, 'on_hand', q.on_hand) AS details,
+           w.id AS warehouse_id, w.region_id, h.military
+      FROM taken_stock h
+      JOIN warehouses w ON w.id = h.warehouse_id
+      JOIN materials m ON m.id = h.material_id
+     CROSS JOIN LATERAL (SELECT round(h.on_hand / 10::numeric ^ m.decimals, m.decimals)::text AS on_hand,
+                                to_char(h.expires_on, 'YYYY-MM-DD') AS expires_on) q
+     WHERE h.lot_id IS NOT NULL"""
+
+
+async def want_overdue_transfers(pg: asyncpg.Connection, now: datetime) -> None:
+    """Stage ``transfer_overdue`` for transfers still in transit after their expected time."""
+    await pg.execute(
+        """INSERT INTO alert_wanted
+           SELECT 'transfer_overdue', 'transfer:' || t.id, 'warning',
+                  format('transfer %s → %s was expected %s', fw.code, tw.code,
+                         to_char(t.expected_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')),
+                  jsonb_build_object('transfer_id', t.id, 'expected_at', t.expected_at),
+                  tw.id, tw.region_id,
                   EXISTS (SELECT 1 FROM transfer_lines tl JOIN parties o ON o.id = tl.owner_id
-                           WHERE tl.transfer_id = t.id AND o.sector = 'military') AS military
-             FROM transfers t JOIN warehouses fw ON fw.id = t.from_warehouse_id JOIN warehouses tw ON tw.id = t.to_warehouse_id
+                           WHERE tl.transfer_id = t.id AND o.sector = 'military')
+             FROM transfers t
+             JOIN warehouses fw ON fw.id = t.from_warehouse_id
+             JOIN warehouses tw ON tw.id = t.to_warehouse_id
             WHERE t.state = 'in_transit' AND t.expected_at < $1""",
         now,
     )
 
 
-async def unresolved(pg: asyncpg.Connection, kinds: list[str]) -> list[Open]:
-    rows = await pg.fetch(
-        "SELECT id::text AS id, kind, subject, severity FROM alerts WHERE state <> 'resolved' AND kind = ANY($1::text[])",
-        kinds,
-    )
-    return [Open(r["id"], r["kind"], r["subject"], r["severity"]) for r in rows]
-
-
-PAYLOAD = """jsonb_build_object('event', $1, 'alert', jsonb_build_object(
+PAYLOAD = """jsonb_build_object('event', {event}, 'alert', jsonb_build_object(
     'id', a.id, 'kind', a.kind, 'subject', a.subject, 'severity', a.severity, 'state', a.state,
     'title', a.title, 'details', a.details, 'opened_at', a.opened_at, 'resolved_at', a.resolved_at))"""
-
 
 async def _history(pg: asyncpg.Connection, alert_id: str, event: str, severity: str, actor: str | None = None,
                    note: str | None = None) -> None:
@@ -82,10 +107,13 @@ async def acknowledge(pg: asyncpg.Connection, alert_id: str, actor: str, note: s
 VISIBLE = """($1::bigint[] IS NULL OR a.warehouse_id = ANY($1) OR a.region_id = ANY($2)
              OR (a.warehouse_id IS NULL AND a.region_id IS NULL)) AND ($3 OR NOT a.military)"""
 
+# An unresolved alert was seen by the last evaluation of its kind (see migration 0008).
 ALERT = """SELECT a.id::text AS id, a.kind, a.subject, a.severity, a.state, a.title, a.details, a.opened_at,
-                  a.last_seen_at, a.acknowledged_at, a.acknowledged_by, a.resolved_at, w.code AS warehouse,
-                  r.code AS region
-             FROM alerts a LEFT JOIN warehouses w ON w.id = a.warehouse_id LEFT JOIN regions r ON r.id = a.region_id"""
+                  CASE WHEN a.state <> 'resolved' THEN greatest(a.last_seen_at, e.evaluated_at)
+                       ELSE a.last_seen_at END AS last_seen_at,
+                  a.acknowledged_at, a.acknowledged_by, a.resolved_at, w.code AS warehouse, r.code AS region
+             FROM alerts a LEFT JOIN warehouses w ON w.id = a.warehouse_id LEFT JOIN regions r ON r.id = a.region_id
+             LEFT JOIN alert_evaluations e ON e.kind = a.kind"""
 
 
 async def alerts(pg: asyncpg.Connection, *, state: str | None, kind: str | None, after: str | None, limit: int,
@@ -109,68 +137,79 @@ async def alert(pg: asyncpg.Connection, alert_id: str, visibility: dict[str, Any
     return row, history
 
 
-async def open_many(pg: asyncpg.Connection, wanted: list[Wanted]) -> int:
-    """Open alerts in one statement (ones another evaluation opened meanwhile are skipped), with
-    their history and outbox messages."""
-    if not wanted:
-        return 0
-    rows = await pg.fetch(
-        """WITH opened AS (
-               INSERT INTO alerts (kind, subject, severity, title, details, warehouse_id, region_id, military)
-               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[],
-                                    $7::bigint[], $8::boolean[])
-               ON CONFLICT (kind, subject) WHERE state <> 'resolved' DO NOTHING
-               RETURNING id, severity)
-           SELECT id::text AS id, severity FROM opened""",
-        [w.kind for w in wanted], [w.subject for w in wanted], [w.severity for w in wanted], [w.title for w in wanted],
-        [json.dumps(w.details, default=str) for w in wanted], [w.warehouse_id for w in wanted],
-        [w.region_id for w in wanted], [w.military for w in wanted],
-    )
-    await _history_many(pg, [r["id"] for r in rows], "opened", [r["severity"] for r in rows])
-    await _announce_many(pg, "opened", [r["id"] for r in rows])
-    return len(rows)
+RANK = "CASE {} WHEN 'critical' THEN 2 ELSE 1 END"
+
+def _reconcile_sql(wanted: str) -> str:
+    return f"""
+WITH diff AS MATERIALIZED (  -- wanted vs unresolved, in one hash join; unchanged pairs are only counted
+    SELECT o.id, o.severity AS was, w.kind, w.subject, w.severity, w.title, w.details, w.warehouse_id,
+           w.region_id, w.military,
+           CASE WHEN o.id IS NULL THEN 'open' WHEN w.kind IS NULL THEN 'resolve'
+                WHEN {RANK.format("w.severity")} > {RANK.format("o.severity")} THEN 'escalate'
+                WHEN {RANK.format("w.severity")} < {RANK.format("o.severity")} THEN 'ease'
+                WHEN (o.title, o.details) IS DISTINCT FROM (w.title, w.details) THEN 'refresh'
+                ELSE 'keep' END AS change
+      FROM (SELECT * FROM alerts WHERE state <> 'resolved' AND kind = ANY($1::text[])) o
+      FULL JOIN (SELECT * FROM ({wanted}) wanted WHERE kind = ANY($1::text[])) w
+        ON w.kind = o.kind AND w.subject = o.subject),
+gone AS (
+    UPDATE alerts a
+       SET state = 'resolved', resolved_at = now(),
+           last_seen_at = greatest(a.last_seen_at, (SELECT e.evaluated_at FROM alert_evaluations e WHERE e.kind = a.kind))
+      FROM diff d
+     WHERE d.change = 'resolve' AND a.id = d.id AND a.state <> 'resolved'
+ RETURNING a.*),
+changed AS (
+    UPDATE alerts a
+       SET severity = d.severity, title = d.title, details = d.details, last_seen_at = now()
+      FROM diff d
+     WHERE d.change IN ('escalate', 'ease', 'refresh') AND a.id = d.id
+ RETURNING a.*, d.change),
+opened AS (
+    INSERT INTO alerts (kind, subject, severity, title, details, warehouse_id, region_id, military)
+    SELECT kind, subject, severity, title, details, warehouse_id, region_id, military FROM diff WHERE change = 'open'
+        ON CONFLICT (kind, subject) WHERE state <> 'resolved' DO NOTHING
+ RETURNING *),
+history AS (
+    INSERT INTO alert_events (alert_id, event, severity)
+    SELECT id, 'resolved', severity FROM gone
+     UNION ALL
+    SELECT id, CASE change WHEN 'escalate' THEN 'escalated' ELSE 'eased' END, severity FROM changed
+     WHERE change <> 'refresh'
+     UNION ALL
+    SELECT id, 'opened', severity FROM opened),
+announced AS (
+    INSERT INTO outbox (topic, payload)
+    SELECT 'alert.resolved', {PAYLOAD.format(event="'resolved'")} FROM gone a
+     UNION ALL
+    SELECT 'alert.escalated', {PAYLOAD.format(event="'escalated'")} FROM changed a WHERE a.change = 'escalate'
+     UNION ALL
+    SELECT 'alert.opened', {PAYLOAD.format(event="'opened'")} FROM opened a),
+evaluated AS (
+    INSERT INTO alert_evaluations (kind, evaluated_at) SELECT unnest($1::text[]), now()
+        ON CONFLICT (kind) DO UPDATE SET evaluated_at = EXCLUDED.evaluated_at)
+SELECT (SELECT count(*) FROM opened) AS opened,
+       (SELECT count(*) FROM changed WHERE change = 'escalate') AS escalated,
+       (SELECT count(*) FROM changed WHERE change = 'ease') AS eased,
+       (SELECT count(*) FROM diff WHERE change IN ('keep', 'refresh')) AS still_open,
+       (SELECT count(*) FROM gone) AS resolved"""
 
 
-async def refresh_many(pg: asyncpg.Connection, pairs: list[tuple[Open, Wanted]], event: str | None) -> None:
-    """Refresh alerts that stay open (new severity, title, details, last seen) in one statement."""
-    if not pairs:
-        return
-    ids = [a.id for a, _ in pairs]
-    await pg.execute(
-        """UPDATE alerts a SET severity = u.severity, title = u.title, details = u.details, last_seen_at = now()
-             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[]) AS u(id, severity, title, details)
-            WHERE a.id = u.id""",
-        ids, [w.severity for _, w in pairs], [w.title for _, w in pairs],
-        [json.dumps(w.details, default=str) for _, w in pairs],
-    )
-    if event is not None:
-        await _history_many(pg, ids, event, [w.severity for _, w in pairs])
-        if event == "escalated":
-            await _announce_many(pg, "escalated", ids)
+RECONCILE = _reconcile_sql("SELECT * FROM alert_wanted")
+RECONCILE_WITH_TAKEN_EXPIRY = _reconcile_sql(f"SELECT * FROM alert_wanted UNION ALL {TAKEN_EXPIRY_WANTED}")
 
 
-async def resolve_many(pg: asyncpg.Connection, gone: list[Open]) -> None:
-    if not gone:
-        return
-    ids = [a.id for a in gone]
-    await pg.execute("UPDATE alerts SET state = 'resolved', resolved_at = now() WHERE id = ANY($1::uuid[])", ids)
-    await _history_many(pg, ids, "resolved", [a.severity for a in gone])
-    await _announce_many(pg, "resolved", ids)
-
-
-async def _history_many(pg: asyncpg.Connection, ids: list[str], event: str, severities: list[str]) -> None:
-    if ids:
-        await pg.execute(
-            """INSERT INTO alert_events (alert_id, event, severity)
-               SELECT id, $2, severity FROM unnest($1::uuid[], $3::text[]) AS u(id, severity)""",
-            ids, event, severities,
-        )
-
-
-async def _announce_many(pg: asyncpg.Connection, event: str, ids: list[str]) -> None:
-    if ids:
-        await pg.execute(
-            f"""INSERT INTO outbox (topic, payload)
-                SELECT 'alert.' || $1, {PAYLOAD} FROM alerts a WHERE a.id = ANY($2::uuid[])""",
-            event, ids,
-        )
+async def reconcile(pg: asyncpg.Connection, kinds: list[str], *,
+                    taken_expiry: tuple[date, int] | None = None) -> dict[str, int]:
+    """Make the unresolved alerts of ``kinds`` match ``alert_wanted`` (the rule of
+    ``stockpile.domain.alerts.reconcile``, set-wise, in one statement): resolve the ones no longer
+    called for, escalate or ease the ones whose severity changed, refresh title and details, open
+    the new ones (one unresolved alert per (kind, subject): one another evaluation opened meanwhile
+    is skipped). Opened, escalated and resolved alerts are announced in the outbox; every change of
+    state or severity is in the history. Unchanged alerts are not written: their last seen is the
+    evaluation time recorded per kind (``alert_evaluations``). ``taken_expiry=(today,
+    critical_within_days)`` adds the expiry alerts of the stock ``take_stock`` took to the wanted ones."""
+    await lock_evaluation(pg)
+    if taken_expiry is None:
+        return dict(await pg.fetchrow(RECONCILE, kinds))
+    return dict(await pg.fetchrow(RECONCILE_WITH_TAKEN_EXPIRY, kinds, *taken_expiry))

@@ -7,10 +7,12 @@ from typing import Any
 
 import asyncpg
 
+from stockpile.domain.coverage import horizon_cuts
+
 TARGET = """
 SELECT t.id, t.code, sw.code AS warehouse, sr.code AS region, m.code AS material, t.category, t.substitution_group,
        o.code AS owner, t.sector, t.quantity, t.warning_ratio, t.critical_ratio, t.floor_ratio, t.horizon_days,
-       t.population, t.scope_warehouse_id, t.scope_region_id, coalesce(sw.region_id, t.scope_region_id) AS home_region_id,
+       t.population, t.scope_warehouse_id, t.scope_region_id, t.material_id, t.owner_id, coalesce(sw.region_id, t.scope_region_id) AS home_region_id,
        o.sector AS owner_sector, m.daily_consumption_per_person, m.unit,
        coalesce(t.category, m.category,
                 (SELECT min(g.category) FROM materials g WHERE g.substitution_group = t.substitution_group)) AS target_category
@@ -59,79 +61,152 @@ async def targets(pg: asyncpg.Connection, *, after: str | None, limit: int, ware
     )
 
 
+async def horizon_cuts_and_named_owners(pg: asyncpg.Connection) -> tuple[list[int], list[int]]:
+    """The shape of every target, as the coverage statement's parameters: the horizon cuts (see
+    ``stockpile.domain.coverage.horizon_cuts``) and the owners some target names."""
+    row = await pg.fetchrow(
+        """SELECT coalesce(array_agg(DISTINCT horizon_days), '{}') AS horizons,
+                  coalesce(array_agg(DISTINCT owner_id) FILTER (WHERE owner_id IS NOT NULL), '{}') AS owners
+             FROM reserve_targets""")
+    return horizon_cuts(row["horizons"]), sorted(row["owners"])
+
+
+# The one pass over the stock (of the warehouses ``{within}``). ``lasts`` = how many horizon cuts the
+# stock outlives; an owner is kept apart only when some target names it; lots expiring within the
+# alert window (``{expiring}``) stay apart, one group each, for the expiry alerts.
+STOCK_PASS = """
+    SELECT l.warehouse_id, l.material_id, o.sector,
+           CASE WHEN a.owner_id = ANY ({owners}) THEN a.owner_id END AS owner_id,
+           CASE WHEN l.expires_on IS NULL THEN cardinality({cuts})
+                ELSE width_bucket(l.expires_on - {today}, {cuts}) END AS lasts,
+           CASE WHEN {expiring} THEN l.id END AS lot_id,
+           min(l.code) FILTER (WHERE {expiring}) AS lot_code,
+           min(l.expires_on) FILTER (WHERE {expiring}) AS expires_on,
+           sum(a.balance - a.reserved) FILTER (WHERE l.status = 'available') AS units,
+           sum(a.balance) AS on_hand
+      FROM lots l
+      JOIN accounts a ON a.lot_id = l.id AND a.type = 'stock' AND a.balance > 0
+      JOIN parties o ON o.id = a.owner_id
+     WHERE {within}
+       AND ((l.status = 'available' AND a.balance > a.reserved
+             AND (l.expires_on IS NULL OR l.expires_on >= {today} + ({cuts})[1]))
+            OR {expiring})
+     GROUP BY 1, 2, 3, 4, 5, 6"""
+
+
+def _coverage_ctes(visible: str, chosen_where: str, today: str, cuts: str, owners: str, expiring: str,
+                   within: str = "true") -> str:
+    """The coverage CTEs, ending in ``usable`` (target id → usable quantity) and ``stock`` (the pass)."""
+    return f"""WITH RECURSIVE closure(ancestor, descendant) AS (
+                SELECT id, id FROM regions
+                UNION ALL SELECT c.ancestor, r.id FROM closure c JOIN regions r ON r.parent_id = c.descendant),
+            chosen AS MATERIALIZED (SELECT * FROM ({TARGET} WHERE {visible}) t WHERE {chosen_where}),
+            stock AS MATERIALIZED ({STOCK_PASS.format(today=today, cuts=cuts, owners=owners, expiring=expiring,
+                                                      within=within)}),
+            by_region AS MATERIALIZED (  -- rolled up to every region that scopes a target, sub-regions included
+                SELECT cl.ancestor AS region_id, f.material_id, f.sector, f.owner_id, f.lasts, sum(f.units) AS units
+                  FROM (SELECT w.region_id, s.material_id, s.sector, s.owner_id, s.lasts, sum(s.units) AS units
+                          FROM stock s JOIN warehouses w ON w.id = s.warehouse_id
+                         WHERE s.lasts > 0 AND s.units > 0 GROUP BY 1, 2, 3, 4, 5) f
+                  JOIN closure cl ON cl.descendant = f.region_id
+                 WHERE cl.ancestor IN (SELECT scope_region_id FROM chosen)
+                 GROUP BY 1, 2, 3, 4, 5),
+            selected AS MATERIALIZED (  -- each target's materials, and the cut its horizon needs
+                SELECT t.id, t.scope_warehouse_id, t.scope_region_id, t.owner_id, t.sector, m.id AS material_id,
+                       m.decimals, array_position({cuts}, t.horizon_days + 1) AS needs
+                  FROM chosen t JOIN materials m ON m.id = t.material_id
+                UNION ALL
+                SELECT t.id, t.scope_warehouse_id, t.scope_region_id, t.owner_id, t.sector, m.id, m.decimals,
+                       array_position({cuts}, t.horizon_days + 1)
+                  FROM chosen t JOIN materials m ON m.category = t.category
+                UNION ALL
+                SELECT t.id, t.scope_warehouse_id, t.scope_region_id, t.owner_id, t.sector, m.id, m.decimals,
+                       array_position({cuts}, t.horizon_days + 1)
+                  FROM chosen t JOIN materials m ON m.substitution_group = t.substitution_group),
+            matched AS (
+                SELECT t.id, t.decimals, s.units FROM selected t JOIN stock s
+                    ON s.warehouse_id = t.scope_warehouse_id AND s.material_id = t.material_id
+                 WHERE s.lasts >= t.needs AND s.units > 0 AND (t.owner_id IS NULL OR s.owner_id = t.owner_id)
+                   AND (t.sector IS NULL OR s.sector = t.sector)
+                UNION ALL
+                SELECT t.id, t.decimals, s.units FROM selected t JOIN by_region s
+                    ON s.region_id = t.scope_region_id AND s.material_id = t.material_id
+                 WHERE s.lasts >= t.needs AND (t.owner_id IS NULL OR s.owner_id = t.owner_id)
+                   AND (t.sector IS NULL OR s.sector = t.sector)),
+            usable AS (  -- exact: integer sums per unit precision, divided once
+                SELECT id, sum(units / 10::numeric ^ decimals) AS usable
+                  FROM (SELECT id, decimals, sum(units) AS units FROM matched GROUP BY 1, 2) per_precision
+                 GROUP BY id)"""
+
+
+# Reads: $1 today, $2 region code, $3 category, $4 warehouse ids, $5 region ids, $6 cleared,
+# $7 horizon cuts, $8 named owners.
+COVERAGE = _coverage_ctes(
+    VISIBLE.format(warehouses='$4', regions='$5', cleared='$6'),
+    """($2::text IS NULL OR t.home_region_id IN
+               (SELECT cl.descendant FROM closure cl JOIN regions rr ON rr.id = cl.ancestor WHERE rr.code = $2))
+        AND ($3::text IS NULL OR t.target_category = $3)""",
+    today="$1::date", cuts="$7::int[]", owners="$8::bigint[]", expiring="false",
+    # a region's targets count only stock under it: pass over that part of the stock alone
+    within="""($2::text IS NULL OR l.warehouse_id IN (
+                  SELECT w.id FROM warehouses w JOIN closure cl ON cl.descendant = w.region_id
+                    JOIN regions rr ON rr.id = cl.ancestor WHERE rr.code = $2))""",
+) + """
+            SELECT c.*, coalesce(u.usable, 0) AS usable
+              FROM chosen c LEFT JOIN usable u ON u.id = c.id
+             ORDER BY c.code"""
+
+# An alert evaluation takes stock once, nationally: $1 today, $2 horizon cuts, $3 named owners,
+# $4 alert window in days. The result holds a row per target (its usable quantity) and a row per
+# lot holding stock that expires within the window. A parallel CREATE TABLE AS, a small result.
+TAKE_STOCK = "CREATE TEMPORARY TABLE taken_stock ON COMMIT DROP AS " + _coverage_ctes(
+    "true", "true", today="$1::date", cuts="$2::int[]", owners="$3::bigint[]", expiring="l.expires_on <= $1::date + $4::int",
+) + """
+            SELECT id AS target_id, usable, NULL::uuid AS lot_id, NULL::text AS lot_code, NULL::date AS expires_on,
+                   NULL::bigint AS warehouse_id, NULL::bigint AS material_id, NULL::numeric AS on_hand,
+                   NULL::boolean AS military
+              FROM usable
+             UNION ALL
+            SELECT NULL, NULL, lot_id, min(lot_code), min(expires_on), min(warehouse_id), min(material_id),
+                   sum(on_hand), bool_or(sector = 'military')
+              FROM stock WHERE lot_id IS NOT NULL GROUP BY lot_id"""
+
+COVERAGE_OF_TAKEN_STOCK = f"""
+    SELECT t.*, coalesce(k.usable, 0) AS usable
+      FROM ({TARGET}) t LEFT JOIN taken_stock k ON k.target_id = t.id
+     ORDER BY t.code"""
+
+
+async def take_stock(pg: asyncpg.Connection, *, today: date, expiring_within_days: int) -> None:
+    """One pass over the stock, for an alert evaluation, into ``taken_stock`` (gone at commit): the
+    usable quantity of every target, and each lot holding stock that expires within
+    ``expiring_within_days`` (see ``stockpile.store.alerts.want_expiring_lots``)."""
+    cuts, named_owners = await horizon_cuts_and_named_owners(pg)
+    # The planner cannot estimate the groups of expression keys and sorts a million rows; the
+    # aggregate is one hash table per worker, a third of the time.
+    await pg.execute("SET LOCAL enable_sort = off")
+    await pg.execute(TAKE_STOCK, today, cuts, named_owners, expiring_within_days)
+    await pg.execute("RESET enable_sort")
+
+
 async def coverage(
     pg: asyncpg.Connection, *, today: date, region: str | None, category: str | None,
     warehouse_ids: list[int] | None = None, region_ids: list[int] | None = None, cleared: bool = True,
 ) -> list[asyncpg.Record]:
     """Every visible target (in ``region``'s subtree, of ``category``) with its usable quantity.
 
-    Usable stock is aggregated once per (horizon, warehouse, material, owner) — and per region for
-    region-wide targets — and targets are joined to those aggregates through the materials they
-    select and a region closure, so the cost is one pass over the stock plus small joins, however
-    many targets there are.
+    One pass over the stock, whatever the number of targets: usable stock (available lots, less
+    what is reserved) is summed per (warehouse, material, owner sector, named owner, horizon cuts
+    it outlives) — a parallel aggregate no wider than the targets need — then rolled up to the
+    regions that scope a target, and each target picks the sums of its materials that outlive its
+    horizon. See ``stockpile.domain.coverage``.
     """
-    return await pg.fetch(
-        f"""WITH RECURSIVE closure(ancestor, descendant) AS (
-                SELECT id, id FROM regions
-                UNION ALL SELECT c.ancestor, r.id FROM closure c JOIN regions r ON r.parent_id = c.descendant),
-            chosen AS MATERIALIZED (
-                SELECT * FROM ({TARGET}
-                        WHERE {VISIBLE.format(warehouses='$4', regions='$5', cleared='$6')}) t
-                 WHERE ($2::text IS NULL OR t.home_region_id IN
-                           (SELECT cl.descendant FROM closure cl JOIN regions rr ON rr.id = cl.ancestor WHERE rr.code = $2))
-                   AND ($3::text IS NULL OR t.target_category = $3)),
-            selected AS MATERIALIZED (  -- each target's materials
-                SELECT t.id AS target_id, t.scope_warehouse_id, t.scope_region_id, t.horizon_days, t.owner_id,
-                       t.sector, m.id AS material_id, m.decimals
-                  FROM chosen c JOIN reserve_targets t ON t.id = c.id
-                  JOIN materials m ON m.id = t.material_id OR m.category = t.category
-                                   OR m.substitution_group = t.substitution_group),
-            horizons AS (SELECT DISTINCT horizon_days FROM selected),
-            by_warehouse AS MATERIALIZED (
-                SELECT h.horizon_days, l.warehouse_id, w.region_id, l.material_id, a.owner_id, o.sector,
-                       sum(a.balance - a.reserved) AS units
-                  FROM horizons h
-                  JOIN lots l ON l.status = 'available' AND (l.expires_on IS NULL OR l.expires_on > $1::date + h.horizon_days)
-                  JOIN accounts a ON a.lot_id = l.id AND a.type = 'stock' AND a.balance > a.reserved
-                  JOIN warehouses w ON w.id = l.warehouse_id
-                  JOIN parties o ON o.id = a.owner_id
-                 GROUP BY 1, 2, 3, 4, 5, 6),
-            by_region AS MATERIALIZED (
-                SELECT horizon_days, region_id, material_id, owner_id, sector, sum(units) AS units
-                  FROM by_warehouse GROUP BY 1, 2, 3, 4, 5),
-            -- Targets that name no owner need only the sector: far fewer rows to join.
-            by_warehouse_sector AS MATERIALIZED (
-                SELECT horizon_days, warehouse_id, material_id, sector, sum(units) AS units
-                  FROM by_warehouse GROUP BY 1, 2, 3, 4),
-            by_region_sector AS MATERIALIZED (
-                SELECT horizon_days, region_id, material_id, sector, sum(units) AS units
-                  FROM by_region GROUP BY 1, 2, 3, 4),
-            region_keys AS MATERIALIZED (  -- a region-wide target, expanded to every region under it
-                SELECT s.target_id, s.decimals, s.owner_id, s.sector, s.material_id, s.horizon_days,
-                       cl.descendant AS region_id
-                  FROM selected s JOIN closure cl ON cl.ancestor = s.scope_region_id),
-            matched(target_id, decimals, units) AS (
-                SELECT s.target_id, s.decimals, b.units FROM selected s JOIN by_warehouse b
-                    ON b.warehouse_id = s.scope_warehouse_id AND b.material_id = s.material_id
-                   AND b.horizon_days = s.horizon_days AND b.owner_id = s.owner_id
-                UNION ALL
-                SELECT s.target_id, s.decimals, b.units FROM selected s JOIN by_warehouse_sector b
-                    ON b.warehouse_id = s.scope_warehouse_id AND b.material_id = s.material_id
-                   AND b.horizon_days = s.horizon_days
-                 WHERE s.owner_id IS NULL AND (s.sector IS NULL OR s.sector = b.sector)
-                UNION ALL
-                SELECT t.target_id, t.decimals, b.units FROM region_keys t JOIN by_region b
-                    ON b.region_id = t.region_id AND b.material_id = t.material_id
-                   AND b.horizon_days = t.horizon_days AND b.owner_id = t.owner_id
-                UNION ALL
-                SELECT t.target_id, t.decimals, b.units FROM region_keys t JOIN by_region_sector b
-                    ON b.region_id = t.region_id AND b.material_id = t.material_id AND b.horizon_days = t.horizon_days
-                 WHERE t.owner_id IS NULL AND (t.sector IS NULL OR t.sector = b.sector)),
-            usable AS (
-                SELECT target_id, sum(units::numeric / (10::numeric ^ decimals)) AS usable
-                  FROM matched GROUP BY target_id)
-            SELECT c.*, coalesce(u.usable, 0) AS usable
-              FROM chosen c LEFT JOIN usable u ON u.target_id = c.id
-             ORDER BY c.code""",
-        today, region, category, warehouse_ids, region_ids, cleared,
-    )
+    cuts, named_owners = await horizon_cuts_and_named_owners(pg)
+    if not cuts:
+        return []
+    return await pg.fetch(COVERAGE, today, region, category, warehouse_ids, region_ids, cleared, cuts, named_owners)
+
+
+async def taken_coverage(pg: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Every target with its usable quantity, from the stock ``take_stock`` took in this transaction."""
+    return await pg.fetch(COVERAGE_OF_TAKEN_STOCK)

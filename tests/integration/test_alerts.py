@@ -11,7 +11,6 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from stockpile.api.app import create_app
-from stockpile.domain.alerts import Open, Wanted, reconcile
 from stockpile.services import alerts
 from stockpile.store.db import Database
 from stockpile.store.engine import asyncpg_dsn
@@ -63,7 +62,14 @@ async def test_an_alert_opens_escalates_is_acknowledged_and_resolves(fresh):
     assert [(a["kind"], a["severity"], a["state"]) for a in await _alerts(db)] == [("expiring", "warning", "open")]
     assert await _outbox(db) == ["alert.opened"]
 
-    assert (await evaluate())["still_open"] == 1  # re-evaluation keeps one alert
+    seen = (await c.get("/api/v1/alerts", params={"state": "open"})).json()["items"][0]
+    async with db.transaction() as tx:
+        version = await tx.pg.fetchval("SELECT xmin::text FROM alerts")
+    assert (await evaluate())["still_open"] == 1  # re-evaluation keeps one alert…
+    async with db.transaction() as tx:
+        assert await tx.pg.fetchval("SELECT xmin::text FROM alerts") == version  # …without rewriting it…
+    again = (await c.get(f"/api/v1/alerts/{seen['id']}")).json()
+    assert datetime.fromisoformat(again["last_seen_at"]) > datetime.fromisoformat(seen["last_seen_at"])  # …yet seen again
     assert (await evaluate(today=TODAY + timedelta(days=15)))["escalated"] == 1  # 5 days left: critical
     listed = (await c.get("/api/v1/alerts", params={"state": "open"})).json()["items"]
     assert [(a["kind"], a["severity"]) for a in listed] == [("expiring", "critical")]
@@ -152,13 +158,3 @@ async def test_uncleared_readers_do_not_see_alerts_about_military_stock(fresh, s
     uncleared = {"Authorization": f"Bearer {created.json()['token']}"}
     assert len((await c.get("/api/v1/alerts")).json()["items"]) == 1
     assert (await c.get("/api/v1/alerts", headers=uncleared)).json()["items"] == []
-
-
-def test_reconcile_opens_what_is_new_and_resolves_what_is_gone():
-    wanted = [Wanted("expiring", "lot:1", "critical", "t"), Wanted("expiring", "lot:3", "warning", "t")]
-    current = [Open("a", "expiring", "lot:1", "warning"), Open("b", "expiring", "lot:2", "warning"),
-               Open("c", "shortfall", "target:X", "critical")]
-    changes = reconcile(wanted, current, {"expiring"})
-    assert [w.subject for w in changes.opened] == ["lot:3"]
-    assert [(a.id, w.severity) for a, w in changes.escalated] == [("a", "critical")]
-    assert [a.id for a in changes.resolved] == ["b"]  # the shortfall is not this evaluation's to resolve

@@ -3,13 +3,13 @@ across a region's whole subtree, for a material, a category or a substitution gr
 
 from __future__ import annotations
 
+import random
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
 
-from stockpile.domain.coverage import coverage_state, days_of_supply
-from tests.factories import make_world, receive
+from tests.factories import idem, make_world, receive
 
 TODAY = date.today()
 
@@ -139,14 +139,97 @@ def planner_of(make_token, pg_pool):
     return make
 
 
-def test_states_follow_the_ratios():
-    assert coverage_state(Decimal("0.95"), Decimal("0.9"), Decimal("0.7")) == "ok"
-    assert coverage_state(Decimal("0.9"), Decimal("0.9"), Decimal("0.7")) == "ok"
-    assert coverage_state(Decimal("0.89"), Decimal("0.9"), Decimal("0.7")) == "warning"
-    assert coverage_state(Decimal("0.69"), Decimal("0.9"), Decimal("0.7")) == "critical"
+async def test_the_sql_agrees_with_the_reference_rule_on_a_random_reserve(client, admin, operator, uid, pg_pool):
+    """Random lots (statuses, expiries, reservations, owners of every sector) in a region tree, random
+    targets (warehouse or region, material / category / substitution group, owner / sector / all,
+    horizons): both SQL paths — the coverage endpoint and an alert evaluation's one pass — give
+    every target exactly the usable quantity of the position-by-position rule, and the evaluation
+    picks exactly the lots the expiry rule calls for."""
+    from stockpile.domain.alerts import EXPIRY_CRITICAL_WITHIN_DAYS, expiry_alert
+    from stockpile.domain.coverage import Holding, TargetScope, usable_quantity
+    from stockpile.store import alerts as alert_store
+    from stockpile.store import coverage as coverage_store
 
+    rng = random.Random(uid)
+    top, east, north_east, west = (f"{x}-{uid}" for x in ("RND", "RND-E", "RND-NE", "RND-W"))
+    tree = {top: "TEST-NATION", east: top, north_east: east, west: top}
+    for code, parent in tree.items():
+        assert (await client.put(f"/api/v1/regions/{code}", headers=admin, json={"name": code, "parent": parent})).status_code == 201
+    owners = {f"O{i}-{uid}": sector for i, sector in enumerate(["military", "civilian", "enterprise", "civilian"])}
+    for code, sector in owners.items():
+        assert (await client.put(f"/api/v1/parties/{code}", headers=admin, json={"name": code, "sector": sector})).status_code == 201
+    warehouses = {f"W{i}-{uid}": region for i, region in enumerate([north_east, north_east, east, west, top])}
+    for code, region in warehouses.items():
+        assert (await client.put(f"/api/v1/warehouses/{code}", headers=admin, json={
+            "name": code, "operator": next(iter(owners)), "region": region, "kind": "joint",
+            "latitude": 1, "longitude": 1})).status_code == 201
+    materials = {f"M{i}-{uid}": spec for i, spec in enumerate([("fuel", 1, f"G-{uid}"), ("fuel", 0, f"G-{uid}"),
+                                                                  ("food", 3, None), ("medical", 0, None)])}
+    for code, (category, decimals, group) in materials.items():
+        assert (await client.put(f"/api/v1/materials/{code}", headers=admin, json={
+            "name": code, "category": category, "unit": "u", "decimals": decimals, "shelf_life_days": 900,
+            "storage_class": "ambient", "substitution_group": group})).status_code == 201
 
-def test_days_of_supply_needs_a_population_and_a_rate():
-    assert days_of_supply(Decimal("80"), 10, Decimal("0.5")) == Decimal("16.0")
-    assert days_of_supply(Decimal("80"), None, Decimal("0.5")) is None
-    assert days_of_supply(Decimal("80"), 10, None) is None
+    for i in range(40):
+        warehouse, material, owner = rng.choice(list(warehouses)), rng.choice(list(materials)), rng.choice(list(owners))
+        decimals = materials[material][1]
+        quantity = f"{rng.randint(1, 5000) / 10 ** decimals:.{decimals}f}"
+        body = {"kind": "receipt", "warehouse": warehouse, "material": material, "owner": owner, "quantity": quantity,
+                "lot": {"code": f"L{i}", "expires_on": day(rng.choice([-5, 0, 3, 7, 8, 20, 31, 45, 91, 400]))}}
+        r = await client.post("/api/v1/movements", json=body, headers={**operator, **idem()})
+        assert r.status_code == 201, r.text
+        lot_id = r.json()["postings"][0]["account"]["lot_id"]
+        if rng.random() < 0.2:
+            status = rng.choice(["quarantine", "recalled"])
+            assert (await client.post(f"/api/v1/lots/{lot_id}/status", headers=operator,
+                                      json={"status": status, "reason": "test"})).status_code == 200
+        if rng.random() < 0.3:
+            await pg_pool.execute("UPDATE accounts SET reserved = balance / 3 WHERE lot_id = $1::uuid", lot_id)
+
+    below = {top: {top, east, north_east, west}, east: {east, north_east}, north_east: {north_east}, west: {west}}
+    scopes: dict[str, TargetScope] = {}
+    for i in range(16):
+        by, horizon = rng.choice(["material", "category", "substitution_group"]), rng.choice([0, 7, 30, 90])
+        chosen = rng.choice(list(materials))
+        selects = {"material": chosen, "category": materials[chosen][0], "substitution_group": f"G-{uid}"}[by]
+        holder = rng.choice([{}, {"owner": rng.choice(list(owners))}, {"sector": rng.choice(["military", "civilian"])}])
+        scope = rng.choice([{"warehouse": rng.choice(list(warehouses))}, {"region": rng.choice(list(below))}])
+        await target(client, admin, f"RT{i}-{uid}", scope=scope, quantity="100", horizon_days=horizon,
+                     **{by: selects}, **holder)
+        picked = frozenset(m for m, (category, _, group) in materials.items()
+                           if {"material": m, "category": category, "substitution_group": group}[by] == selects)
+        scopes[f"RT{i}-{uid}"] = TargetScope(picked, horizon, warehouse=scope.get("warehouse"),
+                                             regions=frozenset(below.get(scope.get("region"), ())), **holder)
+
+    rows = await pg_pool.fetch(
+        """SELECT w.code AS warehouse, r.code AS region, m.code AS material, o.code AS owner, o.sector, a.balance,
+                  a.reserved, l.status, l.expires_on, l.id::text AS lot_id
+             FROM accounts a JOIN lots l ON l.id = a.lot_id JOIN warehouses w ON w.id = l.warehouse_id
+             JOIN regions r ON r.id = w.region_id JOIN materials m ON m.id = l.material_id
+             JOIN parties o ON o.id = a.owner_id
+            WHERE a.type = 'stock' AND m.code = ANY($1::text[])""", list(materials))
+    holdings = [Holding(*(r[k] for k in ("warehouse", "region", "material", "owner", "sector", "balance", "reserved",
+                                         "status", "expires_on"))) for r in rows]
+    decimals = {m: spec[1] for m, spec in materials.items()}
+    expected = {code: usable_quantity(scope, holdings, decimals, TODAY) for code, scope in scopes.items()}
+    assert any(expected.values()) and not all(expected.values())  # the draw covers both cases
+
+    served = {i["target"]: Decimal(i["usable"]) for i in
+              (await client.get("/api/v1/coverage", params={"region": top, "limit": 1000}, headers=admin)).json()["items"]}
+    assert {code: served.get(code) for code in scopes} == expected
+
+    async with pg_pool.acquire() as conn, conn.transaction():
+        await alert_store.begin_wanted(conn)
+        await coverage_store.take_stock(conn, today=TODAY, expiring_within_days=30)
+        taken = {r["code"]: r["usable"] for r in await coverage_store.taken_coverage(conn)}
+        staged = await conn.fetch(f"SELECT kind, subject, severity FROM ({alert_store.TAKEN_EXPIRY_WANTED}) x "
+                                  f"WHERE $1::int IS NOT NULL", 0, TODAY, EXPIRY_CRITICAL_WITHIN_DAYS)
+    assert {code: taken[code] for code in scopes} == expected
+    on_hand: dict[str, tuple] = {}
+    for r in rows:
+        total = on_hand.get(r["lot_id"], (r["expires_on"], 0))[1] + r["balance"]
+        on_hand[r["lot_id"]] = (r["expires_on"], total)
+    wanted = {(f"lot:{lot}", *alert) for lot, (expires_on, units) in on_hand.items()
+              if (alert := expiry_alert(expires_on, units, TODAY, 30))}
+    assert {(s["subject"], s["kind"], s["severity"]) for s in staged if s["subject"][4:] in on_hand} == wanted
+    assert wanted  # the draw has lots near expiry
