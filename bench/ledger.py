@@ -3,7 +3,7 @@
     .venv/bin/python bench/ledger.py [--database-url postgresql://root@127.0.0.1:5432/postgres]
                                      [--seconds 20] [--workers 1,2] [--lots 1000] [--scale 64]
 
-One run (about 2.5 minutes with the defaults), on the PostgreSQL server given by --database-url:
+One run (about 2 minutes with the defaults), on the PostgreSQL server given by --database-url:
 
 1. creates `stockpile_bench_<random>` (migrated with `stockpile.store.engine.upgrade`) and
    `stockpile_bench_<random>_pgbench` (`pgbench -i -s 64`, initialised in the background meanwhile);
@@ -11,6 +11,7 @@ One run (about 2.5 minutes with the defaults), on the PostgreSQL server given by
    `stockpile token create --name bench --role operator --region BENCH`, and loads the lots
    (receipts of 1,000,000 units) through `POST /api/v1/movements/batch` in chunks of 1000;
 2. runs pgbench's built-in tpcb-like transaction: 64 clients, -j 2, --seconds long (the anchor);
+   every measured phase starts right after a CHECKPOINT;
 3. for each worker count in --workers: starts `stockpile serve --no-demo` with STOCKPILE_WORKERS set,
    as production runs it, waits for /health/ready, warms up for 3 s, then drives single-movement
    POSTs (issues with an explicit lot_id and receipts, random lots, 1-5 units, a unique
@@ -147,21 +148,33 @@ class RssSampler:
 
     def __init__(self, pid: int) -> None:
         self.pid, self.peak, self.processes_at_peak, self.samples = pid, 0, 0, 0
+        self.each_at_peak: list[float] = []  # MB per process (the uvicorn parent first) at the peak
+        self.peak_pss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            total, count = 0, 0
+            total, count, each = 0, 0, []
             for p in _tree(self.pid):
                 try:
-                    total += p.memory_info().rss
-                    count += 1
+                    rss = p.memory_info().rss
                 except psutil.Error:
-                    pass
+                    continue
+                total += rss
+                count += 1
+                each.append(round(rss / 2**20, 1))
             self.samples += 1
             if total > self.peak:
-                self.peak, self.processes_at_peak = total, count
+                self.peak, self.processes_at_peak, self.each_at_peak = total, count, each
+            if self.samples % 10 == 1:  # proportional set size (shared pages split): slower to read, every 1 s
+                pss = 0
+                for p in _tree(self.pid):
+                    try:
+                        pss += p.memory_full_info().pss
+                    except (psutil.Error, AttributeError):
+                        pass
+                self.peak_pss = max(self.peak_pss, pss)
             self._stop.wait(0.1)
 
     def start(self) -> RssSampler:
@@ -186,6 +199,7 @@ class CpuMeter:
         self._last: dict[tuple[int, float], float] = {}
         self._kind: dict[tuple[int, float], str] = {}
         self._label: dict[tuple[int, float], str] = {}
+        self._pgrole: dict[tuple[int, float], str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, daemon=True)
         self._me = os.getpid()
@@ -202,6 +216,9 @@ class CpuMeter:
             foreign = (re.search(r"\d+\.\d+\.\d+\.\d+\(\d+\)|\[local\]", title) and self.databases
                        and not any(f" {db} " in title for db in self.databases))
             kind = "other_postgres_backends" if foreign else "postgres"
+            role = re.search(r"(autovacuum \w+|walwriter|checkpointer|background writer|wal\w*|logical \w+)", title)
+            self._pgrole[key] = role.group(1) if role and not re.search(r"\(\d+\)|\[local\]", title) else \
+                "client backends"
         elif p.pid == self._me or self._me in parents:
             kind = "load_generator"
         else:
@@ -243,10 +260,13 @@ class CpuMeter:
         machine = self._busy() - self._busy0
         used: Counter = Counter()
         others: Counter = Counter()
+        postgres: Counter = Counter()
         for key, last in self._last.items():
             kind = self._kind.get(key, "other")
             spent = max(0.0, last - self._first.get(key, 0.0))
             used[kind] += spent
+            if kind == "postgres":
+                postgres[self._pgrole.get(key, "?")] += spent
             if kind == "other" and spent > 0:
                 others[self._label.get(key, "?")[:60]] += spent
         self.result = {
@@ -256,9 +276,67 @@ class CpuMeter:
                            "other": round((used["other"] + used["other_postgres_backends"]) / wall, 2),
                            "other_postgres_backends": round(used["other_postgres_backends"] / wall, 2),
                            "machine": round(machine / wall, 2)},
+            "postgres_by_process": {name: round(v / wall, 2) for name, v in postgres.most_common() if v / wall >= 0.005},
             "busiest_other_processes": {name: round(v / wall, 2) for name, v in others.most_common(5)},
             "cores": psutil.cpu_count(),
         }
+
+
+def find_postmaster(checkpointer_rows: list) -> int | None:
+    """The server's postmaster pid when it runs on this machine (parent of its checkpointer)."""
+    try:
+        candidate = psutil.Process(checkpointer_rows[0][0]).parent() if checkpointer_rows else None
+        if candidate is not None and candidate.name().startswith(("postgres", "postmaster")):
+            return candidate.pid
+    except psutil.Error:
+        pass
+    return None
+
+
+CHECKPOINTER_SQL = "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'"
+
+
+class PgActivity:
+    """What the bench database's backends are doing, sampled from pg_stat_activity every 200 ms:
+    the average number of non-idle backends per state and wait event ("active/CPU" is running,
+    "active/Lock:transactionid" waits for another transaction's row lock, "idle in
+    transaction/Client:ClientRead" waits for the application in the middle of a transaction,
+    "active/IO:WALSync" waits for the commit's fsync …)."""
+
+    def __init__(self, url: str, database: str) -> None:
+        self.url, self.database = url, database
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self.counts: Counter = Counter()
+        self.samples = 0
+
+    async def _run(self) -> None:
+        dsn, kwargs = asyncpg_dsn(self.url)
+        conn = await asyncpg.connect(dsn, **kwargs)
+        try:
+            while not self._stop.is_set():
+                rows = await conn.fetch(
+                    """SELECT state, coalesce(wait_event_type || ':' || wait_event, 'CPU') AS wait, count(*) AS n
+                         FROM pg_stat_activity
+                        WHERE datname = $1 AND pid <> pg_backend_pid() AND state IS NOT NULL AND state <> 'idle'
+                        GROUP BY 1, 2""", self.database)
+                for r in rows:
+                    self.counts[f"{r['state']}/{r['wait']}"] += r["n"]
+                self.samples += 1
+                await asyncio.sleep(0.2)
+        finally:
+            await conn.close()
+
+    def __enter__(self) -> PgActivity:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        n = max(1, self.samples)
+        self.result = {"samples": self.samples,
+                       "avg_backends": {k: round(v / n, 2) for k, v in self.counts.most_common() if v / n >= 0.01}}
 
 
 # -- the service --------------------------------------------------------------------------------
@@ -472,41 +550,59 @@ class OpenLoop:
     async def _run(self) -> dict:
         clock = time.perf_counter  # not loop.time(): uvloop's clock ticks in whole milliseconds
         slots = asyncio.Semaphore(self.max_in_flight)
-        idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []  # (…, last answer at)
         latencies, service, lags = [], [], []
-        statuses, errors = Counter(), Counter()
+        statuses, errors, retries = Counter(), Counter(), Counter()
         opened = 0
         last_done = 0.0
 
+        async def connection() -> tuple[asyncio.StreamReader, asyncio.StreamWriter, float] | None:
+            nonlocal opened
+            while idle:
+                reader, writer, since = idle.pop()
+                if clock() - since < 2.0 and not reader.at_eof():  # uvicorn drops keep-alives idle for 5 s
+                    return reader, writer, since
+                writer.close()
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError as exc:
+                errors[type(exc).__name__] += 1
+                return None
+            opened += 1
+            return reader, writer, -1.0
+
         async def fire(i: int, due: float) -> None:
-            nonlocal opened, last_done
+            nonlocal last_done
             payload = self._request(i)
             async with slots:
-                if idle:
-                    reader, writer = idle.pop()
-                else:
+                for attempt in (1, 2):
+                    conn = await connection()
+                    if conn is None:
+                        return
+                    reader, writer, since = conn
+                    sent = clock()
                     try:
-                        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                        opened += 1
-                    except OSError as exc:
+                        writer.write(payload)
+                        status, keep = await asyncio.wait_for(self._response(reader), timeout=10)
+                        break
+                    except asyncio.IncompleteReadError as exc:
+                        writer.close()
+                        if attempt == 1 and since >= 0 and not exc.partial:
+                            retries["closed keep-alive connection, sent again"] += 1
+                            continue  # the server had closed the reused connection: as any client, resend
                         errors[type(exc).__name__] += 1
                         return
-                sent = clock()
-                try:
-                    writer.write(payload)
-                    status, keep = await asyncio.wait_for(self._response(reader), timeout=10)
-                except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError,
-                        ValueError, IndexError) as exc:
-                    errors[type(exc).__name__] += 1
-                    writer.close()
-                    return
+                    except (OSError, asyncio.LimitOverrunError, asyncio.TimeoutError, ValueError, IndexError) as exc:
+                        errors[type(exc).__name__] += 1
+                        writer.close()
+                        return
                 now = clock()
                 last_done = now
                 latencies.append(now - due)
                 service.append(now - sent)
                 statuses[status] += 1
                 if keep:
-                    idle.append((reader, writer))
+                    idle.append((reader, writer, now))
                 else:
                     writer.close()
 
@@ -524,7 +620,7 @@ class OpenLoop:
             task.add_done_callback(tasks.discard)
         if tasks:
             await asyncio.wait(set(tasks), timeout=30)
-        for _, writer in idle:
+        for _, writer, _ in idle:
             writer.close()
 
         def pct(values: list[float], q: float) -> float:
@@ -545,7 +641,7 @@ class OpenLoop:
             "schedule_lag_ms": {"p99": pct(lags, 99), "max": pct(lags, 100)},
             "connections_opened": opened,
             "non2xx": non2xx, "by_status": {str(s): n for s, n in statuses.items() if not 200 <= s < 300},
-            "client_errors": dict(errors),
+            "client_errors": dict(errors), "errors": sum(errors.values()), "retries": dict(retries),
         }
 
     def run(self) -> dict:
@@ -576,15 +672,38 @@ def pgbench_run(pgbench: str, url: str, clients: int, seconds: int) -> dict:
 # -- the run ------------------------------------------------------------------------------------
 
 
+QUIET = {"seconds": 0.0, "waited": 0.0}  # --quiet-wait: how long each phase may wait for a quiet machine
+
+
+def wait_quiet(phase: str) -> None:
+    """Before a measured phase: wait (up to --quiet-wait seconds) until the machine is nearly idle —
+    below 0.25 busy cores over a second — so other people's jobs do not land in the figures."""
+    deadline = time.monotonic() + QUIET["seconds"]
+    started, warned = time.monotonic(), False
+    while time.monotonic() < deadline:
+        a = psutil.cpu_times()
+        time.sleep(1)
+        b = psutil.cpu_times()
+        busy = (sum(b) - b.idle - b.iowait) - (sum(a) - a.idle - a.iowait)
+        if busy < 0.25:
+            break
+        if not warned:
+            log(f"  waiting for a quiet machine before the {phase} phase ({busy:.1f} cores busy)")
+            warned = True
+    QUIET["waited"] += time.monotonic() - started if warned else 0.0
+
+
+
 def single_phase(wrk: str, server: Server, token: str, lots_file: Path, seconds: int, dbs: tuple,
-                 postmaster: int | None) -> dict:
+                 postmaster: int | None, admin_url: str) -> dict:
     log(f"  warm-up {WARMUP_SECONDS} s")
     run_wrk(wrk, server.base, token, lots_file, mode="single", connections=SINGLE_CONNECTIONS, seconds=WARMUP_SECONDS)
+    wait_quiet("single")
     log(f"  single-movement POSTs, {SINGLE_CONNECTIONS} connections, {seconds} s")
-    with CpuMeter(server.pid, dbs, postmaster) as cpu:
+    with CpuMeter(server.pid, dbs, postmaster) as cpu, PgActivity(admin_url, dbs[0]) as activity:
         result = run_wrk(wrk, server.base, token, lots_file, mode="single", connections=SINGLE_CONNECTIONS,
                          seconds=seconds)
-    result["cpu"] = cpu.result
+    result["cpu"], result["pg_activity"] = cpu.result, activity.result
     log(f"  → {result['movements_per_s']:.0f} movements/s, p50 {result['latency_ms']['p50']:.1f} ms, "
         f"p99 {result['latency_ms']['p99']:.1f} ms, non-2xx {result['non2xx']}")
     return result
@@ -627,14 +746,8 @@ def benchmark(args: argparse.Namespace, wrk: str, pgbench: str, started: list, w
     log(f"creating databases {ledger_db} and {pgbench_db} on {plain_url(admin_url).split('@')[-1]}")
     sql(admin_url, f'CREATE DATABASE "{ledger_db}"', f'CREATE DATABASE "{pgbench_db}"')
     version = sql(admin_url, "SHOW server_version", "SHOW shared_buffers", "SHOW max_connections",
-                  "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'")
-    postmaster = None  # the server's processes, when it runs on this machine: CPU accounting
-    try:
-        candidate = psutil.Process(version[3][0][0]).parent() if version[3] else None
-        if candidate is not None and candidate.name().startswith(("postgres", "postmaster")):
-            postmaster = candidate.pid
-    except psutil.Error:
-        pass
+                  CHECKPOINTER_SQL)
+    postmaster = find_postmaster(version[3])
     results["postgres"] = {"version": version[0][0][0], "shared_buffers": version[1][0][0],
                            "max_connections": version[2][0][0], "postmaster_pid": postmaster}
 
@@ -677,10 +790,11 @@ def benchmark(args: argparse.Namespace, wrk: str, pgbench: str, started: list, w
     sql(ledger_url, "VACUUM ANALYZE")
     sql(admin_url, "CHECKPOINT")
 
+    wait_quiet("pgbench")
     log(f"pgbench tpcb-like: {SINGLE_CONNECTIONS} clients, -j 2, {args.seconds} s (scale {args.scale})")
-    with CpuMeter(None, dbs, postmaster) as cpu:
+    with CpuMeter(None, dbs, postmaster) as cpu, PgActivity(admin_url, pgbench_db) as activity:
         results["pgbench"] = pgbench_run(pgbench, pgbench_url, SINGLE_CONNECTIONS, args.seconds)
-    results["pgbench"]["cpu"] = cpu.result
+    results["pgbench"]["cpu"], results["pgbench"]["pg_activity"] = cpu.result, activity.result
     log(f"  → {results['pgbench']['tps']:.0f} tps")
     sql(admin_url, "CHECKPOINT")
 
@@ -691,11 +805,13 @@ def benchmark(args: argparse.Namespace, wrk: str, pgbench: str, started: list, w
         server = start_server(env, workers, workdir)
         started.append(("server", server))
         configs[workers] = {"workers": workers, "single": single_phase(wrk, server, token, lots_file, args.seconds, dbs,
-                                                                              postmaster)}
+                                                                              postmaster, admin_url)}
         if workers != args.workers[-1]:
             server.stop()
             configs[workers]["rss_peak_mb"] = server.rss.peak / 2**20
             configs[workers]["rss_processes"] = server.rss.processes_at_peak
+            configs[workers]["rss_mb_per_process_at_peak"] = server.rss.each_at_peak
+            configs[workers]["pss_peak_mb"] = server.rss.peak_pss / 2**20
             configs[workers]["rss_phases"] = ["warm-up", "single"]
             server = None
             sql(admin_url, "CHECKPOINT")
@@ -706,6 +822,8 @@ def benchmark(args: argparse.Namespace, wrk: str, pgbench: str, started: list, w
             server.stop()
             configs[server.workers].update(rss_peak_mb=server.rss.peak / 2**20,
                                            rss_processes=server.rss.processes_at_peak,
+                                           rss_mb_per_process_at_peak=server.rss.each_at_peak,
+                                           pss_peak_mb=server.rss.peak_pss / 2**20,
                                            rss_phases=["warm-up", "single"])
         log(f"stockpile serve with STOCKPILE_WORKERS={best} again (the better configuration)")
         server = start_server(env, best, workdir)
@@ -713,28 +831,37 @@ def benchmark(args: argparse.Namespace, wrk: str, pgbench: str, started: list, w
         configs[best]["restarted_for_batch"] = True
     chosen = configs[best]
 
+    sql(admin_url, "CHECKPOINT")  # every measured phase starts from a checkpoint, as pgbench's does
+    wait_quiet("batch")
     log(f"batch POSTs of {BATCH_SIZE} movements (atomic), {BATCH_CONNECTIONS} connections, {args.seconds} s")
-    with CpuMeter(server.pid, dbs, postmaster) as cpu:
+    with CpuMeter(server.pid, dbs, postmaster) as cpu, PgActivity(admin_url, ledger_db) as activity:
         chosen["batch"] = run_wrk(wrk, server.base, token, lots_file, mode="batch", connections=BATCH_CONNECTIONS,
                                   seconds=args.seconds)
-    chosen["batch"]["cpu"] = cpu.result
+    chosen["batch"]["cpu"], chosen["batch"]["pg_activity"] = cpu.result, activity.result
     log(f"  → {chosen['batch']['movements_per_s']:.0f} movements/s ({chosen['batch']['requests_per_s']:.1f} batches/s), "
         f"non-2xx {chosen['batch']['non2xx']}")
 
+    sql(admin_url, "CHECKPOINT")
     half = chosen["single"]["ok_movements_per_s"] / 2
+    wait_quiet("half-rate")
     log(f"open-loop single-movement POSTs at {half:.0f}/s (half the peak) for {HALF_RATE_SECONDS} s")
-    with CpuMeter(server.pid, dbs, postmaster) as cpu:
+    with CpuMeter(server.pid, dbs, postmaster) as cpu, PgActivity(admin_url, ledger_db) as activity:
         chosen["half_rate"] = OpenLoop(server.port, token, lots, half, HALF_RATE_SECONDS).run()
-    chosen["half_rate"]["cpu"] = cpu.result
+    chosen["half_rate"]["cpu"], chosen["half_rate"]["pg_activity"] = cpu.result, activity.result
     log(f"  → p50 {chosen['half_rate']['latency_ms']['p50']:.1f} ms, p99 {chosen['half_rate']['latency_ms']['p99']:.1f} ms "
-        f"at {chosen['half_rate']['achieved_rate']:.0f}/s, non-2xx {chosen['half_rate']['non2xx']}")
+        f"at {chosen['half_rate']['achieved_rate']:.0f}/s, non-2xx {chosen['half_rate']['non2xx']}, "
+        f"client errors {chosen['half_rate']['errors']}")
 
     server.stop()
     phases = ["warm-up", "single", "batch", "half-rate"]
     if not chosen.get("restarted_for_batch"):
-        chosen.update(rss_peak_mb=server.rss.peak / 2**20, rss_processes=server.rss.processes_at_peak, rss_phases=phases)
+        chosen.update(rss_peak_mb=server.rss.peak / 2**20, rss_processes=server.rss.processes_at_peak,
+                      rss_mb_per_process_at_peak=server.rss.each_at_peak, rss_phases=phases,
+                      pss_peak_mb=server.rss.peak_pss / 2**20)
     else:
         chosen["rss_peak_mb_batch_half_rate"] = server.rss.peak / 2**20
+        chosen["rss_mb_per_process_at_peak_batch_half_rate"] = server.rss.each_at_peak
+        chosen["pss_peak_mb"] = max(chosen.get("pss_peak_mb", 0), server.rss.peak_pss / 2**20)
         chosen["rss_peak_mb"] = max(chosen["rss_peak_mb"], chosen["rss_peak_mb_batch_half_rate"])
         chosen["rss_phases"] = phases
 
@@ -754,10 +881,12 @@ def summarise(r: dict) -> dict:
         "chosen_workers": r["chosen_workers"],
         "single_movements_per_s": single["ok_movements_per_s"],
         "single_p50_ms": single["latency_ms"]["p50"], "single_p99_ms": single["latency_ms"]["p99"],
-        "single_non2xx": single["non2xx"],
+        "single_non2xx": single["non2xx"], "single_socket_errors": sum(single["socket_errors"].values()),
         "batch_movements_per_s": batch_rate, "batch_non2xx": chosen["batch"]["non2xx"],
+        "batch_socket_errors": sum(chosen["batch"]["socket_errors"].values()),
         "half_rate_p99_ms": chosen["half_rate"]["latency_ms"]["p99"],
         "half_rate_achieved_per_s": chosen["half_rate"]["achieved_rate"],
+        "half_rate_non2xx": chosen["half_rate"]["non2xx"], "half_rate_client_errors": chosen["half_rate"]["errors"],
         "api_peak_rss_mb": chosen["rss_peak_mb"],
         "pgbench_tps": tps,
         "single_vs_pgbench": single["ok_movements_per_s"] / tps,
@@ -783,12 +912,13 @@ def report(r: dict, path: Path) -> None:
         ("single-movement POSTs", f"{f['single_movements_per_s']:.0f} movements/s",
          f"{f['single_vs_pgbench']:.2f} × pgbench", "≥ 0.5 × pgbench", mark(f["met"]["single_vs_pgbench"])),
         ("  latency p50 / p99", f"{f['single_p50_ms']:.1f} / {f['single_p99_ms']:.1f} ms", "", "", ""),
-        ("  non-2xx answers", f"{f['single_non2xx']}", "", "", ""),
+        ("  non-2xx / socket errors", f"{f['single_non2xx']} / {f['single_socket_errors']}", "", "", ""),
         (f"batch POSTs of {BATCH_SIZE} (atomic)", f"{f['batch_movements_per_s']:.0f} movements/s",
          f"{f['batch_vs_pgbench']:.2f} × pgbench", "≥ 10 × pgbench", mark(f["met"]["batch_vs_pgbench"])),
-        ("  non-2xx answers", f"{f['batch_non2xx']}", "", "", ""),
+        ("  non-2xx / socket errors", f"{f['batch_non2xx']} / {f['batch_socket_errors']}", "", "", ""),
         ("p99 at half the peak (open loop)", f"{f['half_rate_p99_ms']:.1f} ms",
          f"at {f['half_rate_achieved_per_s']:.0f}/s", "≤ 50 ms", mark(f["met"]["p99_half_rate_ms"])),
+        ("  non-2xx / client errors", f"{f['half_rate_non2xx']} / {f['half_rate_client_errors']}", "", "", ""),
         ("API peak RSS", f"{f['api_peak_rss_mb']:.0f} MB", f"{f['chosen_workers']} worker(s)", "≤ 250 MB",
          mark(f["met"]["rss_mb"])),
         ("pgbench tpcb-like (anchor)", f"{tps:.0f} tps", f"{SINGLE_CONNECTIONS} clients, -j 2", "", ""),
@@ -806,7 +936,9 @@ def report(r: dict, path: Path) -> None:
         cores = s["cpu"]["cores_used"]
         print(f"  STOCKPILE_WORKERS={w}: {s['ok_movements_per_s']:.0f} movements/s, p50 {s['latency_ms']['p50']:.1f} ms, "
               f"p99 {s['latency_ms']['p99']:.1f} ms, non-2xx {s['non2xx']}, peak RSS {c['rss_peak_mb']:.0f} MB "
-              f"({', '.join(c['rss_phases'])})")
+              f"(during {', '.join(c['rss_phases'])}; MB per process, parent first: "
+              f"{' + '.join(str(x) for x in c.get('rss_mb_per_process_at_peak', []))}; "
+              f"PSS peak {c.get('pss_peak_mb', 0):.0f} MB)")
         print(f"      cores used: API {cores['api']}, postgres {cores['postgres']}, wrk {cores['load_generator']}, "
               f"other processes {cores['other']}; machine {cores['machine']} of {s['cpu']['cores']}")
     print(f"  chosen: STOCKPILE_WORKERS={f['chosen_workers']} (most single movements/s); batch and half-rate ran on it")
@@ -818,6 +950,13 @@ def report(r: dict, path: Path) -> None:
           + f"; before the start {r['machine']['busy_cores_before_start']}")
     if max(cpu["cores_used"]["other"] for _, cpu in phases) > 0.25:
         print("  warning: other processes competed for the CPU during the run; the ratios are less reliable")
+    print("where the time went (cores: API / postgres / load generator / other; PostgreSQL backends of the phase's "
+          "database by state/wait, on average):")
+    for name, phase in [("pgbench", r["pgbench"]), ("single", chosen["single"]), ("batch", chosen["batch"]),
+                        ("half-rate", chosen["half_rate"])]:
+        c = phase["cpu"]["cores_used"]
+        waits = ", ".join(f"{k} {v}" for k, v in list(phase["pg_activity"]["avg_backends"].items())[:4])
+        print(f"  {name:<10} {c['api']} / {c['postgres']} / {c['load_generator']} / {c['other']}; {waits}")
     print(f"\nwritten to {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
 
@@ -853,6 +992,8 @@ def main() -> int:
     parser.add_argument("--lots", type=int, default=1000)
     parser.add_argument("--scale", type=int, default=64, help="pgbench scale factor")
     parser.add_argument("--output", type=Path, help="JSON path (default bench/results/ledger-<UTC time>.json)")
+    parser.add_argument("--quiet-wait", type=float, default=0, metavar="SECONDS",
+                        help="on a shared machine: before each phase wait up to this long for the CPU to be idle")
     args = parser.parse_args()
     args.workers = [int(w) for w in str(args.workers).split(",") if w.strip()]
     if args.lots < 1 or not args.workers or min(args.workers) < 1:
@@ -860,6 +1001,7 @@ def main() -> int:
 
     wrk = ensure_tool("wrk", "wrk")
     pgbench = ensure_tool("pgbench", "postgresql-client")
+    QUIET["seconds"] = args.quiet_wait
 
     # SIGTERM/SIGHUP run the same cleanup as Ctrl-C
     def interrupted(signum, frame):
@@ -882,6 +1024,7 @@ def main() -> int:
         cleanup(started)
         shutil.rmtree(workdir, ignore_errors=True)
     results["wall_seconds"] = round(time.monotonic() - t0, 1)
+    results["waited_for_quiet_seconds"] = round(QUIET["waited"], 1)
     results["summary"] = summarise(results)
     path = args.output or RESULTS / f"ledger-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
