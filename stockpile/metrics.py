@@ -29,7 +29,7 @@ LEDGER_MISMATCHED_ACCOUNTS = Gauge("stockpile_ledger_mismatched_accounts",
 # keeps a copy in memory and serves it at scrape time without touching the database.
 SNAPSHOT_METRICS = {
     "stockpile_stock_quantity": "Stock on hand, by category, province (top-level region), owner sector and unit.",
-    "stockpile_expiring_quantity": "Stock on hand expiring within 30 or 90 days, by category, region, sector, unit.",
+    "stockpile_expiring_quantity": "Stock on hand expiring within 30 or 90 days, nationally by category, sector, unit.",
     "stockpile_coverage_ratio": "Usable stock divided by the required quantity, per reserve target (worst targets first).",
     "stockpile_coverage_usable_quantity": "Usable stock per reserve target, in the material's unit.",
     "stockpile_coverage_required_quantity": "Required quantity per reserve target, in the material's unit.",

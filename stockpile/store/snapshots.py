@@ -14,12 +14,15 @@ from stockpile.store import coverage
 
 async def aggregate(pg: asyncpg.Connection, today: date, max_targets: int = 100) -> list[dict[str, Any]]:
     """Every business gauge, aggregated (never per lot). Series are bounded: provinces (top-level
-    regions) × categories × sectors × units for stock, the ``max_targets`` worst-covered targets (with counts by state for
-    all of them), kinds × severities for alerts."""
+    regions) × categories × sectors × units for stock, categories × sectors × units for expiring stock,
+    the ``max_targets`` worst-covered targets (with counts by state for all of them), kinds ×
+    severities for alerts."""
     samples: list[dict[str, Any]] = []
 
     def add(metric: str, value: float, **labels: str) -> None:
         samples.append({"metric": metric, "labels": labels, "value": float(value)})
+
+    expiring: dict[tuple[str, str, str], list] = {}
 
     for row in await pg.fetch(
         """WITH RECURSIVE chain(region_id, ancestor_id, depth) AS (
@@ -47,8 +50,13 @@ async def aggregate(pg: asyncpg.Connection, today: date, max_targets: int = 100)
     ):
         labels = {"category": row["category"], "region": row["region"], "sector": row["sector"], "unit": row["unit"]}
         add("stockpile_stock_quantity", row["on_hand"], **labels)
-        add("stockpile_expiring_quantity", row["d30"], within="30d", **labels)
-        add("stockpile_expiring_quantity", row["d90"], within="90d", **labels)
+        national = (row["category"], row["sector"], row["unit"])
+        expiring[national] = [a + b for a, b in zip(expiring.get(national, (0, 0)), (row["d30"], row["d90"]))]
+    # Expiring stock is a national figure per category, sector and unit: by province it would
+    # triple the stock series for a number nobody reads by province.
+    for (category, sector, unit), (d30, d90) in sorted(expiring.items()):
+        add("stockpile_expiring_quantity", d30, within="30d", category=category, sector=sector, unit=unit)
+        add("stockpile_expiring_quantity", d90, within="90d", category=category, sector=sector, unit=unit)
     rows = await coverage.coverage(pg, today=today, region=None, category=None)
     states: dict[str, int] = {"ok": 0, "warning": 0, "critical": 0}
     for row in rows:

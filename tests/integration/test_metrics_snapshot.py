@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from dataclasses import replace
 
+import asyncpg
 from litestar.testing import AsyncTestClient
 
 from stockpile.api.app import create_app
@@ -15,6 +16,7 @@ from stockpile.config import Settings
 from stockpile.jobs.catalog import catalog
 from stockpile.jobs.runs import run_slot
 from stockpile.store.db import Database
+from stockpile.store.engine import asyncpg_dsn
 from tests.factories import make_world, receive
 from tests.live import make_admin_token
 
@@ -63,3 +65,42 @@ async def test_the_api_serves_the_workers_snapshot_without_querying(make_databas
     assert promtool, "promtool is installed by ./dev test (Debian's prometheus package)"
     checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+async def test_series_stay_bounded_for_a_national_data_set_of_2000_warehouses(make_database, settings):
+    """2,000 warehouses in 200 districts of 20 provinces, 30 owners of every sector, 50 materials,
+    20,000 lots and 5,000 targets: the dashboards' series stay within 2,000, whatever the scale."""
+    from bench.coverage import LOAD
+
+    url = make_database()
+    dsn, kwargs = asyncpg_dsn(url)
+    conn = await asyncpg.connect(dsn, **kwargs)
+    try:
+        await conn.execute(LOAD.format(warehouses=2000, lots=20000, targets=5000))
+        # every material in its own unit, so stock series multiply by units as they would nationally
+        await conn.execute("UPDATE materials SET unit = (ARRAY['L', 'kg', 't', 'pack', 'dose'])[1 + id % 5]")
+        distinct_units = await conn.fetchval("SELECT count(DISTINCT unit) FROM materials")
+    finally:
+        await conn.close()
+    db = Database(url, pool_size=2)
+    try:
+        for job in ("evaluate-alerts", "refresh-metrics"):
+            outcome = await run_slot(db, catalog(Settings())[job], slot=-1)
+            assert outcome.outcome == "ok", outcome.detail
+    finally:
+        await db.dispose()
+    app = create_app(replace(settings, metrics_reload_seconds=1, metrics_public=True), url)
+    async with AsyncTestClient(app=app) as c:
+        for _ in range(50):  # the process-wide snapshot is replaced by this database's on the next reload
+            text = (await c.get("/metrics")).text
+            if 'region="P1"' in text:
+                break
+            await asyncio.sleep(0.1)
+    series = [line for line in text.splitlines() if line and not line.startswith("#")]
+    business = [line for line in series if line.startswith("stockpile_") and not line.startswith("stockpile_request")]
+    stock = [line for line in series if line.startswith("stockpile_stock_quantity{")]
+    assert distinct_units == 5
+    assert len(stock) > 20 * 3  # every province and category is there: the data set really is national
+    assert sum(1 for line in business if line.startswith("stockpile_coverage_ratio{")) == 100  # the worst targets only
+    assert not any('warehouse="' in line or "lot" in line.split("{", 1)[-1] for line in series)
+    assert len(series) <= 2000, f"{len(series)} series"
