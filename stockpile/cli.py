@@ -227,6 +227,77 @@ def cmd_job_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if outcome.outcome == "ok" else 1
 
 
+def _progress(done: int, total: int) -> None:
+    """A progress bar on stderr (a line per step when stderr is not a terminal)."""
+    width = 30
+    filled = width * done // max(total, 1)
+    bar = f"[{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} rows"
+    if sys.stderr.isatty():
+        print(f"\r{bar}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+    else:
+        print(bar, file=sys.stderr, flush=True)
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+
+    from stockpile.domain.access import Principal
+    from stockpile.services.imports import ImportError_, run_import
+    from stockpile.store import tokens
+
+    try:
+        with open(args.file, encoding="utf-8-sig", newline="") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    name = f"cli:{getpass.getuser()}"
+
+    async def work():
+        from stockpile.store.db import Database
+
+        db = Database(database_url(settings), pool_size=1)
+        try:
+            async with (await db.pool()).acquire() as pg:
+                tx = pg.transaction()
+                await tx.start()
+                try:
+                    # The importing person acts nationally, as anyone with database access can.
+                    principal_id = await tokens.upsert_principal(pg, name, ["admin"], "military")
+                    principal = Principal(principal_id, name, frozenset({"admin"}), "military")
+                    report = await run_import(pg, text, principal, resource=args.resource, per_row=args.per_row,
+                                              progress=_progress)
+                    if report.committed:
+                        await cli_audit(pg, f"import {report.resource}", args.file,
+                                        {"rows": report.rows, "written": report.written,
+                                         "refused": len(report.refused), "per_row": args.per_row})
+                except BaseException:
+                    await tx.rollback()
+                    raise
+                await (tx.commit() if report.committed else tx.rollback())
+                return report
+        finally:
+            await db.dispose()
+
+    try:
+        report = _run(work())
+    except ImportError_ as exc:
+        print(f"{args.file}: {exc}", file=sys.stderr)
+        return 2
+    if report.already_imported_at:
+        print(f"{args.file} was already imported ({report.already_imported_at}); nothing written")
+        return 0
+    for refusal in report.refused:
+        print(f"line {refusal.line}: {refusal.problem}", file=sys.stderr)
+    if report.refused and not args.per_row:
+        print(f"{len(report.refused)} of {report.rows} {report.resource} rows refused; nothing written "
+              "(fix them, or --per-row to write the others)")
+        return 1
+    print(f"{report.written} of {report.rows} {report.resource} rows written"
+          + (f", {len(report.refused)} refused" if report.refused else ""))
+    return 1 if report.refused else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stockpile", description="National reserve stock service.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -249,6 +320,12 @@ def parser() -> argparse.ArgumentParser:
     job_run.add_argument("name")
     job_run.set_defaults(func=cmd_job_run)
 
+    imp = sub.add_parser("import", help="import movements or master data from a CSV file (all or nothing by default)")
+    imp.add_argument("file", help="CSV with a header of API member names (nested ones dotted: lot.code)")
+    imp.add_argument("--resource", choices=["movements", "parties", "regions", "warehouses", "materials"],
+                     help="what the file holds (default: movements when it has a kind column)")
+    imp.add_argument("--per-row", action="store_true", help="write the rows that pass and report the refused ones")
+    imp.set_defaults(func=cmd_import)
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_command", required=True)
     create = token.add_parser("create", help="create a token (printed once, alone on the last line)")
     create.add_argument("--name", required=True, help="the principal (person or system) the token belongs to")
