@@ -234,12 +234,19 @@ async def lock_positions_bulk(
               {POSITION_FROM}
               JOIN warehouses w ON w.id = l.warehouse_id
              WHERE a.id IN (
-                   SELECT a.id FROM unnest($1::uuid[], $2::bigint[]) AS u(lot_id, owner_id)
-                     JOIN accounts a ON a.type = 'stock' AND a.lot_id = u.lot_id AND a.owner_id = u.owner_id
+                   -- Each named position is looked up on its own (LATERAL … OFFSET 0 keeps the lookup
+                   -- per row): a plan that joins whole tables, as a young database's missing
+                   -- statistics can suggest, would scan every lot per position.
+                   SELECT x.id FROM unnest($1::uuid[], $2::bigint[]) AS u(lot_id, owner_id)
+                    CROSS JOIN LATERAL (
+                          SELECT a.id FROM accounts a
+                           WHERE a.type = 'stock' AND a.lot_id = u.lot_id AND a.owner_id = u.owner_id OFFSET 0) x
                    UNION
-                   SELECT a.id FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::bigint[]) AS u(w, m, code, owner_id)
-                     JOIN lots l ON l.warehouse_id = u.w AND l.material_id = u.m AND l.code = u.code
-                     JOIN accounts a ON a.type = 'stock' AND a.lot_id = l.id AND a.owner_id = u.owner_id
+                   SELECT x.id FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::bigint[]) AS u(w, m, code, owner_id)
+                    CROSS JOIN LATERAL (
+                          SELECT a.id FROM lots l JOIN accounts a ON a.type = 'stock' AND a.lot_id = l.id
+                           WHERE l.warehouse_id = u.w AND l.material_id = u.m AND l.code = u.code
+                             AND a.owner_id = u.owner_id OFFSET 0) x
                    UNION
                    SELECT a.id FROM unnest($7::bigint[], $8::bigint[], $9::bigint[]) AS u(w, m, owner_id)
                      JOIN lots l ON l.warehouse_id = u.w AND l.material_id = u.m
