@@ -41,7 +41,6 @@ import os
 import platform
 import random
 import re
-import resource
 import secrets
 import shutil
 import signal

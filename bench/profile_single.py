@@ -22,7 +22,6 @@ the virtualenv (installed with pip when missing). Drops its database at the end.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import glob
 import os
 import re
@@ -225,7 +224,7 @@ def main() -> int:
                 L.run_wrk(wrk, server.base, token, lots_file, mode="single", connections=64, seconds=2)
                 x0, start = xacts(admin_url, db), pg_log.stat().st_size
                 census = L.run_wrk(wrk, server.base, token, lots_file, mode="single", connections=64, seconds=5)
-                x1, end = xacts(admin_url, db), pg_log.stat().st_size
+                x1 = xacts(admin_url, db)
                 server.stop()
             finally:
                 L.sql(admin_url, f'ALTER DATABASE "{db}" RESET log_min_duration_statement')

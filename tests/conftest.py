@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from stockpile.config import Settings
-from stockpile.store.engine import asyncpg_dsn, plain_url, start_embedded, upgrade, with_database
+from stockpile.store.engine import asyncpg_dsn, start_embedded, upgrade, with_database
 
 
 def _server_url() -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
-from litestar import MediaType, Request, Response
+from litestar import Request, Response
 from litestar.exceptions import (
     HTTPException,
     NotAuthorizedException,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date
 
 import asyncpg
 
@@ -336,7 +336,7 @@ async def lock_receipt_position(
     """In one round trip: the lot with this code at the warehouse (created if new), the owner's
     position in it (opened if new), locked. Returns the position and the lot's stored expiry."""
     return await pg.fetchrow(
-        f"""WITH lot AS (
+        """WITH lot AS (
                 INSERT INTO lots (warehouse_id, material_id, code, manufactured_on, expires_on)
                 VALUES ($1, $2, $4, $5, $6)
                 ON CONFLICT (warehouse_id, material_id, code) DO UPDATE SET code = EXCLUDED.code

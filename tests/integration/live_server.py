@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.live import free_port
 
 READY_TIMEOUT_SECONDS = 30.0
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,12 +40,6 @@ class LiveServer:
     def client(self, headers: dict[str, str] | None = None, timeout: float = 60.0) -> httpx.AsyncClient:
         """A client of its own: its own connection pool, so concurrent clients are separate connections."""
         return httpx.AsyncClient(base_url=self.base_url, headers=headers or {}, timeout=timeout)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def _wait_ready(server: LiveServer) -> None:
