@@ -24,6 +24,7 @@ from stockpile.api.controllers.access import AuditController, TokenController
 from stockpile.api.controllers.health import HealthController
 from stockpile.api.controllers.ledger import MovementController, TransferController
 from stockpile.api.controllers.masterdata import CONTROLLERS as MASTER_DATA
+from stockpile.api.controllers.readiness import ObligationController, ReadinessController, RuleController
 from stockpile.api.controllers.stock import LotController, StockController
 from stockpile.api.controllers.targets import CoverageController, TargetController
 from stockpile.config import Settings, get_settings
@@ -97,7 +98,8 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     prometheus = PrometheusConfig(app_name="stockpile", prefix="stockpile", group_path=True, exclude=["^/metrics"])
     return Litestar(
         route_handlers=[docs, HealthController, MetricsController, MovementController, TransferController,
-                        StockController, LotController, *MASTER_DATA, TokenController, AuditController, TargetController, CoverageController, AlertController],
+                        StockController, LotController, *MASTER_DATA, TokenController, AuditController, TargetController, CoverageController, AlertController,
+                        ReadinessController, RuleController, ObligationController],
         state=State({"db": db, "settings": settings,
                      "authenticators": [ApiTokenAuthenticator(db, settings.token_cache_seconds)],
                      "rate_limiter": RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),

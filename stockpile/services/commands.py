@@ -175,3 +175,66 @@ class TargetIn(Strict):
     floor_ratio: Decimal = Decimal("0.5")
     horizon_days: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 30
     population: Annotated[int, msgspec.Meta(gt=0)] | None = None
+
+
+Level = Literal["peacetime", "emergency", "wartime"]
+Sector = Literal["military", "civilian", "enterprise"]
+
+
+class DeclarationIn(Strict):
+    """A readiness declaration on a region; ``ends_at`` is an optional planned end."""
+
+    region: Code
+    level: Level
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    ends_at: Moment | None = None
+
+
+class RuleIn(Strict):
+    """An allocation rule; omitted members match any category or sector."""
+
+    level: Level
+    allowed: bool
+    category: Literal["fuel", "food", "medical"] | None = None
+    requester_sector: Sector | None = None
+    owner_sector: Sector | None = None
+    floor_ratio: Decimal | None = None
+    preference_cost: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 0
+    approval_required: bool = False
+    obligation: Literal["loan", "requisition"] | None = None
+    note: Text = ""
+
+
+class SettlementIn(Strict):
+    """Part or all of an obligation settled: a loan by the movement that repaid it in kind, a requisition by compensation."""
+
+    quantity: Decimal
+    movement_id: Id | None = None
+    note: Text = ""
+
+
+class RotationPolicyIn(Strict):
+    """A rotation policy for one material or one category. Defaults: at most 25 % of a target out
+    at once, 30 days from out to in, sold on, orders planned 14 days ahead."""
+
+    material: Code | None = None
+    category: Literal["fuel", "food", "medical"] | None = None
+    trigger_days_before_expiry: Annotated[int, msgspec.Meta(ge=0, le=36500)] | None = None
+    trigger_fraction_remaining: Decimal | None = None
+    max_out_share: Decimal = Decimal("0.25")
+    max_gap_days: Annotated[int, msgspec.Meta(gt=0, le=3650)] = 30
+    outlet: Literal["sale", "consumption", "donation", "exchange"] = "sale"
+    lead_days: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 14
+    max_extension_days: Annotated[int, msgspec.Meta(gt=0, le=36500)] | None = None
+
+
+class RotationCancelIn(Strict):
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+
+
+class ShelfLifeExtensionIn(Strict):
+    """A quality test of a lot: ``pass`` re-dates it to ``new_expires_on``, ``fail`` quarantines it."""
+
+    test_reference: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    result: Literal["pass", "fail"]
+    new_expires_on: date | None = None

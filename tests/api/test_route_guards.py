@@ -38,6 +38,14 @@ ROLE_MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/reserve-targets/{code}"): READ, ("GET", "/api/v1/coverage"): READ,
     ("GET", "/api/v1/alerts"): READ, ("GET", "/api/v1/alerts/{alert_id}"): READ,
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): {"operator", "planner", "commander", "admin"},
+    ("GET", "/api/v1/readiness"): READ, ("GET", "/api/v1/readiness/declarations"): READ,
+    ("GET", "/api/v1/readiness/declarations/{declaration_id}"): READ,
+    ("POST", "/api/v1/readiness/declarations"): {"commander"},
+    ("POST", "/api/v1/readiness/declarations/{declaration_id}/confirm"): {"commander"},
+    ("POST", "/api/v1/readiness/declarations/{declaration_id}/withdraw"): {"commander"},
+    ("GET", "/api/v1/allocation-rules"): READ, ("PUT", "/api/v1/allocation-rules/{code}"): {"admin"},
+    ("GET", "/api/v1/obligations"): READ, ("GET", "/api/v1/obligations/{obligation_id}"): READ,
+    ("POST", "/api/v1/obligations/{obligation_id}/settlements"): {"operator", "planner", "admin"},
 }
 
 PUBLIC = re.compile(r"^/(health|docs|schema|metrics)")
@@ -60,9 +68,8 @@ ROUTES = _api_routes()
 
 
 def _concrete(path: str) -> str:
-    return (path.replace("{code}", "NO-SUCH-CODE").replace("{token_id}", "999999999")
-            .replace("{movement_id}", str(uuid.uuid4())).replace("{transfer_id}", str(uuid.uuid4()))
-            .replace("{lot_id}", str(uuid.uuid4())).replace("{alert_id}", str(uuid.uuid4())))
+    path = path.replace("{code}", "NO-SUCH-CODE").replace("{token_id}", "999999999")
+    return re.sub(r"\{\w+_id\}", lambda _: str(uuid.uuid4()), path)  # every other id is a uuid
 
 
 def test_every_api_route_has_a_decision_in_the_role_matrix():

@@ -1,0 +1,138 @@
+"""Readiness levels (commanders declare; everyone reads), the allocation rule table (admins write)
+and obligations (settled by planners, admins and, for loans repaid in kind, operators)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from litestar import Controller, Request, Response, get, post, put
+from litestar.datastructures import State
+from litestar.params import Parameter
+
+from stockpile.api.audit import write_transaction
+from stockpile.api.auth import can_read, requires
+from stockpile.api.common import decode_cursor, json_response, page, page_limit
+from stockpile.domain.errors import Invalid, NotFound
+from stockpile.services import commands as c
+from stockpile.services import readiness
+from stockpile.services.movements import Clock
+from stockpile.store import masterdata, obligations
+from stockpile.store import readiness as store
+
+
+class ReadinessController(Controller):
+    path = "/api/v1/readiness"
+    tags = ["readiness"]
+
+    @get("/", guards=[can_read], summary="The effective readiness level of every region")
+    async def levels(self, state: State) -> Response:
+        async with state.db.transaction() as tx:
+            return json_response({"items": await readiness.levels(tx.pg), "next_cursor": None})
+
+    @post("/declarations", guards=[requires("commander")], status_code=201,
+          summary="Declare a readiness level on a region (wartime waits for a second commander)")
+    async def declare(self, request: Request, state: State, data: c.DeclarationIn) -> Response:
+        async with write_transaction(request, state.db) as (tx, note):
+            body = await readiness.declare(tx.pg, data, request.user, Clock.utc().now)
+            note.status, note.details["id"] = 201, body["id"]
+        return json_response(body, 201)
+
+    @post("/declarations/{declaration_id:uuid}/confirm", guards=[requires("commander")], status_code=200,
+          summary="Confirm a pending wartime declaration (a different commander)")
+    async def confirm(self, request: Request, state: State, declaration_id: UUID) -> Response:
+        async with write_transaction(request, state.db) as (tx, note):
+            body = await readiness.confirm(tx.pg, str(declaration_id), request.user)
+            note.details["id"] = body["id"]
+        return json_response(body)
+
+    @post("/declarations/{declaration_id:uuid}/withdraw", guards=[requires("commander")], status_code=200,
+          summary="Withdraw a pending wartime declaration")
+    async def withdraw(self, request: Request, state: State, declaration_id: UUID) -> Response:
+        async with write_transaction(request, state.db) as (tx, note):
+            body = await readiness.withdraw(tx.pg, str(declaration_id), request.user)
+            note.details["id"] = body["id"]
+        return json_response(body)
+
+    @get("/declarations", guards=[can_read], summary="Readiness declarations, newest first")
+    async def declarations(
+        self, state: State, region: str | None = None,
+        state_: Annotated[Literal["pending_confirmation", "effective", "superseded", "withdrawn"] | None,
+                          Parameter(query="state")] = None,
+        limit: int | None = None, cursor: str | None = None,
+    ) -> Response:
+        size = page_limit(limit)
+        before = decode_cursor(cursor, tuple[c.Moment, UUID])
+        async with state.db.transaction() as tx:
+            region_id = None
+            if region is not None:
+                region_id = (await masterdata.ids_by_code(tx.pg, "regions", [region])).get(region)
+                if region_id is None:
+                    raise Invalid.field("region", f"unknown code {region!r}")
+            rows = await store.declarations(tx.pg, region_id=region_id, state=state_,
+                                            before=(before[0], str(before[1])) if before else None, limit=size + 1)
+        items = [readiness.present_declaration(r) for r in rows]
+        return json_response(page(items, size, lambda item: [item["declared_at"], item["id"]]))
+
+    @get("/declarations/{declaration_id:uuid}", guards=[can_read], summary="One readiness declaration")
+    async def declaration(self, state: State, declaration_id: UUID) -> Response:
+        async with state.db.transaction() as tx:
+            row = await store.declaration(tx.pg, str(declaration_id))
+        if row is None:
+            raise NotFound(f"no readiness declaration {declaration_id}")
+        return json_response(readiness.present_declaration(row))
+
+
+class RuleController(Controller):
+    path = "/api/v1/allocation-rules"
+    tags = ["allocation"]
+
+    @get("/", guards=[can_read], summary="The allocation rules in force (or at an earlier version)")
+    async def listing(self, state: State, version: int | None = None) -> Response:
+        async with state.db.transaction() as tx:
+            body = await readiness.rule_table(tx.pg, version)
+        return json_response({**body, "next_cursor": None})
+
+    @put("/{code:str}", guards=[requires("admin")], summary="Create or replace a rule (opens a new rule version)")
+    async def upsert(self, request: Request, state: State, code: str, data: c.RuleIn) -> Response:
+        if not code or len(code) > 64 or not code.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise Invalid.field("code", "letters, digits, '.', '-' or '_', at most 64")
+        async with write_transaction(request, state.db) as (tx, note):
+            created, body = await readiness.put_rule(tx.pg, code, data, request.user)
+            note.status = 201 if created else 200
+        return json_response(body, 201 if created else 200)
+
+
+class ObligationController(Controller):
+    path = "/api/v1/obligations"
+    tags = ["allocation"]
+
+    @get("/", guards=[can_read], summary="Obligations (loans and requisitions) from draws across owners")
+    async def listing(self, request: Request, state: State,
+                      state_: Annotated[Literal["open", "settled"] | None, Parameter(query="state")] = None,
+                      party: str | None = None, limit: int | None = None, cursor: str | None = None) -> Response:
+        size = page_limit(limit)
+        after = decode_cursor(cursor, UUID)
+        async with state.db.transaction() as tx:
+            party_id = None
+            if party is not None:
+                party_id = (await masterdata.ids_by_code(tx.pg, "parties", [party])).get(party)
+                if party_id is None:
+                    raise Invalid.field("party", f"unknown code {party!r}")
+            rows = await obligations.listing(tx.pg, state=state_, party_id=party_id,
+                                             cleared=request.user.cleared_military,
+                                             after=None if after is None else str(after), limit=size + 1)
+        return json_response(page([readiness.present_obligation(r) for r in rows], size, lambda item: item["id"]))
+
+    @get("/{obligation_id:uuid}", guards=[can_read], summary="One obligation with its settlements")
+    async def read(self, request: Request, state: State, obligation_id: UUID) -> Response:
+        async with state.db.transaction() as tx:
+            return json_response(await readiness.obligation(tx.pg, str(obligation_id), request.user))
+
+    @post("/{obligation_id:uuid}/settlements", guards=[requires("operator", "planner", "admin")], status_code=200,
+          summary="Settle part or all of an obligation")
+    async def settle(self, request: Request, state: State, obligation_id: UUID, data: c.SettlementIn) -> Response:
+        async with write_transaction(request, state.db) as (tx, note):
+            body = await readiness.settle(tx.pg, str(obligation_id), data, request.user)
+            note.details["id"] = body["id"]
+        return json_response(body)

@@ -1,0 +1,172 @@
+"""Readiness declarations (commanders, two-person rule for wartime), the allocation rule table
+(admins) and the obligations that draws across owners leave behind."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from stockpile.domain import readiness
+from stockpile.domain.access import Principal
+from stockpile.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from stockpile.domain.quantities import format_quantity, parse_quantity
+from stockpile.domain.rules import Rule
+from stockpile.services import commands as c
+from stockpile.services.movements import _iso
+from stockpile.store import masterdata, obligations, rules
+from stockpile.store import readiness as store
+
+
+def _when(moment: datetime | None) -> str | None:
+    return None if moment is None else _iso(moment)
+
+
+def present_declaration(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]), "region": row["region"], "level": row["level"], "reason": row["reason"],
+        "state": row["state"], "declared_by": row["declared_by_name"], "declared_at": _when(row["declared_at"]),
+        "confirmed_by": row["confirmed_by_name"], "confirmed_at": _when(row["confirmed_at"]),
+        "effective_at": _when(row["effective_at"]), "ends_at": _when(row["ends_at"]), "ended_at": _when(row["ended_at"]),
+    }
+
+
+async def declare(pg: asyncpg.Connection, data: c.DeclarationIn, principal: Principal, now: datetime) -> dict[str, Any]:
+    """Record a declaration. Wartime waits for a second commander; the other levels take effect at once."""
+    region_id = (await masterdata.ids_by_code(pg, "regions", [data.region])).get(data.region)
+    if region_id is None:
+        raise Invalid.field("region", f"unknown code {data.region!r}")
+    if data.ends_at is not None and data.ends_at <= now:
+        raise Invalid.field("ends_at", "must be in the future")
+    declaration_id = await store.declare(pg, region_id=region_id, level=data.level, reason=data.reason,
+                                         principal_id=principal.id, pending=readiness.needs_confirmation(data.level),
+                                         ends_at=data.ends_at)
+    return present_declaration(await store.declaration(pg, declaration_id))
+
+
+async def confirm(pg: asyncpg.Connection, declaration_id: str, principal: Principal) -> dict[str, Any]:
+    row = await store.declaration(pg, declaration_id, for_update=True)
+    if row is None:
+        raise NotFound(f"no readiness declaration {declaration_id}")
+    readiness.check_confirmation(row["state"], row["declared_by"], principal.id)
+    await store.confirm(pg, declaration_id, row["region_id"], principal.id)
+    return present_declaration(await store.declaration(pg, declaration_id))
+
+
+async def withdraw(pg: asyncpg.Connection, declaration_id: str, principal: Principal) -> dict[str, Any]:
+    """A pending wartime declaration may be withdrawn (by any commander) instead of confirmed."""
+    row = await store.declaration(pg, declaration_id, for_update=True)
+    if row is None:
+        raise NotFound(f"no readiness declaration {declaration_id}")
+    if row["state"] != "pending_confirmation":
+        raise Conflict(f"the declaration is {row['state']}; only a pending one is withdrawn (declare a new level instead)")
+    await store.withdraw(pg, declaration_id)
+    return present_declaration(await store.declaration(pg, declaration_id))
+
+
+async def levels(pg: asyncpg.Connection) -> list[dict[str, Any]]:
+    """Every region's effective level, with the region its level comes from."""
+    rows = await store.regions(pg)
+    by_id = {r["id"]: r for r in rows}
+    effective = await store.effective_levels(pg)
+    items = []
+    for r in rows:
+        source, walk = None, r
+        while walk is not None:  # the nearest region (itself or an ancestor) declaring the effective level
+            if walk["own_level"] == effective[r["id"]]:
+                source = walk
+                break
+            walk = by_id.get(walk["parent_id"])
+        items.append({
+            "region": r["code"], "name": r["name"], "parent": by_id[r["parent_id"]]["code"] if r["parent_id"] else None,
+            "level": effective[r["id"]], "declared_level": r["own_level"] or "peacetime",
+            "source_region": source["code"] if source else None,
+            "declaration_id": str(source["declaration_id"]) if source else None,
+            "since": _when(source["effective_at"]) if source else None, "pending_confirmations": r["pending"],
+        })
+    return items
+
+
+def present_rule(rule: Rule) -> dict[str, Any]:
+    return {"code": rule.code, "level": rule.level, "category": rule.category,
+            "requester_sector": rule.requester_sector, "owner_sector": rule.owner_sector, "allowed": rule.allowed,
+            "floor_ratio": None if rule.floor_ratio is None else float(rule.floor_ratio),
+            "preference_cost": rule.preference_cost, "approval_required": rule.approval_required,
+            "obligation": rule.obligation, "note": rule.note}
+
+
+async def rule_table(pg: asyncpg.Connection, version: int | None) -> dict[str, Any]:
+    current = await rules.current_version(pg)
+    if version is not None and not 1 <= version <= current:
+        raise Invalid.field("version", f"must be between 1 and {current}")
+    version, ruleset = await rules.ruleset(pg, version)
+    return {"version": version, "current_version": current, "items": [present_rule(r) for r in ruleset]}
+
+
+async def put_rule(pg: asyncpg.Connection, code: str, data: c.RuleIn, principal: Principal) -> tuple[bool, dict]:
+    if data.floor_ratio is not None and not (data.floor_ratio.is_finite() and 0 <= data.floor_ratio <= 1):
+        raise Invalid.field("floor_ratio", "must be between 0 and 1")
+    if data.obligation is not None and not data.allowed:
+        raise Invalid.field("obligation", "a rule that forbids the draw creates no obligation")
+    floor = None if data.floor_ratio is None else data.floor_ratio.quantize(Decimal("0.0001"))
+    rule = Rule(code, data.level, data.category, data.requester_sector, data.owner_sector, data.allowed, floor,
+                data.preference_cost, data.approval_required, data.obligation, data.note)
+    created, version = await rules.put(pg, rule, principal.id)
+    return created, {**present_rule(rule), "version": version}
+
+
+def present_obligation(row: asyncpg.Record, settled: list[asyncpg.Record] | None = None) -> dict[str, Any]:
+    fmt = lambda units: format_quantity(units, row["decimals"])  # noqa: E731
+    body = {
+        "id": str(row["id"]), "kind": row["kind"], "rule": row["rule_code"], "rule_version": row["rule_version"],
+        "movement_id": str(row["movement_id"]), "lot_id": str(row["lot_id"]), "material": row["material"],
+        "creditor": row["creditor"], "debtor": row["debtor"], "quantity": fmt(row["quantity"]),
+        "settled": fmt(row["settled_quantity"]), "outstanding": fmt(row["quantity"] - row["settled_quantity"]),
+        "state": "settled" if row["settled_quantity"] == row["quantity"] else "open",
+        "created_at": _when(row["created_at"]), "settled_at": _when(row["settled_at"]),
+    }
+    if settled is not None:
+        body["settlements"] = [{"movement_id": None if s["movement_id"] is None else str(s["movement_id"]),
+                                "quantity": fmt(s["quantity"]), "note": s["note"], "recorded_by": s["recorded_by"],
+                                "recorded_at": _when(s["recorded_at"])} for s in settled]
+    return body
+
+
+def _visible(row: asyncpg.Record | None, principal: Principal, obligation_id: str) -> asyncpg.Record:
+    if row is None or not (principal.may_see_owner(row["creditor_sector"]) and principal.may_see_owner(row["debtor_sector"])):
+        raise NotFound(f"no obligation {obligation_id}")
+    return row
+
+
+async def obligation(pg: asyncpg.Connection, obligation_id: str, principal: Principal) -> dict[str, Any]:
+    row = _visible(await obligations.get(pg, obligation_id), principal, obligation_id)
+    return present_obligation(row, await obligations.settlements(pg, obligation_id))
+
+
+async def settle(pg: asyncpg.Connection, obligation_id: str, data: c.SettlementIn, principal: Principal) -> dict[str, Any]:
+    """Settle part or all of an obligation. A loan is repaid in kind: the settlement names the movement
+    that credited the creditor with the material, and settles at most what that movement credited."""
+    row = _visible(await obligations.get(pg, obligation_id, for_update=True), principal, obligation_id)
+    units = parse_quantity(data.quantity, row["decimals"])
+    outstanding = row["quantity"] - row["settled_quantity"]
+    if units > outstanding:
+        raise Conflict(f"only {format_quantity(outstanding, row['decimals'])} is outstanding",
+                       outstanding=format_quantity(outstanding, row["decimals"]))
+    if row["kind"] == "loan":
+        if data.movement_id is None:
+            raise Invalid.field("movement_id", "a loan is repaid in kind: name the movement that returned the stock")
+        credited = await obligations.repayment(pg, data.movement_id, row["material_id"], row["creditor_id"])
+        if credited is None:
+            raise Invalid.field("movement_id", f"no movement {data.movement_id}")
+        if units > credited:
+            raise Invalid.field("movement_id", f"that movement credited {row['creditor']} with "
+                                f"{format_quantity(credited, row['decimals'])} of {row['material']}")
+        if await pg.fetchval("SELECT EXISTS (SELECT 1 FROM obligation_settlements WHERE movement_id = $1)", data.movement_id):
+            raise Conflict(f"movement {data.movement_id} already settled an obligation")
+    elif not principal.has_any(("planner", "admin")):
+        raise Forbidden("a requisition is settled by a planner or an admin")
+    await obligations.settle(pg, obligation_id, quantity=units, movement_id=data.movement_id, note=data.note,
+                             principal_id=principal.id)
+    return await obligation(pg, obligation_id, principal)
