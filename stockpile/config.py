@@ -64,6 +64,12 @@ class Settings:
     webhook_secret: str = ""
     webhook_timeout_seconds: float = 5.0
     worker_metrics_port: int = 9101
+    allocation_k: int = 50
+    allocation_max_requests: int = 5000
+    allocation_max_arcs: int = 500_000
+    allocation_time_limit_seconds: int = 10
+    reservation_hours: int = 48
+    job_expire_reservations_seconds: int = 300
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -94,6 +100,12 @@ class Settings:
             webhook_secret=os.environ.get("STOCKPILE_WEBHOOK_SECRET", ""),
             webhook_timeout_seconds=float(os.environ.get("STOCKPILE_WEBHOOK_TIMEOUT_SECONDS", "5")),
             worker_metrics_port=_int("STOCKPILE_WORKER_METRICS_PORT", 9101),
+            allocation_k=_int("STOCKPILE_ALLOCATION_K", 50),
+            allocation_max_requests=_int("STOCKPILE_ALLOCATION_MAX_REQUESTS", 5000),
+            allocation_max_arcs=_int("STOCKPILE_ALLOCATION_MAX_ARCS", 500_000),
+            allocation_time_limit_seconds=_int("STOCKPILE_ALLOCATION_TIME_LIMIT_SECONDS", 10),
+            reservation_hours=_int("STOCKPILE_RESERVATION_HOURS", 48),
+            job_expire_reservations_seconds=_int("STOCKPILE_JOB_EXPIRE_RESERVATIONS_SECONDS", 300),
         )
 
 

@@ -40,7 +40,7 @@ import asyncpg
 
 from stockpile.domain.access import Principal
 from stockpile.services import commands as c
-from stockpile.services import masterdata, targets, transfers
+from stockpile.services import masterdata, rotation, targets, transfers
 from stockpile.services.movements import Clock, Posted, post_movement
 from stockpile.services.workspace import Workspace
 from stockpile.store import audit, reads, tokens
@@ -69,6 +69,16 @@ DEMO_TARGETS = [
     ("TGT-NAT-JET-MILITARY", {"region": "VAL"}, {"material": "JET-A1"}, {"sector": "military"}, 0.86, None),
     ("TGT-EAST-RICE", {"region": "PRV-EAST"}, {"material": "RICE"}, {}, 1.3, 180_000),
     ("TGT-WEST-WATER", {"region": "PRV-WEST"}, {"material": "WATER-BOTTLED"}, {}, 0.95, 150_000),
+]
+
+# code, selector (material or category), trigger, other members of the policy (defaults otherwise)
+DEMO_ROTATION_POLICIES = [
+    ("ROT-FUEL", {"category": "fuel"}, {"trigger_days_before_expiry": 90}, {"max_out_share": Decimal("0.2")}),
+    ("ROT-WHEAT", {"material": "WHEAT"}, {"trigger_fraction_remaining": Decimal("0.2")}, {"outlet": "exchange"}),
+    ("ROT-FLOUR", {"material": "FLOUR-WHEAT"}, {"trigger_fraction_remaining": Decimal("0.2")}, {}),
+    ("ROT-CANNED-MEAT", {"material": "CANNED-MEAT"}, {"trigger_days_before_expiry": 60}, {}),
+    ("ROT-MEDICAL", {"category": "medical"}, {"trigger_days_before_expiry": 120},
+     {"outlet": "donation", "max_extension_days": 365}),
 ]
 
 REGIONS: list[tuple[str, str, str | None]] = [
@@ -326,6 +336,7 @@ async def load_demo(url: str, *, seed: int = 7, tokens_file: Path | None = None,
                 raise DemoRefused("the database already holds data; the demo loads only into an empty database")
             loader = _Loader(pg, random.Random(seed), now)
             await loader.master_data()
+            await loader.rotation_policies()
             issued = await loader.principals()
             await loader.history()
             await loader.targets()
@@ -771,6 +782,11 @@ class _Loader:
             usable = row["usable"]
             required = (usable / Decimal(str(ratio))).quantize(Decimal(1)) if usable > 0 else Decimal(1000)
             await targets.upsert(self.pg, code, command(max(required, Decimal(1))), admin)
+
+    async def rotation_policies(self) -> None:
+        """When each kind of stock is rotated (upserts by code: loading them twice changes nothing)."""
+        for code, selector, trigger, rest in DEMO_ROTATION_POLICIES:
+            await rotation.upsert_policy(self.pg, code, c.RotationPolicyIn(**selector, **trigger, **rest))
 
     async def finish(self) -> None:
         """Master-data changes that come after the history (a depot suspended after inspection)."""

@@ -20,11 +20,13 @@ from stockpile.api.audit import record_failure
 from stockpile.api.auth import ApiTokenAuthenticator, BearerAuthMiddleware, RateLimiter
 from stockpile.api.group_commit import GroupCommitter
 from stockpile.api.controllers.alerts import AlertController
+from stockpile.api.controllers.allocation import DrillController, PlanController, RequestController
 from stockpile.api.controllers.access import AuditController, TokenController
 from stockpile.api.controllers.health import HealthController
 from stockpile.api.controllers.ledger import MovementController, TransferController
 from stockpile.api.controllers.masterdata import CONTROLLERS as MASTER_DATA
 from stockpile.api.controllers.readiness import ObligationController, ReadinessController, RuleController
+from stockpile.api.controllers.rotation import RotationOrderController, RotationPolicyController, ShelfLifeController
 from stockpile.api.controllers.stock import LotController, StockController
 from stockpile.api.controllers.targets import CoverageController, TargetController
 from stockpile.config import Settings, get_settings
@@ -99,7 +101,9 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     return Litestar(
         route_handlers=[docs, HealthController, MetricsController, MovementController, TransferController,
                         StockController, LotController, *MASTER_DATA, TokenController, AuditController, TargetController, CoverageController, AlertController,
-                        ReadinessController, RuleController, ObligationController],
+                        ReadinessController, RuleController, ObligationController, RequestController, PlanController,
+                        DrillController,
+                        RotationPolicyController, RotationOrderController, ShelfLifeController],
         state=State({"db": db, "settings": settings,
                      "authenticators": [ApiTokenAuthenticator(db, settings.token_cache_seconds)],
                      "rate_limiter": RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),

@@ -83,8 +83,8 @@ async def request_fingerprint(request: Request) -> tuple[str, bytes]:
     """The request's Idempotency-Key and a hash of what it asks (method, path, canonical body)."""
     key = _idempotency_key(request)
     raw = await request.body()
-    try:
-        canonical = msgspec.json.encode(msgspec.json.decode(raw), order="sorted")
+    try:  # an action without a body (a plan's dispatch) is fingerprinted by its method and path
+        canonical = msgspec.json.encode(msgspec.json.decode(raw) if raw.strip() else None, order="sorted")
     except msgspec.DecodeError:
         raise Problem(422, "validation", "Invalid request", "the body is not JSON") from None
     return key, hashlib.sha256(f"{request.method} {request.url.path}\n".encode() + canonical).digest()

@@ -29,7 +29,7 @@ PROBLEM_JSON = "application/problem+json"
 
 STATUS = {
     "insufficient-stock": 409, "idempotency-conflict": 409, "unusable-lot": 409, "floor-protected": 409,
-    "conflict": 409, "not-found": 404, "validation": 422, "forbidden": 403, "unauthenticated": 401,
+    "conflict": 409, "not-found": 404, "validation": 422, "plan-too-large": 422, "forbidden": 403, "unauthenticated": 401,
 }
 
 

@@ -82,3 +82,10 @@ class Invalid(DomainError):
     @classmethod
     def field(cls, field: str, message: str) -> Invalid:
         return cls([{"field": field, "message": message}])
+
+
+class TooLarge(DomainError):
+    """The work asked for exceeds the bounds one request may take (e.g. a plan's requests, arcs or solve time)."""
+
+    type = "plan-too-large"
+    title = "Plan too large"

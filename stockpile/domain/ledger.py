@@ -7,7 +7,7 @@ Guarantees (enforced again in PostgreSQL, see migration 0001, and checked in tes
 2. The postings of a movement sum to zero per material (``assert_balanced``).
 4. Corrections are new movements: ``reversal_postings`` negates the original postings.
 7. Unusable stock (expired, quarantined, recalled) is never issued or transferred, but may be
-   written off, counted, re-titled or reversed.
+   written off, counted, re-titled or reversed; expired stock may be rotated out.
 
 Every function takes positions the store has read *and locked* and returns postings; none of them
 performs I/O.
@@ -148,6 +148,19 @@ def issue_postings(picks: Sequence[tuple[Position, int]], today: date, to: str =
         require_available(position, quantity)
         postings += [_stock(position, -quantity), _external(position, to, quantity)]
     return postings
+
+
+def rotation_out_postings(position: Position, quantity: int) -> list[Posting]:
+    """Old stock leaves the reserve on a rotation order, into civilian use: the postings of an
+    issue. Guarantee 7 lets expired stock be rotated out (that is what rotation is for), but
+    quarantined or recalled stock is held for inspection and may not leave this way."""
+    if position.status != "available":
+        raise UnusableLot(
+            f"lot {position.lot_code} is {position.status} and cannot be rotated out",
+            lot_id=position.lot_id, reason=position.status,
+        )
+    require_available(position, quantity)
+    return [_stock(position, -quantity), _external(position, "consumption", quantity)]
 
 
 def adjustment_postings(position: Position, counted: int) -> list[Posting]:

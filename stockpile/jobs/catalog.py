@@ -9,10 +9,11 @@ from datetime import datetime, timezone
 
 from stockpile.config import Settings
 from stockpile.domain.alerts import Wanted
-from stockpile.services import alerts
+from stockpile.services import alerts, allocation
 from stockpile.jobs.deliver import deliver_notifications
 from stockpile.jobs.runs import Job
 from stockpile.metrics import LEDGER_MISMATCHED_ACCOUNTS
+from stockpile.store import allocation as allocation_store
 from stockpile.store import audit, jobs, snapshots
 from stockpile.store.db import Database
 
@@ -65,6 +66,23 @@ async def refresh_metrics(db: Database) -> dict[str, Any]:
     return {"series": len(samples)}
 
 
+async def expire_reservations(db: Database) -> dict[str, Any]:
+    """Approved plans not dispatched in time release their reservations; requests past their need
+    date that have not received everything raise ``allocation_unfilled`` (resolved once received)."""
+    now = datetime.now(timezone.utc)
+    async with db.transaction() as tx:
+        lapsed = await allocation.expire_reservations(tx.pg, now)
+        short = await allocation_store.unfilled_requests(tx.pg, now.date())
+        wanted = [Wanted("allocation_unfilled", f"request:{r['id']}", "critical" if r["priority"] == "flash" else "warning",
+                         f"{r['priority']} request for {r['material'] or r['substitution_group']} at {r['destination']} "
+                         f"was needed by {r['needed_by'].isoformat()} and is not fully received",
+                         {"request_id": r["id"], "priority": r["priority"], "needed_by": r["needed_by"].isoformat()},
+                         warehouse_id=r["destination_id"], military=r["requester_sector"] == "military")
+                  for r in short]
+        changes = await alerts.apply(tx.pg, wanted, {"allocation_unfilled"})
+    return {"expired_plans": lapsed, "unfilled_requests": len(short), "alerts": changes}
+
+
 def catalog(settings: Settings) -> dict[str, Job]:
     jobs_ = [
         Job("seal-audit", seal_audit, settings.job_seal_audit_seconds, changes_state=True),
@@ -73,5 +91,6 @@ def catalog(settings: Settings) -> dict[str, Job]:
         Job("deliver-notifications", deliver_notifications(settings), settings.job_deliver_notifications_seconds,
             changes_state=False),
         Job("refresh-metrics", refresh_metrics, settings.job_refresh_metrics_seconds, changes_state=False),
+        Job("expire-reservations", expire_reservations, settings.job_expire_reservations_seconds, changes_state=True),
     ]
     return {job.name: job for job in jobs_}

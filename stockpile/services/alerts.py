@@ -59,3 +59,11 @@ async def apply(pg: asyncpg.Connection, wanted: list[Wanted], kinds: set[str]) -
     await store.begin_wanted(pg)
     await store.want(pg, [w for w in wanted if w.kind in kinds])
     return await store.reconcile(pg, sorted(kinds))
+
+
+async def raise_alert(pg: asyncpg.Connection, wanted: Wanted) -> bool:
+    """Open an alert an event calls for (a failed shelf-life test, say), outside any evaluation.
+    Its kind must not be one ``evaluate`` owns (``EVALUATED``), or the next evaluation would resolve it."""
+    if wanted.kind in EVALUATED:
+        raise ValueError(f"{wanted.kind} alerts are opened and resolved by the evaluation only")
+    return await store.raise_one(pg, wanted)

@@ -83,7 +83,35 @@ class Reversal(Strict, tag="reversal", tag_field="kind"):
     note: Text | None = None
 
 
-Movement = Union[Receipt, Issue, Adjustment, WriteOff, OwnershipTransfer, Reversal]
+class RotationOut(Strict, tag="rotation_out", tag_field="kind"):
+    """Old stock of a rotation order leaves the reserve (like an issue of that lot); allowed on expired lots."""
+
+    lot_id: Id
+    owner: Code
+    quantity: Amount
+    rotation_order_id: Id
+    warehouse: Code | None = None
+    material: Code | None = None
+    occurred_at: Moment | None = None
+    reason: Text | None = None
+    note: Text | None = None
+
+
+class RotationIn(Strict, tag="rotation_in", tag_field="kind"):
+    """Fresh stock replacing what a rotation order took out arrives (like a receipt)."""
+
+    warehouse: Code
+    material: Code
+    owner: Code
+    quantity: Amount
+    lot: LotIn
+    rotation_order_id: Id
+    occurred_at: Moment | None = None
+    reason: Text | None = None
+    note: Text | None = None
+
+
+Movement = Union[Receipt, Issue, Adjustment, WriteOff, OwnershipTransfer, Reversal, RotationOut, RotationIn]
 
 
 class Batch(Strict):
@@ -238,3 +266,40 @@ class ShelfLifeExtensionIn(Strict):
     test_reference: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     result: Literal["pass", "fail"]
     new_expires_on: date | None = None
+
+
+Priority = Literal["flash", "immediate", "priority", "routine"]
+
+
+class AllocationRequestIn(Strict):
+    """A request for stock at a destination: a material, or any material of a substitution group."""
+
+    requester: Code
+    destination: Code
+    quantity: Amount
+    priority: Priority
+    needed_by: date
+    material: Code | None = None
+    substitution_group: Code | None = None
+    purpose: Text = ""
+
+
+class PlanIn(Strict):
+    """Plan every pending request in a region's subtree (or nationally), or just the ones named."""
+
+    region: Code | None = None
+    request_ids: Annotated[list[Id], msgspec.Meta(min_length=1, max_length=5000)] | None = None
+
+
+class CancelIn(Strict):
+    reason: Text = ""
+
+
+class DrillIn(Strict):
+    """A what-if: readiness overrides per region, synthetic requests, warehouses marked lost."""
+
+    name: Text = ""
+    readiness: dict[Code, Level] = {}
+    requests: Annotated[list[AllocationRequestIn], msgspec.Meta(max_length=5000)] = []
+    lost_warehouses: list[Code] = []
+    include_pending: bool = False

@@ -6,6 +6,7 @@ accounts it needs, lock them in id order, let the domain build the postings, app
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -18,6 +19,7 @@ from stockpile.domain.errors import Conflict, Invalid, InsufficientStock, NotFou
 from stockpile.domain.ledger import Position, Posting
 from stockpile.domain.quantities import format_quantity, parse_quantity
 from stockpile.services import commands as c
+from stockpile.services import rotation
 from stockpile.services.workspace import Pending, Workspace, receipt_expiry
 from stockpile.store import ledger as store
 
@@ -51,6 +53,7 @@ class Posted:
     reverses: str | None = None
     transfer_id: str | None = None
     transit_of: dict[int, str] = field(default_factory=dict)
+    rotation_order_id: str | None = None
 
     def as_json(self) -> dict:
         deltas: dict[int, int] = {}
@@ -80,12 +83,15 @@ class Posted:
                 "balance": pos.fmt(balance), "reserved": pos.fmt(pos.reserved),
                 "available": pos.fmt(balance - pos.reserved),
             })
-        return {
+        body = {
             "id": self.id, "kind": self.kind,
             "occurred_at": _iso(self.occurred_at), "recorded_at": _iso(self.recorded_at),
             "reason": self.reason, "note": self.note, "reverses": self.reverses, "transfer_id": self.transfer_id,
             "postings": postings, "balances": balances,
         }
+        if self.rotation_order_id is not None:
+            body["rotation_order_id"] = self.rotation_order_id
+        return body
 
 
 def _iso(moment: datetime) -> str:
@@ -260,6 +266,55 @@ async def _ownership_transfer(ws: Workspace, cmd: c.OwnershipTransfer, clock: Cl
                    {lot["material_id"]: (lot["material"], lot["decimals"])})
 
 
+async def _rotation_out(ws: Workspace, cmd: c.RotationOut, clock: Clock, principal: Principal) -> Posted:
+    """Old stock of a rotation order leaves into civilian use: an issue of the named lot that an
+    expired lot may make too (guarantee 7), bounded by what is left of the order."""
+    found = await ws.lot_position(cmd.lot_id, cmd.owner)
+    if found is None:
+        pg = await ws.db()
+        lot = await _lot(pg, cmd.lot_id)
+        owner = (await _resolve(ws, owner=cmd.owner))["owner"]
+        _authorize(principal, (lot["warehouse_id"], lot["warehouse"]), owner)
+        parse_quantity(cmd.quantity, lot["decimals"])
+        await _owner_position(pg, lot, owner, open_=False)  # raises: the owner holds nothing in the lot
+        found = await ws.lot_position(cmd.lot_id, cmd.owner)
+        if found is None:
+            raise InsufficientStock(f"{cmd.owner} holds no stock in lot {lot['code']}",
+                                    available=format_quantity(0, lot["decimals"]), lot_id=lot["id"], owner=cmd.owner)
+    position, row = found
+    mismatch = [
+        {"field": f, "message": f"lot {position.lot_code} is {f} {stored!r}, not {given!r}"}
+        for f, given, stored in (("warehouse", cmd.warehouse, row["warehouse"]),
+                                 ("material", cmd.material, row["material_code"]))
+        if given is not None and given != stored
+    ]
+    if mismatch:
+        raise Invalid(mismatch)
+    _authorize(principal, (row["warehouse_id"], row["warehouse"]), (position.owner_id, position.owner_code, row["sector"]))
+    quantity = parse_quantity(cmd.quantity, position.decimals)
+    postings = rules.rotation_out_postings(position, quantity)
+    order = await rotation.claim_order(ws.pg, cmd.rotation_order_id, direction="out", quantity=quantity,
+                                       lot_id=position.lot_id, owner_id=position.owner_id,
+                                       material_id=position.material_id, decimals=position.decimals)
+    await rotation.save_progress(ws.pg, order)
+    return _posted("rotation_out", cmd, clock, postings, {position.account_id: position},
+                   {position.material_id: (row["material_code"], position.decimals)}, rotation_order_id=order.id)
+
+
+async def _rotation_in(ws: Workspace, cmd: c.RotationIn, clock: Clock, principal: Principal) -> Posted:
+    """Fresh stock replacing what a rotation order took out arrives: a receipt, bounded by what is
+    left of the order. The order is checked before the receipt opens a lot, so a refusal leaves none."""
+    ref = await _resolve(ws, warehouse=cmd.warehouse, material=cmd.material, owner=cmd.owner)
+    _authorize(principal, ref["warehouse"], ref["owner"])
+    material_id, _, decimals, _ = ref["material"]
+    order = await rotation.claim_order(ws.pg, cmd.rotation_order_id, direction="in",
+                                       quantity=parse_quantity(cmd.quantity, decimals), lot_id=None,
+                                       owner_id=ref["owner"][0], material_id=material_id, decimals=decimals)
+    posted = await _receipt(ws, cmd, clock, principal)
+    await rotation.save_progress(ws.pg, order)
+    return dataclasses.replace(posted, kind="rotation_in", rotation_order_id=order.id)
+
+
 NOT_REVERSIBLE = {"reversal", "transfer_dispatch", "transfer_receipt"}
 
 
@@ -279,6 +334,9 @@ async def _reversal(ws: Workspace, cmd: c.Reversal, clock: Clock, principal: Pri
         _authorize(principal, (place["warehouse_id"], place["warehouse"]), (place["owner_id"], place["owner"], place["sector"]))
     positions = await store.lock_accounts(pg, account_ids)
     postings = rules.reversal_postings(original, positions)
+    if head["kind"] in ("rotation_out", "rotation_in"):
+        await rotation.undo_progress(pg, cmd.movement_id, head["kind"],
+                                     sum(p.delta for p in original if p.account_id is not None))
     materials = {}
     for row in await pg.fetch("SELECT id, code, decimals FROM materials WHERE id = ANY($1::bigint[])",
                               list({p.material_id for p in original})):
@@ -289,6 +347,7 @@ async def _reversal(ws: Workspace, cmd: c.Reversal, clock: Clock, principal: Pri
 HANDLERS = {
     c.Receipt: _receipt, c.Issue: _issue, c.Adjustment: _adjustment, c.WriteOff: _write_off,
     c.OwnershipTransfer: _ownership_transfer, c.Reversal: _reversal,
+    c.RotationOut: _rotation_out, c.RotationIn: _rotation_in,
 }
 
 

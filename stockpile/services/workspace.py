@@ -142,7 +142,8 @@ class Workspace:
         await self._resolve_bulk(
             {("warehouse", x.warehouse) for x in commands if isinstance(x, (c.Receipt, c.Issue)) and x.warehouse}
             | {("material", x.material) for x in commands if isinstance(x, (c.Receipt, c.Issue)) and x.material}
-            | {("party", x.owner) for x in commands if isinstance(x, (c.Receipt, c.Issue))}
+            | {("party", x.owner) for x in commands if isinstance(x, (c.Receipt, c.Issue, c.RotationIn))}
+            | {(kind, getattr(x, kind)) for x in commands if isinstance(x, c.RotationIn) for kind in ("warehouse", "material")}
             | {("party", owner) for x in commands for _, owner in _named_positions(x)}
         )
         receipts = []
@@ -203,7 +204,7 @@ class Workspace:
 
 def _named_positions(cmd: c.Movement) -> list[tuple[str, str]]:
     """The (lot id, owner code) positions a movement names by lot."""
-    if isinstance(cmd, (c.Issue, c.Adjustment, c.WriteOff)):
+    if isinstance(cmd, (c.Issue, c.Adjustment, c.WriteOff, c.RotationOut)):
         return [(cmd.lot_id, cmd.owner)] if cmd.lot_id else []
     if isinstance(cmd, c.OwnershipTransfer):
         return [(cmd.lot_id, cmd.from_owner), (cmd.lot_id, cmd.to_owner)]

@@ -92,6 +92,30 @@ async def _history(pg: asyncpg.Connection, alert_id: str, event: str, severity: 
                      alert_id, event, severity, actor, note)
 
 
+OPENED_PAYLOAD = PAYLOAD.format(event="'opened'")
+
+
+async def raise_one(pg: asyncpg.Connection, w: Wanted) -> bool:
+    """Open an alert an event calls for (not an evaluation), or refresh its title and details when
+    one of its (kind, subject) is already unresolved; announced in the outbox when opened. Returns
+    True when it was opened."""
+    row = await pg.fetchrow(
+        """INSERT INTO alerts (kind, subject, severity, title, details, warehouse_id, region_id, military)
+           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8)
+           ON CONFLICT (kind, subject) WHERE state <> 'resolved'
+           DO UPDATE SET title = EXCLUDED.title, details = EXCLUDED.details, last_seen_at = now()
+           RETURNING id::text AS id, xmax = 0 AS opened""",
+        w.kind, w.subject, w.severity, w.title, json.dumps(w.details, default=str), w.warehouse_id, w.region_id,
+        w.military,
+    )
+    if row["opened"]:
+        await _history(pg, row["id"], "opened", w.severity)
+        await pg.execute(
+            f"INSERT INTO outbox (topic, payload) SELECT 'alert.opened', {OPENED_PAYLOAD} FROM alerts a "
+            "WHERE a.id = $1::uuid", row["id"])
+    return row["opened"]
+
+
 async def acknowledge(pg: asyncpg.Connection, alert_id: str, actor: str, note: str | None) -> str | None:
     """Acknowledge an open alert; returns its state before (None when it does not exist)."""
     row = await pg.fetchrow("SELECT state, severity FROM alerts WHERE id = $1::uuid FOR UPDATE", alert_id)

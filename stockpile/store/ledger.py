@@ -140,7 +140,7 @@ async def insert_movements(pg: asyncpg.Connection, pending: Sequence) -> None:
     with them each request's idempotency record and audit event, when it has one.
 
     ``pending`` items have ``posted`` (id, kind, occurred_at, recorded_at, reason, note, reverses,
-    transfer_id, postings), ``principal_id``, ``idempotency`` (principal id, key, status, response)
+    transfer_id, postings, and optionally rotation_order_id), ``principal_id``, ``idempotency`` (principal id, key, status, response)
     or None, and ``audit_event`` (``audit.event_values``) or None.
     """
     movements = [p.posted for p in pending]
@@ -150,9 +150,10 @@ async def insert_movements(pg: asyncpg.Connection, pending: Sequence) -> None:
     columns = list(zip(*events)) if events else [[] for _ in range(11)]
     await pg.execute(
         f"""WITH movement AS (
-               INSERT INTO movements (id, kind, occurred_at, recorded_at, principal_id, reason, note, reverses_id, transfer_id)
+               INSERT INTO movements (id, kind, occurred_at, recorded_at, principal_id, reason, note, reverses_id, transfer_id,
+                                      rotation_order_id)
                SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::bigint[],
-                                    $6::text[], $7::text[], $8::uuid[], $9::uuid[])),
+                                    $6::text[], $7::text[], $8::uuid[], $9::uuid[], $30::uuid[])),
            keyed AS (
                UPDATE idempotency_keys k SET status_code = u.status, response = u.body
                  FROM unnest($15::bigint[], $16::text[], $17::smallint[], $18::bytea[]) AS u(principal_id, key, status, body)
@@ -173,6 +174,7 @@ async def insert_movements(pg: asyncpg.Connection, pending: Sequence) -> None:
         [x.material_id for _, x in postings], [x.delta for _, x in postings],
         [k[0] for k in keyed], [k[1] for k in keyed], [k[2] for k in keyed], [k[3] for k in keyed],
         list(columns[0]), list(columns[1]), [",".join(r) for r in columns[2]], *[list(col) for col in columns[3:]],
+        [getattr(m, "rotation_order_id", None) for m in movements],
     )
 
 

@@ -123,6 +123,7 @@ VISIBLE = """
 MOVEMENT_SELECT = """
     SELECT mv.seq, mv.id::text AS id, mv.kind, mv.occurred_at, mv.recorded_at, mv.reason, mv.note,
            mv.reverses_id::text AS reverses, mv.transfer_id::text AS transfer_id, pr.name AS recorded_by,
+           mv.rotation_order_id::text AS rotation_order_id,
            (SELECT coalesce(json_agg(json_build_object(
                     'type', coalesce(p.external, a.type), 'lot_id', a.lot_id, 'owner', o.code,
                     'transfer_id', a.transfer_id, 'material', m.code, 'decimals', m.decimals, 'delta', p.delta)

@@ -38,6 +38,11 @@ ROLE_MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/reserve-targets/{code}"): READ, ("GET", "/api/v1/coverage"): READ,
     ("GET", "/api/v1/alerts"): READ, ("GET", "/api/v1/alerts/{alert_id}"): READ,
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): {"operator", "planner", "commander", "admin"},
+    ("PUT", "/api/v1/rotation-policies/{code}"): {"planner", "admin"}, ("GET", "/api/v1/rotation-policies"): READ,
+    ("GET", "/api/v1/rotation-policies/{code}"): READ, ("GET", "/api/v1/rotation-orders"): READ,
+    ("GET", "/api/v1/rotation-orders/{order_id}"): READ,
+    ("POST", "/api/v1/rotation-orders/{order_id}/cancel"): {"planner", "admin"},
+    ("POST", "/api/v1/lots/{lot_id}/shelf-life-extensions"): {"operator", "planner", "admin"},
     ("GET", "/api/v1/readiness"): READ, ("GET", "/api/v1/readiness/declarations"): READ,
     ("GET", "/api/v1/readiness/declarations/{declaration_id}"): READ,
     ("POST", "/api/v1/readiness/declarations"): {"commander"},
@@ -46,6 +51,16 @@ ROLE_MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/allocation-rules"): READ, ("PUT", "/api/v1/allocation-rules/{code}"): {"admin"},
     ("GET", "/api/v1/obligations"): READ, ("GET", "/api/v1/obligations/{obligation_id}"): READ,
     ("POST", "/api/v1/obligations/{obligation_id}/settlements"): {"operator", "planner", "admin"},
+    ("POST", "/api/v1/allocation-requests"): {"planner", "admin"}, ("GET", "/api/v1/allocation-requests"): READ,
+    ("GET", "/api/v1/allocation-requests/{request_id}"): READ,
+    ("POST", "/api/v1/allocation-requests/{request_id}/cancel"): {"planner", "admin"},
+    ("POST", "/api/v1/allocation-plans"): {"planner", "commander", "admin"}, ("GET", "/api/v1/allocation-plans"): READ,
+    ("GET", "/api/v1/allocation-plans/{plan_id}"): READ,
+    ("POST", "/api/v1/allocation-plans/{plan_id}/approve"): {"planner", "commander", "admin"},
+    ("POST", "/api/v1/allocation-plans/{plan_id}/dispatch"): {"planner", "operator", "admin"},
+    ("POST", "/api/v1/allocation-plans/{plan_id}/cancel"): {"planner", "commander", "admin"},
+    ("POST", "/api/v1/drills"): {"planner", "commander", "admin"}, ("GET", "/api/v1/drills"): READ,
+    ("GET", "/api/v1/drills/{drill_id}"): READ,
 }
 
 PUBLIC = re.compile(r"^/(health|docs|schema|metrics)")

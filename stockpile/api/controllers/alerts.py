@@ -22,7 +22,8 @@ from stockpile.store import alerts as store
 
 AlertState = Literal["open", "acknowledged", "resolved"]
 AlertKind = Literal["shortfall", "expiring", "expired_on_hand", "rotation_overdue", "rotation_blocked",
-                    "transfer_overdue", "allocation_unfilled", "count_discrepancy", "ledger_invariant"]
+                    "transfer_overdue", "allocation_unfilled", "count_discrepancy", "ledger_invariant",
+                    "shelf_life_failed"]
 
 
 class AcknowledgeIn(Strict):

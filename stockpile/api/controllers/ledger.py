@@ -48,11 +48,14 @@ def present_movement(row) -> dict:
         else:
             account = {"type": p["type"], "material": p["material"]}
         postings.append({"account": account, "material": p["material"], "delta": format_quantity(p["delta"], p["decimals"])})
-    return {
+    body = {
         "id": row["id"], "kind": row["kind"], "occurred_at": _iso(row["occurred_at"]),
         "recorded_at": _iso(row["recorded_at"]), "recorded_by": row["recorded_by"], "reason": row["reason"],
         "note": row["note"], "reverses": row["reverses"], "transfer_id": row["transfer_id"], "postings": postings,
     }
+    if row["rotation_order_id"] is not None:
+        body["rotation_order_id"] = row["rotation_order_id"]
+    return body
 
 
 class MovementController(Controller):

@@ -16,6 +16,7 @@ from stockpile.domain.errors import NotFound
 from stockpile.domain.lots import is_expired
 from stockpile.domain.quantities import format_quantity
 from stockpile.services import commands as c
+from stockpile.services import rotation
 from stockpile.services.movements import Clock, _iso
 from stockpile.store import ledger as store_ledger
 from stockpile.store import reads
@@ -108,4 +109,5 @@ async def _lot(pg, lot_id: str, principal) -> dict:
             "kind": e["kind"], "from": e["from_value"], "to": e["to_value"], "reason": e["reason"],
             "by": e["actor"], "at": _iso(e["at"]),
         } for e in events],
+        "shelf_life_extensions": await rotation.extension_history(pg, head["id"]),
     }

@@ -1,0 +1,161 @@
+"""Allocation requests, plans (propose → approve → dispatch, or cancel) and drills."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+from uuid import UUID
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+
+from stockpile.api.audit import write_transaction
+from stockpile.api.auth import can_read, requires
+from stockpile.api.common import decode_cursor, idempotent, json_response, page, page_limit
+from stockpile.domain.errors import NotFound
+from stockpile.services import allocation, drills
+from stockpile.services import commands as c
+from stockpile.services.movements import Clock
+from stockpile.services.planning import Limits
+from stockpile.store import allocation as store
+
+PLANNERS = ("planner", "commander", "admin")
+
+
+class RequestController(Controller):
+    path = "/api/v1/allocation-requests"
+    tags = ["allocation"]
+
+    @post("/", guards=[requires("planner", "admin")], status_code=201, summary="File an allocation request")
+    async def create(self, request: Request, state: State, data: c.AllocationRequestIn) -> Response:
+        async with write_transaction(request, state.db) as (tx, note):
+            body = await allocation.file_request(tx.pg, data, request.user, Clock.utc().today)
+            note.status, note.details["id"] = 201, body["id"]
+        return json_response(body, 201)
+
+    @get("/", guards=[can_read], summary="Allocation requests")
+    async def listing(self, state: State, state_: Literal["pending", "allocated", "cancelled"] | None = None,
+                      priority: Literal["flash", "immediate", "priority", "routine"] | None = None,
+                      limit: int | None = None, cursor: str | None = None) -> Response:
+        size = page_limit(limit)
+        after = decode_cursor(cursor, UUID)
+        async with state.db.transaction() as tx:
+            rows = await store.requests(tx.pg, state=state_, priority=priority,
+                                        after=None if after is None else str(after), limit=size + 1)
+        return json_response(page([allocation.present_request(r) for r in rows], size, lambda item: item["id"]))
+
+    @get("/{request_id:uuid}", guards=[can_read], summary="One allocation request")
+    async def read(self, state: State, request_id: UUID) -> Response:
+        async with state.db.transaction() as tx:
+            return json_response(await allocation.get_request(tx.pg, str(request_id)))
+
+    @post("/{request_id:uuid}/cancel", guards=[requires("planner", "admin")], status_code=200,
+          summary="Cancel a pending request")
+    async def cancel(self, request: Request, state: State, request_id: UUID) -> Response:
+        async with write_transaction(request, state.db) as (tx, note):
+            body = await allocation.cancel_request(tx.pg, str(request_id))
+            note.details["id"] = body["id"]
+        return json_response(body)
+
+
+class PlanController(Controller):
+    path = "/api/v1/allocation-plans"
+    tags = ["allocation"]
+
+    @post("/", guards=[requires(*PLANNERS)], status_code=201,
+          summary="Propose an optimal plan for the pending requests in scope")
+    async def propose(self, request: Request, state: State, data: c.PlanIn) -> Response:
+        async with write_transaction(request, state.db) as (tx, note):
+            body = await allocation.propose(tx.pg, data, request.user, Clock.utc().today, Limits.of(state.settings))
+            note.status, note.details["id"] = 201, body["id"]
+        return json_response(body, 201)
+
+    @get("/", guards=[can_read], summary="Allocation plans")
+    async def listing(self, state: State,
+                      state_: Literal["proposed", "approved", "dispatched", "cancelled", "expired"] | None = None,
+                      limit: int | None = None, cursor: str | None = None) -> Response:
+        size = page_limit(limit)
+        after = decode_cursor(cursor, UUID)
+        async with state.db.transaction() as tx:
+            rows = await store.plans(tx.pg, state=state_, after=None if after is None else str(after), limit=size + 1)
+            items = [await allocation.show(tx.pg, r["id"]) for r in rows]
+        return json_response(page(items, size, lambda item: item["id"]))
+
+    @get("/{plan_id:uuid}", guards=[can_read], summary="One plan with its lines and per-request outcome")
+    async def read(self, state: State, plan_id: UUID) -> Response:
+        async with state.db.transaction() as tx:
+            return json_response(await allocation.show(tx.pg, str(plan_id)))
+
+    @post("/{plan_id:uuid}/approve", guards=[requires(*PLANNERS)], status_code=200,
+          summary="Approve: reserve every line after re-checking stock, rules and floors under lock")
+    async def approve(self, request: Request, state: State, plan_id: UUID) -> Response:
+        clock = Clock.utc()
+        async with write_transaction(request, state.db) as (tx, note):
+            body = await allocation.approve(tx.pg, str(plan_id), request.user, clock.now, clock.today,
+                                            state.settings.reservation_hours)
+            note.details["id"] = body["id"]
+        return json_response(body)
+
+    @post("/{plan_id:uuid}/dispatch", guards=[requires("planner", "operator", "admin")], status_code=200,
+          summary="Dispatch an approved plan: title changes, obligations and transfers into transit")
+    async def dispatch(self, request: Request, state: State, plan_id: UUID) -> Response:
+        async def run(tx):
+            return 200, await allocation.dispatch(tx.pg, str(plan_id), request.user, Clock.utc())
+
+        return await idempotent(request, state.db, run)
+
+    @post("/{plan_id:uuid}/cancel", guards=[requires(*PLANNERS)], status_code=200,
+          summary="Cancel a proposed or approved plan (reservations are released)")
+    async def cancel(self, request: Request, state: State, plan_id: UUID, data: c.CancelIn | None = None) -> Response:
+        async with write_transaction(request, state.db) as (tx, note):
+            body = await allocation.cancel(tx.pg, str(plan_id), (data or c.CancelIn()).reason, Clock.utc().now)
+            note.details["id"] = body["id"]
+        return json_response(body)
+
+
+class DrillController(Controller):
+    path = "/api/v1/drills"
+    tags = ["allocation"]
+
+    @post("/", guards=[requires(*PLANNERS)], status_code=201,
+          summary="Run a drill on a snapshot of the reserve: plans, posts and reserves nothing")
+    async def run(self, request: Request, state: State, data: c.DrillIn) -> Response:
+        body = await run_drill(state.db, data, request, Limits.of(state.settings))
+        return json_response(body, 201)
+
+    @get("/", guards=[can_read], summary="Drills run so far")
+    async def listing(self, state: State, limit: int | None = None, cursor: str | None = None) -> Response:
+        size = page_limit(limit)
+        after = decode_cursor(cursor, UUID)
+        async with state.db.transaction() as tx:
+            rows = await store.drills(tx.pg, after=None if after is None else str(after), limit=size + 1)
+        items = [{"id": r["id"], "name": r["name"], "created_at": r["created_at"].isoformat(),
+                  "fill_rate": json.loads(r["fill_rate"] or "{}")} for r in rows]
+        return json_response(page(items, size, lambda item: item["id"]))
+
+    @get("/{drill_id:uuid}", guards=[can_read], summary="One drill with its scenario and report")
+    async def read(self, state: State, drill_id: UUID) -> Response:
+        async with state.db.transaction() as tx:
+            row = await store.drill(tx.pg, str(drill_id))
+        if row is None:
+            raise NotFound(f"no drill {drill_id}")
+        return json_response({"id": row["id"], "name": row["name"], "created_at": row["created_at"].isoformat(),
+                              "scenario": json.loads(row["scenario"]), **json.loads(row["report"])})
+
+
+async def run_drill(db, data: c.DrillIn, request: Request | None, limits: Limits, principal=None) -> dict:
+    """Plan the scenario on one read-only snapshot, then record the drill (the only write)."""
+    today = Clock.utc().today
+    async with db.transaction() as tx:
+        await tx.pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        report = await drills.run(tx.pg, data, today, limits)
+    scenario = {"name": data.name, "readiness": data.readiness, "lost_warehouses": data.lost_warehouses,
+                "requests": len(data.requests), "include_pending": data.include_pending}
+    if request is None:
+        async with db.transaction() as tx:
+            drill_id = await store.insert_drill(tx.pg, data.name, scenario, report, principal.id)
+    else:
+        async with write_transaction(request, db) as (tx, note):
+            drill_id = await store.insert_drill(tx.pg, data.name, scenario, report, request.user.id)
+            note.status, note.details["id"] = 201, drill_id
+    return {"id": drill_id, "name": data.name, **report}

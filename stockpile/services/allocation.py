@@ -1,0 +1,365 @@
+"""Allocation: file requests, propose an optimal plan, approve it (reservations re-checked under
+lock), dispatch it (title changes and obligations under the rules, transfers into transit), cancel
+it, and let forgotten reservations lapse.
+
+Guarantee 8 (floors) under concurrency: approval takes an advisory lock per reserve target its
+lines draw on (in id order), then re-reads the targets' usable stock — which every earlier
+approval's reservations already reduce — before reserving. Two approvals drawing on one floor
+queue; the second sees the first.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from stockpile.domain import floors, rules as rules_
+from stockpile.domain.access import Principal, require_cleared, require_warehouse
+from stockpile.domain.allocation import Line
+from stockpile.domain.errors import Conflict, FloorProtected, Forbidden, InsufficientStock, Invalid, NotFound
+from stockpile.domain.quantities import format_quantity, parse_quantity
+from stockpile.services import commands as c
+from stockpile.services import planning, transfers
+from stockpile.services.movements import Clock, _iso, post_movement
+from stockpile.services.workspace import Workspace
+from stockpile.store import allocation as store
+from stockpile.store import masterdata, obligations, readiness, rules
+
+def _when(moment: datetime | None) -> str | None:
+    return None if moment is None else _iso(moment)
+
+
+async def request_values(pg: asyncpg.Connection, data: c.AllocationRequestIn, today: date, field: str = "") -> dict[str, Any]:
+    """Check a request's codes and amounts; the values of its allocation_requests row (ids resolved)."""
+    errors = []
+    if (data.material is None) == (data.substitution_group is None):
+        errors.append({"field": f"{field}material", "message": "give exactly one of material or substitution_group"})
+    if data.needed_by < today:
+        errors.append({"field": f"{field}needed_by", "message": "must not be in the past"})
+    party = await pg.fetchrow("SELECT id, sector FROM parties WHERE code = $1", data.requester)
+    if party is None:
+        errors.append({"field": f"{field}requester", "message": f"unknown code {data.requester!r}"})
+    destination = await pg.fetchrow("SELECT id, region_id, status FROM warehouses WHERE code = $1", data.destination)
+    if destination is None:
+        errors.append({"field": f"{field}destination", "message": f"unknown code {data.destination!r}"})
+    elif destination["status"] == "lost":
+        errors.append({"field": f"{field}destination", "message": f"warehouse {data.destination} is lost"})
+    materials = []
+    if data.material is not None:
+        materials = await pg.fetch("SELECT id, category, decimals FROM materials WHERE code = $1", data.material)
+        if not materials:
+            errors.append({"field": f"{field}material", "message": f"unknown code {data.material!r}"})
+    elif data.substitution_group is not None:
+        materials = await pg.fetch("SELECT id, category, decimals FROM materials WHERE substitution_group = $1",
+                                   data.substitution_group)
+        if not materials:
+            errors.append({"field": f"{field}substitution_group", "message": f"no material in group {data.substitution_group!r}"})
+        elif len({(m["category"], m["decimals"]) for m in materials}) > 1:
+            errors.append({"field": f"{field}substitution_group",
+                           "message": "its materials differ in category or precision; request a material instead"})
+    if errors:
+        raise Invalid(errors)
+    decimals = materials[0]["decimals"]
+    return {
+        "requester_id": party["id"], "destination_id": destination["id"],
+        "material_id": materials[0]["id"] if data.material is not None else None,
+        "substitution_group": data.substitution_group, "category": materials[0]["category"], "decimals": decimals,
+        "quantity": parse_quantity(data.quantity, decimals, field=f"{field}quantity"), "priority": data.priority,
+        "needed_by": data.needed_by, "purpose": data.purpose,
+        "_sector": party["sector"], "_region_id": destination["region_id"],
+    }
+
+
+def present_request(row: asyncpg.Record) -> dict[str, Any]:
+    return {"id": row["id"], "requester": row["requester"], "destination": row["destination"],
+            "material": row["material"], "substitution_group": row["substitution_group"], "category": row["category"],
+            "quantity": format_quantity(row["quantity"], row["decimals"]), "priority": row["priority"],
+            "needed_by": row["needed_by"].isoformat(), "purpose": row["purpose"], "state": row["state"],
+            "created_at": _when(row["created_at"])}
+
+
+async def file_request(pg: asyncpg.Connection, data: c.AllocationRequestIn, principal: Principal, today: date) -> dict:
+    values = await request_values(pg, data, today)
+    if not principal.covers_warehouse(values["destination_id"]):
+        raise Forbidden(f"{principal.name} may not request stock for {data.destination}")
+    require_cleared(principal, values.pop("_sector"))
+    values.pop("_region_id")
+    request_id = await store.insert_request(pg, {**values, "principal_id": principal.id})
+    return present_request(await store.request(pg, request_id))
+
+
+async def get_request(pg: asyncpg.Connection, request_id: str) -> dict:
+    row = await store.request(pg, request_id)
+    if row is None:
+        raise NotFound(f"no allocation request {request_id}")
+    return present_request(row)
+
+
+async def cancel_request(pg: asyncpg.Connection, request_id: str) -> dict:
+    row = await store.request(pg, request_id)
+    if row is None:
+        raise NotFound(f"no allocation request {request_id}")
+    if row["state"] != "pending":
+        raise Conflict(f"the request is {row['state']}; cancel its plan first")
+    await store.set_requests_state(pg, [request_id], "cancelled")
+    return present_request(await store.request(pg, request_id))
+
+
+async def propose(pg: asyncpg.Connection, data: c.PlanIn, principal: Principal, today: date,
+                  limits: planning.Limits) -> dict:
+    region_id = None
+    if data.region is not None:
+        region_id = (await masterdata.ids_by_code(pg, "regions", [data.region])).get(data.region)
+        if region_id is None:
+            raise Invalid.field("region", f"unknown code {data.region!r}")
+        if not principal.covers_region(region_id):
+            raise Forbidden(f"{principal.name} may not plan in {data.region}")
+    ids = None
+    if data.request_ids is not None:
+        ids = sorted(set(data.request_ids))
+        bad = [i for i in ids if not _is_uuid(i)]
+        if bad:
+            raise Invalid.field("request_ids", f"not request ids: {', '.join(bad[:10])}")
+    requests = [dict(r) for r in await store.pending_requests(pg, region_id=region_id, request_ids=ids)]
+    if ids is not None and len(requests) != len(ids):
+        missing = sorted(set(ids) - {r["id"] for r in requests})
+        raise Invalid.field("request_ids", f"not pending requests: {', '.join(missing[:10])}")
+    if not requests:
+        raise Invalid.field("region" if ids is None else "request_ids", "no pending requests to plan")
+    if not principal.national:
+        outside = [r["destination"] for r in requests if not principal.covers_warehouse(r["destination_id"])]
+        if outside:
+            raise Forbidden(f"{principal.name} may not plan for {', '.join(sorted(set(outside))[:10])}")
+    planned = await planning.plan(pg, requests, today=today, limits=limits)
+    plan_id = await _store(pg, planned, region_id, principal)
+    return await show(pg, plan_id)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+async def _store(pg: asyncpg.Connection, planned: planning.Planned, region_id: int | None, principal: Principal) -> str:
+    s = planned.solution
+    lines = []
+    for line in s.lines:
+        position = planned.positions[line.supply_key]
+        rule = planned.rules[line.rule]
+        lines.append((line.request_id, line.supply_key, position["lot_id"], position["owner_id"], position["warehouse_id"],
+                      line.quantity, round(line.distance_km, 1), line.rule, rule.obligation))
+    reqs = [(rid, r["quantity"], s.planned[rid], s.reasons.get(rid, [])) for rid, r in planned.requests.items()]
+    return await store.insert_plan(pg, {
+        "region_id": region_id, "rule_version": planned.rule_version, "levels": planned.levels,
+        "objective": s.objective, "build_ms": s.build_ms, "solve_ms": s.solve_ms, "arcs": s.arcs,
+        "created_by": principal.id}, reqs, lines)
+
+
+def line_state(plan_state: str, line: asyncpg.Record) -> str:
+    if line["received_at"] is not None:
+        return "received"
+    if line["transfer_id"] is not None:
+        return "in_transit"
+    return {"approved": "reserved", "proposed": "proposed"}.get(plan_state, "void")
+
+
+def present_lines(plan_state: str, lines: list[asyncpg.Record]) -> list[dict]:
+    return [{"request_id": line["request_id"], "lot_id": line["lot_id"], "lot_code": line["lot_code"],
+             "owner": line["owner"], "warehouse": line["warehouse"], "material": line["material"],
+             "quantity": format_quantity(line["quantity"], line["decimals"]), "distance_km": float(line["distance_km"]),
+             "rule": line["rule_code"], "obligation": line["obligation"],
+             "expires_on": None if line["expires_on"] is None else line["expires_on"].isoformat(),
+             "destination": line["destination"], "state": line_state(plan_state, line),
+             "transfer_id": line["transfer_id"], "obligation_id": line["obligation_id"]} for line in lines]
+
+
+def present_requests(rows: list[asyncpg.Record]) -> list[dict]:
+    return [{"id": r["request_id"], "priority": r["priority"], "needed_by": r["needed_by"].isoformat(),
+             "requested": format_quantity(r["requested"], r["decimals"]),
+             "planned": format_quantity(r["planned"], r["decimals"]),
+             "unfilled": format_quantity(r["requested"] - r["planned"], r["decimals"]), "reasons": list(r["reasons"])}
+            for r in rows]
+
+
+async def show(pg: asyncpg.Connection, plan_id: str) -> dict:
+    plan = await store.plan(pg, plan_id)
+    if plan is None:
+        raise NotFound(f"no allocation plan {plan_id}")
+    lines = await store.plan_lines(pg, plan_id)
+    return {
+        "id": plan["id"], "state": plan["state"], "rule_version": plan["rule_version"],
+        "lines": present_lines(plan["state"], lines), "requests": present_requests(await store.plan_requests(pg, plan_id)),
+        "solver": {"objective": plan["objective"], "solve_ms": round(plan["solve_ms"], 3),
+                   "build_ms": round(plan["build_ms"], 3), "arcs": plan["arcs"]},
+        "created_at": _when(plan["created_at"]), "approved_at": _when(plan["approved_at"]),
+        "reserved_until": _when(plan["reserved_until"]), "dispatched_at": _when(plan["dispatched_at"]),
+        "ended_at": _when(plan["ended_at"]), "end_reason": plan["end_reason"],
+    }
+
+
+async def _locked_plan(pg: asyncpg.Connection, plan_id: str, *states: str) -> asyncpg.Record:
+    plan = await store.plan(pg, plan_id, for_update=True)
+    if plan is None:
+        raise NotFound(f"no allocation plan {plan_id}")
+    if plan["state"] not in states:
+        raise Conflict(f"the plan is {plan['state']}; this needs a plan that is {' or '.join(states)}", state=plan["state"])
+    return plan
+
+
+async def approve(pg: asyncpg.Connection, plan_id: str, principal: Principal, now: datetime, today: date,
+                  reservation_hours: int) -> dict:
+    """Reserve every line, after checking again under lock that the stock, the rules and the floors still
+    allow it. A line that no longer fits fails the approval and is reported; nothing is shrunk silently."""
+    await _locked_plan(pg, plan_id, "proposed")
+    lines = await store.plan_lines(pg, plan_id)
+    request_ids = sorted({line["request_id"] for line in lines} | {r["request_id"] for r in await store.plan_requests(pg, plan_id)})
+    requests = {r["id"]: r for r in await store.pending_requests(pg, region_id=None, request_ids=request_ids, for_update=True)}
+    taken = sorted(set(request_ids) - set(requests))
+    if taken:
+        raise Conflict("some requests of this plan are no longer pending (another plan holds them, or they were "
+                       "cancelled); propose a new plan", requests=taken)
+    version, ruleset = await rules.ruleset(pg)
+    levels = await readiness.effective_levels(pg)
+    failures = []
+    needs_approval = set()
+    for i, line in enumerate(lines):
+        request = requests[line["request_id"]]
+        require_cleared(principal, line["owner_sector"])
+        rule = rules_.permits(ruleset, levels.get(request["destination_region_id"], "peacetime"),
+                              request["category"], request["requester_sector"], line["owner_sector"])
+        if rule is None:
+            failures.append(_failure(i, line, "rule", "the rules in force no longer allow this draw"))
+        elif rule.approval_required:
+            needs_approval.add(rule.code)
+    if needs_approval and not principal.has_any(("commander", "admin")):
+        raise Forbidden(f"rules {', '.join(sorted(needs_approval))} need a commander's approval")
+
+    account_ids = [line["account_id"] for line in lines]
+    members: dict[int, list[int]] = defaultdict(list)
+    for m in await store.memberships(pg, account_ids, today):
+        members[m["account_id"]].append(m["target_id"])
+    await store.lock_floors(pg, [t for ts in members.values() for t in ts])
+    accounts = await store.lock_accounts(pg, account_ids)
+    target_floors = await planning.load_floors(pg, today, ruleset, {t for ts in members.values() for t in ts})
+    want: dict[int, int] = defaultdict(int)
+    for i, line in enumerate(lines):
+        account = accounts[line["account_id"]]
+        want[line["account_id"]] += line["quantity"]
+        needed_by = requests[line["request_id"]]["needed_by"]
+        if account["status"] != "available" or (account["expires_on"] is not None and account["expires_on"] <= needed_by):
+            failures.append(_failure(i, line, "unusable", f"lot {line['lot_code']} is {account['status']}"
+                                     f"{'' if account['expires_on'] is None else ', expires ' + account['expires_on'].isoformat()}"))
+        elif account["balance"] - account["reserved"] < want[line["account_id"]]:
+            failures.append(_failure(i, line, "stock", "available " + format_quantity(
+                account["balance"] - account["reserved"], line["decimals"]) + " no longer covers the plan"))
+    scale = {line["account_id"]: 10 ** (3 - line["decimals"]) for line in lines}
+    as_lines = [_as_solver_line(line) for line in lines]
+    breached = floors.breaches(as_lines, members, target_floors, scale)
+    for target_id, excess in sorted(breached.items()):
+        f = target_floors[target_id]
+        failures.append({"target": f.code, "reason": "floor",
+                         "message": f"the plan would draw {planning._units(excess)} below the protected floor of {f.code}"})
+    if failures:
+        kinds = {f["reason"] for f in failures}
+        error = FloorProtected if kinds == {"floor"} else InsufficientStock if kinds == {"stock"} else Conflict
+        raise error(f"{len(failures)} line(s) of the plan no longer fit; propose a new plan", failures=failures)
+    await store.reserve(pg, dict(want))
+    await store.set_plan_state(pg, plan_id, "approved", approved_by=principal.id, approved_at=now,
+                               reserved_until=now + timedelta(hours=reservation_hours))
+    await store.set_requests_state(pg, request_ids, "allocated")
+    return await show(pg, plan_id)
+
+
+def _failure(index: int, line: asyncpg.Record, reason: str, message: str) -> dict:
+    return {"line": index, "request_id": line["request_id"], "lot_id": line["lot_id"], "owner": line["owner"],
+            "reason": reason, "message": message}
+
+
+def _as_solver_line(line: asyncpg.Record) -> Line:
+    return Line(line["request_id"], line["account_id"], line["quantity"], float(line["distance_km"]), line["rule_code"])
+
+
+async def _release(pg: asyncpg.Connection, lines: list[asyncpg.Record]) -> None:
+    amounts: dict[int, int] = defaultdict(int)
+    for line in lines:
+        amounts[line["account_id"]] -= line["quantity"]
+    await store.lock_accounts(pg, list(amounts))
+    await store.reserve(pg, dict(amounts))
+
+
+async def dispatch(pg: asyncpg.Connection, plan_id: str, principal: Principal, clock: Clock) -> dict:
+    """Post the plan: reservations are consumed; where the owner is not the requester the title moves
+    first (an ownership_transfer, with the obligation its rule creates); then one transfer per
+    (source, destination) carries the lines into transit. Receiving a transfer closes its lines."""
+    plan = await _locked_plan(pg, plan_id, "approved")
+    if plan["reserved_until"] is not None and plan["reserved_until"] <= clock.now:
+        raise Conflict("the plan's reservations have lapsed; propose and approve a new plan")
+    lines = await store.plan_lines(pg, plan_id)
+    for line in lines:
+        require_warehouse(principal, line["warehouse_id"], line["warehouse"])
+    await _release(pg, lines)
+    parties = {r["id"]: r["code"] for r in await pg.fetch(
+        "SELECT id, code FROM parties WHERE id = ANY($1::bigint[])", list({line["requester_id"] for line in lines}))}
+    ws = Workspace(pg)
+    carried: dict[tuple[int, int], dict[tuple[str, str], int]] = defaultdict(lambda: defaultdict(int))
+    for line in lines:
+        owner = line["owner"]
+        if line["owner_id"] != line["requester_id"]:
+            requester = parties[line["requester_id"]]
+            moved = await post_movement(ws, c.OwnershipTransfer(
+                lot_id=line["lot_id"], from_owner=owner, to_owner=requester,
+                quantity=format_quantity(line["quantity"], line["decimals"]),
+                reason=f"allocation plan {plan_id} under rule {line['rule_code']}"), principal, clock)
+            if line["obligation"] is not None:
+                obligation_id = await obligations.record(
+                    pg, kind=line["obligation"], rule_code=line["rule_code"], rule_version=plan["rule_version"],
+                    movement_id=moved.id, lot_id=line["lot_id"], material_id=line["material_id"],
+                    creditor_id=line["owner_id"], debtor_id=line["requester_id"], quantity=line["quantity"])
+                await store.mark_line(pg, line["id"], obligation_id=obligation_id)
+            owner = requester
+        carried[(line["warehouse_id"], line["destination_id"])][(line["lot_id"], owner)] += line["quantity"]
+    codes = {r["id"]: r["code"] for r in await pg.fetch(
+        "SELECT id, code FROM warehouses WHERE id = ANY($1::bigint[])", list({w for pair in carried for w in pair}))}
+    decimals = {line["lot_id"]: line["decimals"] for line in lines}
+    for (source, destination), positions in sorted(carried.items()):
+        shown, _ = await transfers.dispatch(pg, c.TransferIn(
+            from_warehouse=codes[source], to_warehouse=codes[destination],
+            lines=[c.TransferLineIn(lot_id=lot, owner=owner, quantity=format_quantity(q, decimals[lot]))
+                   for (lot, owner), q in sorted(positions.items())],
+            note=f"allocation plan {plan_id}"), principal, clock)
+        for line in lines:
+            if (line["warehouse_id"], line["destination_id"]) == (source, destination):
+                await store.mark_line(pg, line["id"], transfer_id=shown["id"])
+    await store.set_plan_state(pg, plan_id, "dispatched", dispatched_at=clock.now)
+    return await show(pg, plan_id)
+
+
+async def cancel(pg: asyncpg.Connection, plan_id: str, reason: str, now: datetime) -> dict:
+    """Void a proposed or approved plan: reservations are released, its requests wait for a new plan."""
+    plan = await _locked_plan(pg, plan_id, "proposed", "approved")
+    await _end(pg, plan, "cancelled", reason or "cancelled", now)
+    return await show(pg, plan_id)
+
+
+async def _end(pg: asyncpg.Connection, plan: asyncpg.Record, state: str, reason: str, now: datetime) -> None:
+    lines = await store.plan_lines(pg, plan["id"])
+    if plan["state"] == "approved":
+        await _release(pg, lines)
+        requests = [r["request_id"] for r in await store.plan_requests(pg, plan["id"])]
+        await store.set_requests_state(pg, requests, "pending")
+    await store.set_plan_state(pg, plan["id"], state, ended_at=now, end_reason=reason)
+
+
+async def expire_reservations(pg: asyncpg.Connection, now: datetime) -> list[str]:
+    """Approved plans not dispatched in time lose their reservations (their requests wait again)."""
+    lapsed = await store.lapsed_plans(pg, now)
+    for plan_id in lapsed:
+        await _end(pg, await store.plan(pg, plan_id), "expired", "reservations lapsed before dispatch", now)
+    return lapsed

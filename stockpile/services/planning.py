@@ -1,0 +1,149 @@
+"""Planning: from pending requests and the stock, through the rules in force and the protected
+floors, to an optimal plan (stockpile.domain.allocation) — shared by proposals and drills."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from stockpile.domain import allocation, floors, rules as rules_
+from stockpile.domain.allocation import Allowance, Demand, Solution, Supply
+from stockpile.domain.errors import TooLarge
+from stockpile.domain.rules import Rule
+from stockpile.store import allocation as store
+from stockpile.store import coverage, readiness, rules
+
+THOUSANDTHS = 1000
+
+
+@dataclass
+class Limits:
+    """Bounds of one solve (settings STOCKPILE_ALLOCATION_*)."""
+
+    k: int = 50
+    max_requests: int = 5000
+    max_arcs: int = 500_000
+    time_limit_s: float = 10.0
+
+    @classmethod
+    def of(cls, settings) -> Limits:
+        return cls(settings.allocation_k, settings.allocation_max_requests, settings.allocation_max_arcs,
+                   float(settings.allocation_time_limit_seconds))
+
+
+@dataclass
+class Planned:
+    """A solved plan with everything needed to store, explain or report it."""
+
+    solution: Solution
+    requests: dict[str, Mapping[str, Any]]
+    positions: dict[int, asyncpg.Record]
+    rule_version: int
+    rules: dict[str, Rule]
+    levels: dict[str, str]                       # request id → readiness level it was planned under
+    floors: dict[int, floors.Floor]
+    bound: list[dict[str, Any]] = field(default_factory=list)   # targets whose floor limited the plan
+    drawn: dict[int, int] = field(default_factory=dict)         # target id → thousandths the plan takes from it
+
+
+def _rule_floors(ruleset: Iterable[Rule]) -> list[Rule]:
+    return [r for r in ruleset if r.allowed and r.floor_ratio is not None]
+
+
+def _floor_ratio(target: asyncpg.Record, rule_floors: list[Rule]) -> Decimal:
+    """The target's protected share, raised by any rule in force that keeps more of that stock."""
+    sector = target["owner_sector"] or target["sector"]
+    ratios = [target["floor_ratio"]] + [
+        r.floor_ratio for r in rule_floors
+        if (r.owner_sector is None or sector is None or r.owner_sector == sector)
+        and (r.category is None or r.category == target["target_category"])]
+    return max(ratios)
+
+
+def _units(thousandths: int) -> str:
+    return format((Decimal(thousandths) / THOUSANDTHS).normalize(), "f")
+
+
+async def load_floors(pg: asyncpg.Connection, today: date, ruleset: Iterable[Rule],
+                      target_ids: set[int] | None = None) -> dict[int, floors.Floor]:
+    """Every reserve target's usable stock and protected floor, in thousandths of its unit."""
+    rule_floors = _rule_floors(ruleset)
+    result = {}
+    for t in await coverage.coverage(pg, today=today, region=None, category=None):
+        if target_ids is not None and t["id"] not in target_ids:
+            continue
+        result[t["id"]] = floors.Floor(t["id"], t["code"], int(t["usable"] * THOUSANDTHS),
+                                       int(t["quantity"] * THOUSANDTHS), _floor_ratio(t, rule_floors))
+    return result
+
+
+async def plan(pg: asyncpg.Connection, requests: list[Mapping[str, Any]], *, today: date, limits: Limits,
+               level_overrides: dict[int, str] | None = None, lost_warehouse_ids: Iterable[int] = ()) -> Planned:
+    """Solve ``requests`` (rows of allocation_requests, or a drill's synthetic ones) against the stock now."""
+    version, ruleset = await rules.ruleset(pg)
+    levels = await readiness.effective_levels(pg, level_overrides)
+    level_of = {r["id"]: levels.get(r["destination_region_id"], "peacetime") for r in requests}
+    positions = await store.candidate_positions(
+        pg, material_ids=sorted({r["material_id"] for r in requests if r["material_id"] is not None}),
+        groups=sorted({r["substitution_group"] for r in requests if r["substitution_group"] is not None}),
+        today=today, lost_warehouse_ids=list(lost_warehouse_ids))
+    members: dict[int, list[int]] = defaultdict(list)
+    for m in await store.memberships(pg, [p["account_id"] for p in positions], today):
+        members[m["account_id"]].append(m["target_id"])
+    target_floors = await load_floors(pg, today, ruleset, {t for ts in members.values() for t in ts})
+    scale = {p["account_id"]: 10 ** (3 - p["decimals"]) for p in positions}
+    memberships = {p["account_id"]: members.get(p["account_id"], []) for p in positions}
+    pool_of, pools = floors.pools(memberships, target_floors, scale)
+
+    supplies = [Supply(key=p["account_id"], lot_id=p["lot_id"], owner_id=p["owner_id"], owner_sector=p["owner_sector"],
+                       warehouse_id=p["warehouse_id"], latitude=p["latitude"], longitude=p["longitude"],
+                       material_id=p["material_id"], substitution_group=p["substitution_group"], category=p["category"],
+                       available=p["available"], expires_on=p["expires_on"], pool=pool_of[p["account_id"]])
+                for p in positions]
+    demands = [Demand(request_id=r["id"], priority=r["priority"], requester_sector=r["requester_sector"],
+                      material_id=r["material_id"], substitution_group=r["substitution_group"], category=r["category"],
+                      latitude=r["latitude"], longitude=r["longitude"], quantity=r["quantity"],
+                      needed_by=r["needed_by"], destination_warehouse_id=r["destination_id"]) for r in requests]
+    decided: dict[tuple, Allowance | None] = {}
+
+    def allowance(demand: Demand, supply: Supply) -> Allowance | None:
+        if supply.warehouse_id == demand.destination_warehouse_id:
+            return None  # already there: nothing to move
+        key = (level_of[demand.request_id], supply.category, demand.requester_sector, supply.owner_sector)
+        if key not in decided:
+            rule = rules_.permits(ruleset, *key)
+            decided[key] = None if rule is None else Allowance(rule.code, rule.preference_cost)
+        return decided[key]
+
+    try:
+        solution = allocation.solve(demands, supplies, pools, allowance, k=limits.k, max_requests=limits.max_requests,
+                                    max_arcs=limits.max_arcs, time_limit_s=limits.time_limit_s)
+    except allocation.PlanTooLarge as exc:
+        raise TooLarge(exc.detail, max_requests=limits.max_requests, max_arcs=limits.max_arcs,
+                       time_limit_seconds=limits.time_limit_s) from None
+    priority_of = {r["id"]: r["priority"] for r in requests}
+    kept, cut = floors.trim(solution.lines, memberships, target_floors, scale, priority_of)
+    if cut:
+        solution.lines = kept
+        planned = defaultdict(int)
+        for line in kept:
+            planned[line.request_id] += line.quantity
+        for r in requests:
+            solution.planned[r["id"]] = planned[r["id"]]
+            solution.unfilled[r["id"]] = r["quantity"] - planned[r["id"]]
+        for request_id in cut:
+            reasons = solution.reasons.setdefault(request_id, [])
+            if "floor" not in reasons:
+                reasons.append("floor")
+    taken = floors.drawn(solution.lines, memberships, scale)
+    bound = [{"target": f.code, "protected": _units(f.protected), "headroom": _units(f.headroom),
+              "drawn": _units(taken.get(t, 0))}
+             for t, f in sorted(target_floors.items()) if f.headroom - taken.get(t, 0) <= 0]
+    return Planned(solution, {r["id"]: r for r in requests}, {p["account_id"]: p for p in positions}, version,
+                   {r.code: r for r in ruleset}, level_of, target_floors, bound, dict(taken))

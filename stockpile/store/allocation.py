@@ -1,0 +1,231 @@
+"""Allocation requests, plans and drills: the SQL of planning, approval and dispatch."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+_REQUEST = """
+SELECT r.id::text AS id, r.requester_id, p.code AS requester, p.sector AS requester_sector, r.destination_id,
+       w.code AS destination, w.region_id AS destination_region_id, w.latitude::float8 AS latitude,
+       w.longitude::float8 AS longitude, r.material_id, m.code AS material, r.substitution_group, r.category,
+       r.decimals, r.quantity, r.priority, r.needed_by, r.purpose, r.state, r.created_at
+FROM allocation_requests r
+JOIN parties p ON p.id = r.requester_id
+JOIN warehouses w ON w.id = r.destination_id
+LEFT JOIN materials m ON m.id = r.material_id
+"""
+
+_CLOSURE = """WITH RECURSIVE closure(ancestor, descendant) AS (
+    SELECT id, id FROM regions
+    UNION ALL SELECT c.ancestor, r.id FROM closure c JOIN regions r ON r.parent_id = c.descendant)"""
+
+
+async def insert_request(pg: asyncpg.Connection, values: dict[str, Any]) -> str:
+    columns = list(values)
+    return await pg.fetchval(
+        f"""INSERT INTO allocation_requests ({", ".join(columns)})
+            VALUES ({", ".join(f"${i}" for i in range(1, len(columns) + 1))}) RETURNING id::text""",
+        *values.values())
+
+
+async def request(pg: asyncpg.Connection, request_id: str) -> asyncpg.Record | None:
+    return await pg.fetchrow(_REQUEST + " WHERE r.id = $1::uuid", request_id)
+
+
+async def requests(pg: asyncpg.Connection, *, state: str | None, priority: str | None, after: str | None,
+                   limit: int) -> list[asyncpg.Record]:
+    return await pg.fetch(
+        _REQUEST + """ WHERE ($1::text IS NULL OR r.state = $1) AND ($2::text IS NULL OR r.priority = $2)
+                         AND ($3::uuid IS NULL OR r.id > $3) ORDER BY r.id LIMIT $4""",
+        state, priority, after, limit)
+
+
+async def pending_requests(pg: asyncpg.Connection, *, region_id: int | None, request_ids: list[str] | None,
+                           for_update: bool = False) -> list[asyncpg.Record]:
+    """Pending requests whose destination lies in ``region_id``'s subtree (or the ones named)."""
+    lock = " FOR UPDATE OF r" if for_update else ""
+    return await pg.fetch(
+        _CLOSURE + _REQUEST + """
+        WHERE r.state = 'pending' AND ($2::uuid[] IS NULL OR r.id = ANY($2::uuid[]))
+          AND ($1::bigint IS NULL OR w.region_id IN (SELECT descendant FROM closure WHERE ancestor = $1))
+        ORDER BY r.id""" + lock, region_id, request_ids)
+
+
+async def candidate_positions(pg: asyncpg.Connection, *, material_ids: list[int], groups: list[str], today: date,
+                              lost_warehouse_ids: list[int] = ()) -> list[asyncpg.Record]:
+    """Positions that could send stock: usable lots (available status, not expired) of the materials
+    or substitution groups asked for, in active warehouses, with something left after reservations."""
+    return await pg.fetch(
+        """SELECT a.id AS account_id, l.id::text AS lot_id, l.code AS lot_code, a.owner_id, o.code AS owner,
+                  o.sector AS owner_sector, l.warehouse_id, w.code AS warehouse, w.region_id,
+                  w.latitude::float8 AS latitude, w.longitude::float8 AS longitude, l.material_id,
+                  m.code AS material, m.substitution_group, m.category, m.decimals,
+                  a.balance - a.reserved AS available, l.expires_on
+             FROM accounts a
+             JOIN lots l ON l.id = a.lot_id
+             JOIN materials m ON m.id = l.material_id
+             JOIN warehouses w ON w.id = l.warehouse_id
+             JOIN parties o ON o.id = a.owner_id
+            WHERE a.type = 'stock' AND a.balance > a.reserved AND l.status = 'available'
+              AND (l.expires_on IS NULL OR l.expires_on > $3) AND w.status = 'active'
+              AND NOT (w.id = ANY($4::bigint[]))
+              AND (l.material_id = ANY($1::bigint[]) OR m.substitution_group = ANY($2::text[]))
+            ORDER BY a.id""",
+        material_ids, groups, today, list(lost_warehouse_ids))
+
+
+async def memberships(pg: asyncpg.Connection, account_ids: list[int], today: date) -> list[asyncpg.Record]:
+    """(account, target) pairs: the targets each position counts toward — scope, material and owner
+    match, and its lot is usable over the target's horizon (stockpile.domain.floors)."""
+    return await pg.fetch(
+        _CLOSURE + """
+        SELECT a.id AS account_id, t.id AS target_id, m.decimals
+          FROM accounts a
+          JOIN lots l ON l.id = a.lot_id
+          JOIN materials m ON m.id = l.material_id
+          JOIN warehouses w ON w.id = l.warehouse_id
+          JOIN parties o ON o.id = a.owner_id
+          JOIN reserve_targets t
+            ON (t.material_id = m.id OR t.category = m.category OR t.substitution_group = m.substitution_group)
+           AND (t.owner_id = a.owner_id OR t.sector = o.sector OR (t.owner_id IS NULL AND t.sector IS NULL))
+           AND (t.scope_warehouse_id = w.id
+                OR t.scope_region_id IN (SELECT ancestor FROM closure WHERE descendant = w.region_id))
+         WHERE a.id = ANY($1::bigint[]) AND l.status = 'available'
+           AND (l.expires_on IS NULL OR l.expires_on > $2::date + t.horizon_days)""",
+        account_ids, today)
+
+
+async def lock_floors(pg: asyncpg.Connection, target_ids: list[int]) -> None:
+    """Serialise approvals drawing on the same reserve targets (guarantee 8 under concurrency):
+    one transaction-level advisory lock per target, taken in id order."""
+    for target_id in sorted(set(target_ids)):
+        await pg.execute("SELECT pg_advisory_xact_lock(hashtext('reserve_target_floor'), $1::int)", target_id)
+
+
+async def insert_plan(pg: asyncpg.Connection, plan: dict[str, Any], requests_: list[tuple], lines: list[tuple]) -> str:
+    plan_id = await pg.fetchval(
+        """INSERT INTO allocation_plans (region_id, rule_version, levels, objective, build_ms, solve_ms, arcs, created_by)
+           VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8) RETURNING id::text""",
+        plan["region_id"], plan["rule_version"], json.dumps(plan["levels"]), plan["objective"], plan["build_ms"],
+        plan["solve_ms"], plan["arcs"], plan["created_by"])
+    await pg.executemany(
+        """INSERT INTO plan_requests (plan_id, request_id, requested, planned, reasons)
+           VALUES ($1, $2::uuid, $3, $4, $5)""", [(plan_id, *r) for r in requests_])
+    await pg.executemany(
+        """INSERT INTO plan_lines (plan_id, request_id, account_id, lot_id, owner_id, warehouse_id, quantity,
+                                   distance_km, rule_code, obligation)
+           VALUES ($1, $2::uuid, $3, $4::uuid, $5, $6, $7, $8, $9, $10)""", [(plan_id, *line) for line in lines])
+    return plan_id
+
+
+async def plan(pg: asyncpg.Connection, plan_id: str, *, for_update: bool = False) -> asyncpg.Record | None:
+    return await pg.fetchrow(
+        "SELECT p.*, p.id::text AS id FROM allocation_plans p WHERE p.id = $1::uuid"
+        + (" FOR UPDATE" if for_update else ""), plan_id)
+
+
+async def plans(pg: asyncpg.Connection, *, state: str | None, after: str | None, limit: int) -> list[asyncpg.Record]:
+    return await pg.fetch(
+        """SELECT p.*, p.id::text AS id FROM allocation_plans p
+            WHERE ($1::text IS NULL OR p.state = $1) AND ($2::uuid IS NULL OR p.id > $2) ORDER BY p.id LIMIT $3""",
+        state, after, limit)
+
+
+async def plan_lines(pg: asyncpg.Connection, plan_id: str) -> list[asyncpg.Record]:
+    """A plan's lines with what they name, and the state of the transfer that carried each."""
+    return await pg.fetch(
+        """SELECT pl.id, pl.request_id::text AS request_id, pl.account_id, pl.lot_id::text AS lot_id, l.code AS lot_code,
+                  l.expires_on, pl.owner_id, o.code AS owner, o.sector AS owner_sector, pl.warehouse_id,
+                  w.code AS warehouse, pl.quantity, pl.distance_km, pl.rule_code, pl.obligation, m.decimals,
+                  m.code AS material, l.material_id, pl.transfer_id::text AS transfer_id, t.received_at,
+                  pl.obligation_id::text AS obligation_id, r.requester_id, r.destination_id, d.code AS destination
+             FROM plan_lines pl
+             JOIN lots l ON l.id = pl.lot_id
+             JOIN materials m ON m.id = l.material_id
+             JOIN parties o ON o.id = pl.owner_id
+             JOIN warehouses w ON w.id = pl.warehouse_id
+             JOIN allocation_requests r ON r.id = pl.request_id
+             JOIN warehouses d ON d.id = r.destination_id
+             LEFT JOIN transfers t ON t.id = pl.transfer_id
+            WHERE pl.plan_id = $1::uuid ORDER BY pl.id""", plan_id)
+
+
+async def plan_requests(pg: asyncpg.Connection, plan_id: str) -> list[asyncpg.Record]:
+    return await pg.fetch(
+        """SELECT pr.request_id::text AS request_id, pr.requested, pr.planned, pr.reasons, r.decimals, r.priority,
+                  r.needed_by, r.state
+             FROM plan_requests pr JOIN allocation_requests r ON r.id = pr.request_id
+            WHERE pr.plan_id = $1::uuid ORDER BY r.priority = 'routine', r.priority = 'priority',
+                  r.priority = 'immediate', pr.request_id""", plan_id)
+
+
+async def lock_accounts(pg: asyncpg.Connection, account_ids: list[int]) -> dict[int, asyncpg.Record]:
+    """Lock the plan's positions in id order (the ledger's lock order) and read them with their lot."""
+    rows = await pg.fetch(
+        """SELECT a.id, a.balance, a.reserved, l.status, l.expires_on
+             FROM accounts a JOIN lots l ON l.id = a.lot_id
+            WHERE a.id = ANY($1::bigint[]) ORDER BY a.id FOR UPDATE OF a""", sorted(set(account_ids)))
+    return {r["id"]: r for r in rows}
+
+
+async def reserve(pg: asyncpg.Connection, amounts: dict[int, int]) -> None:
+    """Add (or, negative, release) reservations; the accounts' CHECK keeps 0 <= reserved <= balance."""
+    await pg.executemany("UPDATE accounts SET reserved = reserved + $2 WHERE id = $1", sorted(amounts.items()))
+
+
+async def set_plan_state(pg: asyncpg.Connection, plan_id: str, state: str, **columns: Any) -> None:
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, start=3))
+    await pg.execute(f"UPDATE allocation_plans SET state = $2{', ' + sets if sets else ''} WHERE id = $1::uuid",
+                     plan_id, state, *columns.values())
+
+
+async def set_requests_state(pg: asyncpg.Connection, request_ids: list[str], state: str) -> None:
+    await pg.execute("UPDATE allocation_requests SET state = $2 WHERE id = ANY($1::uuid[])", request_ids, state)
+
+
+async def mark_line(pg: asyncpg.Connection, line_id: int, *, transfer_id: str | None = None,
+                    obligation_id: str | None = None) -> None:
+    await pg.execute(
+        """UPDATE plan_lines SET transfer_id = coalesce($2::uuid, transfer_id),
+                                 obligation_id = coalesce($3::uuid, obligation_id) WHERE id = $1""",
+        line_id, transfer_id, obligation_id)
+
+
+async def lapsed_plans(pg: asyncpg.Connection, now) -> list[str]:
+    """Approved plans whose reservations have lapsed, locked."""
+    rows = await pg.fetch(
+        """SELECT id::text AS id FROM allocation_plans WHERE state = 'approved' AND reserved_until <= $1
+           ORDER BY id FOR UPDATE SKIP LOCKED""", now)
+    return [r["id"] for r in rows]
+
+
+async def unfilled_requests(pg: asyncpg.Connection, today: date) -> list[asyncpg.Record]:
+    """Requests past their need date that have not received all they asked for."""
+    return await pg.fetch(
+        _REQUEST + """
+        LEFT JOIN LATERAL (
+            SELECT coalesce(sum(pl.quantity) FILTER (WHERE t.received_at IS NOT NULL), 0) AS received
+              FROM plan_lines pl JOIN allocation_plans ap ON ap.id = pl.plan_id
+              LEFT JOIN transfers t ON t.id = pl.transfer_id
+             WHERE pl.request_id = r.id AND ap.state IN ('approved', 'dispatched')) got ON true
+        WHERE r.state <> 'cancelled' AND r.needed_by < $1 AND got.received < r.quantity""", today)
+
+
+async def insert_drill(pg: asyncpg.Connection, name: str, scenario: dict, report: dict, principal_id: int) -> str:
+    return await pg.fetchval(
+        """INSERT INTO drills (name, scenario, report, created_by) VALUES ($1, $2::jsonb, $3::jsonb, $4)
+           RETURNING id::text""", name, json.dumps(scenario), json.dumps(report), principal_id)
+
+
+async def drill(pg: asyncpg.Connection, drill_id: str) -> asyncpg.Record | None:
+    return await pg.fetchrow("SELECT d.*, d.id::text AS id FROM drills d WHERE d.id = $1::uuid", drill_id)
+
+
+async def drills(pg: asyncpg.Connection, *, after: str | None, limit: int) -> list[asyncpg.Record]:
+    return await pg.fetch(
+        """SELECT d.id::text AS id, d.name, d.created_at, d.report->'fill_rate' AS fill_rate
+             FROM drills d WHERE ($1::uuid IS NULL OR d.id > $1) ORDER BY d.id LIMIT $2""", after, limit)
