@@ -227,6 +227,53 @@ def cmd_job_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if outcome.outcome == "ok" else 1
 
 
+def cmd_drill(args: argparse.Namespace, settings: Settings) -> int:
+    """Run a drill from a YAML or JSON scenario (the body of POST /api/v1/drills) and print its report."""
+    import getpass
+
+    import msgspec
+    import yaml
+
+    from stockpile.api.controllers.allocation import run_drill
+    from stockpile.domain.access import Principal
+    from stockpile.domain.errors import DomainError
+    from stockpile.services import commands as c
+    from stockpile.services.drills import readable
+    from stockpile.services.planning import Limits
+    from stockpile.store import tokens
+
+    try:
+        with open(args.file, encoding="utf-8") as f:
+            raw = yaml.safe_load(f)  # JSON is YAML too
+        scenario = msgspec.convert(raw, c.DrillIn, strict=False)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        print(f"cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    except msgspec.ValidationError as exc:
+        print(f"{args.file}: {exc}", file=sys.stderr)
+        return 2
+
+    async def work():
+        from stockpile.store.db import Database
+
+        db = Database(database_url(settings), pool_size=2)
+        try:
+            async with db.transaction() as tx:
+                principal_id = await tokens.upsert_principal(tx.pg, f"cli:{getpass.getuser()}", ["planner"], "military")
+            principal = Principal(principal_id, f"cli:{getpass.getuser()}", frozenset({"planner"}), "military")
+            return await run_drill(db, scenario, None, Limits.of(settings), principal=principal)
+        finally:
+            await db.dispose()
+
+    try:
+        report = _run(work())
+    except DomainError as exc:
+        print(f"the drill was refused: {exc.detail}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2, default=str) if args.json else readable(report))
+    return 0
+
+
 def _progress(done: int, total: int) -> None:
     """A progress bar on stderr (a line per step when stderr is not a terminal)."""
     width = 30
@@ -326,6 +373,10 @@ def parser() -> argparse.ArgumentParser:
                      help="what the file holds (default: movements when it has a kind column)")
     imp.add_argument("--per-row", action="store_true", help="write the rows that pass and report the refused ones")
     imp.set_defaults(func=cmd_import)
+    drill = sub.add_parser("drill", help="run a drill from a YAML/JSON scenario and print its report (posts nothing)")
+    drill.add_argument("file", help="scenario: readiness overrides, requests, lost_warehouses (as POST /api/v1/drills)")
+    drill.add_argument("--json", action="store_true", help="print the full report as JSON")
+    drill.set_defaults(func=cmd_drill)
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_command", required=True)
     create = token.add_parser("create", help="create a token (printed once, alone on the last line)")
     create.add_argument("--name", required=True, help="the principal (person or system) the token belongs to")

@@ -237,6 +237,7 @@ PRINCIPALS: list[tuple[str, str, str | None, tuple[str, ...], tuple[str, ...]]] 
     ("demo-operator", "operator", None, ("WH-N-04", "WH-S-02"), ()),
     ("demo-planner", "planner", None, (), ("PRV-SOUTH",)),
     ("demo-commander", "commander", "military", (), ()),
+    ("demo-commander-2", "commander", "military", (), ()),  # confirms wartime (two-person rule)
     ("demo-auditor", "auditor", None, (), ()),
     ("demo-metrics", "metrics", None, (), ()),
 ]
