@@ -136,7 +136,7 @@ async def propose(pg: asyncpg.Connection, data: c.PlanIn, principal: Principal, 
             raise Forbidden(f"{principal.name} may not plan for {', '.join(sorted(set(outside))[:10])}")
     planned = await planning.plan(pg, requests, today=today, limits=limits)
     plan_id = await _store(pg, planned, region_id, principal)
-    return await show(pg, plan_id)
+    return await show(pg, plan_id, principal)
 
 
 def _is_uuid(value: str) -> bool:
@@ -170,14 +170,31 @@ def line_state(plan_state: str, line: asyncpg.Record) -> str:
     return {"approved": "reserved", "proposed": "proposed"}.get(plan_state, "void")
 
 
-def present_lines(plan_state: str, lines: list[asyncpg.Record]) -> list[dict]:
-    return [{"request_id": line["request_id"], "lot_id": line["lot_id"], "lot_code": line["lot_code"],
+RESTRICTED = ("lot_id", "lot_code", "owner", "warehouse", "expires_on", "transfer_id", "obligation_id")
+
+
+def present_lines(plan_state: str, lines: list[asyncpg.Record], cleared: bool = True) -> list[dict]:
+    """A plan's lines; for a reader not cleared for military stock, a line drawing on it names
+    neither the lot, nor the owner, nor the warehouse (need-to-know)."""
+    shown = [_present_line(plan_state, line) for line in lines]
+    return shown if cleared else restrict([{**item, "owner_sector": line["owner_sector"]}
+                                           for item, line in zip(shown, lines)])
+
+
+def restrict(items: list[dict]) -> list[dict]:
+    """Lines drawing on military stock, as a reader without military clearance sees them."""
+    return [{**item, **{key: None for key in RESTRICTED}, "restricted": True} if item.get("owner_sector") == "military"
+            else item for item in items]
+
+
+def _present_line(plan_state: str, line: asyncpg.Record) -> dict:
+    return {"request_id": line["request_id"], "lot_id": line["lot_id"], "lot_code": line["lot_code"],
              "owner": line["owner"], "warehouse": line["warehouse"], "material": line["material"],
              "quantity": format_quantity(line["quantity"], line["decimals"]), "distance_km": float(line["distance_km"]),
              "rule": line["rule_code"], "obligation": line["obligation"],
              "expires_on": None if line["expires_on"] is None else line["expires_on"].isoformat(),
              "destination": line["destination"], "state": line_state(plan_state, line),
-             "transfer_id": line["transfer_id"], "obligation_id": line["obligation_id"]} for line in lines]
+             "transfer_id": line["transfer_id"], "obligation_id": line["obligation_id"]}
 
 
 def present_requests(rows: list[asyncpg.Record]) -> list[dict]:
@@ -188,14 +205,14 @@ def present_requests(rows: list[asyncpg.Record]) -> list[dict]:
             for r in rows]
 
 
-async def show(pg: asyncpg.Connection, plan_id: str) -> dict:
+async def show(pg: asyncpg.Connection, plan_id: str, principal: Principal | None = None) -> dict:
     plan = await store.plan(pg, plan_id)
     if plan is None:
         raise NotFound(f"no allocation plan {plan_id}")
     lines = await store.plan_lines(pg, plan_id)
     return {
         "id": plan["id"], "state": plan["state"], "rule_version": plan["rule_version"],
-        "lines": present_lines(plan["state"], lines), "requests": present_requests(await store.plan_requests(pg, plan_id)),
+        "lines": present_lines(plan["state"], lines, principal is None or principal.cleared_military), "requests": present_requests(await store.plan_requests(pg, plan_id)),
         "solver": {"objective": plan["objective"], "solve_ms": round(plan["solve_ms"], 3),
                    "build_ms": round(plan["build_ms"], 3), "arcs": plan["arcs"]},
         "created_at": _when(plan["created_at"]), "approved_at": _when(plan["approved_at"]),
@@ -274,7 +291,7 @@ async def approve(pg: asyncpg.Connection, plan_id: str, principal: Principal, no
     await store.set_plan_state(pg, plan_id, "approved", approved_by=principal.id, approved_at=now,
                                reserved_until=now + timedelta(hours=reservation_hours))
     await store.set_requests_state(pg, request_ids, "allocated")
-    return await show(pg, plan_id)
+    return await show(pg, plan_id, principal)
 
 
 def _failure(index: int, line: asyncpg.Record, reason: str, message: str) -> dict:
@@ -338,14 +355,14 @@ async def dispatch(pg: asyncpg.Connection, plan_id: str, principal: Principal, c
             if (line["warehouse_id"], line["destination_id"]) == (source, destination):
                 await store.mark_line(pg, line["id"], transfer_id=shown["id"])
     await store.set_plan_state(pg, plan_id, "dispatched", dispatched_at=clock.now)
-    return await show(pg, plan_id)
+    return await show(pg, plan_id, principal)
 
 
-async def cancel(pg: asyncpg.Connection, plan_id: str, reason: str, now: datetime) -> dict:
+async def cancel(pg: asyncpg.Connection, plan_id: str, reason: str, now: datetime, principal: Principal) -> dict:
     """Void a proposed or approved plan: reservations are released, its requests wait for a new plan."""
     plan = await _locked_plan(pg, plan_id, "proposed", "approved")
     await _end(pg, plan, "cancelled", reason or "cancelled", now)
-    return await show(pg, plan_id)
+    return await show(pg, plan_id, principal)
 
 
 async def _end(pg: asyncpg.Connection, plan: asyncpg.Record, state: str, reason: str, now: datetime) -> None:

@@ -87,6 +87,7 @@ async def _report(pg: asyncpg.Connection, planned: planning.Planned, today: date
     for line in s.lines:
         p = planned.positions[line.supply_key]
         lines.append({"request_id": line.request_id, "lot_id": p["lot_id"], "lot_code": p["lot_code"], "owner": p["owner"],
+                      "owner_sector": p["owner_sector"],
                       "warehouse": p["warehouse"], "material": p["material"],
                       "quantity": format_quantity(line.quantity, p["decimals"]), "distance_km": round(line.distance_km, 1),
                       "rule": line.rule, "expires_on": None if p["expires_on"] is None else p["expires_on"].isoformat()})

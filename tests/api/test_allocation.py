@@ -278,3 +278,40 @@ async def test_a_drill_reports_what_a_crisis_would_get_and_changes_nothing(clien
     assert {report["id"], lost.json()["id"]} <= {d["id"] for d in listed}
     stored = (await client.get(f"/api/v1/drills/{report['id']}", headers=planner)).json()
     assert stored["fill_rate"] == report["fill_rate"] and stored["scenario"]["readiness"] == {w.region: "emergency"}
+
+
+async def test_a_loan_of_military_stock_is_hidden_from_uncleared_planners_and_repaid_in_kind(
+        client, admin, operator, make_token, commanders, world):
+    w = world
+    uncleared = {"Authorization": f"Bearer {await make_token('planner', regions=[w.region])}"}
+    lot = lot_of(await receive(client, operator, warehouse=w.north, material=w.vaccine, owner=w.military,
+                               quantity="100", lot="V-MIL"))
+    await declare(client, commanders, w.region, "emergency")
+    await request(client, uncleared, requester=w.civil, destination=w.south, material=w.vaccine, quantity="30",
+                  priority="immediate")
+    plan = await propose(client, uncleared, w)
+    [line] = plan["lines"]
+    assert line["restricted"] is True and line["lot_id"] is None and line["warehouse"] is None
+    assert (line["rule"], line["obligation"], line["quantity"]) == ("EME-CIV-MIL-MED", "loan", "30")
+    seen = (await client.get(f"/api/v1/allocation-plans/{plan['id']}", headers=admin)).json()["lines"][0]
+    assert seen["lot_id"] == lot and seen["owner"] == w.military and "restricted" not in seen
+    assert (await client.post(f"/api/v1/allocation-plans/{plan['id']}/approve", headers=uncleared)).status_code == 403
+    assert (await client.post(f"/api/v1/allocation-plans/{plan['id']}/approve", headers=commanders[0])).status_code == 200
+    dispatched = await client.post(f"/api/v1/allocation-plans/{plan['id']}/dispatch", headers={**admin, **idem()})
+    assert dispatched.status_code == 200, dispatched.text
+    obligation = dispatched.json()["lines"][0]["obligation_id"]
+    assert await held(client, admin, lot, w.military) == ("70", "0")
+
+    # Repaid in kind: a receipt of fresh vaccine owned by the military settles the loan.
+    repaid = await receive(client, operator, warehouse=w.north, material=w.vaccine, owner=w.military,
+                           quantity="30", lot="V-MIL-2")
+    wrong = await client.post(f"/api/v1/obligations/{obligation}/settlements", headers=operator,
+                              json={"quantity": "30"})
+    assert wrong.status_code == 422  # a loan names the movement that repaid it
+    settled = await client.post(f"/api/v1/obligations/{obligation}/settlements", headers=operator,
+                                json={"quantity": "30", "movement_id": repaid["id"], "note": "fresh batch"})
+    assert settled.status_code == 200, settled.text
+    assert settled.json()["state"] == "settled" and settled.json()["settlements"][0]["movement_id"] == repaid["id"]
+    listed = await list_all(client, admin, "/api/v1/obligations", party=w.military)
+    assert [(o["id"], o["state"]) for o in listed] == [(obligation, "settled")]
+    await declare(client, commanders, w.region, "peacetime")

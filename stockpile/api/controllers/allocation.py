@@ -71,20 +71,20 @@ class PlanController(Controller):
         return json_response(body, 201)
 
     @get("/", guards=[can_read], summary="Allocation plans")
-    async def listing(self, state: State,
+    async def listing(self, request: Request, state: State,
                       state_: Literal["proposed", "approved", "dispatched", "cancelled", "expired"] | None = None,
                       limit: int | None = None, cursor: str | None = None) -> Response:
         size = page_limit(limit)
         after = decode_cursor(cursor, UUID)
         async with state.db.transaction() as tx:
             rows = await store.plans(tx.pg, state=state_, after=None if after is None else str(after), limit=size + 1)
-            items = [await allocation.show(tx.pg, r["id"]) for r in rows]
+            items = [await allocation.show(tx.pg, r["id"], request.user) for r in rows]
         return json_response(page(items, size, lambda item: item["id"]))
 
     @get("/{plan_id:uuid}", guards=[can_read], summary="One plan with its lines and per-request outcome")
-    async def read(self, state: State, plan_id: UUID) -> Response:
+    async def read(self, request: Request, state: State, plan_id: UUID) -> Response:
         async with state.db.transaction() as tx:
-            return json_response(await allocation.show(tx.pg, str(plan_id)))
+            return json_response(await allocation.show(tx.pg, str(plan_id), request.user))
 
     @post("/{plan_id:uuid}/approve", guards=[requires(*PLANNERS)], status_code=200,
           summary="Approve: reserve every line after re-checking stock, rules and floors under lock")
@@ -108,7 +108,8 @@ class PlanController(Controller):
           summary="Cancel a proposed or approved plan (reservations are released)")
     async def cancel(self, request: Request, state: State, plan_id: UUID, data: c.CancelIn | None = None) -> Response:
         async with write_transaction(request, state.db) as (tx, note):
-            body = await allocation.cancel(tx.pg, str(plan_id), (data or c.CancelIn()).reason, Clock.utc().now)
+            body = await allocation.cancel(tx.pg, str(plan_id), (data or c.CancelIn()).reason, Clock.utc().now,
+                                           request.user)
             note.details["id"] = body["id"]
         return json_response(body)
 
@@ -121,7 +122,7 @@ class DrillController(Controller):
           summary="Run a drill on a snapshot of the reserve: plans, posts and reserves nothing")
     async def run(self, request: Request, state: State, data: c.DrillIn) -> Response:
         body = await run_drill(state.db, data, request, Limits.of(state.settings))
-        return json_response(body, 201)
+        return json_response(_for(request, body), 201)
 
     @get("/", guards=[can_read], summary="Drills run so far")
     async def listing(self, state: State, limit: int | None = None, cursor: str | None = None) -> Response:
@@ -134,13 +135,21 @@ class DrillController(Controller):
         return json_response(page(items, size, lambda item: item["id"]))
 
     @get("/{drill_id:uuid}", guards=[can_read], summary="One drill with its scenario and report")
-    async def read(self, state: State, drill_id: UUID) -> Response:
+    async def read(self, request: Request, state: State, drill_id: UUID) -> Response:
         async with state.db.transaction() as tx:
             row = await store.drill(tx.pg, str(drill_id))
         if row is None:
             raise NotFound(f"no drill {drill_id}")
-        return json_response({"id": row["id"], "name": row["name"], "created_at": row["created_at"].isoformat(),
-                              "scenario": json.loads(row["scenario"]), **json.loads(row["report"])})
+        return json_response(_for(request, {"id": row["id"], "name": row["name"],
+                                            "created_at": row["created_at"].isoformat(),
+                                            "scenario": json.loads(row["scenario"]), **json.loads(row["report"])}))
+
+
+def _for(request: Request, report: dict) -> dict:
+    """A drill report as the reader may see it: military stock's lines restricted without clearance."""
+    if request.user.cleared_military:
+        return report
+    return {**report, "lines": allocation.restrict(report["lines"])}
 
 
 async def run_drill(db, data: c.DrillIn, request: Request | None, limits: Limits, principal=None) -> dict:
