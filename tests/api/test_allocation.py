@@ -315,3 +315,33 @@ async def test_a_loan_of_military_stock_is_hidden_from_uncleared_planners_and_re
     listed = await list_all(client, admin, "/api/v1/obligations", party=w.military)
     assert [(o["id"], o["state"]) for o in listed] == [(obligation, "settled")]
     await declare(client, commanders, w.region, "peacetime")
+
+
+async def test_lapsed_reservations_are_released_and_late_requests_raise_allocation_unfilled(
+        client, operator, planner, world, database_url, settings, pg_pool):
+    from stockpile.jobs.catalog import catalog
+    from stockpile.jobs.runs import run_slot
+    from stockpile.store.db import Database
+
+    w = world
+    lot = lot_of(await receive(client, operator, warehouse=w.north, material=w.vaccine, owner=w.civil,
+                               quantity="100", lot="V-4"))
+    req = await request(client, planner, requester=w.civil, destination=w.south, material=w.vaccine, quantity="60")
+    plan = await propose(client, planner, w)
+    assert (await client.post(f"/api/v1/allocation-plans/{plan['id']}/approve", headers=planner)).status_code == 200
+    # time passes: the reservation lapses and the need date goes by
+    await pg_pool.execute("UPDATE allocation_plans SET reserved_until = now() - interval '1 minute' WHERE id = $1", plan["id"])
+    await pg_pool.execute("UPDATE allocation_requests SET needed_by = current_date - 1 WHERE id = $1", req["id"])
+    db = Database(database_url, pool_size=2)
+    try:
+        outcome = await run_slot(db, catalog(settings)["expire-reservations"], slot=-1)
+        again = await run_slot(db, catalog(settings)["expire-reservations"], slot=-2)
+    finally:
+        await db.dispose()
+    assert outcome.outcome == "ok" and plan["id"] in outcome.detail["expired_plans"]
+    assert again.detail["expired_plans"] == []  # idempotent
+    assert (await client.get(f"/api/v1/allocation-plans/{plan['id']}", headers=planner)).json()["state"] == "expired"
+    assert await held(client, operator, lot, w.civil) == ("100", "0")
+    assert (await client.get(f"/api/v1/allocation-requests/{req['id']}", headers=planner)).json()["state"] == "pending"
+    alerts = await list_all(client, planner, "/api/v1/alerts", kind="allocation_unfilled", state="open")
+    assert [a["subject"] for a in alerts if a["subject"] == f"request:{req['id']}"] == [f"request:{req['id']}"]
