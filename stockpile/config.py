@@ -59,6 +59,7 @@ class Settings:
     expiring_within_days: int = 30
     job_deliver_notifications_seconds: int = 10
     job_refresh_metrics_seconds: int = 30
+    job_plan_rotation_seconds: int = 86400
     metrics_reload_seconds: int = 5
     webhook_urls: tuple[str, ...] = ()
     webhook_secret: str = ""
@@ -95,6 +96,7 @@ class Settings:
             expiring_within_days=_int("STOCKPILE_EXPIRING_WITHIN_DAYS", 30),
             job_deliver_notifications_seconds=_int("STOCKPILE_JOB_DELIVER_NOTIFICATIONS_SECONDS", 10),
             job_refresh_metrics_seconds=_int("STOCKPILE_JOB_REFRESH_METRICS_SECONDS", 30),
+            job_plan_rotation_seconds=_int("STOCKPILE_JOB_PLAN_ROTATION_SECONDS", 86400),
             metrics_reload_seconds=_int("STOCKPILE_METRICS_RELOAD_SECONDS", 5),
             webhook_urls=tuple(u.strip() for u in os.environ.get("STOCKPILE_WEBHOOK_URLS", "").split(",") if u.strip()),
             webhook_secret=os.environ.get("STOCKPILE_WEBHOOK_SECRET", ""),

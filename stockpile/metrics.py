@@ -37,6 +37,8 @@ SNAPSHOT_METRICS = {
     "stockpile_alerts_open": "Unresolved alerts by kind and severity.",
     "stockpile_ledger_movements": "Movements in the ledger by kind (the ledger is append-only: a counter).",
     "stockpile_job_last_success_timestamp_seconds": "Unix time of each job's last successful run (any worker).",
+    "stockpile_rotation_orders": "Rotation orders by state.",
+    "stockpile_rotation_overdue_quantity": "Quantity overdue rotation orders have not yet replaced, by category and unit.",
 }
 SNAPSHOT_COUNTERS = {"stockpile_ledger_movements"}  # exposed as ``…_total``
 

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from stockpile.config import Settings
 from stockpile.domain.alerts import Wanted
 from stockpile.services import alerts, allocation
+from stockpile.services import rotation_plan
 from stockpile.jobs.deliver import deliver_notifications
 from stockpile.jobs.runs import Job
 from stockpile.metrics import LEDGER_MISMATCHED_ACCOUNTS
@@ -83,6 +84,13 @@ async def expire_reservations(db: Database) -> dict[str, Any]:
     return {"expired_plans": lapsed, "unfilled_requests": len(short), "alerts": changes}
 
 
+async def plan_rotation(db: Database) -> dict[str, Any]:
+    """Turn stock due for rotation into rotation orders, staggered within every target's floor and
+    out-share cap; raise ``rotation_blocked`` and ``rotation_overdue`` (see ``services.rotation_plan``)."""
+    async with db.transaction() as tx:
+        return await rotation_plan.plan(tx.pg, today=datetime.now(timezone.utc).date())
+
+
 def catalog(settings: Settings) -> dict[str, Job]:
     jobs_ = [
         Job("seal-audit", seal_audit, settings.job_seal_audit_seconds, changes_state=True),
@@ -91,6 +99,7 @@ def catalog(settings: Settings) -> dict[str, Job]:
         Job("deliver-notifications", deliver_notifications(settings), settings.job_deliver_notifications_seconds,
             changes_state=False),
         Job("refresh-metrics", refresh_metrics, settings.job_refresh_metrics_seconds, changes_state=False),
+        Job("plan-rotation", plan_rotation, settings.job_plan_rotation_seconds, changes_state=True),
         Job("expire-reservations", expire_reservations, settings.job_expire_reservations_seconds, changes_state=True),
     ]
     return {job.name: job for job in jobs_}

@@ -10,6 +10,7 @@ import asyncpg
 
 from stockpile.domain.coverage import coverage_state
 from stockpile.store import coverage
+from stockpile.store import rotation_plan
 
 
 async def aggregate(pg: asyncpg.Connection, today: date, max_targets: int = 100) -> list[dict[str, Any]]:
@@ -75,6 +76,12 @@ async def aggregate(pg: asyncpg.Connection, today: date, max_targets: int = 100)
     for row in await pg.fetch(
         """SELECT job, extract(epoch FROM max(finished_at)) AS at FROM job_runs WHERE outcome = 'ok' GROUP BY job"""):
         add("stockpile_job_last_success_timestamp_seconds", row["at"], job=row["job"])
+    states, overdue = await rotation_plan.rotation_gauges(pg, today)
+    by_state = {row["state"]: row["n"] for row in states}
+    for state in ("planned", "in_progress", "completed", "cancelled"):
+        add("stockpile_rotation_orders", by_state.get(state, 0), state=state)
+    for row in overdue:
+        add("stockpile_rotation_overdue_quantity", row["quantity"], category=row["category"], unit=row["unit"])
     return samples
 
 

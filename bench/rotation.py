@@ -1,0 +1,186 @@
+"""Rotation planning at national scale against a bare scan of the lots, measured in one run.
+
+    .venv/bin/python -m bench.rotation [--database-url postgresql://root@127.0.0.1:5432/postgres]
+                                       [--lots 1000000] [--targets 20000] [--warehouses 2000]
+
+Builds a throwaway database (migrations, then the reserve of ``bench/coverage.py``, generated with
+set-based SQL: regions, 2,000 warehouses, 50 materials, 30 owners, 1,000,000 lots with positions
+expiring over four years, 20,000 targets) plus a rotation policy per category (fuel: 60 days before
+expiry; food: a tenth of the shelf life left; medical: 90 days or 15 %) and two provinces at
+emergency. Then times, in the same run:
+- the anchor: a bare ``SELECT count(*), sum(…) FROM lots`` (best of 3);
+- a first planning run (every due position gets its order or is held back), three times, each
+  rolled back so each starts from no orders;
+- the ``plan-rotation`` job as the worker runs it (claim, plan, commit);
+- steady-state runs after it (orders open: nothing new to create), best of 3, and the two reads a
+  run is made of that touch the most rows: the coverage of every target, the due positions;
+and prints each with its ratio to the anchor. The bulk load writes positions directly (triggers
+off): this database measures planning, not the ledger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.coverage import LOAD, admin_sql  # noqa: E402
+from stockpile.config import Settings  # noqa: E402
+from stockpile.jobs.catalog import catalog  # noqa: E402
+from stockpile.jobs.runs import run_slot  # noqa: E402
+from stockpile.services import rotation_plan  # noqa: E402
+from stockpile.store import coverage as coverage_store  # noqa: E402
+from stockpile.store import rotation_plan as plan_store  # noqa: E402
+from stockpile.store.db import Database  # noqa: E402
+from stockpile.store.engine import asyncpg_dsn, upgrade, with_database  # noqa: E402
+
+ROTATION = """
+INSERT INTO rotation_policies (code, category, trigger_days_before_expiry, trigger_fraction_remaining, max_out_share,
+                               max_gap_days, outlet, lead_days)
+VALUES ('FUEL', 'fuel', 60, NULL, 0.25, 30, 'sale', 14),
+       ('FOOD', 'food', NULL, 0.1, 0.25, 45, 'donation', 21),
+       ('MEDICAL', 'medical', 90, 0.15, 0.2, 30, 'exchange', 30);
+INSERT INTO principals (name, roles) VALUES ('bench-commander', '{commander}');
+INSERT INTO readiness_declarations (region_id, level, reason, state, declared_by, effective_at)
+  SELECT r.id, 'emergency', 'bench', 'effective', (SELECT id FROM principals WHERE name = 'bench-commander'), now()
+    FROM regions r WHERE r.code IN ('P1', 'P2');
+ANALYZE;
+"""
+
+ANCHOR = "SELECT count(*), sum(expires_on - current_date) FROM lots"
+
+
+async def load(url: str, args) -> tuple[dict, float]:
+    dsn, kwargs = asyncpg_dsn(url)
+    conn = await asyncpg.connect(dsn, **kwargs)
+    try:
+        started = time.perf_counter()
+        await conn.execute(LOAD.format(lots=args.lots, targets=args.targets, warehouses=args.warehouses))
+        await conn.execute(ROTATION)
+        seconds = time.perf_counter() - started
+        counts = dict(await conn.fetchrow(
+            """SELECT (SELECT count(*) FROM lots) AS lots, (SELECT count(*) FROM reserve_targets) AS targets,
+                      (SELECT count(*) FROM warehouses) AS warehouses"""))
+        return counts, seconds
+    finally:
+        await conn.close()
+
+
+async def timed(db: Database, work, *, commit: bool) -> tuple[float, object]:
+    """(wall seconds, result) of ``work`` in one transaction, committed or rolled back."""
+    pool = await db.pool()
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            started = time.perf_counter()
+            result = await work(conn)
+            seconds = time.perf_counter() - started
+        finally:
+            if commit:
+                await tx.commit()
+            else:
+                await tx.rollback()
+    return seconds, result
+
+
+async def measure(url: str, args) -> dict:
+    counts, load_seconds = await load(url, args)
+    db = Database(url, pool_size=2)
+    today = datetime.now(timezone.utc).date()
+
+    async def anchor(pg):
+        return await pg.fetchrow(ANCHOR)
+
+    async def plan(pg):
+        return await rotation_plan.plan(pg, today=today)
+
+    async def coverage(pg):  # the part of a run that reads every target's usable stock, planned as a run plans it
+        await pg.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        return await coverage_store.coverage(pg, today=today, region=None, category=None)
+
+    async def due(pg):  # the part of a run that reads the due positions
+        await pg.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        return await plan_store.due_positions(pg, today)
+
+    try:
+        runs: dict[str, list[float]] = {"anchor": [], "first": [], "steady": [], "coverage": [], "due": []}
+        first = None
+        for _ in range(3):  # interleaved, so load from other processes hits both alike
+            runs["anchor"].append((await timed(db, anchor, commit=False))[0])
+            seconds, first = await timed(db, plan, commit=False)
+            runs["first"].append(seconds)
+        job = await run_slot(db, catalog(Settings())["plan-rotation"], slot=-1)
+        assert job.outcome == "ok", job.detail
+        steady = None
+        for _ in range(3):
+            runs["anchor"].append((await timed(db, anchor, commit=False))[0])
+            seconds, steady = await timed(db, plan, commit=True)
+            runs["steady"].append(seconds)
+            runs["coverage"].append((await timed(db, coverage, commit=False))[0])
+            runs["due"].append((await timed(db, due, commit=False))[0])
+        async with db.transaction() as tx:
+            orders = await tx.pg.fetchval("SELECT count(*) FROM rotation_orders")
+            due = await tx.pg.fetchval(f"SELECT count(*) FROM ({plan_store.DUE_POSITIONS}) d", today)
+    finally:
+        await db.dispose()
+    best = {k: min(v) for k, v in runs.items()}
+    summary = {k: first[k] for k in ("created", "blocked_targets", "blocked_positions", "suspended", "due_positions")}
+    return {**counts, "load_seconds": load_seconds, "anchor_seconds": best["anchor"],
+            "first_run_seconds": best["first"], "job_seconds": job.seconds, "steady_run_seconds": best["steady"],
+            "coverage_seconds": best["coverage"], "due_positions_seconds": best["due"],
+            "first_run": summary, "steady_created": steady["created"], "orders": orders, "due_positions": due,
+            "load_average": os.getloadavg()[0], "runs": runs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
+                                                                 "postgresql://root@127.0.0.1:5432/postgres"))
+    parser.add_argument("--lots", type=int, default=1_000_000)
+    parser.add_argument("--targets", type=int, default=20_000)
+    parser.add_argument("--warehouses", type=int, default=2_000)
+    args = parser.parse_args()
+    name = f"stockpile_bench_rot_{secrets.token_hex(3)}"
+    url = with_database(args.database_url, name)
+    asyncio.run(admin_sql(args.database_url, f'CREATE DATABASE "{name}"'))
+    try:
+        upgrade(url)
+        r = asyncio.run(measure(url, args))
+    finally:
+        asyncio.run(admin_sql(args.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    anchor = r["anchor_seconds"]
+    f = r["first_run"]
+    print(f"\nstockpile rotation benchmark — {r['lots']} lots, {r['targets']} targets, {r['warehouses']} warehouses "
+          f"(load {r['load_seconds']:.0f} s; machine load average {r['load_average']:.1f} on {os.cpu_count()} cores)")
+    print(f"{'bare count(*), sum(…) FROM lots (anchor)':<44}{anchor:.3f} s")
+    print(f"{'planning run, first (no open orders)':<44}{r['first_run_seconds']:.3f} s = "
+          f"{r['first_run_seconds'] / anchor:.1f} × anchor — {f['due_positions']} due positions read, "
+          f"{f['created']} orders, {f['blocked_positions']} held back at {f['blocked_targets']} targets, "
+          f"{f['suspended']} suspended")
+    print(f"{'plan-rotation job (claim, plan, commit)':<44}{r['job_seconds']:.3f} s = "
+          f"{r['job_seconds'] / anchor:.1f} × anchor")
+    print(f"{'planning run, steady state (orders open)':<44}{r['steady_run_seconds']:.3f} s = "
+          f"{r['steady_run_seconds'] / anchor:.1f} × anchor ({r['steady_created']} created)")
+    print(f"{'  of which: coverage of every target':<44}{r['coverage_seconds']:.3f} s = "
+          f"{r['coverage_seconds'] / anchor:.1f} × anchor")
+    print(f"{'  of which: due positions (prefiltered)':<44}{r['due_positions_seconds']:.3f} s = "
+          f"{r['due_positions_seconds'] / anchor:.1f} × anchor ({r['due_positions']} rows)")
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"rotation-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(json.dumps(r, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

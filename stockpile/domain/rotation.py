@@ -1,0 +1,411 @@
+"""Rotation planning: which stock positions go out into civilian use now, how much, and by when.
+
+Reserves are rotated before they spoil: old stock out (sale, consumption, donation, exchange),
+fresh stock in. The planner turns the positions a rotation policy calls due into rotation orders:
+
+- **Due.** A position (lot × owner) of an ``available`` lot is due when its policy triggers: it
+  expires within ``trigger_days_before_expiry`` days, or at most ``trigger_fraction_remaining``
+  of its material's shelf life is left. The material's own policy wins over its category's. Lots
+  without an expiry never rotate; an expired lot is due at once (out by today). Quarantined and
+  recalled lots are a quality matter, not rotation.
+- **Suspended.** Rotation out of a region at ``emergency`` or ``wartime`` is suspended: you do not
+  sell off reserves during a crisis. Such positions get no order.
+- **Staggered.** For every reserve target counting the position (matched as coverage matches
+  them, :class:`stockpile.domain.coverage.TargetScope`):
+
+  * *out share*: the quantity out for rotation — every open order's ``quantity − in_quantity``
+    (gone, or going, and not yet replaced) plus the new orders — stays within
+    ``max_out_share × target quantity`` (the position's policy's share);
+  * *protected floor*: the target's usable coverage once every open and new order has gone out —
+    usable now less what those orders still have to take away of stock the target counts
+    (``quantity − out_quantity``; stock already gone is no longer in the usable figure) — stays at
+    or above ``floor_ratio × target quantity``. Stock the target does not count (it dies within
+    the target's horizon, or has died) protects no one, so rotating it never touches the floor.
+
+  A position is planned in full or in the part that fits; when nothing fits it is *blocked*, with
+  the reason in words.
+- **First expiring, first out.** Due positions are taken in (expiry, lot, owner) order. Once a
+  target has held back a position (in full or in part) for lack of *its* headroom, no
+  later-expiring position of the same material that the target counts is planned: headroom freed
+  later goes to the stock that dies first. A target that had room for the held-back position does
+  not stop: one depot at its floor holds back that depot's lots, not its whole region's (which
+  would leave them to spoil).
+- **Idempotent.** A position with an open order gets no second one (the partial unique index
+  ``rotation_orders_open`` enforces it too); what it holds beyond that order keeps its place in
+  the first-expiring order, so planning again with the orders just planned as open orders plans
+  nothing.
+
+Quantities of positions and orders are integers in the material's smallest unit; targets are
+decimals in the material's unit (as coverage reports them). Every comparison is exact.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import ROUND_FLOOR, Decimal
+
+from stockpile.domain.coverage import Holding, TargetScope, outlives_horizon
+from stockpile.domain.quantities import format_quantity
+
+SUSPENDING_LEVELS = frozenset({"emergency", "wartime"})
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A rotation policy of one material (``material``) or one category (``category``)."""
+
+    id: int
+    code: str
+    material: str | None = None
+    category: str | None = None
+    trigger_days_before_expiry: int | None = None
+    trigger_fraction_remaining: Decimal | None = None
+    max_out_share: Decimal = Decimal("0.25")
+    max_gap_days: int = 30
+    outlet: str = "sale"
+    lead_days: int = 14
+
+
+@dataclass(frozen=True)
+class Position:
+    """A stock position (lot × owner) as the planner sees it; ``holding`` in coverage's terms."""
+
+    lot_id: str
+    lot_code: str
+    holding: Holding
+    category: str
+    decimals: int
+    shelf_life_days: int | None
+    region_id: int  # the warehouse's region, for its readiness level
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.lot_id, self.holding.owner
+
+    @property
+    def available(self) -> int:
+        """What may go out: the balance less what approved plans have reserved."""
+        return self.holding.balance - self.holding.reserved
+
+    @property
+    def fefo_key(self) -> tuple[date, str, str]:
+        return self.holding.expires_on or date.max, self.lot_id, self.holding.owner
+
+
+@dataclass(frozen=True)
+class OpenOrder:
+    """A rotation order still being worked (planned or in progress), with the position it rotates."""
+
+    id: str
+    lot_id: str
+    holding: Holding
+    decimals: int
+    quantity: int
+    out_quantity: int = 0
+    in_quantity: int = 0
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.lot_id, self.holding.owner
+
+    @property
+    def not_replaced(self) -> int:
+        """Out for rotation: gone or going, and not yet replaced."""
+        return max(self.quantity - self.in_quantity, 0)
+
+    @property
+    def still_to_go(self) -> int:
+        """What the order has still to take out of the position."""
+        return max(self.quantity - self.out_quantity, 0)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A reserve target as rotation sees it: what it counts, how much it needs, and what it has now."""
+
+    code: str
+    scope: TargetScope
+    quantity: Decimal
+    floor_ratio: Decimal
+    usable: Decimal  # usable coverage now, in the material's unit
+
+    @property
+    def floor(self) -> Decimal:
+        return self.quantity * self.floor_ratio
+
+
+@dataclass(frozen=True)
+class PlannedOrder:
+    """A new rotation order."""
+
+    lot_id: str
+    owner: str
+    policy_id: int
+    quantity: int
+    out_by: date
+    in_by: date
+    outlet: str
+    explanation: str
+    position: Position
+    held_back_by: tuple[str, ...] = ()  # the targets that let only part of the position go
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """A due position that got no order: ``target`` has no headroom for it, for ``reason``
+    (``floor``, ``out_share``, or ``first_expiring`` — an earlier-expiring position waits).
+    ``held_back_by``: every target short of room for all of it (none when it waits)."""
+
+    lot_id: str
+    owner: str
+    target: str
+    reason: str
+    quantity: int
+    explanation: str
+    position: Position
+    held_back_by: tuple[str, ...] = ()
+
+
+@dataclass
+class RotationPlan:
+    orders: list[PlannedOrder] = field(default_factory=list)
+    blocked: list[Blocked] = field(default_factory=list)
+    suspended: list[Position] = field(default_factory=list)
+
+
+def units_as_quantity(units: int, decimals: int) -> Decimal:
+    """Smallest units → a decimal in the material's unit (exact)."""
+    return Decimal(units).scaleb(-decimals)
+
+
+def whole_units(quantity: Decimal, decimals: int) -> int:
+    """The whole smallest units within ``quantity`` (rounded down: headroom is never overstated)."""
+    return int(quantity.scaleb(decimals).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def policy_for(material: str, category: str, policies: Iterable[Policy]) -> Policy | None:
+    """The material's own policy, else its category's; None when neither exists."""
+    by_category = None
+    for policy in policies:
+        if policy.material == material:
+            return policy
+        if policy.material is None and policy.category == category:
+            by_category = policy
+    return by_category
+
+
+def is_due(expires_on: date | None, shelf_life_days: int | None, policy: Policy, today: date) -> bool:
+    """The policy's trigger: within ``trigger_days_before_expiry`` days of expiry, or at most
+    ``trigger_fraction_remaining`` of the shelf life left. Expired stock is always due; stock that
+    never expires never is."""
+    if expires_on is None:
+        return False
+    days_left = (expires_on - today).days
+    if days_left <= 0:
+        return True
+    if policy.trigger_days_before_expiry is not None and days_left <= policy.trigger_days_before_expiry:
+        return True
+    return (policy.trigger_fraction_remaining is not None and bool(shelf_life_days)
+            and days_left <= policy.trigger_fraction_remaining * shelf_life_days)
+
+
+def is_expired(expires_on: date | None, today: date) -> bool:
+    """A lot is expired from its expiry date on."""
+    return expires_on is not None and expires_on <= today
+
+
+def out_and_in_by(expires_on: date, policy: Policy, today: date) -> tuple[date, date]:
+    """Out ``lead_days`` before expiry (today at the latest, and today once expired); fresh stock in
+    within ``max_gap_days`` of that."""
+    out_by = today if is_expired(expires_on, today) else max(today, expires_on - timedelta(days=policy.lead_days))
+    return out_by, out_by + timedelta(days=policy.max_gap_days)
+
+
+def counts_towards(holding: Holding, target: Target, today: date) -> bool:
+    """Whether the target counts this stock as usable (taking it out lowers its coverage)."""
+    return holding.status == "available" and outlives_horizon(holding.expires_on, today, target.scope.horizon_days)
+
+
+class TargetIndex:
+    """Which targets count a position (as :meth:`TargetScope.counts` says), found by lookup: targets
+    are filed under each (warehouse or region, material, owner, sector) they count, so a position
+    meets only the targets of its material at its warehouse and above it, for its owner or sector."""
+
+    def __init__(self, targets: Iterable[Target]) -> None:
+        self._filed: dict[tuple, list[Target]] = defaultdict(list)
+        for target in targets:
+            scope = target.scope
+            places = ([("warehouse", scope.warehouse)] if scope.warehouse is not None
+                      else [("region", region) for region in scope.regions])
+            for place in places:
+                for material in scope.materials:
+                    self._filed[place, material, scope.owner, scope.sector].append(target)
+
+    def counting(self, holding: Holding) -> list[Target]:
+        found: list[Target] = []
+        for place in (("warehouse", holding.warehouse), ("region", holding.region)):
+            for owner, sector in ((None, None), (holding.owner, None), (None, holding.sector),
+                                  (holding.owner, holding.sector)):
+                found.extend(self._filed.get((place, holding.material, owner, sector), ()))
+        return found
+
+
+@dataclass
+class _Standing:
+    """A target's rotation standing while planning: what is out, and what is still to go of stock it counts."""
+
+    out: Decimal = Decimal(0)
+    to_go: Decimal = Decimal(0)
+    held: dict[str, Position] = field(default_factory=dict)  # material → first position held back
+
+
+def _ratio(value: Decimal) -> str:
+    return f"{value:.2f}"
+
+
+def _headroom(position: Position, policy: Policy, target: Target, standing: _Standing, today: date
+              ) -> tuple[int, str, str]:
+    """(whole units the target lets go out, the binding rule, why) for a position it counts."""
+    d = position.decimals
+    cap = policy.max_out_share * target.quantity
+    room = whole_units(cap - standing.out, d)
+    reason = "out_share"
+    why = (f"out-share cap reached: target {target.code} has {_ratio(standing.out / target.quantity)} out for "
+           f"rotation, cap {_ratio(policy.max_out_share)}")
+    if counts_towards(position.holding, target, today):
+        left = target.usable - standing.to_go
+        floor_room = whole_units(left - target.floor, d)
+        if floor_room < room:
+            room, reason = floor_room, "floor"
+            why = (f"replacement must arrive before more can go: target {target.code} at "
+                   f"{_ratio(left / target.quantity)}, floor {_ratio(target.floor_ratio)} "
+                   f"({left:f} of {target.quantity:f} usable once the open orders are out)")
+    return max(room, 0), reason, why
+
+
+def _trigger(position: Position, policy: Policy, today: date) -> str:
+    expires_on = position.holding.expires_on
+    assert expires_on is not None
+    days_left = (expires_on - today).days
+    where = f"lot {position.lot_code} of {position.holding.material} at {position.holding.warehouse}"
+    if days_left <= 0:
+        return f"{where} expired on {expires_on}"
+    rules = []
+    if policy.trigger_days_before_expiry is not None:
+        rules.append(f"{policy.trigger_days_before_expiry} days before expiry")
+    if policy.trigger_fraction_remaining is not None:
+        rules.append(f"{_ratio(policy.trigger_fraction_remaining)} of shelf life left")
+    return f"{where} expires on {expires_on} ({days_left} days left; policy {policy.code}: {' or '.join(rules)})"
+
+
+@dataclass(frozen=True)
+class _Room:
+    """What the targets counting a position let go of it: ``fits`` units; ``binding`` the tightest
+    (target, reason, why) when not all of it; ``short`` every target without room for all of it."""
+
+    fits: int
+    binding: tuple[Target, str, str] | None = None
+    short: tuple[str, ...] = ()
+
+
+def _room(position: Position, amount: int, policy: Policy, counting: list[Target],
+          standing: dict[str, _Standing], today: date) -> _Room:
+    """How much of ``amount`` units of the position the targets counting it let go now."""
+    material = position.holding.material
+    for target in counting:
+        waiting = standing[target.code].held.get(material)
+        if waiting is not None:
+            return _Room(0, (target, "first_expiring",
+                             f"waits for lot {waiting.lot_code} (expires {waiting.holding.expires_on}), "
+                             f"which target {target.code} holds back first"))
+    fits, binding, short = amount, None, []
+    for target in counting:
+        room, reason, why = _headroom(position, policy, target, standing[target.code], today)
+        if room < amount:
+            short.append(target.code)
+        if room < fits:
+            fits, binding = room, (target, reason, why)
+    return _Room(fits, binding, tuple(short))
+
+
+def _standing_of(open_orders: Iterable[OpenOrder], index: TargetIndex, today: date
+                 ) -> tuple[dict[str, _Standing], dict[tuple[str, str], int]]:
+    """Each target's standing with the open orders, and what each order has still to take out of
+    the position it rotates."""
+    standing: dict[str, _Standing] = defaultdict(_Standing)
+    ordered: dict[tuple[str, str], int] = {}
+    for order in open_orders:
+        ordered[order.key] = ordered.get(order.key, 0) + order.still_to_go
+        for target in index.counting(order.holding):
+            s = standing[target.code]
+            s.out += units_as_quantity(order.not_replaced, order.decimals)
+            if counts_towards(order.holding, target, today):
+                s.to_go += units_as_quantity(order.still_to_go, order.decimals)
+    return standing, ordered
+
+
+def _order(position: Position, policy: Policy, room: _Room, counting: list[Target], today: date) -> PlannedOrder:
+    out_by, in_by = out_and_in_by(position.holding.expires_on, policy, today)
+    amount = format_quantity(room.fits, position.decimals)
+    trigger = _trigger(position, policy, today)
+    if room.binding is None:
+        explanation = f"{trigger}; all {amount} out" + (
+            f", within every target's headroom ({', '.join(t.code for t in counting)})" if counting else
+            ", no reserve target counts it")
+    else:
+        held = format_quantity(position.available - room.fits, position.decimals)
+        explanation = f"{trigger}; {amount} out now, {held} held back — {room.binding[2]}"
+    return PlannedOrder(position.lot_id, position.holding.owner, policy.id, room.fits, out_by, in_by, policy.outlet,
+                        explanation, position, room.short)
+
+
+def plan_rotation(positions: Iterable[Position], targets: Iterable[Target], open_orders: Iterable[OpenOrder],
+                  policies: Iterable[Policy], levels: Mapping[int, str], today: date) -> RotationPlan:
+    """Plan rotation orders for the due positions, first expiring first, within every target's
+    out-share cap and protected floor (see the module's docstring for the rules).
+
+    ``levels`` maps a region id to its effective readiness level; a region not in it is at peace.
+    Orders come out in the order they were planned (first expiring first).
+    """
+    policies = list(policies)
+    index = TargetIndex(targets)
+    standing, ordered = _standing_of(open_orders, index, today)
+    plan = RotationPlan()
+    for position in sorted(positions, key=lambda p: p.fefo_key):
+        if position.holding.status != "available" or position.available <= 0:
+            continue
+        policy = policy_for(position.holding.material, position.category, policies)
+        if policy is None or not is_due(position.holding.expires_on, position.shelf_life_days, policy, today):
+            continue
+        if levels.get(position.region_id, "peacetime") in SUSPENDING_LEVELS:
+            if position.key not in ordered:
+                plan.suspended.append(position)
+            continue
+        # A position with an open order gets no second one; what it holds beyond that order still
+        # dies first, so a target without room for it holds later lots back as before.
+        amount = position.available - ordered.get(position.key, 0)
+        if amount <= 0:
+            continue
+        counting = index.counting(position.holding)
+        room = _room(position, amount, policy, counting, standing, today)
+        for code in room.short:  # later lots of the material wait until this one has gone
+            standing[code].held.setdefault(position.holding.material, position)
+        if position.key in ordered:
+            continue
+        if room.fits == 0:
+            target, reason, why = room.binding
+            plan.blocked.append(Blocked(position.lot_id, position.holding.owner, target.code, reason,
+                                        position.available, f"{_trigger(position, policy, today)}: {why}", position,
+                                        room.short))
+            continue
+        ordered[position.key] = room.fits
+        for target in counting:
+            s = standing[target.code]
+            s.out += units_as_quantity(room.fits, position.decimals)
+            if counts_towards(position.holding, target, today):
+                s.to_go += units_as_quantity(room.fits, position.decimals)
+        plan.orders.append(_order(position, policy, room, counting, today))
+    return plan

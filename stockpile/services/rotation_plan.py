@@ -1,0 +1,170 @@
+"""Planning rotation: the daily run that turns due stock into rotation orders.
+
+One transaction, under an advisory lock: read the due positions (prefiltered in SQL), every
+target with its usable coverage, the open orders, the policies and the readiness levels; plan with
+``stockpile.domain.rotation.plan_rotation``; insert the new orders (a position with an open order
+keeps it); raise ``rotation_blocked`` per target that holds due stock back and
+``rotation_overdue`` per open order past its out-by or in-by date, resolving those that cleared.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from stockpile.domain.alerts import Wanted
+from stockpile.domain.coverage import Holding, TargetScope
+from stockpile.domain.quantities import format_quantity
+from stockpile.domain.rotation import Blocked, OpenOrder, Policy, Position, Target, plan_rotation, units_as_quantity
+from stockpile.services import alerts
+from stockpile.store import coverage as coverage_store
+from stockpile.store import rotation_plan as store
+from stockpile.store.readiness import effective_levels
+
+ALERT_KINDS = {"rotation_blocked", "rotation_overdue"}
+SUMMARY_BLOCKED_TARGETS = 100  # the run's summary names this many blocked targets at most
+
+
+def _holding(row: asyncpg.Record) -> Holding:
+    return Holding(row["warehouse"], row["region"], row["material"], row["owner"], row["sector"], row["balance"],
+                   row["reserved"], row["status"], row["expires_on"])
+
+
+def _position(row: asyncpg.Record) -> Position:
+    return Position(row["lot_id"], row["lot_code"], _holding(row), row["category"], row["decimals"],
+                    row["shelf_life_days"], row["region_id"])
+
+
+def _open_order(row: asyncpg.Record) -> OpenOrder:
+    return OpenOrder(row["id"], row["lot_id"], _holding(row), row["decimals"], row["quantity"], row["out_quantity"],
+                     row["in_quantity"])
+
+
+def _policy(row: asyncpg.Record) -> Policy:
+    return Policy(row["id"], row["code"], row["material"], row["category"], row["trigger_days_before_expiry"],
+                  row["trigger_fraction_remaining"], row["max_out_share"], row["max_gap_days"], row["outlet"],
+                  row["lead_days"])
+
+
+async def targets(pg: asyncpg.Connection, today: date) -> tuple[list[Target], dict[str, asyncpg.Record]]:
+    """Every reserve target as rotation sees it (what it counts, as coverage counts it, and its
+    usable coverage now), and the coverage rows by target code."""
+    rows = await coverage_store.coverage(pg, today=today, region=None, category=None)
+    if not rows:
+        return [], {}
+    by_selector: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for m in await store.materials(pg):
+        by_selector["material", m["code"]].add(m["code"])
+        by_selector["category", m["category"]].add(m["code"])
+        if m["substitution_group"] is not None:
+            by_selector["substitution_group", m["substitution_group"]].add(m["code"])
+    children: dict[int | None, list[asyncpg.Record]] = defaultdict(list)
+    for r in await store.regions(pg):
+        children[r["parent_id"]].append(r)
+
+    def subtree(region_id: int) -> frozenset[str]:
+        found, stack = [], [region_id]
+        while stack:
+            for child in children[stack.pop()]:
+                found.append(child["code"])
+                stack.append(child["id"])
+        return frozenset(found)
+
+    codes = {r["id"]: r["code"] for rs in children.values() for r in rs}
+    made = []
+    for row in rows:
+        selector = next((k, row[k]) for k in ("material", "category", "substitution_group") if row[k] is not None)
+        regions = frozenset()
+        if row["scope_region_id"] is not None:
+            regions = subtree(row["scope_region_id"]) | {codes[row["scope_region_id"]]}
+        scope = TargetScope(frozenset(by_selector[selector]), row["horizon_days"], row["warehouse"], regions,
+                            row["owner"], row["sector"])
+        made.append(Target(row["code"], scope, row["quantity"], row["floor_ratio"], row["usable"]))
+    return made, {row["code"]: row for row in rows}
+
+
+def _military(row: asyncpg.Record) -> bool:
+    """As for shortfalls: military-owned, or every owner's stock at one warehouse."""
+    return "military" in (row["owner_sector"], row["sector"]) or (
+        row["owner"] is None and row["sector"] is None and row["scope_warehouse_id"] is not None)
+
+
+def blocked_by_target(blocked: list[Blocked]) -> list[dict[str, Any]]:
+    """The blocked positions per target, the target with the most held back first."""
+    grouped: dict[str, list[Blocked]] = defaultdict(list)
+    for b in blocked:
+        grouped[b.target].append(b)
+    summary = []
+    for code, entries in grouped.items():
+        units: dict[int, int] = defaultdict(int)
+        for b in entries:
+            units[b.position.decimals] += b.quantity
+        quantity = sum((units_as_quantity(u, d) for d, u in units.items()), Decimal(0))
+        reasons: dict[str, int] = defaultdict(int)
+        for b in entries:
+            reasons[b.reason] += 1
+        first = entries[0]  # first expiring: the planner blocks in that order
+        summary.append({"target": code, "positions": len(entries), "quantity": str(quantity),
+                        "reasons": dict(reasons), "first_lot": first.position.lot_code,
+                        "explanation": first.explanation})
+    summary.sort(key=lambda s: (-s["positions"], s["target"]))
+    return summary
+
+
+def blocked_alerts(summary: list[dict[str, Any]], coverage: dict[str, asyncpg.Record]) -> list[Wanted]:
+    wanted = []
+    for s in summary:
+        row = coverage[s["target"]]
+        wanted.append(Wanted(
+            "rotation_blocked", f"target:{s['target']}", "warning",
+            f"rotation held back by reserve target {s['target']}: {s['positions']} due position(s) wait",
+            {k: s[k] for k in ("target", "positions", "reasons", "first_lot", "explanation")},
+            warehouse_id=row["scope_warehouse_id"], region_id=row["home_region_id"], military=_military(row)))
+    return wanted
+
+
+def overdue_alerts(rows: list[asyncpg.Record]) -> list[Wanted]:
+    """Old stock not out by out-by: a warning (it is spoiling on hand); fresh stock not in by in-by:
+    critical (the reserve is short of what went out)."""
+    wanted = []
+    for r in rows:
+        late = (f"fresh stock was due by {r['in_by']}" if r["replacement_late"]
+                else f"old stock was due out by {r['out_by']}")
+        fmt = lambda units: format_quantity(units, r["decimals"])  # noqa: E731
+        wanted.append(Wanted(
+            "rotation_overdue", f"rotation_order:{r['id']}", "critical" if r["replacement_late"] else "warning",
+            f"rotation of lot {r['lot_code']} of {r['material']} at {r['warehouse']} is late: {late}",
+            {"rotation_order_id": r["id"], "lot_code": r["lot_code"], "material": r["material"],
+             "warehouse": r["warehouse"], "owner": r["owner"], "quantity": fmt(r["quantity"]),
+             "out_quantity": fmt(r["out_quantity"]), "in_quantity": fmt(r["in_quantity"]),
+             "out_by": r["out_by"].isoformat(), "in_by": r["in_by"].isoformat()},
+            warehouse_id=r["warehouse_id"], region_id=r["region_id"], military=r["military"]))
+    return wanted
+
+
+async def plan(pg: asyncpg.Connection, *, today: date) -> dict[str, Any]:
+    """Plan rotation for the whole reserve as of ``today`` (see the module's docstring); returns
+    how many orders were created, the targets that hold due stock back, how many due positions are
+    suspended by readiness, how many open orders are overdue, and the alert changes."""
+    await store.begin_planning(pg)
+    rows = await store.due_positions(pg, today)
+    open_rows = await store.open_orders(pg)
+    policies = [_policy(r) for r in await store.policies(pg)]
+    targets_, coverage = await targets(pg, today)
+    levels = await effective_levels(pg)
+    result = plan_rotation([_position(r) for r in rows], targets_, [_open_order(r) for r in open_rows], policies,
+                           levels, today)
+    owner_ids = {r["owner"]: r["owner_id"] for r in rows}
+    created = await store.insert_orders(pg, [
+        (o.lot_id, owner_ids[o.owner], o.policy_id, o.quantity, o.out_by, o.in_by, o.outlet, o.explanation)
+        for o in result.orders])
+    overdue = await store.overdue_orders(pg, today)
+    summary = blocked_by_target(result.blocked)
+    changes = await alerts.apply(pg, blocked_alerts(summary, coverage) + overdue_alerts(overdue), ALERT_KINDS)
+    return {"created": created, "blocked": summary[:SUMMARY_BLOCKED_TARGETS], "blocked_targets": len(summary),
+            "blocked_positions": len(result.blocked), "suspended": len(result.suspended), "overdue": len(overdue),
+            "due_positions": len(rows), "alerts": changes}

@@ -1,0 +1,137 @@
+"""The rotation planner's SQL: due positions (prefiltered in the database), open orders, policies,
+the shape of every target, the insertion of new orders and the overdue ones.
+
+The planner's rules live in ``stockpile.domain.rotation``; these statements only narrow what it
+reads. Due positions are found per material through ``lots_material_expiry``: a material's policy
+can call a lot due at the latest ``due_until`` = today + the larger of its trigger days and its
+share of the shelf life, so only lots expiring by then are read (the planner checks each again).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import asyncpg
+
+PLANNING_LOCK = 0x5710C9A3
+
+# Each material's policy (its own, else its category's) and the last expiry it calls due today ($1).
+POLICY_OF_MATERIAL = """
+    SELECT m.id AS material_id, p.id AS policy_id,
+           $1::date + greatest(coalesce(p.trigger_days_before_expiry, 0),
+                               coalesce(floor(p.trigger_fraction_remaining * m.shelf_life_days)::int, 0)) AS due_until
+      FROM materials m
+      JOIN LATERAL (SELECT * FROM rotation_policies p
+                     WHERE p.material_id = m.id OR (p.material_id IS NULL AND p.category = m.category)
+                     ORDER BY p.material_id IS NULL LIMIT 1) p ON true"""
+
+DUE_POSITIONS = f"""
+WITH policy AS MATERIALIZED ({POLICY_OF_MATERIAL})
+SELECT l.id::text AS lot_id, l.code AS lot_code, a.owner_id, o.code AS owner, o.sector, w.code AS warehouse,
+       w.region_id, r.code AS region, m.code AS material, m.category, m.decimals, m.shelf_life_days,
+       l.expires_on, l.status, a.balance, a.reserved
+  FROM policy p
+  JOIN lots l ON l.material_id = p.material_id AND l.expires_on <= p.due_until
+  JOIN accounts a ON a.lot_id = l.id AND a.type = 'stock' AND a.balance > a.reserved
+  JOIN materials m ON m.id = l.material_id
+  JOIN warehouses w ON w.id = l.warehouse_id
+  JOIN regions r ON r.id = w.region_id
+  JOIN parties o ON o.id = a.owner_id
+ WHERE l.status = 'available'"""
+
+OPEN_ORDERS = """
+SELECT o.id::text AS id, o.lot_id::text AS lot_id, o.owner_id, ow.code AS owner, ow.sector, w.code AS warehouse,
+       r.code AS region, m.code AS material, m.decimals, l.expires_on, l.status,
+       coalesce(a.balance, 0) AS balance, coalesce(a.reserved, 0) AS reserved,
+       o.quantity, o.out_quantity, o.in_quantity
+  FROM rotation_orders o
+  JOIN lots l ON l.id = o.lot_id
+  JOIN materials m ON m.id = l.material_id
+  JOIN warehouses w ON w.id = l.warehouse_id
+  JOIN regions r ON r.id = w.region_id
+  JOIN parties ow ON ow.id = o.owner_id
+  LEFT JOIN accounts a ON a.lot_id = o.lot_id AND a.owner_id = o.owner_id AND a.type = 'stock'
+ WHERE o.state IN ('planned', 'in_progress')"""
+
+
+async def begin_planning(pg: asyncpg.Connection) -> None:
+    """One planning run at a time (a manual `job run` may overlap the scheduled one). Its
+    statements are planned for their parameters every time: after five runs on a pooled connection
+    PostgreSQL would otherwise try a generic plan, and the coverage statement's generic plan is
+    many times slower (measured: 0.2 s → 3.8 s on 50,000 lots)."""
+    await pg.execute("SELECT pg_advisory_xact_lock($1)", PLANNING_LOCK)
+    await pg.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
+async def due_positions(pg: asyncpg.Connection, today: date) -> list[asyncpg.Record]:
+    """Positions (lot × owner) of available lots with stock to spare that their policy may call
+    due today, expired ones included."""
+    return await pg.fetch(DUE_POSITIONS, today)
+
+
+async def open_orders(pg: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Planned and in-progress orders with the position each rotates."""
+    return await pg.fetch(OPEN_ORDERS)
+
+
+async def policies(pg: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await pg.fetch(
+        """SELECT p.id, p.code, m.code AS material, p.category, p.trigger_days_before_expiry,
+                  p.trigger_fraction_remaining, p.max_out_share, p.max_gap_days, p.outlet, p.lead_days
+             FROM rotation_policies p LEFT JOIN materials m ON m.id = p.material_id""")
+
+
+async def materials(pg: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Every material's code, category and substitution group: what a target's selector means."""
+    return await pg.fetch("SELECT code, category, substitution_group FROM materials")
+
+
+async def regions(pg: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await pg.fetch("SELECT id, code, parent_id FROM regions")
+
+
+async def insert_orders(pg: asyncpg.Connection, orders: list[tuple]) -> int:
+    """Insert new orders — (lot id, owner id, policy id, quantity, out by, in by, outlet,
+    explanation) — in one statement. A position that has an open order already keeps it
+    (``rotation_orders_open``); returns how many were inserted."""
+    if not orders:
+        return 0
+    columns = list(zip(*orders))
+    status = await pg.execute(
+        """INSERT INTO rotation_orders (lot_id, owner_id, policy_id, quantity, out_by, in_by, outlet, explanation)
+           SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::date[], $6::date[],
+                                $7::text[], $8::text[])
+           ON CONFLICT (lot_id, owner_id) WHERE state IN ('planned', 'in_progress') DO NOTHING""",
+        *columns)
+    return int(status.rsplit(" ", 1)[1])
+
+
+# The rule of ``stockpile.domain.rotation_orders.is_overdue``: old stock not all out by out-by, or
+# fresh stock not all in by in-by ($1 today).
+OVERDUE = """
+SELECT o.id::text AS id, l.code AS lot_code, m.code AS material, m.decimals, m.unit, w.id AS warehouse_id,
+       w.code AS warehouse, w.region_id, ow.code AS owner, ow.sector = 'military' AS military,
+       o.quantity, o.out_quantity, o.in_quantity, o.out_by, o.in_by,
+       o.in_quantity < o.quantity AND o.in_by < $1::date AS replacement_late
+  FROM rotation_orders o
+  JOIN lots l ON l.id = o.lot_id
+  JOIN materials m ON m.id = l.material_id
+  JOIN warehouses w ON w.id = l.warehouse_id
+  JOIN parties ow ON ow.id = o.owner_id
+ WHERE o.state IN ('planned', 'in_progress')
+   AND ((o.out_quantity < o.quantity AND o.out_by < $1::date) OR (o.in_quantity < o.quantity AND o.in_by < $1::date))"""
+
+
+async def overdue_orders(pg: asyncpg.Connection, today: date) -> list[asyncpg.Record]:
+    return await pg.fetch(OVERDUE, today)
+
+
+async def rotation_gauges(pg: asyncpg.Connection, today: date) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
+    """For the metric snapshot: orders by state, and what overdue orders have not yet replaced
+    (``quantity − in_quantity``) by category and unit."""
+    states = await pg.fetch("SELECT state, count(*) AS n FROM rotation_orders GROUP BY state")
+    overdue = await pg.fetch(
+        f"""SELECT m.category, m.unit, sum((o.quantity - o.in_quantity)::numeric / 10::numeric ^ m.decimals) AS quantity
+              FROM ({OVERDUE}) o JOIN materials m ON m.code = o.material
+             GROUP BY 1, 2""", today)
+    return states, overdue

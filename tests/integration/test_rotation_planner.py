@@ -1,0 +1,179 @@
+"""The plan-rotation job on a real database: orders first expiring first within a target's out-share
+cap, the rest held back with a ``rotation_blocked`` alert, nothing planned where the region is at
+emergency, nothing more on a second run, and ``rotation_overdue`` for orders past their dates."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import asyncpg
+import pytest
+from litestar.testing import AsyncTestClient
+
+from stockpile.api.app import create_app
+from stockpile.config import Settings
+from stockpile.jobs.catalog import catalog
+from stockpile.jobs.runs import run_slot
+from stockpile.store import readiness, snapshots
+from stockpile.store.db import Database
+from tests.factories import make_world, receive
+from tests.live import make_admin_token
+
+TODAY = datetime.now(timezone.utc).date()
+
+
+def day(n: int) -> str:
+    return (TODAY + timedelta(days=n)).isoformat()
+
+
+@pytest.fixture
+async def reserve(make_database, settings):
+    """A database of its own (planning is national). Diesel at the north depot, owned by the civil
+    bureau: lots A, B, C, D expiring in 10, 20, 45, 50 days (100.0 L each) and 1000.0 L of fresh
+    stock; a fuel policy (due 60 days before expiry, a quarter of a target out at once); a target of
+    1000.0 L there (floor 0.7, horizon 30 days). A depot in another region, at emergency, holds lot
+    E expiring in 15 days."""
+    url = make_database()
+    token = await make_admin_token(url)
+    db = Database(url, pool_size=4)
+    async with AsyncTestClient(app=create_app(settings, url)) as c:
+        c.headers["Authorization"] = f"Bearer {token}"
+        admin = dict(c.headers)
+        assert (await c.put("/api/v1/regions/TEST-NATION", json={"name": "n"})).status_code == 201
+        w = await make_world(c, admin, "R")
+        lots = {}
+        for code, days, quantity in (("A", 10, "100"), ("B", 20, "100"), ("C", 45, "100"), ("D", 50, "100"),
+                                     ("FRESH", 600, "1000")):
+            moved = await receive(c, admin, warehouse=w.north, material=w.diesel, owner=w.civil, quantity=quantity,
+                                  lot=code, expires_on=day(days))
+            lots[code] = moved["postings"][0]["account"]["lot_id"]
+        assert (await c.put("/api/v1/regions/CRISIS", json={"name": "crisis", "parent": "TEST-NATION"})).status_code == 201
+        assert (await c.put("/api/v1/warehouses/WH-CRISIS", json={
+            "name": "crisis depot", "operator": w.civil, "region": "CRISIS", "kind": "civilian", "latitude": 1,
+            "longitude": 1})).status_code == 201
+        moved = await receive(c, admin, warehouse="WH-CRISIS", material=w.diesel, owner=w.civil, quantity="100",
+                              lot="E", expires_on=day(15))
+        lots["E"] = moved["postings"][0]["account"]["lot_id"]
+        r = await c.put("/api/v1/rotation-policies/FUEL", json={
+            "category": "fuel", "trigger_days_before_expiry": 60, "max_out_share": "0.25", "max_gap_days": 30,
+            "lead_days": 14, "outlet": "sale"})
+        assert r.status_code in (200, 201), r.text
+        r = await c.put("/api/v1/reserve-targets/T-NORTH", json={
+            "scope": {"warehouse": w.north}, "material": w.diesel, "quantity": "1000", "warning_ratio": "0.9",
+            "critical_ratio": "0.8", "floor_ratio": "0.7", "horizon_days": 30})
+        assert r.status_code in (200, 201), r.text
+        async with db.transaction() as tx:
+            principal = await tx.pg.fetchval("SELECT id FROM principals WHERE name = 'live-admin'")
+            crisis = await tx.pg.fetchval("SELECT id FROM regions WHERE code = 'CRISIS'")
+            await readiness.declare(tx.pg, region_id=crisis, level="emergency", reason="flooding",
+                                    principal_id=principal, pending=False, ends_at=None)
+        yield c, db, lots, (principal, crisis)
+    await db.dispose()
+
+
+async def run(db: Database, slot: int) -> dict:
+    outcome = await run_slot(db, catalog(Settings())["plan-rotation"], slot=slot)
+    assert outcome.ran and outcome.outcome == "ok", outcome.detail
+    return outcome.detail
+
+
+async def orders(db: Database) -> dict[str, asyncpg.Record]:
+    async with db.transaction() as tx:
+        rows = await tx.pg.fetch(
+            """SELECT o.id::text AS id, l.code AS lot, o.quantity, o.out_by, o.in_by, o.outlet, o.state, o.explanation
+                 FROM rotation_orders o JOIN lots l ON l.id = o.lot_id ORDER BY l.code, o.created_at""")
+    return {r["lot"]: r for r in rows}
+
+
+async def open_alerts(db: Database) -> dict[tuple[str, str], asyncpg.Record]:
+    async with db.transaction() as tx:
+        rows = await tx.pg.fetch("SELECT kind, subject, severity, details FROM alerts WHERE state <> 'resolved'"
+                                 " AND kind IN ('rotation_blocked', 'rotation_overdue')")
+    return {(r["kind"], r["subject"]): r for r in rows}
+
+
+async def rotation_gauges(db: Database) -> dict[tuple, float]:
+    """The rotation series of the metric snapshot the refresh-metrics job takes."""
+    outcome = await run_slot(db, catalog(Settings())["refresh-metrics"], slot=-100)
+    assert outcome.outcome == "ok", outcome.detail
+    async with db.transaction() as tx:
+        _, samples = await snapshots.load(tx.pg, "business")
+    return {(s["metric"], tuple(sorted(s["labels"].items()))): s["value"] for s in samples
+            if s["metric"].startswith("stockpile_rotation_")}
+
+
+async def test_planning_twice_orders_once_within_the_cap_and_holds_the_rest_back(reserve):
+    _, db, _, _ = reserve
+    first = await run(db, -1)
+    assert (first["created"], first["suspended"], first["overdue"]) == (3, 1, 0)
+    [blocked] = first["blocked"]
+    assert (blocked["target"], blocked["positions"], blocked["first_lot"]) == ("T-NORTH", 1, "D")
+    assert blocked["reasons"] == {"first_expiring": 1}
+
+    planned = await orders(db)
+    # 250.0 L may be out: A and B in full (they die within the horizon), 50.0 L of C; D waits for C
+    assert {lot: o["quantity"] for lot, o in planned.items()} == {"A": 1000, "B": 1000, "C": 500}
+    assert (planned["A"]["out_by"], planned["A"]["in_by"]) == (TODAY, TODAY + timedelta(days=30))
+    assert (planned["B"]["out_by"], planned["B"]["in_by"]) == (TODAY + timedelta(days=6), TODAY + timedelta(days=36))
+    assert planned["C"]["out_by"] == TODAY + timedelta(days=31)
+    assert all(o["state"] == "planned" and o["outlet"] == "sale" for o in planned.values())
+    assert "50.0 out now, 50.0 held back" in planned["C"]["explanation"]
+    assert "out-share cap reached: target T-NORTH" in planned["C"]["explanation"]
+
+    alerts = await open_alerts(db)
+    assert set(alerts) == {("rotation_blocked", "target:T-NORTH")}
+    assert "waits for lot C" in alerts["rotation_blocked", "target:T-NORTH"]["details"]
+
+    second = await run(db, -2)
+    assert (second["created"], second["suspended"]) == (0, 1)
+    assert [b["target"] for b in second["blocked"]] == ["T-NORTH"]
+    assert {lot: o["quantity"] for lot, o in (await orders(db)).items()} == {"A": 1000, "B": 1000, "C": 500}
+    assert set(await open_alerts(db)) == {("rotation_blocked", "target:T-NORTH")}
+
+
+async def test_rotation_resumes_when_the_region_returns_to_peacetime(reserve):
+    _, db, _, (principal, crisis) = reserve
+    await run(db, -1)
+    assert "E" not in await orders(db)
+    async with db.transaction() as tx:
+        await readiness.declare(tx.pg, region_id=crisis, level="peacetime", reason="water receded",
+                                principal_id=principal, pending=False, ends_at=None)
+    after = await run(db, -2)
+    assert (after["created"], after["suspended"]) == (1, 0)
+    e = (await orders(db))["E"]
+    assert (e["quantity"], e["out_by"]) == (1000, TODAY + timedelta(days=1))  # no target there: all of it
+
+
+async def test_late_orders_raise_rotation_overdue_until_they_are_worked_or_cancelled(reserve):
+    c, db, _, _ = reserve
+    await run(db, -1)
+    planned = await orders(db)
+    async with db.transaction() as tx:  # as if planned a while ago: A was due out 3 days ago, B back yesterday
+        await tx.pg.execute("UPDATE rotation_orders SET out_by = $2, in_by = $3 WHERE id = $1::uuid",
+                            planned["A"]["id"], TODAY - timedelta(days=3), TODAY + timedelta(days=27))
+        await tx.pg.execute("UPDATE rotation_orders SET out_by = $2, in_by = $3 WHERE id = $1::uuid",
+                            planned["B"]["id"], TODAY - timedelta(days=31), TODAY - timedelta(days=1))
+    late = await run(db, -2)
+    assert late["overdue"] == 2
+    alerts = await open_alerts(db)
+    assert alerts["rotation_overdue", f"rotation_order:{planned['A']['id']}"]["severity"] == "warning"
+    assert alerts["rotation_overdue", f"rotation_order:{planned['B']['id']}"]["severity"] == "critical"
+    assert await rotation_gauges(db) == {
+        ("stockpile_rotation_orders", (("state", "planned"),)): 3.0,
+        ("stockpile_rotation_orders", (("state", "in_progress"),)): 0.0,
+        ("stockpile_rotation_orders", (("state", "completed"),)): 0.0,
+        ("stockpile_rotation_orders", (("state", "cancelled"),)): 0.0,
+        ("stockpile_rotation_overdue_quantity", (("category", "fuel"), ("unit", "L"))): 200.0,  # A and B, not back
+    }
+
+    r = await c.post(f"/api/v1/rotation-orders/{planned['B']['id']}/cancel", json={"reason": "buyer withdrew"})
+    assert r.status_code == 200, r.text
+    again = await run(db, -3)
+    assert again["overdue"] == 1
+    alerts = await open_alerts(db)
+    assert ("rotation_overdue", f"rotation_order:{planned['B']['id']}") not in alerts
+    assert ("rotation_overdue", f"rotation_order:{planned['A']['id']}") in alerts
+    # B's position is due again and had its order cancelled: the planner orders it anew
+    assert again["created"] == 1
+    replanned = await orders(db)
+    assert replanned["B"]["state"] == "planned" and replanned["B"]["id"] != planned["B"]["id"]
