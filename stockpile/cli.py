@@ -85,7 +85,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _first_look(settings: Settings, url: str) -> None:
-    """Evaluate alerts and take a metrics snapshot once, so a newcomer sees them before a worker runs."""
+    """Plan rotation, evaluate alerts and take a metrics snapshot once, so a newcomer sees orders,
+    alerts and metrics before a worker runs."""
     from stockpile.jobs.catalog import catalog
     from stockpile.jobs.runs import manual_slot, run_slot
     from stockpile.store.db import Database
@@ -93,7 +94,7 @@ async def _first_look(settings: Settings, url: str) -> None:
     db = Database(url, pool_size=2)
     try:
         jobs = catalog(settings)
-        for name in ("evaluate-alerts", "refresh-metrics"):
+        for name in ("plan-rotation", "evaluate-alerts", "refresh-metrics"):
             await run_slot(db, jobs[name], slot=manual_slot())
     finally:
         await db.dispose()
