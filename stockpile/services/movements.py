@@ -17,11 +17,14 @@ from stockpile.domain import ledger as rules
 from stockpile.domain.access import Principal, require_cleared, require_warehouse
 from stockpile.domain.errors import Conflict, Invalid, InsufficientStock, NotFound
 from stockpile.domain.ledger import Position, Posting
+from stockpile.domain.lots import is_expired
+from stockpile.domain.readiness import CRISIS_LEVELS
 from stockpile.domain.quantities import format_quantity, parse_quantity
 from stockpile.services import commands as c
 from stockpile.services import rotation
 from stockpile.services.workspace import Pending, Workspace, receipt_expiry
 from stockpile.store import ledger as store
+from stockpile.store import readiness
 
 
 @dataclass
@@ -292,6 +295,7 @@ async def _rotation_out(ws: Workspace, cmd: c.RotationOut, clock: Clock, princip
         raise Invalid(mismatch)
     _authorize(principal, (row["warehouse_id"], row["warehouse"]), (position.owner_id, position.owner_code, row["sector"]))
     quantity = parse_quantity(cmd.quantity, position.decimals)
+    await _rotation_not_suspended(ws.pg, position, row, clock)
     postings = rules.rotation_out_postings(position, quantity)
     order = await rotation.claim_order(ws.pg, cmd.rotation_order_id, direction="out", quantity=quantity,
                                        lot_id=position.lot_id, owner_id=position.owner_id,
@@ -299,6 +303,16 @@ async def _rotation_out(ws: Workspace, cmd: c.RotationOut, clock: Clock, princip
     await rotation.save_progress(ws.pg, order)
     return _posted("rotation_out", cmd, clock, postings, {position.account_id: position},
                    {position.material_id: (row["material_code"], position.decimals)}, rotation_order_id=order.id)
+
+
+async def _rotation_not_suspended(pg: asyncpg.Connection, position: Position, row: asyncpg.Record, clock: Clock) -> None:
+    """Reserves are not sold off during a crisis: rotation out of a warehouse whose region is at
+    emergency or wartime is refused — except for expired stock, which may always be rotated out."""
+    if is_expired(position.expires_on, clock.today):
+        return
+    level = await readiness.level_of_warehouse(pg, row["warehouse_id"])
+    if level in CRISIS_LEVELS:
+        raise Conflict(f"rotation out of {row['warehouse']} is suspended: its region is at {level}", level=level)
 
 
 async def _rotation_in(ws: Workspace, cmd: c.RotationIn, clock: Clock, principal: Principal) -> Posted:

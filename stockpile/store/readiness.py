@@ -26,6 +26,18 @@ async def effective_levels(pg: asyncpg.Connection, overrides: dict[int, str] | N
     return readiness.effective_levels({r["id"]: r["parent_id"] for r in rows}, own)
 
 
+async def level_of_warehouse(pg: asyncpg.Connection, warehouse_id: int) -> str:
+    """The effective level where a warehouse stands: the highest declared on its region or an ancestor."""
+    levels = await pg.fetchval(
+        """WITH RECURSIVE up(id, parent_id) AS (
+               SELECT r.id, r.parent_id FROM regions r JOIN warehouses w ON w.region_id = r.id WHERE w.id = $1
+               UNION SELECT r.id, r.parent_id FROM regions r JOIN up ON r.id = up.parent_id)
+           SELECT array_agg(d.level) FROM up JOIN readiness_declarations d
+               ON d.region_id = up.id AND d.state = 'effective' AND (d.ends_at IS NULL OR d.ends_at > now())""",
+        warehouse_id)
+    return readiness.highest(levels or ())
+
+
 _DECLARATION = """
 SELECT d.id, d.level, d.reason, d.state, d.declared_at, d.confirmed_at, d.effective_at, d.ends_at, d.ended_at,
        d.declared_by, d.region_id, g.code AS region, p.name AS declared_by_name, c.name AS confirmed_by_name

@@ -637,3 +637,29 @@ async def test_the_demo_sets_rotation_policies_for_fuel_grain_canned_food_and_me
         assert await pg.fetchval("SELECT count(*) FROM rotation_policies") == len(DEMO_ROTATION_POLICIES)
     finally:
         await pg.close()
+
+
+async def test_rotation_out_is_suspended_where_the_region_is_in_crisis_except_for_expired_stock(
+        client, operator, make_token, world, diesel_policy, pg_pool):
+    commander = {"Authorization": f"Bearer {await make_token('commander', clearance='military')}"}
+    fresh = lot_of(await receive(client, operator, warehouse=world.north, material=world.diesel, owner=world.civil,
+                                 quantity="100", lot="CRISIS-1", expires_on=days(20)))
+    dead = lot_of(await receive(client, operator, warehouse=world.north, material=world.diesel, owner=world.civil,
+                                quantity="100", lot="CRISIS-2", expires_on=days(-2)))
+    fresh_order = await make_order(pg_pool, lot_id=fresh, owner=world.civil, policy=diesel_policy, quantity=1000)
+    dead_order = await make_order(pg_pool, lot_id=dead, owner=world.civil, policy=diesel_policy, quantity=1000,
+                                  out_by=TODAY)
+    r = await client.post("/api/v1/readiness/declarations", headers=commander,
+                          json={"region": world.region, "level": "emergency", "reason": "ice storm"})
+    assert r.status_code == 201, r.text
+
+    refused = await post_movement(client, operator, rotation_out(world, fresh, "10", fresh_order))
+    assert assert_problem(refused, 409, "conflict")["level"] == "emergency"
+    assert await owner_balances(client, operator, fresh) == {world.civil: "100.0"}
+    assert (await order_row(pg_pool, fresh_order))["out_quantity"] == 0
+    expired = await post_movement(client, operator, rotation_out(world, dead, "10", dead_order))
+    assert expired.status_code == 201, expired.text  # expired stock may always go
+
+    await client.post("/api/v1/readiness/declarations", headers=commander,
+                      json={"region": world.region, "level": "peacetime", "reason": "storm over"})
+    assert (await post_movement(client, operator, rotation_out(world, fresh, "10", fresh_order))).status_code == 201
