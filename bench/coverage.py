@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -207,23 +208,35 @@ def scrape(url: str, scrapes: int = 300) -> dict:
         server.wait(timeout=20)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def national_arguments(doc: str) -> argparse.Namespace:
+    """The options every national-scale bench shares: the server, and the size of the reserve."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
                                                                  "postgresql://root@127.0.0.1:5432/postgres"))
     parser.add_argument("--lots", type=int, default=1_000_000)
     parser.add_argument("--targets", type=int, default=20_000)
     parser.add_argument("--warehouses", type=int, default=2_000)
-    args = parser.parse_args()
-    name = f"stockpile_bench_cov_{secrets.token_hex(3)}"
-    url = with_database(args.database_url, name)
-    asyncio.run(admin_sql(args.database_url, f'CREATE DATABASE "{name}"'))
+    return parser.parse_args()
+
+
+@contextmanager
+def throwaway_database(server_url: str, prefix: str):
+    """A new database built by the migrations, dropped afterwards whatever happens; yields its URL."""
+    name = f"{prefix}_{secrets.token_hex(3)}"
+    url = with_database(server_url, name)
+    asyncio.run(admin_sql(server_url, f'CREATE DATABASE "{name}"'))
     try:
         upgrade(url)
+        yield url
+    finally:
+        asyncio.run(admin_sql(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def main() -> None:
+    args = national_arguments(__doc__)
+    with throwaway_database(args.database_url, "stockpile_bench_cov") as url:
         r = asyncio.run(measure(url, args))
         r.update(scrape(url))
-    finally:
-        asyncio.run(admin_sql(args.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     ratio = r["evaluation_steady_seconds"] / r["floor_seconds"]
     cpu_ratio = r["evaluation_cpu_seconds"] / r["floor_cpu_seconds"]
     print(f"\nstockpile coverage benchmark — {r['lots']} lots, {r['targets']} targets, {r['warehouses']} warehouses "

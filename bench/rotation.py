@@ -20,11 +20,9 @@ off): this database measures planning, not the ledger.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
-import secrets
 import sys
 import time
 from datetime import datetime, timezone
@@ -35,7 +33,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.coverage import LOAD, admin_sql  # noqa: E402
+from bench.coverage import LOAD, national_arguments, throwaway_database  # noqa: E402
 from stockpile.config import Settings  # noqa: E402
 from stockpile.jobs.catalog import catalog  # noqa: E402
 from stockpile.jobs.runs import run_slot  # noqa: E402
@@ -43,7 +41,7 @@ from stockpile.services import rotation_plan  # noqa: E402
 from stockpile.store import coverage as coverage_store  # noqa: E402
 from stockpile.store import rotation_plan as plan_store  # noqa: E402
 from stockpile.store.db import Database  # noqa: E402
-from stockpile.store.engine import asyncpg_dsn, upgrade, with_database  # noqa: E402
+from stockpile.store.engine import asyncpg_dsn  # noqa: E402
 
 ROTATION = """
 INSERT INTO rotation_policies (code, category, trigger_days_before_expiry, trigger_fraction_remaining, max_out_share,
@@ -145,21 +143,9 @@ async def measure(url: str, args) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
-                                                                 "postgresql://root@127.0.0.1:5432/postgres"))
-    parser.add_argument("--lots", type=int, default=1_000_000)
-    parser.add_argument("--targets", type=int, default=20_000)
-    parser.add_argument("--warehouses", type=int, default=2_000)
-    args = parser.parse_args()
-    name = f"stockpile_bench_rot_{secrets.token_hex(3)}"
-    url = with_database(args.database_url, name)
-    asyncio.run(admin_sql(args.database_url, f'CREATE DATABASE "{name}"'))
-    try:
-        upgrade(url)
+    args = national_arguments(__doc__)
+    with throwaway_database(args.database_url, "stockpile_bench_rot") as url:
         r = asyncio.run(measure(url, args))
-    finally:
-        asyncio.run(admin_sql(args.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     anchor = r["anchor_seconds"]
     f = r["first_run"]
     print(f"\nstockpile rotation benchmark — {r['lots']} lots, {r['targets']} targets, {r['warehouses']} warehouses "

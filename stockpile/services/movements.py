@@ -174,18 +174,24 @@ async def _receipt(ws: Workspace, cmd: c.Receipt, clock: Clock, principal: Princ
     return _posted("receipt", cmd, clock, postings, positions, {material_id: (material_code, decimals)})
 
 
+def _check_named_lot(cmd: c.Issue | c.RotationOut, position: Position, row: asyncpg.Record, principal: Principal) -> None:
+    """A movement naming a lot: the warehouse and material it also names (if any) must be the lot's,
+    and the principal may act there and on that owner's stock."""
+    mismatch = [
+        {"field": f, "message": f"lot {position.lot_code} is {f} {stored!r}, not {given!r}"}
+        for f, given, stored in (("warehouse", cmd.warehouse, row["warehouse"]),
+                                 ("material", cmd.material, row["material_code"]))
+        if given is not None and given != stored
+    ]
+    if mismatch:
+        raise Invalid(mismatch)
+    _authorize(principal, (row["warehouse_id"], row["warehouse"]), (position.owner_id, position.owner_code, row["sector"]))
+
+
 async def _issue(ws: Workspace, cmd: c.Issue, clock: Clock, principal: Principal) -> Posted:
     if cmd.lot_id is not None and (found := await ws.lot_position(cmd.lot_id, cmd.owner)) is not None:
         position, row = found
-        mismatch = [
-            {"field": f, "message": f"lot {position.lot_code} is {f} {stored!r}, not {given!r}"}
-            for f, given, stored in (("warehouse", cmd.warehouse, row["warehouse"]),
-                                     ("material", cmd.material, row["material_code"]))
-            if given is not None and given != stored
-        ]
-        if mismatch:
-            raise Invalid(mismatch)
-        _authorize(principal, (row["warehouse_id"], row["warehouse"]), (position.owner_id, position.owner_code, row["sector"]))
+        _check_named_lot(cmd, position, row, principal)
         picks = [(position, parse_quantity(cmd.quantity, position.decimals))]
         material = (position.material_id, row["material_code"], position.decimals)
     elif cmd.lot_id is not None:
@@ -285,15 +291,7 @@ async def _rotation_out(ws: Workspace, cmd: c.RotationOut, clock: Clock, princip
             raise InsufficientStock(f"{cmd.owner} holds no stock in lot {lot['code']}",
                                     available=format_quantity(0, lot["decimals"]), lot_id=lot["id"], owner=cmd.owner)
     position, row = found
-    mismatch = [
-        {"field": f, "message": f"lot {position.lot_code} is {f} {stored!r}, not {given!r}"}
-        for f, given, stored in (("warehouse", cmd.warehouse, row["warehouse"]),
-                                 ("material", cmd.material, row["material_code"]))
-        if given is not None and given != stored
-    ]
-    if mismatch:
-        raise Invalid(mismatch)
-    _authorize(principal, (row["warehouse_id"], row["warehouse"]), (position.owner_id, position.owner_code, row["sector"]))
+    _check_named_lot(cmd, position, row, principal)
     quantity = parse_quantity(cmd.quantity, position.decimals)
     await _rotation_not_suspended(ws.pg, position, row, clock)
     postings = rules.rotation_out_postings(position, quantity)
