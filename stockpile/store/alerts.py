@@ -44,23 +44,36 @@ async def want(pg: asyncpg.Connection, wanted: list[Wanted]) -> None:
 
 # The expiry rule of ``stockpile.domain.alerts.expiry_alert``, for every lot ``take_stock`` found
 # expiring within the alert window: ``expired_on_hand`` (critical) past its expiry, else ``expiring``
-# (critical within $3 days). $2 is today. Read by the reconciliation directly, not staged.
+# (critical within $3 days). $2 is today. Read by the reconciliation directly, not staged, and in the
+# shape of ``STAGED_WANTED``: no title or details yet, but what they are made of (the ``x_`` columns).
 TAKEN_EXPIRY_WANTED = """
     SELECT CASE WHEN h.expires_on <= $2::date THEN 'expired_on_hand' ELSE 'expiring' END AS kind,
            'lot:' || h.lot_id AS subject,
            CASE WHEN h.expires_on - $2::date <= $3::int THEN 'critical' ELSE 'warning' END AS severity,
-           format('lot %s of %s at %s %s on %s with %s %s on hand', h.lot_code, m.code, w.code,
-                  CASE WHEN h.expires_on <= $2::date THEN 'expired' ELSE 'expires' END, q.expires_on, q.on_hand,
-                  m.unit) AS title,
-           jsonb_build_object('lot_id', h.lot_id, 'lot_code', h.lot_code, 'material', m.code, 'warehouse', w.code,
-                              'expires_on', q.expires_on, 'on_hand', q.on_hand) AS details,
-           w.id AS warehouse_id, w.region_id, h.military
+           NULL::text AS title, NULL::jsonb AS details, w.id AS warehouse_id, w.region_id, h.military,
+           h.lot_id AS x_lot_id, h.lot_code AS x_lot_code, m.code AS x_material, w.code AS x_warehouse,
+           to_char(h.expires_on, 'YYYY-MM-DD') AS x_expires_on,
+           round(h.on_hand / 10::numeric ^ m.decimals, m.decimals)::text AS x_on_hand, m.unit AS x_unit
       FROM taken_stock h
       JOIN warehouses w ON w.id = h.warehouse_id
       JOIN materials m ON m.id = h.material_id
-     CROSS JOIN LATERAL (SELECT round(h.on_hand / 10::numeric ^ m.decimals, m.decimals)::text AS on_hand,
-                                to_char(h.expires_on, 'YYYY-MM-DD') AS expires_on) q
      WHERE h.lot_id IS NOT NULL"""
+
+# Alerts the service staged in ``alert_wanted``, with their title and details made.
+STAGED_WANTED = """
+    SELECT *, NULL::uuid AS x_lot_id, NULL::text AS x_lot_code, NULL::text AS x_material, NULL::text AS x_warehouse,
+           NULL::text AS x_expires_on, NULL::text AS x_on_hand, NULL::text AS x_unit
+      FROM alert_wanted"""
+
+# An expiry alert's title and details, from the ``x_`` columns of ``d`` — made only for the alerts
+# that open or change: tens of thousands of unchanged expiry alerts are compared by what changes
+# (expiry, quantity on hand, unit), never rebuilt.
+EXPIRY_TITLE = """format('lot %s of %s at %s %s on %s with %s %s on hand', d.x_lot_code, d.x_material, d.x_warehouse,
+                         CASE d.kind WHEN 'expired_on_hand' THEN 'expired' ELSE 'expires' END, d.x_expires_on,
+                         d.x_on_hand, d.x_unit)"""
+EXPIRY_DETAILS = """jsonb_build_object('lot_id', d.x_lot_id, 'lot_code', d.x_lot_code, 'material', d.x_material,
+                                      'warehouse', d.x_warehouse, 'expires_on', d.x_expires_on,
+                                      'on_hand', d.x_on_hand, 'unit', d.x_unit)"""
 
 
 async def want_overdue_transfers(pg: asyncpg.Connection, now: datetime) -> None:
@@ -166,32 +179,39 @@ RANK = "CASE {} WHEN 'critical' THEN 2 ELSE 1 END"
 def _reconcile_sql(wanted: str) -> str:
     return f"""
 WITH diff AS MATERIALIZED (  -- wanted vs unresolved, in one hash join; unchanged pairs are only counted
-    SELECT o.id, o.severity AS was, w.kind, w.subject, w.severity, w.title, w.details, w.warehouse_id,
-           w.region_id, w.military,
+    SELECT o.id, o.severity AS was, w.*,
            CASE WHEN o.id IS NULL THEN 'open' WHEN w.kind IS NULL THEN 'resolve'
                 WHEN {RANK.format("w.severity")} > {RANK.format("o.severity")} THEN 'escalate'
                 WHEN {RANK.format("w.severity")} < {RANK.format("o.severity")} THEN 'ease'
-                WHEN (o.title, o.details) IS DISTINCT FROM (w.title, w.details) THEN 'refresh'
+                WHEN w.x_lot_id IS NULL AND (o.title, o.details) IS DISTINCT FROM (w.title, w.details) THEN 'refresh'
+                WHEN w.x_lot_id IS NOT NULL
+                 AND (o.details->>'expires_on', o.details->>'on_hand', o.details->>'unit')
+                     IS DISTINCT FROM (w.x_expires_on, w.x_on_hand, w.x_unit) THEN 'refresh'
                 ELSE 'keep' END AS change
       FROM (SELECT * FROM alerts WHERE state <> 'resolved' AND kind = ANY($1::text[])) o
       FULL JOIN (SELECT * FROM ({wanted}) wanted WHERE kind = ANY($1::text[])) w
         ON w.kind = o.kind AND w.subject = o.subject),
+todo AS MATERIALIZED (  -- what changes, with its title and details made
+    SELECT d.id, d.was, d.kind, d.subject, d.severity, d.warehouse_id, d.region_id, d.military, d.change,
+           CASE WHEN d.x_lot_id IS NULL THEN d.title ELSE {EXPIRY_TITLE} END AS title,
+           CASE WHEN d.x_lot_id IS NULL THEN d.details ELSE {EXPIRY_DETAILS} END AS details
+      FROM diff d WHERE d.change <> 'keep'),
 gone AS (
     UPDATE alerts a
        SET state = 'resolved', resolved_at = now(),
            last_seen_at = greatest(a.last_seen_at, (SELECT e.evaluated_at FROM alert_evaluations e WHERE e.kind = a.kind))
-      FROM diff d
+      FROM todo d
      WHERE d.change = 'resolve' AND a.id = d.id AND a.state <> 'resolved'
  RETURNING a.*),
 changed AS (
     UPDATE alerts a
        SET severity = d.severity, title = d.title, details = d.details, last_seen_at = now()
-      FROM diff d
+      FROM todo d
      WHERE d.change IN ('escalate', 'ease', 'refresh') AND a.id = d.id
  RETURNING a.*, d.change),
 opened AS (
     INSERT INTO alerts (kind, subject, severity, title, details, warehouse_id, region_id, military)
-    SELECT kind, subject, severity, title, details, warehouse_id, region_id, military FROM diff WHERE change = 'open'
+    SELECT kind, subject, severity, title, details, warehouse_id, region_id, military FROM todo WHERE change = 'open'
         ON CONFLICT (kind, subject) WHERE state <> 'resolved' DO NOTHING
  RETURNING *),
 history AS (
@@ -219,8 +239,8 @@ SELECT (SELECT count(*) FROM opened) AS opened,
        (SELECT count(*) FROM gone) AS resolved"""
 
 
-RECONCILE = _reconcile_sql("SELECT * FROM alert_wanted")
-RECONCILE_WITH_TAKEN_EXPIRY = _reconcile_sql(f"SELECT * FROM alert_wanted UNION ALL {TAKEN_EXPIRY_WANTED}")
+RECONCILE = _reconcile_sql(STAGED_WANTED)
+RECONCILE_WITH_TAKEN_EXPIRY = _reconcile_sql(f"{STAGED_WANTED} UNION ALL {TAKEN_EXPIRY_WANTED}")
 
 
 async def reconcile(pg: asyncpg.Connection, kinds: list[str], *,

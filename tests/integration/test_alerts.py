@@ -158,3 +158,33 @@ async def test_uncleared_readers_do_not_see_alerts_about_military_stock(fresh, s
     uncleared = {"Authorization": f"Bearer {created.json()['token']}"}
     assert len((await c.get("/api/v1/alerts")).json()["items"]) == 1
     assert (await c.get("/api/v1/alerts", headers=uncleared)).json()["items"] == []
+
+
+async def test_an_expiry_alert_follows_the_quantity_on_hand_and_an_unchanged_one_is_not_rewritten(fresh):
+    c, db, evaluate, _ = fresh
+    admin = dict(c.headers)
+    w = await make_world(c, admin, "R")
+    moving = (await receive(c, admin, warehouse=w.north, material=w.diesel, owner=w.civil, quantity="100", lot="MOV",
+                            expires_on=day(10)))["postings"][0]["account"]["lot_id"]
+    await receive(c, admin, warehouse=w.north, material=w.diesel, owner=w.civil, quantity="40", lot="STILL",
+                  expires_on=day(12))
+    assert (await evaluate())["opened"] == 2
+
+    async def state() -> dict[str, tuple]:
+        async with db.transaction() as tx:
+            rows = await tx.pg.fetch("SELECT details->>'lot_code' AS lot, title, details->>'on_hand' AS on_hand, "
+                                     "details->>'unit' AS unit, xmin::text AS version FROM alerts")
+        return {r["lot"]: (r["title"], r["on_hand"], r["unit"], r["version"]) for r in rows}
+
+    before = await state()
+    assert before["MOV"][:3] == (f"lot MOV of {w.diesel} at {w.north} expires on {day(10)} with 100.0 L on hand",
+                                 "100.0", "L")
+    issued = await c.post("/api/v1/movements", headers=idem(), json={
+        "kind": "issue", "lot_id": moving, "owner": w.civil, "quantity": "30", "reason": "generator test"})
+    assert issued.status_code == 201
+    outcome = await evaluate()
+    assert (outcome["opened"], outcome["resolved"], outcome["still_open"]) == (0, 0, 2)
+    after = await state()
+    assert after["MOV"][:2] == (f"lot MOV of {w.diesel} at {w.north} expires on {day(10)} with 70.0 L on hand", "70.0")
+    assert after["STILL"] == before["STILL"]  # same row version: an unchanged alert is not written
+    assert after["MOV"][3] != before["MOV"][3]
