@@ -99,11 +99,31 @@ async def memberships(pg: asyncpg.Connection, account_ids: list[int], today: dat
         account_ids, today)
 
 
+FLOORS_LOCK = "reserve_floors"
+
+
 async def lock_floors(pg: asyncpg.Connection, target_ids: list[int]) -> None:
     """Serialise approvals drawing on the same reserve targets (guarantee 8 under concurrency):
-    one transaction-level advisory lock per target, taken in id order."""
+    the floors lock shared (the rotation planner takes it exclusively, see ``lock_all_floors``),
+    then one transaction-level advisory lock per target, taken in id order."""
+    await pg.execute("SELECT pg_advisory_xact_lock_shared(hashtext($1))", FLOORS_LOCK)
     for target_id in sorted(set(target_ids)):
         await pg.execute("SELECT pg_advisory_xact_lock(hashtext('reserve_target_floor'), $1::int)", target_id)
+
+
+async def lock_all_floors(pg: asyncpg.Connection) -> None:
+    """Every floor at once, for a planner that weighs all targets (rotation): no approval runs meanwhile."""
+    await pg.execute("SELECT pg_advisory_xact_lock(hashtext($1))", FLOORS_LOCK)
+
+
+async def rotation_outstanding(pg: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Stock open rotation orders are still to take out, per position (its stock account)."""
+    return await pg.fetch(
+        """SELECT a.id AS account_id, sum(o.quantity - o.out_quantity) AS units
+             FROM rotation_orders o
+             JOIN accounts a ON a.lot_id = o.lot_id AND a.owner_id = o.owner_id AND a.type = 'stock'
+            WHERE o.state IN ('planned', 'in_progress') AND o.out_quantity < o.quantity
+            GROUP BY a.id""")
 
 
 async def insert_plan(pg: asyncpg.Connection, plan: dict[str, Any], requests_: list[tuple], lines: list[tuple]) -> str:

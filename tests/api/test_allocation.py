@@ -345,3 +345,48 @@ async def test_lapsed_reservations_are_released_and_late_requests_raise_allocati
     assert (await client.get(f"/api/v1/allocation-requests/{req['id']}", headers=planner)).json()["state"] == "pending"
     alerts = await list_all(client, planner, "/api/v1/alerts", kind="allocation_unfilled", state="open")
     assert [a["subject"] for a in alerts if a["subject"] == f"request:{req['id']}"] == [f"request:{req['id']}"]
+
+
+async def test_stock_promised_to_open_rotation_orders_is_not_offered_above_the_floor(
+        client, admin, operator, planner, world, pg_pool):
+    w = world
+    lot = lot_of(await receive(client, operator, warehouse=w.north, material=w.diesel, owner=w.civil,
+                               quantity="1000", lot="D-ROT"))
+    r = await client.put(f"/api/v1/reserve-targets/TR-{w.uid}", headers=admin, json={
+        "scope": {"warehouse": w.north}, "material": w.diesel, "owner": w.civil, "quantity": "1000",
+        "floor_ratio": 0.5, "warning_ratio": 0.9, "critical_ratio": 0.6, "horizon_days": 30})
+    assert r.status_code == 201
+    assert (await client.put(f"/api/v1/rotation-policies/ROT-{w.uid}", headers=admin,
+                             json={"material": w.diesel, "trigger_days_before_expiry": 90})).status_code == 201
+    await pg_pool.execute(
+        """INSERT INTO rotation_orders (lot_id, owner_id, policy_id, quantity, out_quantity, out_by, in_by, outlet,
+                                        explanation)
+           SELECT $1::uuid, o.id, p.id, 3000, 0, current_date + 5, current_date + 30, 'sale', 'due'
+             FROM parties o, rotation_policies p WHERE o.code = $2 AND p.code = $3""",
+        lot, w.civil, f"ROT-{w.uid}")  # 300.0 L promised to rotation (smallest units: tenths)
+    await request(client, planner, requester=w.civil, destination=w.south, material=w.diesel, quantity="400")
+    plan = await propose(client, planner, w)
+    assert plan["requests"][0]["planned"] == "200.0"  # 1,000 − 300 promised − 500 protected
+    assert "floor" in plan["requests"][0]["reasons"]
+    assert (await client.post(f"/api/v1/allocation-plans/{plan['id']}/approve", headers=planner)).status_code == 200
+
+
+
+async def test_rotation_planning_and_approvals_exclude_each_other_on_the_floors(pg_pool):
+    import asyncpg
+
+    from stockpile.store.allocation import lock_all_floors, lock_floors
+
+    async with pg_pool.acquire() as rotation, pg_pool.acquire() as approval:
+        async with rotation.transaction():
+            await lock_all_floors(rotation)  # plan-rotation holds every floor
+            async with approval.transaction():
+                await approval.execute("SET LOCAL lock_timeout = '100ms'")
+                with pytest.raises(asyncpg.LockNotAvailableError):
+                    await lock_floors(approval, [1, 2])
+        async with approval.transaction():
+            await lock_floors(approval, [1, 2])  # free again once planning committed
+            async with rotation.transaction():
+                await rotation.execute("SET LOCAL lock_timeout = '100ms'")
+                with pytest.raises(asyncpg.LockNotAvailableError):
+                    await lock_all_floors(rotation)  # and planning waits for running approvals
