@@ -39,6 +39,8 @@ SNAPSHOT_METRICS = {
     "stockpile_job_last_success_timestamp_seconds": "Unix time of each job's last successful run (any worker).",
     "stockpile_rotation_orders": "Rotation orders by state.",
     "stockpile_rotation_overdue_quantity": "Quantity overdue rotation orders have not yet replaced, by category and unit.",
+    "stockpile_allocation_requests": "Allocation requests by state and priority.",
+    "stockpile_allocation_plans": "Allocation plans by state.",
 }
 SNAPSHOT_COUNTERS = {"stockpile_ledger_movements"}  # exposed as ``…_total``
 

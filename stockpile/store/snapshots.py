@@ -82,6 +82,14 @@ async def aggregate(pg: asyncpg.Connection, today: date, max_targets: int = 100)
         add("stockpile_rotation_orders", by_state.get(state, 0), state=state)
     for row in overdue:
         add("stockpile_rotation_overdue_quantity", row["quantity"], category=row["category"], unit=row["unit"])
+    requests = {(r["state"], r["priority"]): r["n"] for r in await pg.fetch(
+        "SELECT state, priority, count(*) AS n FROM allocation_requests GROUP BY 1, 2")}
+    for state in ("pending", "allocated", "cancelled"):
+        for priority in ("flash", "immediate", "priority", "routine"):
+            add("stockpile_allocation_requests", requests.get((state, priority), 0), state=state, priority=priority)
+    plans = {r["state"]: r["n"] for r in await pg.fetch("SELECT state, count(*) AS n FROM allocation_plans GROUP BY 1")}
+    for state in ("proposed", "approved", "dispatched", "cancelled", "expired"):
+        add("stockpile_allocation_plans", plans.get(state, 0), state=state)
     return samples
 
 

@@ -13,6 +13,7 @@ from stockpile.api.app import create_app
 from stockpile.demo import load_demo
 from stockpile.jobs.catalog import catalog
 from stockpile.jobs.runs import run_slot
+from stockpile.store import snapshots
 from stockpile.store.db import Database
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -107,6 +108,16 @@ async def test_a_planner_works_an_emergency_and_a_confirmed_wartime_through_on_t
     try:
         outcome = await run_slot(db, catalog(settings)["check-ledger"], slot=-1)
         assert outcome.outcome == "ok" and outcome.detail["mismatched"] == []
+        assert (await run_slot(db, catalog(settings)["refresh-metrics"], slot=-1)).outcome == "ok"
+        async with db.transaction() as tx:
+            _, samples = await snapshots.load(tx.pg, "business")
+        gauges = {(x["metric"], tuple(sorted(x["labels"].items()))): x["value"] for x in samples
+                  if x["metric"].startswith("stockpile_allocation_")}
+        assert gauges[("stockpile_allocation_plans", (("state", "dispatched"),))] == 1  # the relief plan
+        assert gauges[("stockpile_allocation_plans", (("state", "approved"),))] == 1  # the army's, not yet sent
+        allocated = {dict(k[1])["priority"]: v for k, v in gauges.items()
+                     if k[0] == "stockpile_allocation_requests" and dict(k[1])["state"] == "allocated"}
+        assert allocated == {"flash": 1, "immediate": 1, "priority": 0, "routine": 1}
     finally:
         await db.dispose()
 
