@@ -73,21 +73,24 @@ async def test_the_planner_makes_an_explained_schedule_and_an_operator_works_an_
             ranked = sorted(group, key=lambda o: lots[o["id"]])
             assert [o["out_by"] for o in ranked] == sorted(o["out_by"] for o in ranked)
 
-        # an operator (here the admin, in every scope) works one order: out in two parts, then in
-        order = max(orders, key=lambda o: Decimal(o["quantity"]))
+        # the demo operator works the largest order at its warehouses: out in two parts, then in
+        operator = {"Authorization": f"Bearer {tokens['demo-operator']}"}
+        mine = await _orders(api, operator)
+        assert mine and {o["warehouse"] for o in mine} <= {"WH-N-04", "WH-S-02"}  # its scope only
+        order = max(mine, key=lambda o: Decimal(o["quantity"]))
         quantity = Decimal(order["quantity"])
         half = quantity // 2  # whole units: valid at any precision
         for n, part in enumerate((half, quantity - half)):
-            r = await api.post("/api/v1/movements", headers={**admin, "Idempotency-Key": f"out-{order['id']}-{n}"},
+            r = await api.post("/api/v1/movements", headers={**operator, "Idempotency-Key": f"out-{order['id']}-{n}"},
                                json={"kind": "rotation_out", "lot_id": order["lot_id"], "owner": order["owner"],
                                      "quantity": str(part), "rotation_order_id": order["id"], "reason": "sold"})
             assert r.status_code == 201, r.text
-        r = await api.post("/api/v1/movements", headers={**admin, "Idempotency-Key": f"in-{order['id']}"}, json={
+        r = await api.post("/api/v1/movements", headers={**operator, "Idempotency-Key": f"in-{order['id']}"}, json={
             "kind": "rotation_in", "warehouse": order["warehouse"], "material": order["material"],
             "owner": order["owner"], "quantity": order["quantity"], "rotation_order_id": order["id"],
             "lot": {"code": f"ROT-{order['id'][:8]}", "expires_on": (today + timedelta(days=700)).isoformat()}})
         assert r.status_code == 201, r.text
-        done = (await api.get(f"/api/v1/rotation-orders/{order['id']}", headers=admin)).json()
+        done = (await api.get(f"/api/v1/rotation-orders/{order['id']}", headers=operator)).json()
         assert (done["state"], done["out_quantity"], done["in_quantity"]) == ("completed", order["quantity"],
                                                                                 order["quantity"])
         other = next(o for o in orders if o["id"] != order["id"])
