@@ -10,7 +10,6 @@ queue; the second sees the first.
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -28,10 +27,7 @@ from stockpile.services.movements import Clock, _iso, post_movement
 from stockpile.services.workspace import Workspace
 from stockpile.store import allocation as store
 from stockpile.store import masterdata, obligations, readiness, rules
-
-def _when(moment: datetime | None) -> str | None:
-    return None if moment is None else _iso(moment)
-
+from stockpile.store.db import as_uuid
 
 async def request_values(pg: asyncpg.Connection, data: c.AllocationRequestIn, today: date, field: str = "") -> dict[str, Any]:
     """Check a request's codes and amounts; the values of its allocation_requests row (ids resolved)."""
@@ -79,7 +75,7 @@ def present_request(row: asyncpg.Record) -> dict[str, Any]:
             "material": row["material"], "substitution_group": row["substitution_group"], "category": row["category"],
             "quantity": format_quantity(row["quantity"], row["decimals"]), "priority": row["priority"],
             "needed_by": row["needed_by"].isoformat(), "purpose": row["purpose"], "state": row["state"],
-            "created_at": _when(row["created_at"])}
+            "created_at": _iso(row["created_at"])}
 
 
 async def file_request(pg: asyncpg.Connection, data: c.AllocationRequestIn, principal: Principal, today: date) -> dict:
@@ -121,7 +117,7 @@ async def propose(pg: asyncpg.Connection, data: c.PlanIn, principal: Principal, 
     ids = None
     if data.request_ids is not None:
         ids = sorted(set(data.request_ids))
-        bad = [i for i in ids if not _is_uuid(i)]
+        bad = [i for i in ids if as_uuid(i) is None]
         if bad:
             raise Invalid.field("request_ids", f"not request ids: {', '.join(bad[:10])}")
     requests = [dict(r) for r in await store.pending_requests(pg, region_id=region_id, request_ids=ids)]
@@ -137,14 +133,6 @@ async def propose(pg: asyncpg.Connection, data: c.PlanIn, principal: Principal, 
     planned = await planning.plan(pg, requests, today=today, limits=limits)
     plan_id = await _store(pg, planned, region_id, principal)
     return await show(pg, plan_id, principal)
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 async def _store(pg: asyncpg.Connection, planned: planning.Planned, region_id: int | None, principal: Principal) -> str:
@@ -215,9 +203,9 @@ async def show(pg: asyncpg.Connection, plan_id: str, principal: Principal | None
         "lines": present_lines(plan["state"], lines, principal is None or principal.cleared_military), "requests": present_requests(await store.plan_requests(pg, plan_id)),
         "solver": {"objective": plan["objective"], "solve_ms": round(plan["solve_ms"], 3),
                    "build_ms": round(plan["build_ms"], 3), "arcs": plan["arcs"]},
-        "created_at": _when(plan["created_at"]), "approved_at": _when(plan["approved_at"]),
-        "reserved_until": _when(plan["reserved_until"]), "dispatched_at": _when(plan["dispatched_at"]),
-        "ended_at": _when(plan["ended_at"]), "end_reason": plan["end_reason"],
+        "created_at": _iso(plan["created_at"]), "approved_at": _iso(plan["approved_at"]),
+        "reserved_until": _iso(plan["reserved_until"]), "dispatched_at": _iso(plan["dispatched_at"]),
+        "ended_at": _iso(plan["ended_at"]), "end_reason": plan["end_reason"],
     }
 
 
@@ -282,7 +270,7 @@ async def approve(pg: asyncpg.Connection, plan_id: str, principal: Principal, no
     for target_id, excess in sorted(breached.items()):
         f = target_floors[target_id]
         failures.append({"target": f.code, "reason": "floor",
-                         "message": f"the plan would draw {planning._units(excess)} below the protected floor of {f.code}"})
+                         "message": f"the plan would draw {planning.thousandths(excess)} below the protected floor of {f.code}"})
     if failures:
         kinds = {f["reason"] for f in failures}
         error = FloorProtected if kinds == {"floor"} else InsufficientStock if kinds == {"stock"} else Conflict

@@ -97,8 +97,9 @@ class Posted:
         return body
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+def _iso(moment: datetime | None) -> str | None:
+    """RFC 3339 in UTC (``Z``); None stays None."""
+    return None if moment is None else moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 async def _resolve(ws: Workspace, **codes: str | None) -> dict[str, tuple]:

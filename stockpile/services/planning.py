@@ -66,7 +66,7 @@ def _floor_ratio(target: asyncpg.Record, rule_floors: list[Rule]) -> Decimal:
     return max(ratios)
 
 
-def _units(thousandths: int) -> str:
+def thousandths(thousandths: int) -> str:
     return format((Decimal(thousandths) / THOUSANDTHS).normalize(), "f")
 
 
@@ -154,8 +154,8 @@ async def plan(pg: asyncpg.Connection, requests: list[Mapping[str, Any]], *, tod
             if "floor" not in reasons:
                 reasons.append("floor")
     taken = floors.drawn(solution.lines, memberships, scale)
-    bound = [{"target": f.code, "protected": _units(f.protected), "headroom": _units(f.headroom),
-              "drawn": _units(taken.get(t, 0))}
+    bound = [{"target": f.code, "protected": thousandths(f.protected), "headroom": thousandths(f.headroom),
+              "drawn": thousandths(taken.get(t, 0))}
              for t, f in sorted(target_floors.items()) if f.headroom - taken.get(t, 0) <= 0]
     return Planned(solution, {r["id"]: r for r in requests}, {p["account_id"]: p for p in positions}, version,
                    {r.code: r for r in ruleset}, level_of, target_floors, bound, dict(taken))

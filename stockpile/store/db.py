@@ -8,6 +8,7 @@ asyncpg pool (the hot path is hand-written SQL; SQLAlchemy builds the schema thr
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,6 +16,15 @@ from dataclasses import dataclass
 import asyncpg
 
 from stockpile.store.engine import asyncpg_dsn
+
+
+def as_uuid(value: object) -> str | None:
+    """The canonical text of a uuid, or None when ``value`` is not one (an id from a path, a body or a
+    cursor is checked before it reaches a ``::uuid`` cast, so a malformed one is "not found", not a 500)."""
+    try:
+        return str(uuid.UUID(value))  # type: ignore[arg-type]
+    except (ValueError, TypeError, AttributeError):
+        return None
 
 
 @dataclass

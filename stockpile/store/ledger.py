@@ -15,6 +15,7 @@ import asyncpg
 
 from stockpile.domain.ledger import Position, Posting
 from stockpile.store import audit
+from stockpile.store.db import as_uuid
 
 POSITION_COLUMNS = """
     a.id AS account_id, a.lot_id::text AS lot_id, l.code AS lot_code, a.owner_id, o.code AS owner_code,
@@ -264,11 +265,7 @@ async def lock_positions_bulk(
 
 
 def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-        return True
-    except (ValueError, TypeError, AttributeError):
-        return False
+    return as_uuid(value) is not None
 
 
 async def movement_for_reversal(pg: asyncpg.Connection, movement_id: str) -> tuple[asyncpg.Record | None, list[Posting]]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
-
 import asyncpg
+
+from stockpile.store.db import as_uuid
 
 _SELECT = """
 SELECT o.id, o.kind, o.rule_code, o.rule_version, o.movement_id, o.lot_id, o.quantity, o.settled_quantity,
@@ -28,9 +28,7 @@ async def record(pg: asyncpg.Connection, *, kind: str, rule_code: str, rule_vers
 
 
 async def get(pg: asyncpg.Connection, obligation_id: str, *, for_update: bool = False) -> asyncpg.Record | None:
-    if for_update:
-        await pg.execute("SELECT 1 FROM obligations WHERE id = $1 FOR UPDATE", obligation_id)
-    return await pg.fetchrow(_SELECT + " WHERE o.id = $1", obligation_id)
+    return await pg.fetchrow(_SELECT + " WHERE o.id = $1" + (" FOR UPDATE OF o" if for_update else ""), obligation_id)
 
 
 async def listing(pg: asyncpg.Connection, *, state: str | None, party_id: int | None, cleared: bool,
@@ -53,9 +51,7 @@ async def settlements(pg: asyncpg.Connection, obligation_id: str) -> list[asyncp
 async def repayment(pg: asyncpg.Connection, movement_id: str, material_id: int, creditor_id: int) -> int | None:
     """How much of ``material`` the movement credited to the creditor's stock (a loan repaid in kind),
     or None when the movement does not exist."""
-    try:
-        uuid.UUID(movement_id)
-    except ValueError:
+    if as_uuid(movement_id) is None:
         return None
     row = await pg.fetchrow(
         """SELECT EXISTS (SELECT 1 FROM movements WHERE id = $1) AS found,

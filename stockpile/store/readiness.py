@@ -49,9 +49,8 @@ LEFT JOIN principals c ON c.id = d.confirmed_by
 
 
 async def declaration(pg: asyncpg.Connection, declaration_id: str, *, for_update: bool = False) -> asyncpg.Record | None:
-    if for_update:
-        await pg.execute("SELECT 1 FROM readiness_declarations WHERE id = $1 FOR UPDATE", declaration_id)
-    return await pg.fetchrow(_DECLARATION + " WHERE d.id = $1", declaration_id)
+    return await pg.fetchrow(_DECLARATION + " WHERE d.id = $1" + (" FOR UPDATE OF d" if for_update else ""),
+                             declaration_id)
 
 
 async def declarations(pg: asyncpg.Connection, *, region_id: int | None, state: str | None,

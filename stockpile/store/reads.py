@@ -7,17 +7,13 @@ from datetime import date, datetime
 
 import asyncpg
 
+from stockpile.store.db import as_uuid
+
 REGION_TREE = """
     WITH RECURSIVE scope(id) AS (
         SELECT id FROM regions WHERE code = $1
         UNION SELECT r.id FROM regions r JOIN scope ON r.parent_id = scope.id)"""
 
-
-def _uuid_or_none(value: str) -> str | None:
-    try:
-        return str(uuid.UUID(value))
-    except (ValueError, TypeError, AttributeError):
-        return None
 
 
 async def stock(
@@ -60,7 +56,7 @@ async def lot(pg: asyncpg.Connection, lot_id: str, *, warehouse_ids: list[int] |
     """A lot with the owners' positions the caller may see (those holding stock or reservations, as
     in ``stock``), and its history. A lot outside the caller's warehouses, or holding only military
     stock for an uncleared caller, is not found."""
-    lot_id = _uuid_or_none(lot_id)
+    lot_id = as_uuid(lot_id)
     if lot_id is None:
         return None, [], []
     head = await pg.fetchrow(
@@ -95,7 +91,7 @@ async def lot(pg: asyncpg.Connection, lot_id: str, *, warehouse_ids: list[int] |
 
 async def set_lot_status(pg: asyncpg.Connection, lot_id: str, status: str, reason: str | None, principal_id: int) -> str | None:
     """Change a lot's status, keeping the change in its history; returns the previous status."""
-    lot_id = _uuid_or_none(lot_id)
+    lot_id = as_uuid(lot_id)
     if lot_id is None:
         return None
     previous = await pg.fetchval("SELECT status FROM lots WHERE id = $1::uuid FOR UPDATE", lot_id)
@@ -169,7 +165,7 @@ async def movements(
 
 async def movement(pg: asyncpg.Connection, movement_id: str, *, warehouse_ids: list[int] | None = None,
                    cleared: bool = True) -> asyncpg.Record | None:
-    movement_id = _uuid_or_none(movement_id)
+    movement_id = as_uuid(movement_id)
     if movement_id is None:
         return None
     return await pg.fetchrow(
@@ -203,7 +199,7 @@ async def transfers(pg: asyncpg.Connection, *, state: str | None, warehouse: str
 
 async def transfer_visible(pg: asyncpg.Connection, transfer_id: str, *, warehouse_ids: list[int] | None,
                            cleared: bool) -> bool:
-    transfer_id = _uuid_or_none(transfer_id)
+    transfer_id = as_uuid(transfer_id)
     if transfer_id is None:
         return False
     return await pg.fetchval(

@@ -3,11 +3,13 @@ shelf-life extensions of lots."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import date
 from typing import Any
 
 import asyncpg
+
+from stockpile.store import masterdata
+from stockpile.store.db import as_uuid
 
 POLICY = """
 SELECT p.id, p.code, m.code AS material, p.category, p.trigger_days_before_expiry, p.trigger_fraction_remaining,
@@ -15,23 +17,10 @@ SELECT p.id, p.code, m.code AS material, p.category, p.trigger_days_before_expir
   FROM rotation_policies p LEFT JOIN materials m ON m.id = p.material_id"""
 
 
-def _uuid_or_none(value: str) -> str | None:
-    try:
-        return str(uuid.UUID(value))
-    except (ValueError, TypeError, AttributeError):
-        return None
-
 
 async def upsert_policy(pg: asyncpg.Connection, code: str, values: dict[str, Any]) -> bool:
     """Insert or replace the policy with this code; returns True when it was created."""
-    columns = ["code", *values]
-    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in values)
-    return await pg.fetchval(
-        f"""INSERT INTO rotation_policies ({", ".join(columns)}) VALUES ({placeholders})
-            ON CONFLICT (code) DO UPDATE SET {updates}, updated_at = now() RETURNING xmax = 0""",
-        code, *values.values(),
-    )
+    return await masterdata.upsert(pg, "rotation_policies", code, values)
 
 
 async def policy(pg: asyncpg.Connection, code: str) -> asyncpg.Record | None:
@@ -85,7 +74,7 @@ async def orders(
 async def order(pg: asyncpg.Connection, order_id: str, *, warehouse_ids: list[int] | None = None,
                 cleared: bool = True, for_update: bool = False) -> asyncpg.Record | None:
     """One order as the reader may see it; ``for_update`` locks the order row (not the joined ones)."""
-    order_id = _uuid_or_none(order_id)
+    order_id = as_uuid(order_id)
     if order_id is None:
         return None
     lock = " FOR UPDATE OF o" if for_update else ""
@@ -97,7 +86,7 @@ async def order(pg: asyncpg.Connection, order_id: str, *, warehouse_ids: list[in
 
 async def lock_order(pg: asyncpg.Connection, order_id: str) -> asyncpg.Record | None:
     """The order row, locked: two movements working one order queue here, so they cannot overshoot."""
-    order_id = _uuid_or_none(order_id)
+    order_id = as_uuid(order_id)
     if order_id is None:
         return None
     return await pg.fetchrow(
@@ -141,7 +130,7 @@ async def cancel(pg: asyncpg.Connection, order_id: str, reason: str) -> None:
 async def lot_for_extension(pg: asyncpg.Connection, lot_id: str) -> asyncpg.Record | None:
     """A lot, locked, with what re-dating it needs: its material's shelf life and the cap of the
     policy that applies to it (the material's policy, else its category's)."""
-    lot_id = _uuid_or_none(lot_id)
+    lot_id = as_uuid(lot_id)
     if lot_id is None:
         return None
     return await pg.fetchrow(
@@ -190,7 +179,7 @@ async def record_extension(pg: asyncpg.Connection, lot_id: str, previous: date |
 
 async def extensions(pg: asyncpg.Connection, lot_id: str) -> list[asyncpg.Record]:
     """Every shelf-life test of a lot, oldest first."""
-    lot_id = _uuid_or_none(lot_id)
+    lot_id = as_uuid(lot_id)
     if lot_id is None:
         return []
     return await pg.fetch(f"{EXTENSION} WHERE e.lot_id = $1::uuid ORDER BY e.id", lot_id)
