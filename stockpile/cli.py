@@ -235,11 +235,10 @@ def cmd_drill(args: argparse.Namespace, settings: Settings) -> int:
     import msgspec
     import yaml
 
-    from stockpile.api.controllers.allocation import run_drill
-    from stockpile.domain.access import Principal
     from stockpile.domain.errors import DomainError
     from stockpile.services import commands as c
-    from stockpile.services.drills import readable
+    from stockpile.services import drills
+    from stockpile.services.movements import Clock
     from stockpile.services.planning import Limits
     from stockpile.store import tokens
 
@@ -259,10 +258,12 @@ def cmd_drill(args: argparse.Namespace, settings: Settings) -> int:
 
         db = Database(database_url(settings), pool_size=2)
         try:
+            report = await drills.on_snapshot(db, scenario, Clock.utc().today, Limits.of(settings))
             async with db.transaction() as tx:
                 principal_id = await tokens.upsert_principal(tx.pg, f"cli:{getpass.getuser()}", ["planner"], "military")
-            principal = Principal(principal_id, f"cli:{getpass.getuser()}", frozenset({"planner"}), "military")
-            return await run_drill(db, scenario, None, Limits.of(settings), principal=principal)
+                stored = await drills.record(tx.pg, scenario, report, principal_id)
+                await cli_audit(tx.pg, "drill", scenario.name or None, {"id": stored["id"]})
+            return stored
         finally:
             await db.dispose()
 
@@ -271,7 +272,7 @@ def cmd_drill(args: argparse.Namespace, settings: Settings) -> int:
     except DomainError as exc:
         print(f"the drill was refused: {exc.detail}", file=sys.stderr)
         return 1
-    print(json.dumps(report, indent=2, default=str) if args.json else readable(report))
+    print(json.dumps(report, indent=2, default=str) if args.json else drills.readable(report))
     return 0
 
 

@@ -22,6 +22,7 @@ from stockpile.services import planning
 from stockpile.services.allocation import request_values
 from stockpile.store import allocation as store
 from stockpile.store import coverage, masterdata
+from stockpile.store.db import Database
 
 
 async def _ids(pg: asyncpg.Connection, table: str, codes: list[str], field: str) -> dict[str, int]:
@@ -50,6 +51,21 @@ async def _synthetic(pg: asyncpg.Connection, data: c.DrillIn, today: date) -> li
     if errors:
         raise Invalid(errors)
     return requests
+
+
+async def on_snapshot(db: Database, data: c.DrillIn, today: date, limits: planning.Limits) -> dict[str, Any]:
+    """Plan the scenario on one read-only snapshot of the reserve: it can post and reserve nothing."""
+    async with db.transaction() as tx:
+        await tx.pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        return await run(tx.pg, data, today, limits)
+
+
+async def record(pg: asyncpg.Connection, data: c.DrillIn, report: dict[str, Any], principal_id: int) -> dict[str, Any]:
+    """Store a drill (the only thing a drill writes) and answer it with its id."""
+    scenario = {"name": data.name, "readiness": data.readiness, "lost_warehouses": data.lost_warehouses,
+                "requests": len(data.requests), "include_pending": data.include_pending}
+    drill_id = await store.insert_drill(pg, data.name, scenario, report, principal_id)
+    return {"id": drill_id, "name": data.name, **report}
 
 
 async def run(pg: asyncpg.Connection, data: c.DrillIn, today: date, limits: planning.Limits) -> dict[str, Any]:

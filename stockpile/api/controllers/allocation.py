@@ -121,7 +121,10 @@ class DrillController(Controller):
     @post("/", guards=[requires(*PLANNERS)], status_code=201,
           summary="Run a drill on a snapshot of the reserve: plans, posts and reserves nothing")
     async def run(self, request: Request, state: State, data: c.DrillIn) -> Response:
-        body = await run_drill(state.db, data, request, Limits.of(state.settings))
+        report = await drills.on_snapshot(state.db, data, Clock.utc().today, Limits.of(state.settings))
+        async with write_transaction(request, state.db) as (tx, note):
+            body = await drills.record(tx.pg, data, report, request.user.id)
+            note.status, note.details["id"] = 201, body["id"]
         return json_response(_for(request, body), 201)
 
     @get("/", guards=[can_read], summary="Drills run so far")
@@ -151,20 +154,3 @@ def _for(request: Request, report: dict) -> dict:
         return report
     return {**report, "lines": allocation.restrict(report["lines"])}
 
-
-async def run_drill(db, data: c.DrillIn, request: Request | None, limits: Limits, principal=None) -> dict:
-    """Plan the scenario on one read-only snapshot, then record the drill (the only write)."""
-    today = Clock.utc().today
-    async with db.transaction() as tx:
-        await tx.pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        report = await drills.run(tx.pg, data, today, limits)
-    scenario = {"name": data.name, "readiness": data.readiness, "lost_warehouses": data.lost_warehouses,
-                "requests": len(data.requests), "include_pending": data.include_pending}
-    if request is None:
-        async with db.transaction() as tx:
-            drill_id = await store.insert_drill(tx.pg, data.name, scenario, report, principal.id)
-    else:
-        async with write_transaction(request, db) as (tx, note):
-            drill_id = await store.insert_drill(tx.pg, data.name, scenario, report, request.user.id)
-            note.status, note.details["id"] = 201, drill_id
-    return {"id": drill_id, "name": data.name, **report}
