@@ -184,6 +184,8 @@ def main() -> int:
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
                                                                  "postgresql://root@127.0.0.1:5432/postgres"))
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--mode", choices=("single", "batch"), default="single",
+                        help="single-movement POSTs (64 connections) or atomic batches of 100 (16 connections)")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--lots", type=int, default=1000)
     parser.add_argument("--pg-log", type=Path, help="the server's log file (default: newest /var/log/postgresql/*.log)")
@@ -191,6 +193,8 @@ def main() -> int:
     args = parser.parse_args()
 
     wrk = L.ensure_tool("wrk", "wrk")
+    conns = L.SINGLE_CONNECTIONS if args.mode == "single" else L.BATCH_CONNECTIONS
+    per_request = 1 if args.mode == "single" else L.BATCH_SIZE
     py_spy = ensure_py_spy()
     logs = sorted(glob.glob("/var/log/postgresql/postgresql-*.log"), key=os.path.getmtime)
     pg_log = args.pg_log or (Path(logs[-1]) if logs else None)
@@ -199,7 +203,7 @@ def main() -> int:
     admin_url, url = args.database_url, with_database(args.database_url, db)
     workdir = Path(tempfile.mkdtemp(prefix="stockpile-profile-"))
     started: list = [("databases", (admin_url, [db]))]
-    report: dict = {"workers": args.workers}
+    report: dict = {"workers": args.workers, "mode": args.mode}
     try:
         L.sql(admin_url, f'CREATE DATABASE "{db}"')
         upgrade(plain_url(url))
@@ -221,16 +225,16 @@ def main() -> int:
             try:
                 server = L.start_server(env, args.workers, workdir)
                 started.append(("server", server))
-                L.run_wrk(wrk, server.base, token, lots_file, mode="single", connections=64, seconds=2)
+                L.run_wrk(wrk, server.base, token, lots_file, mode=args.mode, connections=conns, seconds=2)
                 x0, start = xacts(admin_url, db), pg_log.stat().st_size
-                census = L.run_wrk(wrk, server.base, token, lots_file, mode="single", connections=64, seconds=5)
+                census = L.run_wrk(wrk, server.base, token, lots_file, mode=args.mode, connections=conns, seconds=5)
                 x1 = xacts(admin_url, db)
                 server.stop()
             finally:
                 L.sql(admin_url, f'ALTER DATABASE "{db}" RESET log_min_duration_statement')
             time.sleep(0.5)
             count, total_ms, steps = sql_census(pg_log, start, pg_log.stat().st_size, db)
-            movements = census["requests"] - census["non2xx"]
+            movements = (census["requests"] - census["non2xx"]) * per_request
             executed = sum(count.values())
             report["sql"] = {
                 "movements": movements, "movements_per_s_with_logging": round(census["movements_per_s"]),
@@ -249,10 +253,10 @@ def main() -> int:
         # 2 + 3. CPU accounting, then py-spy, under the same load
         server = L.start_server(env, args.workers, workdir)
         started.append(("server", server))
-        L.run_wrk(wrk, server.base, token, lots_file, mode="single", connections=64, seconds=3)
+        L.run_wrk(wrk, server.base, token, lots_file, mode=args.mode, connections=conns, seconds=3)
         postmaster = L.find_postmaster(L.sql(admin_url, L.CHECKPOINTER_SQL)[0])
         with L.CpuMeter(server.pid, (db,), postmaster) as cpu:
-            plain = L.run_wrk(wrk, server.base, token, lots_file, mode="single", connections=64, seconds=args.seconds)
+            plain = L.run_wrk(wrk, server.base, token, lots_file, mode=args.mode, connections=conns, seconds=args.seconds)
         report["plain"] = {"movements_per_s": round(plain["movements_per_s"]), "p50_ms": plain["latency_ms"]["p50"],
                            "p99_ms": plain["latency_ms"]["p99"], "cpu": cpu.result}
         mps = plain["movements_per_s"]
@@ -262,8 +266,8 @@ def main() -> int:
         raw = (args.keep or workdir) / f"py-spy-{args.workers}w.txt"
         raw.parent.mkdir(parents=True, exist_ok=True)
         L.log(f"py-spy on the API processes for {args.seconds} s under load")
-        env_wrk = {**os.environ, "TOKEN": token, "LOTS": str(lots_file), "MODE": "single", "RUN": secrets.token_hex(6)}
-        load = subprocess.Popen([wrk, "-t2", "-c64", f"-d{args.seconds + 4}s", "-s", str(L.LUA), server.base],
+        env_wrk = {**os.environ, "TOKEN": token, "LOTS": str(lots_file), "MODE": args.mode, "RUN": secrets.token_hex(6)}
+        load = subprocess.Popen([wrk, "-t2", f"-c{conns}", f"-d{args.seconds + 4}s", "-s", str(L.LUA), server.base],
                                 env=env_wrk, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         started.append(("process", load))
         time.sleep(2)
@@ -271,7 +275,7 @@ def main() -> int:
                         "--rate", "250", "--duration", str(args.seconds), "--format", "raw", "--output", str(raw)],
                        check=True, capture_output=True)
         out = load.communicate(timeout=60)[0].decode()
-        report["py_spy_run"] = {"movements_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+        report["py_spy_run"] = {"movements_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)) * per_request}
         report["profile"] = profile_report(raw)
         server.stop()
     finally:
@@ -279,7 +283,7 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
     print_report(report)
-    path = L.RESULTS / f"profile-single-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    path = L.RESULTS / f"profile-{report['mode']}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     import json
     path.write_text(json.dumps(report, indent=2) + "\n")
@@ -288,7 +292,7 @@ def main() -> int:
 
 
 def print_report(r: dict) -> None:
-    print(f"\nsingle-movement path, STOCKPILE_WORKERS={r['workers']}")
+    print(f"\n{r['mode']} path, STOCKPILE_WORKERS={r['workers']}")
     if "sql" in r:
         s = r["sql"]
         print(f"\nSQL (5 s with statement logging, {s['movements_per_s_with_logging']} movements/s): "

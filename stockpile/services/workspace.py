@@ -36,9 +36,10 @@ FIELD_KINDS = {"owner": "party", "from_owner": "party", "to_owner": "party",
 
 @dataclasses.dataclass
 class Pending:
-    """A prepared movement waiting to be appended, with what rides along in the same statement."""
+    """A prepared movement waiting to be appended, with what rides along in the same statement
+    (``posted`` is None for a request's record that carries no movement of its own, as a batch's)."""
 
-    posted: Any  # services.movements.Posted
+    posted: Any  # services.movements.Posted | None
     principal_id: int
     idempotency: tuple[int, str, int, bytes] | None = None
     audit_event: list | None = None
@@ -109,7 +110,7 @@ class Workspace:
 
     def append(self, pending: Pending) -> None:
         """Queue a prepared movement and let later reads in this workspace see its balances."""
-        for posting in pending.posted.postings:
+        for posting in pending.posted.postings if pending.posted is not None else ():
             position = self._positions.get(posting.account_id) if posting.account_id is not None else None
             if position is not None:
                 self._positions[posting.account_id] = dataclasses.replace(position, balance=position.balance + posting.delta)

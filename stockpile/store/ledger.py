@@ -141,10 +141,11 @@ async def insert_movements(pg: asyncpg.Connection, pending: Sequence) -> None:
     with them each request's idempotency record and audit event, when it has one.
 
     ``pending`` items have ``posted`` (id, kind, occurred_at, recorded_at, reason, note, reverses,
-    transfer_id, postings, and optionally rotation_order_id), ``principal_id``, ``idempotency`` (principal id, key, status, response)
-    or None, and ``audit_event`` (``audit.event_values``) or None.
+    transfer_id, postings, and optionally rotation_order_id) or None, ``principal_id``, ``idempotency``
+    (principal id, key, status, response) or None, and ``audit_event`` (``audit.event_values``) or None.
     """
-    movements = [p.posted for p in pending]
+    movements = [p.posted for p in pending if p.posted is not None]
+    principals = [p.principal_id for p in pending if p.posted is not None]
     postings = [(m.id, x) for m in movements for x in m.postings]
     keyed = [p.idempotency for p in pending if p.idempotency is not None]
     events = [p.audit_event for p in pending if p.audit_event is not None]
@@ -169,7 +170,7 @@ async def insert_movements(pg: asyncpg.Connection, pending: Sequence) -> None:
            INSERT INTO postings (movement_id, account_id, external, material_id, delta)
            SELECT * FROM unnest($10::uuid[], $11::bigint[], $12::text[], $13::bigint[], $14::bigint[])""",
         [m.id for m in movements], [m.kind for m in movements], [m.occurred_at for m in movements],
-        [m.recorded_at for m in movements], [p.principal_id for p in pending], [m.reason for m in movements],
+        [m.recorded_at for m in movements], principals, [m.reason for m in movements],
         [m.note for m in movements], [m.reverses for m in movements], [m.transfer_id for m in movements],
         [mid for mid, _ in postings], [x.account_id for _, x in postings], [x.external for _, x in postings],
         [x.material_id for _, x in postings], [x.delta for _, x in postings],

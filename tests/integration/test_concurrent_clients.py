@@ -172,3 +172,77 @@ async def test_transfers_in_opposite_directions_do_not_deadlock(live, uid):
     responses = await asyncio.gather(*(one(i) for i in range(32)))
     assert [r.status_code for r in responses] == [201] * 32
     await _ledger_checks(url)
+
+
+async def test_concurrent_batches_never_oversell_and_a_refused_atomic_batch_leaves_no_trace(live, uid):
+    url, base, headers = live
+    codes, lots = await _arrange(base, headers, uid)
+    wanted = (9, 8)
+
+    async def one(i: int) -> tuple[bool, httpx.Response]:
+        atomic = i % 3 != 0
+        body = {"atomic": atomic, "movements": [
+            {"kind": "receipt", "warehouse": codes["north"], "material": codes["material"], "owner": codes["owner"],
+             "quantity": "1", "lot": {"code": f"NEW{i}", "expires_on": "2032-01-01"}},
+            {"kind": "issue", "lot_id": lots[i % 3], "owner": codes["owner"], "quantity": str(wanted[0])},
+            {"kind": "issue", "lot_id": lots[(i + 1) % 3], "owner": codes["owner"], "quantity": str(wanted[1])},
+        ]}
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as c:
+            return atomic, await c.post("/api/v1/movements/batch", json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
+
+    responses = await asyncio.gather(*(one(i) for i in range(CLIENTS)))
+    served, new_lots, refused = 0, set(), set()
+    for i, (atomic, r) in enumerate(responses):
+        if atomic and r.status_code == 409:
+            assert r.headers["content-type"].startswith("application/problem+json"), r.text
+            assert r.json()["type"] == "insufficient-stock" and r.json()["index"] in (1, 2), r.text
+            refused.add(f"NEW{i}")
+            continue
+        assert r.status_code == (201 if atomic else 200), r.text
+        results = r.json()["results"]
+        assert results[0]["status"] == 201
+        new_lots.add(f"NEW{i}")
+        for item, quantity in zip(results[1:], wanted):
+            if item["status"] == 201:
+                served += quantity
+            else:
+                assert not atomic and item["status"] == 409 and item["problem"]["type"] == "insufficient-stock", item
+    assert refused, "the hot lots must run out for some atomic batches"
+
+    dsn, kwargs = asyncpg_dsn(url)
+    conn = await asyncpg.connect(dsn, **kwargs)
+    try:
+        on_hand = await conn.fetchval(
+            "SELECT sum(a.balance) FROM accounts a WHERE a.type = 'stock' AND a.lot_id = ANY($1::uuid[])", lots)
+        created = await conn.fetch(
+            """SELECT l.code, a.balance FROM lots l JOIN accounts a ON a.lot_id = l.id JOIN warehouses w ON w.id = l.warehouse_id
+                WHERE w.code = $1 AND l.code LIKE 'NEW%'""", codes["north"])
+    finally:
+        await conn.close()
+    assert 300 - on_hand == served
+    assert {r["code"]: r["balance"] for r in created} == {code: 1 for code in new_lots}
+    await _ledger_checks(url)
+
+
+async def test_concurrent_duplicates_of_one_batch_post_it_once(live, uid):
+    url, base, headers = live
+    codes, lots = await _arrange(base, headers, uid)
+    body = {"atomic": True, "movements": [{"kind": "issue", "lot_id": lot, "owner": codes["owner"], "quantity": "4"}
+                                          for lot in lots]}
+
+    async def one() -> httpx.Response:
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as c:
+            return await c.post("/api/v1/movements/batch", json=body, headers={"Idempotency-Key": f"batch-{uid}"})
+
+    responses = await asyncio.gather(*(one() for _ in range(16)))
+    assert {r.status_code for r in responses} == {201}
+    assert len({r.content for r in responses}) == 1
+    assert sum(r.headers.get("idempotent-replayed") == "true" for r in responses) == 15
+    dsn, kwargs = asyncpg_dsn(url)
+    conn = await asyncpg.connect(dsn, **kwargs)
+    try:
+        balances = await conn.fetch("SELECT balance FROM accounts WHERE lot_id = ANY($1::uuid[]) AND type = 'stock'", lots)
+    finally:
+        await conn.close()
+    assert sorted(r["balance"] for r in balances) == [96, 96, 96]
+    await _ledger_checks(url)

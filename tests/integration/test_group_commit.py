@@ -1,19 +1,26 @@
-"""Group commit keeps guarantee 5: duplicates of a key stored by an earlier request are each judged
-against what was stored — the same body replays, another body is a conflict — whatever else is in
-the group."""
+"""Group commit: concurrent single movements and batches go in one transaction, each answered on its
+own; an atomic batch refused in a group leaves no trace and the rest of the group commits; and
+guarantee 5 holds — duplicates of a key stored by an earlier request are each judged against what
+was stored (the same body replays, another body is a conflict), whatever else is in the group."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
+import uuid
 from types import SimpleNamespace
 
+import msgspec
+
 from stockpile.api.audit import AuditNote
-from stockpile.api.group_commit import Answer, Job, _in_transaction
-from stockpile.domain.errors import IdempotencyConflict
+from stockpile.api.group_commit import Answer, GroupCommitter, Job, _in_transaction
+from stockpile.domain.errors import IdempotencyConflict, InsufficientStock
 from stockpile.services import commands as c
 from stockpile.services.movements import Clock
 from stockpile.store import idempotency, tokens
 from stockpile.store.db import Database
+from tests.factories import lot_of, make_world, receive
 
 
 def _job(principal, key: str, body: bytes) -> Job:
@@ -44,3 +51,84 @@ async def test_duplicates_of_a_stored_key_are_judged_by_what_was_stored(database
     assert isinstance(answers[0], IdempotencyConflict)
     assert answers[1] == Answer(201, b'{"id":"first"}', replayed=True)
     assert isinstance(answers[2], IdempotencyConflict)
+
+
+def _batch_job(principal, movements: list[dict], *, atomic: bool = True, single: bool = False) -> Job:
+    request = SimpleNamespace(user=principal, scope={"method": "POST", "path": "/api/v1/movements/batch", "headers": []})
+    key = uuid.uuid4().hex
+    note = AuditNote(request, target="/api/v1/movements/batch", details={"idempotency_key": key})
+    body = msgspec.convert(movements[0], c.Movement) if single else \
+        msgspec.convert({"atomic": atomic, "movements": movements}, c.Batch)
+    return Job(body, principal, key, hashlib.sha256(key.encode()).digest(), note, Clock.utc())
+
+
+async def _movement_xids(pg_pool, answer: Answer) -> set[int]:
+    body = json.loads(answer.body)
+    ids = [body["id"]] if "id" in body else [x["movement"]["id"] for x in body["results"] if x["status"] == 201]
+    rows = await pg_pool.fetch("SELECT xid::text::bigint AS xid FROM movements WHERE id = ANY($1::uuid[])", ids)
+    assert len(rows) == len(ids)
+    return {r["xid"] for r in rows}
+
+
+async def test_batches_and_single_movements_share_one_transaction(client, admin, operator, uid, pg_pool, database_url):
+    w = await make_world(client, admin, uid)
+    lot = lot_of(await receive(client, operator, warehouse=w.north, material=w.diesel, owner=w.civil, quantity="50",
+                               lot="SHARED"))
+    async with pg_pool.acquire() as conn:
+        principal = await tokens.principal_for_token(conn, operator["Authorization"].removeprefix("Bearer "))
+    issue = {"kind": "issue", "lot_id": lot, "owner": w.civil, "quantity": "1"}
+    receipt = {"kind": "receipt", "warehouse": w.north, "material": w.diesel, "owner": w.civil, "quantity": "2",
+               "lot": {"code": "SHARED", "expires_on": "2030-01-01"}}
+    jobs = [_batch_job(principal, [issue], single=True), _batch_job(principal, [issue, receipt, issue]),
+            _batch_job(principal, [receipt, issue], atomic=False)]
+    db = Database(database_url, pool_size=2)
+    try:
+        committer = GroupCommitter(db)
+        answers = await asyncio.gather(*(committer.submit(job) for job in jobs))
+    finally:
+        await db.dispose()
+    assert [a.status for a in answers] == [201, 201, 200]
+    assert [a.kinds for a in answers] == [("issue",), ("issue", "receipt", "issue"), ("receipt", "issue")]
+    xids = set().union(*[await _movement_xids(pg_pool, a) for a in answers])
+    assert len(xids) == 1, "the three requests were committed in one transaction"
+    # each answer shows the balance its movement left, in the order the group applied them
+    batch = json.loads(answers[1].body)["results"]
+    assert [x["movement"]["balances"][0]["balance"] for x in batch] == ["48.0", "50.0", "49.0"]
+    assert await pg_pool.fetchval("SELECT balance FROM accounts WHERE lot_id = $1::uuid", lot) == 500 - 10 - 10 + 20 - 10 + 20 - 10
+    stored = await pg_pool.fetch("SELECT status_code, response FROM idempotency_keys WHERE key = ANY($1::text[])",
+                                 [j.key for j in jobs])
+    assert sorted((r["status_code"], bytes(r["response"])) for r in stored) == \
+        sorted((a.status, a.body) for a in answers)
+
+
+async def test_a_refused_atomic_batch_leaves_no_trace_and_the_rest_of_its_group_commits(
+        client, admin, operator, uid, pg_pool, database_url):
+    w = await make_world(client, admin, uid)
+    lot = lot_of(await receive(client, operator, warehouse=w.north, material=w.diesel, owner=w.civil, quantity="10",
+                               lot="HOT"))
+    async with pg_pool.acquire() as conn:
+        principal = await tokens.principal_for_token(conn, operator["Authorization"].removeprefix("Bearer "))
+
+    def issue(quantity: str) -> dict:
+        return {"kind": "issue", "lot_id": lot, "owner": w.civil, "quantity": quantity}
+
+    new_lot = {"kind": "receipt", "warehouse": w.north, "material": w.diesel, "owner": w.civil, "quantity": "1",
+               "lot": {"code": "ONLY-IF-COMMITTED", "expires_on": "2031-01-01"}}
+    jobs = [_batch_job(principal, [issue("4")], single=True),
+            _batch_job(principal, [new_lot, issue("7")]),  # 7 > 10 - 4: refused, with its new lot
+            _batch_job(principal, [issue("3")], atomic=False),
+            _batch_job(principal, [issue("2")])]
+    db = Database(database_url, pool_size=2)
+    try:
+        committer = GroupCommitter(db)
+        answers = await asyncio.gather(*(committer.submit(job) for job in jobs), return_exceptions=True)
+    finally:
+        await db.dispose()
+    refused = answers[1]
+    assert isinstance(refused, InsufficientStock) and refused.extra["index"] == 1 and refused.extra["available"] == "6.0"
+    assert [a.status for a in (answers[0], answers[2], answers[3])] == [201, 200, 201]
+    assert await pg_pool.fetchval("SELECT count(*) FROM lots WHERE code = 'ONLY-IF-COMMITTED'") == 0
+    assert await pg_pool.fetchval("SELECT count(*) FROM idempotency_keys WHERE key = $1", jobs[1].key) == 0
+    assert await pg_pool.fetchval("SELECT balance FROM accounts WHERE lot_id = $1::uuid", lot) == 100 - 40 - 30 - 20
+    before, after = await _movement_xids(pg_pool, answers[0]), await _movement_xids(pg_pool, answers[2])
+    assert after == await _movement_xids(pg_pool, answers[3]) and before != after

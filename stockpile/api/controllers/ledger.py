@@ -8,8 +8,6 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-import msgspec
-
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import Parameter
@@ -21,14 +19,12 @@ from stockpile.api.common import (
     visibility,
 )
 from stockpile.api.group_commit import Job
-from stockpile.api.problems import problem_bytes
-from stockpile.domain.errors import DomainError, Invalid, NotFound
+from stockpile.domain.errors import Invalid, NotFound
 from stockpile.domain.quantities import format_quantity
 from stockpile.metrics import MOVEMENTS_POSTED
 from stockpile.services import commands as c
 from stockpile.services import transfers
-from stockpile.services.movements import Clock, _iso, post_movement
-from stockpile.services.workspace import Workspace
+from stockpile.services.movements import Clock, _iso
 from stockpile.store import reads
 
 IDEMPOTENCY_HEADER = Parameter(header="Idempotency-Key", required=True, description="1–200 printable characters; replays answer the first result")
@@ -67,13 +63,7 @@ class MovementController(Controller):
         self, request: Request, state: State, data: c.Movement,
         idempotency_key: Annotated[str, IDEMPOTENCY_HEADER],
     ) -> Response:
-        key, fingerprint = await request_fingerprint(request)
-        note = AuditNote(request, target=request.url.path, details={"idempotency_key": key})
-        answer = await state.committer.submit(Job(data, request.user, key, fingerprint, note, Clock.utc()))
-        if answer.replayed:
-            return replayed(answer.body, answer.status)
-        MOVEMENTS_POSTED.labels(answer.kind).inc()
-        return json_response(answer.body, answer.status)
+        return await _commit(request, state, data)
 
     @post("/batch", guards=[can_post_movements], summary="Post up to 1000 movements, atomically or one by one")
     async def batch(
@@ -82,34 +72,7 @@ class MovementController(Controller):
     ) -> Response:
         if len(data.movements) > state.settings.max_batch:
             raise Invalid.field("movements", f"at most {state.settings.max_batch} movements per batch")
-        clock = Clock.utc()
-        kinds: list[str] = []
-
-        async def run(tx):
-            # Refusals are decided before anything of the item is appended, so a refused item of a
-            # non-atomic batch leaves nothing behind; everything accepted is appended at once.
-            ws = Workspace(tx.pg)
-            await ws.preload([(cmd, request.user) for cmd in data.movements])
-            results = []
-            for index, cmd in enumerate(data.movements):
-                try:
-                    posted = await post_movement(ws, cmd, request.user, clock, flush=False)
-                except DomainError as exc:
-                    if data.atomic:
-                        raise _at_index(exc, index) from None
-                    status, body = problem_bytes(exc)
-                    results.append({"index": index, "status": status, "problem": msgspec.json.decode(body)})
-                    continue
-                results.append({"index": index, "status": 201, "movement": posted.as_json()})
-                kinds.append(posted.kind)
-            await ws.flush()
-            return (201 if data.atomic else 200), {"atomic": data.atomic, "results": results}
-
-        response = await idempotent(request, state.db, run)
-        if "Idempotent-Replayed" not in response.headers:
-            for kind in kinds:
-                MOVEMENTS_POSTED.labels(kind).inc()
-        return response
+        return await _commit(request, state, data)
 
     @get("/", guards=[can_read], summary="The ledger, newest first")
     async def listing(
@@ -137,15 +100,16 @@ class MovementController(Controller):
         return json_response(present_movement(row))
 
 
-def _at_index(exc: DomainError, index: int) -> DomainError:
-    """The same failure, naming the batch item that caused it."""
-    if isinstance(exc, Invalid):
-        errors = [{"field": f"movements[{index}].{e['field']}", "message": e["message"]} for e in exc.errors]
-        failed = Invalid(errors)
-    else:
-        failed = type(exc)(f"movements[{index}]: {exc.detail}", **exc.extra)
-    failed.extra["index"] = index
-    return failed
+async def _commit(request: Request, state: State, data: c.Movement | c.Batch) -> Response:
+    """Post a movement or a batch in the process's next group-committed transaction."""
+    key, fingerprint = await request_fingerprint(request)
+    note = AuditNote(request, target=request.url.path, details={"idempotency_key": key})
+    answer = await state.committer.submit(Job(data, request.user, key, fingerprint, note, Clock.utc()))
+    if answer.replayed:
+        return replayed(answer.body, answer.status)
+    for kind in answer.kinds:
+        MOVEMENTS_POSTED.labels(kind).inc()
+    return json_response(answer.body, answer.status)
 
 
 async def _transfer_step(request: Request, state: State, step) -> Response:
