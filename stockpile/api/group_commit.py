@@ -144,7 +144,8 @@ async def _in_transaction(pg, group: list[Job]) -> list[Answer | Exception]:
     for job in group:
         first.setdefault(job.ident, job)
     claimed = await idempotency.claim_many(pg, [(j.principal.id, j.key, j.fingerprint) for j in first.values()])
-    stored = await idempotency.stored_many(pg, [k for k in first if k not in claimed])
+    used = [k for k in first if k not in claimed]
+    stored = await idempotency.stored_many(pg, used) if used else {}
     ws = Workspace(pg)
     await ws.preload([(cmd, first[k].principal) for k in claimed for cmd in first[k].commands])
 

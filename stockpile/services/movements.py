@@ -7,6 +7,7 @@ accounts it needs, lock them in id order, let the domain build the postings, app
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -97,6 +98,7 @@ class Posted:
         return body
 
 
+@functools.lru_cache(maxsize=256)  # a batch formats the same few moments once per movement
 def _iso(moment: datetime | None) -> str | None:
     """RFC 3339 in UTC (``Z``); None stays None."""
     return None if moment is None else moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
