@@ -75,6 +75,11 @@ class Refused(Exception):
         self.job, self.error = job, error
 
 
+# A group's movements are appended in statements of about this many, each sent while the rules run
+# on the next ones: PostgreSQL writes while the API process works.
+APPEND_EVERY = 250
+
+
 class GroupCommitter:
     """Groups at most ``limit`` requests and, beyond the first request, at most ``movements``
     movements in one transaction."""
@@ -146,7 +151,15 @@ async def _in_transaction(pg, group: list[Job]) -> list[Answer | Exception]:
     claimed = await idempotency.claim_many(pg, [(j.principal.id, j.key, j.fingerprint) for j in first.values()])
     used = [k for k in first if k not in claimed]
     stored = await idempotency.stored_many(pg, used) if used else {}
-    ws = Workspace(pg)
+    ws = Workspace(pg, background=APPEND_EVERY)
+    try:
+        return await _apply(pg, ws, group, first, claimed, stored)
+    finally:
+        await ws.settle()
+
+
+async def _apply(pg, ws: Workspace, group: list[Job], first: dict[tuple[int, str], Job],
+                 claimed: set[tuple[int, str]], stored: dict) -> list[Answer | Exception]:
     await ws.preload([(cmd, first[k].principal) for k in claimed for cmd in first[k].commands])
 
     outcome: dict[tuple[int, str], Answer | Exception] = {}
@@ -166,10 +179,10 @@ async def _in_transaction(pg, group: list[Job]) -> list[Answer | Exception]:
             continue
         body = msgspec.json.encode(posted.as_json())
         job.note.status, job.note.details["id"] = 201, posted.id
-        ws.append(Pending(posted, job.principal.id, (job.principal.id, job.key, 201, body), job.note.take_event()))
+        await ws.append_soon(Pending(posted, job.principal.id, (job.principal.id, job.key, 201, body), job.note.take_event()))
         outcome[ident] = Answer(201, body, replayed=False, kinds=(posted.kind,))
-    await idempotency.release_many(pg, refused)
     await ws.flush()
+    await idempotency.release_many(pg, refused)
 
     answers: list[Answer | Exception] = []
     for job in group:
@@ -205,11 +218,11 @@ async def _batch(ws: Workspace, job: Job) -> Answer:
             continue
         results.append({"index": index, "status": 201, "movement": posted.as_json()})
         kinds.append(posted.kind)
-        ws.append(Pending(posted, job.principal.id))
+        await ws.append_soon(Pending(posted, job.principal.id))
     status = 201 if batch.atomic else 200
     body = msgspec.json.encode({"atomic": batch.atomic, "results": results})
     job.note.status = status
-    ws.append(Pending(None, job.principal.id, (job.principal.id, job.key, status, body), job.note.take_event()))
+    await ws.append_soon(Pending(None, job.principal.id, (job.principal.id, job.key, status, body), job.note.take_event()))
     return Answer(status, body, replayed=False, kinds=tuple(kinds))
 
 

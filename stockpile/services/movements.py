@@ -296,12 +296,12 @@ async def _rotation_out(ws: Workspace, cmd: c.RotationOut, clock: Clock, princip
     position, row = found
     _check_named_lot(cmd, position, row, principal)
     quantity = parse_quantity(cmd.quantity, position.decimals)
-    await _rotation_not_suspended(ws.pg, position, row, clock)
+    await _rotation_not_suspended(await ws.conn(), position, row, clock)
     postings = rules.rotation_out_postings(position, quantity)
-    order = await rotation.claim_order(ws.pg, cmd.rotation_order_id, direction="out", quantity=quantity,
+    order = await rotation.claim_order(await ws.conn(), cmd.rotation_order_id, direction="out", quantity=quantity,
                                        lot_id=position.lot_id, owner_id=position.owner_id,
                                        material_id=position.material_id, decimals=position.decimals)
-    await rotation.save_progress(ws.pg, order)
+    await rotation.save_progress(await ws.conn(), order)
     return _posted("rotation_out", cmd, clock, postings, {position.account_id: position},
                    {position.material_id: (row["material_code"], position.decimals)}, rotation_order_id=order.id)
 
@@ -322,11 +322,11 @@ async def _rotation_in(ws: Workspace, cmd: c.RotationIn, clock: Clock, principal
     ref = await _resolve(ws, warehouse=cmd.warehouse, material=cmd.material, owner=cmd.owner)
     _authorize(principal, ref["warehouse"], ref["owner"])
     material_id, _, decimals, _ = ref["material"]
-    order = await rotation.claim_order(ws.pg, cmd.rotation_order_id, direction="in",
+    order = await rotation.claim_order(await ws.conn(), cmd.rotation_order_id, direction="in",
                                        quantity=parse_quantity(cmd.quantity, decimals), lot_id=None,
                                        owner_id=ref["owner"][0], material_id=material_id, decimals=decimals)
     posted = await _receipt(ws, cmd, clock, principal)
-    await rotation.save_progress(ws.pg, order)
+    await rotation.save_progress(await ws.conn(), order)
     return dataclasses.replace(posted, kind="rotation_in", rotation_order_id=order.id)
 
 

@@ -10,10 +10,17 @@ trips changes.
 
 Any read that the cache cannot answer first appends what is pending, so the database and the
 cache never disagree.
+
+A workspace may also append in the background (``background=N``, as the group commit does): once
+N movements are pending and no append is under way, ``append_soon`` sends them and lets the rules
+go on with the next movements while PostgreSQL writes these. Reads the cache cannot answer, and
+``flush``, wait for that append first; ``settle`` waits for it when the transaction is given up.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
@@ -46,9 +53,11 @@ class Pending:
 
 
 class Workspace:
-    def __init__(self, pg: asyncpg.Connection) -> None:
+    def __init__(self, pg: asyncpg.Connection, *, background: int | None = None) -> None:
         self.pg = pg
         self.pending: list[Pending] = []
+        self.background = background
+        self._appending: asyncio.Task | None = None
         self._codes: dict[tuple[str, str], tuple | None] = {}
         self._positions: dict[int, Position] = {}
         self._facts: dict[int, asyncpg.Record] = {}
@@ -57,6 +66,13 @@ class Workspace:
         self._by_owner: dict[tuple[int, int, int], list[int]] = {}
 
     # -- reads -----------------------------------------------------------------------------
+
+    async def conn(self) -> asyncpg.Connection:
+        """The connection, once no background append is under way (what is pending stays pending)."""
+        if self._appending is not None:
+            appending, self._appending = self._appending, None
+            await appending
+        return self.pg
 
     async def db(self) -> asyncpg.Connection:
         """The connection, after appending what is pending (for reads the cache does not serve)."""
@@ -116,16 +132,41 @@ class Workspace:
                 self._positions[posting.account_id] = dataclasses.replace(position, balance=position.balance + posting.delta)
         self.pending.append(pending)
 
+    async def append_soon(self, pending: Pending) -> None:
+        """``append``, then — in a background workspace with enough pending and no append under
+        way — start appending them, and yield once so the statement is on its way."""
+        self.append(pending)
+        if self.background and len(self.pending) >= self.background:
+            if self._appending is not None and self._appending.done():
+                await self.conn()  # collect its outcome
+            if self._appending is not None:
+                return
+            batch, self.pending = self.pending, []
+            self._appending = asyncio.ensure_future(self._insert(batch))
+            await asyncio.sleep(0)
+
     async def flush(self) -> None:
         """Append every pending movement (postings, idempotency records, audit events) in one statement."""
+        await self.conn()
         if self.pending:
             pending, self.pending = self.pending, []
-            try:
-                await store.insert_movements(self.pg, pending)
-            except asyncpg.UniqueViolationError as exc:
-                if exc.constraint_name == "movements_reverses_id_key":
-                    raise Conflict("the movement was already reversed") from None
-                raise
+            await self._insert(pending)
+
+    async def settle(self) -> None:
+        """Wait for a background append still under way (its outcome no longer matters: the
+        transaction is being given up), so the connection is free to roll back."""
+        if self._appending is not None:
+            appending, self._appending = self._appending, None
+            with contextlib.suppress(Exception):
+                await appending
+
+    async def _insert(self, pending: list[Pending]) -> None:
+        try:
+            await store.insert_movements(self.pg, pending)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == "movements_reverses_id_key":
+                raise Conflict("the movement was already reversed") from None
+            raise
 
     # -- batch preloading ------------------------------------------------------------------
 
@@ -194,7 +235,7 @@ class Workspace:
     async def _resolve_bulk(self, wanted: Iterable[tuple[str, str]]) -> None:
         wanted = set(wanted)
         found = await store.resolve_codes(
-            self.pg,
+            await self.conn(),
             warehouses=[v for k, v in wanted if k == "warehouse"],
             materials=[v for k, v in wanted if k == "material"],
             parties=[v for k, v in wanted if k == "party"],

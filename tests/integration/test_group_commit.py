@@ -12,13 +12,17 @@ import uuid
 from types import SimpleNamespace
 
 import msgspec
+import pytest
 
+from stockpile.api import group_commit
 from stockpile.api.audit import AuditNote
 from stockpile.api.group_commit import Answer, GroupCommitter, Job, _in_transaction
 from stockpile.domain.errors import IdempotencyConflict, InsufficientStock
 from stockpile.services import commands as c
+from stockpile.services import workspace
 from stockpile.services.movements import Clock
 from stockpile.store import idempotency, tokens
+from stockpile.store.ledger import insert_movements
 from stockpile.store.db import Database
 from tests.factories import lot_of, make_world, receive
 
@@ -70,7 +74,17 @@ async def _movement_xids(pg_pool, answer: Answer) -> set[int]:
     return {r["xid"] for r in rows}
 
 
-async def test_batches_and_single_movements_share_one_transaction(client, admin, operator, uid, pg_pool, database_url):
+@pytest.mark.parametrize("append_every", [250, 2], ids=["one-append", "appends-in-the-background"])
+async def test_batches_and_single_movements_share_one_transaction(
+        client, admin, operator, uid, pg_pool, database_url, monkeypatch, append_every):
+    monkeypatch.setattr(group_commit, "APPEND_EVERY", append_every)
+    appends = []
+
+    async def counted_insert(pg, pending):
+        appends.append(len(pending))
+        return await insert_movements(pg, pending)
+
+    monkeypatch.setattr(workspace.store, "insert_movements", counted_insert)
     w = await make_world(client, admin, uid)
     lot = lot_of(await receive(client, operator, warehouse=w.north, material=w.diesel, owner=w.civil, quantity="50",
                                lot="SHARED"))
@@ -79,8 +93,9 @@ async def test_batches_and_single_movements_share_one_transaction(client, admin,
     issue = {"kind": "issue", "lot_id": lot, "owner": w.civil, "quantity": "1"}
     receipt = {"kind": "receipt", "warehouse": w.north, "material": w.diesel, "owner": w.civil, "quantity": "2",
                "lot": {"code": "SHARED", "expires_on": "2030-01-01"}}
+    count = {"kind": "adjustment", "lot_id": lot, "owner": w.civil, "counted": "45"}  # reads the database mid-group
     jobs = [_batch_job(principal, [issue], single=True), _batch_job(principal, [issue, receipt, issue]),
-            _batch_job(principal, [receipt, issue], atomic=False)]
+            _batch_job(principal, [receipt, issue, count, issue], atomic=False)]
     db = Database(database_url, pool_size=2)
     try:
         committer = GroupCommitter(db)
@@ -88,21 +103,37 @@ async def test_batches_and_single_movements_share_one_transaction(client, admin,
     finally:
         await db.dispose()
     assert [a.status for a in answers] == [201, 201, 200]
-    assert [a.kinds for a in answers] == [("issue",), ("issue", "receipt", "issue"), ("receipt", "issue")]
+    # 8 movements and the 2 batches' stored responses (after the world's receipt); the count reads the database, so
+    # what precedes it is appended first — in the background too, whenever 2 are pending
+    group = appends[1:]
+    assert sum(group) == 10 and (group == [7, 3] if append_every > 10 else len(group) > 2), appends
+    assert [a.kinds for a in answers] == [("issue",), ("issue", "receipt", "issue"),
+                                          ("receipt", "issue", "adjustment", "issue")]
     xids = set().union(*[await _movement_xids(pg_pool, a) for a in answers])
     assert len(xids) == 1, "the three requests were committed in one transaction"
     # each answer shows the balance its movement left, in the order the group applied them
     batch = json.loads(answers[1].body)["results"]
     assert [x["movement"]["balances"][0]["balance"] for x in batch] == ["48.0", "50.0", "49.0"]
-    assert await pg_pool.fetchval("SELECT balance FROM accounts WHERE lot_id = $1::uuid", lot) == 500 - 10 - 10 + 20 - 10 + 20 - 10
+    counted = json.loads(answers[2].body)["results"][2]["movement"]
+    assert counted["postings"][0]["delta"] == "-5.0" and counted["balances"][0]["balance"] == "45.0"
+    assert await pg_pool.fetchval("SELECT balance FROM accounts WHERE lot_id = $1::uuid", lot) == 450 - 10
     stored = await pg_pool.fetch("SELECT status_code, response FROM idempotency_keys WHERE key = ANY($1::text[])",
                                  [j.key for j in jobs])
     assert sorted((r["status_code"], bytes(r["response"])) for r in stored) == \
         sorted((a.status, a.body) for a in answers)
 
 
+@pytest.mark.parametrize("append_every", [250, 1], ids=["one-append", "appends-in-the-background"])
 async def test_a_refused_atomic_batch_leaves_no_trace_and_the_rest_of_its_group_commits(
-        client, admin, operator, uid, pg_pool, database_url):
+        client, admin, operator, uid, pg_pool, database_url, monkeypatch, append_every):
+    monkeypatch.setattr(group_commit, "APPEND_EVERY", append_every)
+    appends = []
+
+    async def counted_insert(pg, pending):
+        appends.append(len(pending))
+        return await insert_movements(pg, pending)
+
+    monkeypatch.setattr(workspace.store, "insert_movements", counted_insert)
     w = await make_world(client, admin, uid)
     lot = lot_of(await receive(client, operator, warehouse=w.north, material=w.diesel, owner=w.civil, quantity="10",
                                lot="HOT"))
