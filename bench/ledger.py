@@ -23,7 +23,11 @@ One run (about 2 minutes with the defaults), on the PostgreSQL server given by -
    in this process) that starts requests on a fixed schedule of 0.5 × peak per second for 12 s
    whatever the answers do, and measures each latency from the request's *scheduled* start
    (as wrk2 does, so a stall is not hidden by coordinated omission);
-6. prints a table against the targets, writes bench/results/ledger-<UTC time>.json, stops every
+6. the ceiling of the batch figure: PostgreSQL alone, running the service's own lock and append
+   statements for prebuilt batches of 100 issues and receipts from 16 asyncpg connections on
+   disjoint accounts (no HTTP, JSON, rules or lock waits) — what any API over this schema can at
+   most reach on this machine;
+7. prints a table against the targets, writes bench/results/ledger-<UTC time>.json, stops every
    process it started and drops both databases (also on failure or Ctrl-C).
 
 The per-principal rate limiter (STOCKPILE_RATE_LIMIT_PER_SECOND, 200/s per worker by default)
@@ -49,6 +53,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import uuid
 import time
 from collections import Counter
 from datetime import date, datetime, timedelta, timezone
@@ -651,6 +656,73 @@ class OpenLoop:
             return asyncio.run(self._run())
 
 
+# -- the schema's own cost ---------------------------------------------------------------------
+
+
+class SqlOnly:
+    """What PostgreSQL alone can append through the ledger's schema: the service's own statements
+    (``lock_accounts``' ordered ``FOR UPDATE``, ``insert_movements``' one append statement with every
+    constraint and trigger), batches of 100 prebuilt issues and receipts, from BATCH_CONNECTIONS
+    asyncpg connections, each on its own share of the accounts (no lock waits: the best case), one
+    transaction per batch. No HTTP, no JSON, no rules: the ceiling any API over this schema meets
+    on this machine."""
+
+    def __init__(self, url: str, seconds: int) -> None:
+        self.url, self.seconds = url, seconds
+
+    async def _run(self) -> dict:
+        from types import SimpleNamespace
+
+        from stockpile.domain.ledger import Posting
+        from stockpile.store.ledger import insert_movements, lock_accounts
+
+        dsn, kwargs = asyncpg_dsn(self.url)
+        conns = [await asyncpg.connect(dsn, **kwargs) for _ in range(BATCH_CONNECTIONS)]
+        try:
+            accounts = await conns[0].fetch("SELECT id, material_id FROM accounts WHERE type = 'stock' ORDER BY id")
+            principal = await conns[0].fetchval("SELECT id FROM principals WHERE name = 'bench'")
+            shares = [accounts[i::BATCH_CONNECTIONS] for i in range(BATCH_CONNECTIONS)]
+            done = [0] * BATCH_CONNECTIONS
+            stop = time.monotonic() + self.seconds
+
+            def batch(share) -> list:
+                now = datetime.now(timezone.utc)
+                pending = []
+                for _ in range(BATCH_SIZE):
+                    account = random.choice(share)
+                    units = random.randint(1, 5)
+                    issue = random.random() < 0.5
+                    postings = [Posting(account["material_id"], -units if issue else units, account_id=account["id"]),
+                                Posting(account["material_id"], units if issue else -units,
+                                        external="consumption" if issue else "supply")]
+                    posted = SimpleNamespace(id=str(uuid.uuid4()), kind="issue" if issue else "receipt", occurred_at=now,
+                                             recorded_at=now, reason=None, note=None, reverses=None, transfer_id=None,
+                                             postings=postings, rotation_order_id=None)
+                    pending.append(SimpleNamespace(posted=posted, principal_id=principal, idempotency=None,
+                                                   audit_event=None))
+                return pending
+
+            async def client(i: int) -> None:
+                while time.monotonic() < stop:
+                    pending = batch(shares[i])
+                    async with conns[i].transaction():
+                        await lock_accounts(conns[i], sorted({x.posted.postings[0].account_id for x in pending}))
+                        await insert_movements(conns[i], pending)
+                    done[i] += len(pending)
+
+            started = time.monotonic()
+            await asyncio.gather(*(client(i) for i in range(BATCH_CONNECTIONS)))
+            elapsed = time.monotonic() - started
+        finally:
+            for conn in conns:
+                await conn.close()
+        return {"movements_per_s": sum(done) / elapsed, "movements": sum(done), "seconds": round(elapsed, 2),
+                "connections": BATCH_CONNECTIONS, "batch_size": BATCH_SIZE}
+
+    def run(self) -> dict:
+        return asyncio.run(self._run())
+
+
 # -- pgbench ------------------------------------------------------------------------------------
 
 
@@ -864,6 +936,15 @@ def benchmark(args: argparse.Namespace, wrk: str, pgbench: str, started: list, w
         chosen["rss_peak_mb"] = max(chosen["rss_peak_mb"], chosen["rss_peak_mb_batch_half_rate"])
         chosen["rss_phases"] = phases
 
+    sql(admin_url, "CHECKPOINT")
+    wait_quiet("sql-only")
+    log(f"PostgreSQL alone: the service's lock and append statements, batches of {BATCH_SIZE} from "
+        f"{BATCH_CONNECTIONS} connections on disjoint accounts, {args.seconds} s")
+    with CpuMeter(None, dbs, postmaster) as cpu, PgActivity(admin_url, ledger_db) as activity:
+        results["sql_only"] = SqlOnly(ledger_url, args.seconds).run()
+    results["sql_only"]["cpu"], results["sql_only"]["pg_activity"] = cpu.result, activity.result
+    log(f"  → {results['sql_only']['movements_per_s']:.0f} movements/s")
+
     ledger_rows = sql(ledger_url, "SELECT count(*) FROM movements", "SELECT count(*) FROM postings")
     results["ledger_rows_at_end"] = {"movements": ledger_rows[0][0][0], "postings": ledger_rows[1][0][0]}
     results["configs"] = {str(w): c for w, c in configs.items()}
@@ -890,6 +971,9 @@ def summarise(r: dict) -> dict:
         "pgbench_tps": tps,
         "single_vs_pgbench": single["ok_movements_per_s"] / tps,
         "batch_vs_pgbench": batch_rate / tps,
+        "sql_only_movements_per_s": r["sql_only"]["movements_per_s"],
+        "sql_only_vs_pgbench": r["sql_only"]["movements_per_s"] / tps,
+        "batch_vs_sql_only": batch_rate / r["sql_only"]["movements_per_s"],
     }
     figures["met"] = {
         "single_vs_pgbench": figures["single_vs_pgbench"] >= TARGETS["single_vs_pgbench"],
@@ -915,6 +999,8 @@ def report(r: dict, path: Path) -> None:
         (f"batch POSTs of {BATCH_SIZE} (atomic)", f"{f['batch_movements_per_s']:.0f} movements/s",
          f"{f['batch_vs_pgbench']:.2f} × pgbench", "≥ 10 × pgbench", mark(f["met"]["batch_vs_pgbench"])),
         ("  non-2xx / socket errors", f"{f['batch_non2xx']} / {f['batch_socket_errors']}", "", "", ""),
+        ("  PostgreSQL alone (ceiling)", f"{f['sql_only_movements_per_s']:.0f} movements/s",
+         f"{f['sql_only_vs_pgbench']:.2f} × pgbench", f"API: {f['batch_vs_sql_only']:.0%} of it", ""),
         ("p99 at half the peak (open loop)", f"{f['half_rate_p99_ms']:.1f} ms",
          f"at {f['half_rate_achieved_per_s']:.0f}/s", "≤ 50 ms", mark(f["met"]["p99_half_rate_ms"])),
         ("  non-2xx / client errors", f"{f['half_rate_non2xx']} / {f['half_rate_client_errors']}", "", "", ""),
@@ -943,7 +1029,7 @@ def report(r: dict, path: Path) -> None:
     print(f"  chosen: STOCKPILE_WORKERS={f['chosen_workers']} (most single movements/s); batch and half-rate ran on it")
     chosen = r["configs"][str(f["chosen_workers"])]
     phases = [("pgbench", r["pgbench"]["cpu"]), ("single", chosen["single"]["cpu"]), ("batch", chosen["batch"]["cpu"]),
-              ("half-rate", chosen["half_rate"]["cpu"])]
+              ("half-rate", chosen["half_rate"]["cpu"]), ("sql-only", r["sql_only"]["cpu"])]
     print("cores used by processes not part of the bench (other users): "
           + ", ".join(f"{name} {cpu['cores_used']['other']}" for name, cpu in phases)
           + f"; before the start {r['machine']['busy_cores_before_start']}")
@@ -952,7 +1038,7 @@ def report(r: dict, path: Path) -> None:
     print("where the time went (cores: API / postgres / load generator / other; PostgreSQL backends of the phase's "
           "database by state/wait, on average):")
     for name, phase in [("pgbench", r["pgbench"]), ("single", chosen["single"]), ("batch", chosen["batch"]),
-                        ("half-rate", chosen["half_rate"])]:
+                        ("half-rate", chosen["half_rate"]), ("sql-only", r["sql_only"])]:
         c = phase["cpu"]["cores_used"]
         waits = ", ".join(f"{k} {v}" for k, v in list(phase["pg_activity"]["avg_backends"].items())[:4])
         print(f"  {name:<10} {c['api']} / {c['postgres']} / {c['load_generator']} / {c['other']}; {waits}")
