@@ -4,6 +4,7 @@ PostgreSQL, drawing on a few hot lots that cannot satisfy them all."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import asyncpg
@@ -46,10 +47,23 @@ async def _arrange(base: str, headers: dict, uid: str) -> tuple[dict, list[str]]
     return codes, lots
 
 
-async def _ledger_checks(url: str) -> None:
+@contextlib.asynccontextmanager
+async def _connected(url: str):
     dsn, kwargs = asyncpg_dsn(url)
     conn = await asyncpg.connect(dsn, **kwargs)
     try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def _on_hand(conn, lots: list[str]) -> int:
+    return await conn.fetchval(
+        "SELECT sum(a.balance) FROM accounts a WHERE a.type = 'stock' AND a.lot_id = ANY($1::uuid[])", lots)
+
+
+async def _ledger_checks(url: str) -> None:
+    async with _connected(url) as conn:
         assert await conn.fetchval("SELECT count(*) FROM accounts WHERE balance < 0 OR reserved > balance") == 0
         assert await conn.fetchval(
             """SELECT count(*) FROM accounts a
@@ -57,8 +71,6 @@ async def _ledger_checks(url: str) -> None:
         assert await conn.fetchval(
             """SELECT count(*) FROM (SELECT movement_id, material_id FROM postings
                 GROUP BY 1, 2 HAVING sum(delta) <> 0) unbalanced""") == 0
-    finally:
-        await conn.close()
 
 
 async def test_concurrent_issues_never_oversell_and_every_failure_is_a_clean_409(live, uid):
@@ -87,15 +99,10 @@ async def test_concurrent_issues_never_oversell_and_every_failure_is_a_clean_409
         assert r.json()["type"] == "insufficient-stock"
     served = sum(wanted[i % 4] for i in ok)
 
-    dsn, kwargs = asyncpg_dsn(url)
-    conn = await asyncpg.connect(dsn, **kwargs)
-    try:
-        on_hand = await conn.fetchval(
-            "SELECT sum(a.balance) FROM accounts a WHERE a.type = 'stock' AND a.lot_id = ANY($1::uuid[])", lots)
+    async with _connected(url) as conn:
+        on_hand = await _on_hand(conn, lots)
         in_transit = await conn.fetchval(
             "SELECT coalesce(sum(a.balance), 0) FROM accounts a WHERE a.type = 'transit' AND a.lot_id = ANY($1::uuid[])", lots)
-    finally:
-        await conn.close()
     assert 300 - on_hand == served
     assert in_transit == 9 * sum(1 for i in ok if i % 4 == 0)
     await _ledger_checks(url)
@@ -116,15 +123,11 @@ async def test_concurrent_duplicates_of_one_idempotency_key_post_once(live, uid)
     assert len({r.json()["id"] for r in responses}) == 1
     assert sum(r.headers.get("idempotent-replayed") == "true" for r in responses) == 23
 
-    dsn, kwargs = asyncpg_dsn(url)
-    conn = await asyncpg.connect(dsn, **kwargs)
-    try:
+    async with _connected(url) as conn:
         balance = await conn.fetchval("SELECT balance FROM accounts WHERE lot_id = $1::uuid AND type = 'stock'", lots[0])
         movements = await conn.fetchval(
             "SELECT count(*) FROM movements m JOIN postings p ON p.movement_id = m.id JOIN accounts a ON a.id = p.account_id "
             "WHERE a.lot_id = $1::uuid AND m.kind = 'issue'", lots[0])
-    finally:
-        await conn.close()
     assert balance == 93 and movements == 1
 
 
@@ -209,16 +212,11 @@ async def test_concurrent_batches_never_oversell_and_a_refused_atomic_batch_leav
                 assert not atomic and item["status"] == 409 and item["problem"]["type"] == "insufficient-stock", item
     assert refused, "the hot lots must run out for some atomic batches"
 
-    dsn, kwargs = asyncpg_dsn(url)
-    conn = await asyncpg.connect(dsn, **kwargs)
-    try:
-        on_hand = await conn.fetchval(
-            "SELECT sum(a.balance) FROM accounts a WHERE a.type = 'stock' AND a.lot_id = ANY($1::uuid[])", lots)
+    async with _connected(url) as conn:
+        on_hand = await _on_hand(conn, lots)
         created = await conn.fetch(
             """SELECT l.code, a.balance FROM lots l JOIN accounts a ON a.lot_id = l.id JOIN warehouses w ON w.id = l.warehouse_id
                 WHERE w.code = $1 AND l.code LIKE 'NEW%'""", codes["north"])
-    finally:
-        await conn.close()
     assert 300 - on_hand == served
     assert {r["code"]: r["balance"] for r in created} == {code: 1 for code in new_lots}
     await _ledger_checks(url)
@@ -238,11 +236,7 @@ async def test_concurrent_duplicates_of_one_batch_post_it_once(live, uid):
     assert {r.status_code for r in responses} == {201}
     assert len({r.content for r in responses}) == 1
     assert sum(r.headers.get("idempotent-replayed") == "true" for r in responses) == 15
-    dsn, kwargs = asyncpg_dsn(url)
-    conn = await asyncpg.connect(dsn, **kwargs)
-    try:
+    async with _connected(url) as conn:
         balances = await conn.fetch("SELECT balance FROM accounts WHERE lot_id = ANY($1::uuid[]) AND type = 'stock'", lots)
-    finally:
-        await conn.close()
     assert sorted(r["balance"] for r in balances) == [96, 96, 96]
     await _ledger_checks(url)
