@@ -121,7 +121,7 @@ COMPONENTS = [
     ("Workspace.preload: resolve codes, open receipt lots, lock positions", r"^Workspace\.preload|^Workspace\._resolve_bulk|open_receipt_positions|lock_positions_bulk|resolve_codes"),
     ("Workspace.flush → insert_movements (the one write statement)", r"^insert_movements \(|^Workspace\.flush"),
     ("idempotency claim_many / stored_many / release_many", r"^(claim_many|stored_many|release_many) \("),
-    ("answer: Posted.as_json + msgspec encode", r"^Posted\.as_json|format_quantity|^_iso \("),
+    ("answer: Posted.as_json + msgspec encode", r"^Posted\.as_json|format_quantity|^rfc3339 \("),
     ("audit event values (AuditNote.take_event)", r"take_event \(|event_values \(|^request_id \(|stockpile/store/audit"),
     ("idempotency fingerprint (re-decode, sort, sha256)", r"^request_fingerprint \(|^_idempotency_key \("),
     ("transaction begin/commit + pool acquire/release (stockpile.store.db)", r"stockpile/store/db\.py|asyncpg/pool\.py|asyncpg/transaction\.py"),

@@ -20,10 +20,11 @@ from stockpile.domain import floors, rules as rules_
 from stockpile.domain.access import Principal, require_cleared, require_warehouse
 from stockpile.domain.allocation import Line
 from stockpile.domain.errors import Conflict, FloorProtected, Forbidden, InsufficientStock, Invalid, NotFound
+from stockpile.domain.moments import rfc3339
 from stockpile.domain.quantities import format_quantity, parse_quantity
 from stockpile.services import commands as c
 from stockpile.services import planning, transfers
-from stockpile.services.movements import Clock, _iso, post_movement
+from stockpile.services.movements import Clock, post_movement
 from stockpile.services.workspace import Workspace
 from stockpile.store import allocation as store
 from stockpile.store import masterdata, obligations, readiness, rules
@@ -75,7 +76,7 @@ def present_request(row: asyncpg.Record) -> dict[str, Any]:
             "material": row["material"], "substitution_group": row["substitution_group"], "category": row["category"],
             "quantity": format_quantity(row["quantity"], row["decimals"]), "priority": row["priority"],
             "needed_by": row["needed_by"].isoformat(), "purpose": row["purpose"], "state": row["state"],
-            "created_at": _iso(row["created_at"])}
+            "created_at": rfc3339(row["created_at"])}
 
 
 async def file_request(pg: asyncpg.Connection, data: c.AllocationRequestIn, principal: Principal, today: date) -> dict:
@@ -203,9 +204,9 @@ async def show(pg: asyncpg.Connection, plan_id: str, principal: Principal | None
         "lines": present_lines(plan["state"], lines, principal is None or principal.cleared_military), "requests": present_requests(await store.plan_requests(pg, plan_id)),
         "solver": {"objective": plan["objective"], "solve_ms": round(plan["solve_ms"], 3),
                    "build_ms": round(plan["build_ms"], 3), "arcs": plan["arcs"]},
-        "created_at": _iso(plan["created_at"]), "approved_at": _iso(plan["approved_at"]),
-        "reserved_until": _iso(plan["reserved_until"]), "dispatched_at": _iso(plan["dispatched_at"]),
-        "ended_at": _iso(plan["ended_at"]), "end_reason": plan["end_reason"],
+        "created_at": rfc3339(plan["created_at"]), "approved_at": rfc3339(plan["approved_at"]),
+        "reserved_until": rfc3339(plan["reserved_until"]), "dispatched_at": rfc3339(plan["dispatched_at"]),
+        "ended_at": rfc3339(plan["ended_at"]), "end_reason": plan["end_reason"],
     }
 
 

@@ -7,7 +7,6 @@ accounts it needs, lock them in id order, let the domain build the postings, app
 from __future__ import annotations
 
 import dataclasses
-import functools
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -19,8 +18,9 @@ from stockpile.domain.access import Principal, require_cleared, require_warehous
 from stockpile.domain.errors import Conflict, Invalid, InsufficientStock, NotFound
 from stockpile.domain.ledger import Position, Posting
 from stockpile.domain.lots import is_expired
-from stockpile.domain.readiness import CRISIS_LEVELS
+from stockpile.domain.moments import rfc3339
 from stockpile.domain.quantities import format_quantity, parse_quantity
+from stockpile.domain.readiness import CRISIS_LEVELS
 from stockpile.services import commands as c
 from stockpile.services import rotation
 from stockpile.services.workspace import Pending, Workspace, receipt_expiry
@@ -89,19 +89,13 @@ class Posted:
             })
         body = {
             "id": self.id, "kind": self.kind,
-            "occurred_at": _iso(self.occurred_at), "recorded_at": _iso(self.recorded_at),
+            "occurred_at": rfc3339(self.occurred_at), "recorded_at": rfc3339(self.recorded_at),
             "reason": self.reason, "note": self.note, "reverses": self.reverses, "transfer_id": self.transfer_id,
             "postings": postings, "balances": balances,
         }
         if self.rotation_order_id is not None:
             body["rotation_order_id"] = self.rotation_order_id
         return body
-
-
-@functools.lru_cache(maxsize=256)  # a batch formats the same few moments once per movement
-def _iso(moment: datetime | None) -> str | None:
-    """RFC 3339 in UTC (``Z``); None stays None."""
-    return None if moment is None else moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 async def _resolve(ws: Workspace, **codes: str | None) -> dict[str, tuple]:

@@ -12,10 +12,10 @@ import asyncpg
 from stockpile.domain import readiness
 from stockpile.domain.access import Principal
 from stockpile.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from stockpile.domain.moments import rfc3339
 from stockpile.domain.quantities import format_quantity, parse_quantity
 from stockpile.domain.rules import Rule
 from stockpile.services import commands as c
-from stockpile.services.movements import _iso
 from stockpile.store import masterdata, obligations, rules
 from stockpile.store import readiness as store
 
@@ -23,9 +23,9 @@ from stockpile.store import readiness as store
 def present_declaration(row: asyncpg.Record) -> dict[str, Any]:
     return {
         "id": str(row["id"]), "region": row["region"], "level": row["level"], "reason": row["reason"],
-        "state": row["state"], "declared_by": row["declared_by_name"], "declared_at": _iso(row["declared_at"]),
-        "confirmed_by": row["confirmed_by_name"], "confirmed_at": _iso(row["confirmed_at"]),
-        "effective_at": _iso(row["effective_at"]), "ends_at": _iso(row["ends_at"]), "ended_at": _iso(row["ended_at"]),
+        "state": row["state"], "declared_by": row["declared_by_name"], "declared_at": rfc3339(row["declared_at"]),
+        "confirmed_by": row["confirmed_by_name"], "confirmed_at": rfc3339(row["confirmed_at"]),
+        "effective_at": rfc3339(row["effective_at"]), "ends_at": rfc3339(row["ends_at"]), "ended_at": rfc3339(row["ended_at"]),
     }
 
 
@@ -80,7 +80,7 @@ async def levels(pg: asyncpg.Connection) -> list[dict[str, Any]]:
             "level": effective[r["id"]], "declared_level": r["own_level"] or "peacetime",
             "source_region": source["code"] if source else None,
             "declaration_id": str(source["declaration_id"]) if source else None,
-            "since": _iso(source["effective_at"]) if source else None, "pending_confirmations": r["pending"],
+            "since": rfc3339(source["effective_at"]) if source else None, "pending_confirmations": r["pending"],
         })
     return items
 
@@ -121,12 +121,12 @@ def present_obligation(row: asyncpg.Record, settled: list[asyncpg.Record] | None
         "creditor": row["creditor"], "debtor": row["debtor"], "quantity": fmt(row["quantity"]),
         "settled": fmt(row["settled_quantity"]), "outstanding": fmt(row["quantity"] - row["settled_quantity"]),
         "state": "settled" if row["settled_quantity"] == row["quantity"] else "open",
-        "created_at": _iso(row["created_at"]), "settled_at": _iso(row["settled_at"]),
+        "created_at": rfc3339(row["created_at"]), "settled_at": rfc3339(row["settled_at"]),
     }
     if settled is not None:
         body["settlements"] = [{"movement_id": None if s["movement_id"] is None else str(s["movement_id"]),
                                 "quantity": fmt(s["quantity"]), "note": s["note"], "recorded_by": s["recorded_by"],
-                                "recorded_at": _iso(s["recorded_at"])} for s in settled]
+                                "recorded_at": rfc3339(s["recorded_at"])} for s in settled]
     return body
 
 

@@ -8,7 +8,7 @@ reads, advances and cancels them.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -18,16 +18,13 @@ from stockpile.domain.access import Principal, require_cleared, require_warehous
 from stockpile.domain.alerts import Wanted
 from stockpile.domain.errors import Conflict, Invalid, NotFound
 from stockpile.domain.lots import is_expired
+from stockpile.domain.moments import rfc3339
 from stockpile.domain.quantities import format_quantity
 from stockpile.services import alerts
 from stockpile.services import commands as c
 from stockpile.store import ledger as store_ledger
 from stockpile.store import masterdata, reads
 from stockpile.store import rotation as store
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if moment else None
 
 
 def _day(value: date | None) -> str | None:
@@ -44,7 +41,7 @@ def present_policy(row: asyncpg.Record) -> dict[str, Any]:
         "trigger_fraction_remaining": None if fraction is None else float(fraction),
         "max_out_share": float(row["max_out_share"]), "max_gap_days": row["max_gap_days"], "outlet": row["outlet"],
         "lead_days": row["lead_days"], "max_extension_days": row["max_extension_days"],
-        "updated_at": _iso(row["updated_at"]),
+        "updated_at": rfc3339(row["updated_at"]),
     }
 
 
@@ -93,7 +90,7 @@ def present_order(row: asyncpg.Record, today: date) -> dict[str, Any]:
         "overdue": rules.is_overdue(row["state"], row["quantity"], row["out_quantity"], row["in_quantity"],
                                     row["out_by"], row["in_by"], today),
         "explanation": row["explanation"], "cancel_reason": row["cancel_reason"],
-        "created_at": _iso(row["created_at"]), "updated_at": _iso(row["updated_at"]),
+        "created_at": rfc3339(row["created_at"]), "updated_at": rfc3339(row["updated_at"]),
     }
 
 
@@ -175,7 +172,7 @@ def present_extension(row: asyncpg.Record) -> dict[str, Any]:
     return {
         "id": row["id"], "lot_id": row["lot_id"], "previous_expires_on": _day(row["previous_expires_on"]),
         "new_expires_on": _day(row["new_expires_on"]), "test_reference": row["test_reference"],
-        "result": row["result"], "recorded_by": row["recorded_by"], "recorded_at": _iso(row["recorded_at"]),
+        "result": row["result"], "recorded_by": row["recorded_by"], "recorded_at": rfc3339(row["recorded_at"]),
     }
 
 

@@ -11,9 +11,10 @@ import asyncpg
 from stockpile.domain import ledger as rules
 from stockpile.domain.access import Principal, require_cleared, require_warehouse
 from stockpile.domain.errors import Conflict, Invalid, NotFound
+from stockpile.domain.moments import rfc3339
 from stockpile.domain.quantities import format_quantity, parse_quantity
 from stockpile.services import commands as c
-from stockpile.services.movements import Clock, Posted, _iso, _resolve
+from stockpile.services.movements import Clock, Posted, _resolve
 from stockpile.services.workspace import Pending, Workspace
 from stockpile.store import ledger as store
 from stockpile.store import transfers as transfer_store
@@ -83,7 +84,7 @@ async def receive(pg: asyncpg.Connection, transfer_id: str, cmd: c.TransferRecei
     if head is None:
         raise NotFound(f"transfer {transfer_id} does not exist")
     if head["state"] != "in_transit":
-        raise Conflict(f"transfer {transfer_id} was already received at {_iso(head['received_at'])}")
+        raise Conflict(f"transfer {transfer_id} was already received at {rfc3339(head['received_at'])}")
     require_warehouse(principal, head["to_warehouse_id"], head["to_warehouse"])
     lines = await transfer_store.lines(pg, transfer_id)
     for line in lines:
@@ -169,9 +170,9 @@ async def show(pg: asyncpg.Connection, transfer_id: str) -> dict:
     lines = await transfer_store.lines(pg, transfer_id)
     return {
         "id": head["id"], "from_warehouse": head["from_warehouse"], "to_warehouse": head["to_warehouse"],
-        "state": head["state"], "expected_at": _iso(head["expected_at"]) if head["expected_at"] else None,
-        "dispatched_at": _iso(head["dispatched_at"]),
-        "received_at": _iso(head["received_at"]) if head["received_at"] else None,
+        "state": head["state"], "expected_at": rfc3339(head["expected_at"]) if head["expected_at"] else None,
+        "dispatched_at": rfc3339(head["dispatched_at"]),
+        "received_at": rfc3339(head["received_at"]) if head["received_at"] else None,
         "overdue": bool(head["state"] == "in_transit" and head["expected_at"] and head["expected_at"] < datetime.now(head["expected_at"].tzinfo)),
         "lines": [{
             "lot_id": line["source_lot_id"], "lot_code": line["lot_code"], "owner": line["owner"],

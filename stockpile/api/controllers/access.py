@@ -13,8 +13,8 @@ from stockpile.api.audit import write_transaction
 from stockpile.api.auth import requires
 from stockpile.api.common import decode_cursor, json_response, page, page_limit
 from stockpile.domain.errors import Invalid, NotFound
+from stockpile.domain.moments import rfc3339
 from stockpile.services.commands import Code, Strict
-from stockpile.services.movements import _iso
 from stockpile.store import audit as audit_store
 from stockpile.store import tokens
 
@@ -38,9 +38,9 @@ class RevokeIn(Strict):
 def present_token(row) -> dict:
     return {
         "id": row["id"], "principal": row["principal"], "roles": list(row["roles"]), "clearance": row["clearance"],
-        "label": row["label"], "created_at": _iso(row["created_at"]),
-        "expires_at": _iso(row["expires_at"]) if row["expires_at"] else None,
-        "revoked_at": _iso(row["revoked_at"]) if row["revoked_at"] else None,
+        "label": row["label"], "created_at": rfc3339(row["created_at"]),
+        "expires_at": rfc3339(row["expires_at"]) if row["expires_at"] else None,
+        "revoked_at": rfc3339(row["revoked_at"]) if row["revoked_at"] else None,
     }
 
 
@@ -100,6 +100,6 @@ class AuditController(Controller):
         async with state.db.transaction() as tx:
             rows = await audit_store.events(tx.pg, since=since, until=until, actor=actor, target=target, action=action,
                                             before_id=decode_cursor(cursor), limit=size + 1)
-        items = [{**audit_store.content_of(r), "at": _iso(r["at"]), "id": r["id"], "chain_seq": r["chain_seq"],
+        items = [{**audit_store.content_of(r), "at": rfc3339(r["at"]), "id": r["id"], "chain_seq": r["chain_seq"],
                   "content_hash": r["content_hash"], "chain_hash": r["chain_hash"]} for r in rows]
         return json_response(page(items, size, lambda item: item["id"]))

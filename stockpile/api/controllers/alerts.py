@@ -16,8 +16,8 @@ from stockpile.api.auth import can_read, requires
 from stockpile.api.common import decode_cursor, encode_cursor, json_response, page_limit
 from stockpile.api.controllers.targets import target_visibility
 from stockpile.domain.errors import Conflict, NotFound
+from stockpile.domain.moments import rfc3339
 from stockpile.services.commands import Strict
-from stockpile.services.movements import _iso
 from stockpile.store import alerts as store
 
 AlertState = Literal["open", "acknowledged", "resolved"]
@@ -31,7 +31,7 @@ class AcknowledgeIn(Strict):
 
 
 def present(row, history=None) -> dict:
-    when = lambda v: _iso(v) if v else None  # noqa: E731
+    when = lambda v: rfc3339(v) if v else None  # noqa: E731
     details = row["details"]
     body = {
         "id": row["id"], "kind": row["kind"], "subject": row["subject"], "severity": row["severity"],

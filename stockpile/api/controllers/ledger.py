@@ -12,19 +12,20 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import Parameter
 
-from stockpile.api.auth import can_post_movements, can_read
 from stockpile.api.audit import AuditNote
+from stockpile.api.auth import can_post_movements, can_read
 from stockpile.api.common import (
     RowCursor, decode_cursor, encode_cursor, idempotent, json_response, page, page_limit, replayed, request_fingerprint,
     visibility,
 )
 from stockpile.api.group_commit import Job
 from stockpile.domain.errors import Invalid, NotFound
+from stockpile.domain.moments import rfc3339
 from stockpile.domain.quantities import format_quantity
 from stockpile.metrics import MOVEMENTS_POSTED
 from stockpile.services import commands as c
 from stockpile.services import transfers
-from stockpile.services.movements import Clock, _iso
+from stockpile.services.movements import Clock
 from stockpile.store import reads
 
 IDEMPOTENCY_HEADER = Parameter(header="Idempotency-Key", required=True, description="1–200 printable characters; replays answer the first result")
@@ -45,8 +46,8 @@ def present_movement(row) -> dict:
             account = {"type": p["type"], "material": p["material"]}
         postings.append({"account": account, "material": p["material"], "delta": format_quantity(p["delta"], p["decimals"])})
     body = {
-        "id": row["id"], "kind": row["kind"], "occurred_at": _iso(row["occurred_at"]),
-        "recorded_at": _iso(row["recorded_at"]), "recorded_by": row["recorded_by"], "reason": row["reason"],
+        "id": row["id"], "kind": row["kind"], "occurred_at": rfc3339(row["occurred_at"]),
+        "recorded_at": rfc3339(row["recorded_at"]), "recorded_by": row["recorded_by"], "reason": row["reason"],
         "note": row["note"], "reverses": row["reverses"], "transfer_id": row["transfer_id"], "postings": postings,
     }
     if row["rotation_order_id"] is not None:

@@ -8,16 +8,17 @@ from typing import Literal
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 
-from stockpile.api.auth import can_post_movements, can_read
 from stockpile.api.audit import write_transaction
+from stockpile.api.auth import can_post_movements, can_read
 from stockpile.api.common import RowCursor, decode_cursor, json_response, page, page_limit, visibility
 from stockpile.domain.access import require_cleared, require_warehouse
 from stockpile.domain.errors import NotFound
 from stockpile.domain.lots import is_expired
+from stockpile.domain.moments import rfc3339
 from stockpile.domain.quantities import format_quantity
 from stockpile.services import commands as c
 from stockpile.services import rotation
-from stockpile.services.movements import Clock, _iso
+from stockpile.services.movements import Clock
 from stockpile.store import ledger as store_ledger
 from stockpile.store import reads
 
@@ -107,7 +108,7 @@ async def _lot(pg, lot_id: str, principal) -> dict:
         } for p in positions],
         "history": [{
             "kind": e["kind"], "from": e["from_value"], "to": e["to_value"], "reason": e["reason"],
-            "by": e["actor"], "at": _iso(e["at"]),
+            "by": e["actor"], "at": rfc3339(e["at"]),
         } for e in events],
         "shelf_life_extensions": await rotation.extension_history(pg, head["id"]),
     }
