@@ -14,6 +14,9 @@ emergency. Then times, in the same run:
 - the ``plan-rotation`` job as the worker runs it (claim, plan, commit);
 - steady-state runs after it (orders open: nothing new to create), best of 3, and the two reads a
   run is made of that touch the most rows: the coverage of every target, the due positions;
+- the floors an allocation approval checks under its locks (``planning.load_floors``): of the
+  targets one approval draws on (a warehouse's, its district's, its province's and two national
+  ones, the open rotation orders counted), and of every target, as approvals read them before;
 and prints each with its ratio to the anchor. The bulk load writes positions directly (triggers
 off): this database measures planning, not the ledger.
 """
@@ -37,9 +40,10 @@ from bench.coverage import LOAD, national_arguments, throwaway_database  # noqa:
 from stockpile.config import Settings  # noqa: E402
 from stockpile.jobs.catalog import catalog  # noqa: E402
 from stockpile.jobs.runs import run_slot  # noqa: E402
-from stockpile.services import rotation_plan  # noqa: E402
+from stockpile.services import planning, rotation_plan  # noqa: E402
 from stockpile.store import coverage as coverage_store  # noqa: E402
 from stockpile.store import rotation_plan as plan_store  # noqa: E402
+from stockpile.store import rules as rules_store  # noqa: E402
 from stockpile.store.db import Database  # noqa: E402
 from stockpile.store.engine import asyncpg_dsn  # noqa: E402
 
@@ -112,8 +116,21 @@ async def measure(url: str, args) -> dict:
         await pg.execute("SET LOCAL plan_cache_mode = force_custom_plan")
         return await plan_store.due_positions(pg, today)
 
+    # one approval's targets: a warehouse's, its district's and province's, two national ones (bench/coverage.py's LOAD)
+    approval_targets = ["T1002", "T1008", "T1009", "T99", "T199"]
+
+    async def floors(pg, codes=approval_targets):
+        ids = None if codes is None else {r["id"] for r in await pg.fetch(
+            "SELECT id FROM reserve_targets WHERE code = ANY($1::text[])", codes)}
+        _, ruleset = await rules_store.ruleset(pg)
+        return await planning.load_floors(pg, today, ruleset, ids)
+
+    async def all_floors(pg):
+        return await floors(pg, None)
+
     try:
-        runs: dict[str, list[float]] = {"anchor": [], "first": [], "steady": [], "coverage": [], "due": []}
+        runs: dict[str, list[float]] = {"anchor": [], "first": [], "steady": [], "coverage": [], "due": [],
+                                        "approval_floors": [], "all_floors": []}
         first = None
         for _ in range(3):  # interleaved, so load from other processes hits both alike
             runs["anchor"].append((await timed(db, anchor, commit=False))[0])
@@ -128,6 +145,11 @@ async def measure(url: str, args) -> dict:
             runs["steady"].append(seconds)
             runs["coverage"].append((await timed(db, coverage, commit=False))[0])
             runs["due"].append((await timed(db, due, commit=False))[0])
+            seconds, some = await timed(db, floors, commit=False)
+            runs["approval_floors"].append(seconds)
+            seconds, every = await timed(db, all_floors, commit=False)
+            runs["all_floors"].append(seconds)
+            assert len(some) == len(approval_targets) and all(every[t] == f for t, f in some.items())
         async with db.transaction() as tx:
             orders = await tx.pg.fetchval("SELECT count(*) FROM rotation_orders")
             due = await tx.pg.fetchval(f"SELECT count(*) FROM ({plan_store.DUE_POSITIONS}) d", today)
@@ -138,6 +160,7 @@ async def measure(url: str, args) -> dict:
     return {**counts, "load_seconds": load_seconds, "anchor_seconds": best["anchor"],
             "first_run_seconds": best["first"], "job_seconds": job.seconds, "steady_run_seconds": best["steady"],
             "coverage_seconds": best["coverage"], "due_positions_seconds": best["due"],
+            "approval_floors_seconds": best["approval_floors"], "all_floors_seconds": best["all_floors"],
             "first_run": summary, "steady_created": steady["created"], "orders": orders, "due_positions": due,
             "load_average": os.getloadavg()[0], "runs": runs}
 
@@ -163,6 +186,9 @@ def main() -> None:
           f"{r['coverage_seconds'] / anchor:.1f} × anchor")
     print(f"{'  of which: due positions (prefiltered)':<44}{r['due_positions_seconds']:.3f} s = "
           f"{r['due_positions_seconds'] / anchor:.1f} × anchor ({r['due_positions']} rows)")
+    print(f"{'floors of one approval (5 targets)':<44}{r['approval_floors_seconds']:.3f} s = "
+          f"{r['approval_floors_seconds'] / anchor:.2f} × anchor (every target's: {r['all_floors_seconds']:.3f} s = "
+          f"{r['all_floors_seconds'] / anchor:.1f} × anchor; the same floors)")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / f"rotation-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(json.dumps(r, indent=2, default=str))

@@ -72,25 +72,28 @@ def thousandths(thousandths: int) -> str:
 
 async def load_floors(pg: asyncpg.Connection, today: date, ruleset: Iterable[Rule],
                       target_ids: set[int] | None = None) -> dict[int, floors.Floor]:
-    """Every reserve target's usable stock and protected floor, in thousandths of its unit."""
+    """The usable stock and protected floor of every reserve target (or of ``target_ids``), in
+    thousandths of its unit."""
     rule_floors = _rule_floors(ruleset)
-    promised = await _promised_to_rotation(pg, today)
+    promised = await _promised_to_rotation(pg, today, target_ids)
+    if target_ids is None:
+        rows = await coverage.coverage(pg, today=today, region=None, category=None)
+    else:
+        rows = await coverage.coverage_of_targets(pg, today=today, target_ids=list(target_ids))
     result = {}
-    for t in await coverage.coverage(pg, today=today, region=None, category=None):
-        if target_ids is not None and t["id"] not in target_ids:
-            continue
+    for t in rows:
         usable = int(t["usable"] * THOUSANDTHS) - promised.get(t["id"], 0)
         result[t["id"]] = floors.Floor(t["id"], t["code"], usable, int(t["quantity"] * THOUSANDTHS),
                                        _floor_ratio(t, rule_floors))
     return result
 
 
-async def _promised_to_rotation(pg: asyncpg.Connection, today: date) -> dict[int, int]:
+async def _promised_to_rotation(pg: asyncpg.Connection, today: date, target_ids: set[int] | None) -> dict[int, int]:
     """Thousandths of each target's usable stock that open rotation orders are still to take out: the
     rotation planner kept them above the floor, so an allocation must count them as gone."""
     outstanding = {r["account_id"]: r["units"] for r in await store.rotation_outstanding(pg)}
     promised: dict[int, int] = defaultdict(int)
-    for m in await store.memberships(pg, list(outstanding), today) if outstanding else []:
+    for m in await store.memberships(pg, list(outstanding), today, target_ids) if outstanding else []:
         promised[m["target_id"]] += outstanding[m["account_id"]] * 10 ** (3 - m["decimals"])
     return promised
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
@@ -78,9 +79,11 @@ async def candidate_positions(pg: asyncpg.Connection, *, material_ids: list[int]
         material_ids, groups, today, list(lost_warehouse_ids))
 
 
-async def memberships(pg: asyncpg.Connection, account_ids: list[int], today: date) -> list[asyncpg.Record]:
+async def memberships(pg: asyncpg.Connection, account_ids: list[int], today: date,
+                      target_ids: Iterable[int] | None = None) -> list[asyncpg.Record]:
     """(account, target) pairs: the targets each position counts toward — scope, material and owner
-    match, and its lot is usable over the target's horizon (stockpile.domain.floors)."""
+    match, and its lot is usable over the target's horizon (stockpile.domain.floors); only the pairs
+    of ``target_ids`` when given."""
     return await pg.fetch(
         _CLOSURE + """
         SELECT a.id AS account_id, t.id AS target_id, m.decimals
@@ -95,8 +98,9 @@ async def memberships(pg: asyncpg.Connection, account_ids: list[int], today: dat
            AND (t.scope_warehouse_id = w.id
                 OR t.scope_region_id IN (SELECT ancestor FROM closure WHERE descendant = w.region_id))
          WHERE a.id = ANY($1::bigint[]) AND l.status = 'available'
-           AND (l.expires_on IS NULL OR l.expires_on > $2::date + t.horizon_days)""",
-        account_ids, today)
+           AND (l.expires_on IS NULL OR l.expires_on > $2::date + t.horizon_days)
+           AND ($3::bigint[] IS NULL OR t.id = ANY($3::bigint[]))""",
+        account_ids, today, None if target_ids is None else sorted(target_ids))
 
 
 FLOORS_LOCK = "reserve_floors"

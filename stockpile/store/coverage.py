@@ -156,6 +156,31 @@ COVERAGE = _coverage_ctes(
               FROM chosen c LEFT JOIN usable u ON u.id = c.id
              ORDER BY c.code"""
 
+# Some targets only (a floor check): $1 today, $2 target ids, $3 horizon cuts, $4 named owners, and
+# the reach of those targets ($5 warehouse ids, $6 material ids, see REACH): the pass reads only the
+# stock they can count, through the lots' (warehouse, material) index, so an approval drawing on a
+# few positions does not take stock of the whole nation.
+COVERAGE_OF_TARGETS = _coverage_ctes(
+    "true", "t.id = ANY($2::bigint[])", today="$1::date", cuts="$3::int[]", owners="$4::bigint[]", expiring="false",
+    within="l.warehouse_id = ANY($5::bigint[]) AND l.material_id = ANY($6::bigint[])",
+) + """
+            SELECT c.*, coalesce(u.usable, 0) AS usable
+              FROM chosen c LEFT JOIN usable u ON u.id = c.id
+             ORDER BY c.code"""
+
+# The warehouses and materials whose stock the targets $1 can count: their own warehouse, or every
+# warehouse under their region; their material, category or substitution group.
+REACH = """
+    WITH RECURSIVE chosen AS (SELECT * FROM reserve_targets WHERE id = ANY($1::bigint[])),
+         under(region_id) AS (
+             SELECT scope_region_id FROM chosen WHERE scope_region_id IS NOT NULL
+             UNION SELECT r.id FROM regions r JOIN under u ON r.parent_id = u.region_id)
+    SELECT ARRAY(SELECT scope_warehouse_id FROM chosen WHERE scope_warehouse_id IS NOT NULL
+                 UNION SELECT w.id FROM warehouses w JOIN under u ON w.region_id = u.region_id) AS warehouse_ids,
+           ARRAY(SELECT m.id FROM chosen t JOIN materials m
+                     ON m.id = t.material_id OR m.category = t.category OR m.substitution_group = t.substitution_group
+                 GROUP BY m.id) AS material_ids"""
+
 # An alert evaluation takes stock once, nationally: $1 today, $2 horizon cuts, $3 named owners,
 # $4 alert window in days. The result holds a row per target (its usable quantity) and a row per
 # lot holding stock that expires within the window. A parallel CREATE TABLE AS, a small result.
@@ -216,6 +241,18 @@ async def coverage(
         return []
     await custom_plans(pg)
     return await pg.fetch(COVERAGE, today, region, category, warehouse_ids, region_ids, cleared, cuts, named_owners)
+
+
+async def coverage_of_targets(pg: asyncpg.Connection, *, today: date, target_ids: list[int]) -> list[asyncpg.Record]:
+    """The given targets with their usable quantity, as ``coverage`` counts it, from a pass over only
+    the stock they can count."""
+    cuts, named_owners = await horizon_cuts_and_named_owners(pg)
+    if not cuts or not target_ids:
+        return []
+    reach = await pg.fetchrow(REACH, sorted(target_ids))
+    await custom_plans(pg)
+    return await pg.fetch(COVERAGE_OF_TARGETS, today, sorted(target_ids), cuts, named_owners,
+                          reach["warehouse_ids"], reach["material_ids"])
 
 
 async def taken_coverage(pg: asyncpg.Connection) -> list[asyncpg.Record]:

@@ -225,6 +225,13 @@ async def test_the_sql_agrees_with_the_reference_rule_on_a_random_reserve(client
         staged = await conn.fetch(f"SELECT kind, subject, severity FROM ({alert_store.TAKEN_EXPIRY_WANTED}) x "
                                   f"WHERE $1::int IS NOT NULL", 0, TODAY, EXPIRY_CRITICAL_WITHIN_DAYS)
     assert {code: taken[code] for code in scopes} == expected
+    # the third path, a floor check's: only some targets, from a pass over only the stock they can count
+    ids = {r["code"]: r["id"] for r in await pg_pool.fetch("SELECT id, code FROM reserve_targets WHERE code = ANY($1)",
+                                                          list(scopes))}
+    async with pg_pool.acquire() as conn, conn.transaction():
+        for some in [[code] for code in scopes] + [rng.sample(list(scopes), 5), list(scopes)]:
+            rows_of = await coverage_store.coverage_of_targets(conn, today=TODAY, target_ids=[ids[c] for c in some])
+            assert {r["code"]: r["usable"] for r in rows_of} == {code: expected[code] for code in some}
     on_hand: dict[str, tuple] = {}
     for r in rows:
         total = on_hand.get(r["lot_id"], (r["expires_on"], 0))[1] + r["balance"]
