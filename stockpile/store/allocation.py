@@ -82,24 +82,41 @@ async def candidate_positions(pg: asyncpg.Connection, *, material_ids: list[int]
 async def memberships(pg: asyncpg.Connection, account_ids: list[int], today: date,
                       target_ids: Iterable[int] | None = None) -> list[asyncpg.Record]:
     """(account, target) pairs: the targets each position counts toward — scope, material and owner
-    match, and its lot is usable over the target's horizon (stockpile.domain.floors); only the pairs
-    of ``target_ids`` when given."""
+    match, and its lot is usable over the target's horizon (stockpile.domain.coverage.TargetScope,
+    outlives_horizon); only the pairs of ``target_ids`` when given.
+
+    A target is scoped to a warehouse or to a region: the two are matched apart, each on its own key
+    (the position's warehouse; the regions above the position's), so that tens of thousands of
+    positions meet only the targets of their place instead of every target."""
     return await pg.fetch(
-        _CLOSURE + """
-        SELECT a.id AS account_id, t.id AS target_id, m.decimals
-          FROM accounts a
-          JOIN lots l ON l.id = a.lot_id
-          JOIN materials m ON m.id = l.material_id
-          JOIN warehouses w ON w.id = l.warehouse_id
-          JOIN parties o ON o.id = a.owner_id
-          JOIN reserve_targets t
-            ON (t.material_id = m.id OR t.category = m.category OR t.substitution_group = m.substitution_group)
-           AND (t.owner_id = a.owner_id OR t.sector = o.sector OR (t.owner_id IS NULL AND t.sector IS NULL))
-           AND (t.scope_warehouse_id = w.id
-                OR t.scope_region_id IN (SELECT ancestor FROM closure WHERE descendant = w.region_id))
-         WHERE a.id = ANY($1::bigint[]) AND l.status = 'available'
-           AND (l.expires_on IS NULL OR l.expires_on > $2::date + t.horizon_days)
-           AND ($3::bigint[] IS NULL OR t.id = ANY($3::bigint[]))""",
+        """WITH RECURSIVE above(region_id, ancestor) AS (
+                SELECT id, id FROM regions
+                UNION ALL SELECT a.region_id, r.parent_id FROM above a JOIN regions r ON r.id = a.ancestor
+                 WHERE r.parent_id IS NOT NULL),
+            held AS MATERIALIZED (
+                SELECT a.id AS account_id, a.owner_id, o.sector, m.id AS material_id, m.category, m.substitution_group,
+                       m.decimals, l.warehouse_id, w.region_id, l.expires_on
+                  FROM accounts a
+                  JOIN lots l ON l.id = a.lot_id
+                  JOIN materials m ON m.id = l.material_id
+                  JOIN warehouses w ON w.id = l.warehouse_id
+                  JOIN parties o ON o.id = a.owner_id
+                 WHERE a.id = ANY($1::bigint[]) AND l.status = 'available'),
+            scoped AS (
+                SELECT h.*, t.id AS target_id, t.material_id AS t_material, t.category AS t_category,
+                       t.substitution_group AS t_group, t.owner_id AS t_owner, t.sector AS t_sector, t.horizon_days
+                  FROM held h JOIN reserve_targets t ON t.scope_warehouse_id = h.warehouse_id
+                 WHERE $3::bigint[] IS NULL OR t.id = ANY($3::bigint[])
+                UNION ALL
+                SELECT h.*, t.id, t.material_id, t.category, t.substitution_group, t.owner_id, t.sector, t.horizon_days
+                  FROM held h JOIN above ab ON ab.region_id = h.region_id
+                  JOIN reserve_targets t ON t.scope_region_id = ab.ancestor
+                 WHERE $3::bigint[] IS NULL OR t.id = ANY($3::bigint[]))
+        SELECT account_id, target_id, decimals
+          FROM scoped
+         WHERE (t_material = material_id OR t_category = category OR t_group = substitution_group)
+           AND (t_owner = owner_id OR t_sector = sector OR (t_owner IS NULL AND t_sector IS NULL))
+           AND (expires_on IS NULL OR expires_on > $2::date + horizon_days)""",
         account_ids, today, None if target_ids is None else sorted(target_ids))
 
 

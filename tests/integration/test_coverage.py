@@ -146,7 +146,8 @@ async def test_the_sql_agrees_with_the_reference_rule_on_a_random_reserve(client
     every target exactly the usable quantity of the position-by-position rule, and the evaluation
     picks exactly the lots the expiry rule calls for."""
     from stockpile.domain.alerts import EXPIRY_CRITICAL_WITHIN_DAYS, expiry_alert
-    from stockpile.domain.coverage import Holding, TargetScope, usable_quantity
+    from stockpile.domain.coverage import Holding, TargetScope, outlives_horizon, usable_quantity
+    from stockpile.store import allocation as allocation_store
     from stockpile.store import alerts as alert_store
     from stockpile.store import coverage as coverage_store
 
@@ -232,6 +233,28 @@ async def test_the_sql_agrees_with_the_reference_rule_on_a_random_reserve(client
         for some in [[code] for code in scopes] + [rng.sample(list(scopes), 5), list(scopes)]:
             rows_of = await coverage_store.coverage_of_targets(conn, today=TODAY, target_ids=[ids[c] for c in some])
             assert {r["code"]: r["usable"] for r in rows_of} == {code: expected[code] for code in some}
+
+    # the positions each target counts (what floors are made of): the same rule, pair by pair
+    positions = await pg_pool.fetch(
+        """SELECT a.id, w.code AS warehouse, r.code AS region, m.code AS material, o.code AS owner, o.sector, a.balance,
+                  a.reserved, l.status, l.expires_on
+             FROM accounts a JOIN lots l ON l.id = a.lot_id JOIN warehouses w ON w.id = l.warehouse_id
+             JOIN regions r ON r.id = w.region_id JOIN materials m ON m.id = l.material_id
+             JOIN parties o ON o.id = a.owner_id
+            WHERE a.type = 'stock' AND m.code = ANY($1::text[])""", list(materials))
+    wanted = {(p["id"], ids[code]) for p in positions for code, scope in scopes.items()
+              if scope.counts(Holding(*(p[k] for k in ("warehouse", "region", "material", "owner", "sector", "balance",
+                                                       "reserved", "status", "expires_on"))))
+              and p["status"] == "available" and outlives_horizon(p["expires_on"], TODAY, scope.horizon_days)}
+    assert wanted and len(wanted) < len(positions) * len(scopes)
+    account_ids = [p["id"] for p in positions]
+    async with pg_pool.acquire() as conn:
+        pairs = {(m["account_id"], m["target_id"]) for m in await allocation_store.memberships(conn, account_ids, TODAY)}
+        some = set(rng.sample(sorted(ids.values()), 5))
+        restricted = {(m["account_id"], m["target_id"])
+                      for m in await allocation_store.memberships(conn, account_ids, TODAY, some)}
+    assert {pair for pair in pairs if pair[1] in ids.values()} == wanted
+    assert restricted == {pair for pair in wanted if pair[1] in some}
     on_hand: dict[str, tuple] = {}
     for r in rows:
         total = on_hand.get(r["lot_id"], (r["expires_on"], 0))[1] + r["balance"]
