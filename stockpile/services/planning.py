@@ -75,11 +75,13 @@ async def load_floors(pg: asyncpg.Connection, today: date, ruleset: Iterable[Rul
     """The usable stock and protected floor of every reserve target (or of ``target_ids``), in
     thousandths of its unit."""
     rule_floors = _rule_floors(ruleset)
-    promised = await _promised_to_rotation(pg, today, target_ids)
     if target_ids is None:
+        within = None
         rows = await coverage.coverage(pg, today=today, region=None, category=None)
     else:
-        rows = await coverage.coverage_of_targets(pg, today=today, target_ids=list(target_ids))
+        within = await coverage.reach(pg, list(target_ids))
+        rows = await coverage.coverage_of_targets(pg, today=today, target_ids=list(target_ids), within=within)
+    promised = await _promised_to_rotation(pg, today, target_ids, within)
     result = {}
     for t in rows:
         usable = int(t["usable"] * THOUSANDTHS) - promised.get(t["id"], 0)
@@ -88,10 +90,12 @@ async def load_floors(pg: asyncpg.Connection, today: date, ruleset: Iterable[Rul
     return result
 
 
-async def _promised_to_rotation(pg: asyncpg.Connection, today: date, target_ids: set[int] | None) -> dict[int, int]:
-    """Thousandths of each target's usable stock that open rotation orders are still to take out: the
-    rotation planner kept them above the floor, so an allocation must count them as gone."""
-    outstanding = {r["account_id"]: r["units"] for r in await store.rotation_outstanding(pg)}
+async def _promised_to_rotation(pg: asyncpg.Connection, today: date, target_ids: set[int] | None,
+                                within: tuple[list[int], list[int]] | None) -> dict[int, int]:
+    """Thousandths of each target's usable stock (of ``target_ids``, whose stock lies ``within``; of
+    every target when None) that open rotation orders are still to take out: the rotation planner
+    kept them above the floor, so an allocation must count them as gone."""
+    outstanding = {r["account_id"]: r["units"] for r in await store.rotation_outstanding(pg, within)}
     promised: dict[int, int] = defaultdict(int)
     for m in await store.memberships(pg, list(outstanding), today, target_ids) if outstanding else []:
         promised[m["target_id"]] += outstanding[m["account_id"]] * 10 ** (3 - m["decimals"])

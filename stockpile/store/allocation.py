@@ -137,14 +137,25 @@ async def lock_all_floors(pg: asyncpg.Connection) -> None:
     await pg.execute("SELECT pg_advisory_xact_lock(hashtext($1))", FLOORS_LOCK)
 
 
-async def rotation_outstanding(pg: asyncpg.Connection) -> list[asyncpg.Record]:
-    """Stock open rotation orders are still to take out, per position (its stock account)."""
+async def rotation_outstanding(pg: asyncpg.Connection,
+                               within: tuple[list[int], list[int]] | None = None) -> list[asyncpg.Record]:
+    """Stock open rotation orders are still to take out, per position (its stock account); only at
+    the warehouses and of the materials ``within`` names, when given (read from those lots on)."""
+    if within is None:
+        return await pg.fetch(
+            """SELECT a.id AS account_id, sum(o.quantity - o.out_quantity) AS units
+                 FROM rotation_orders o
+                 JOIN accounts a ON a.lot_id = o.lot_id AND a.owner_id = o.owner_id AND a.type = 'stock'
+                WHERE o.state IN ('planned', 'in_progress') AND o.out_quantity < o.quantity
+                GROUP BY a.id""")
     return await pg.fetch(
         """SELECT a.id AS account_id, sum(o.quantity - o.out_quantity) AS units
-             FROM rotation_orders o
+             FROM lots l
+             JOIN rotation_orders o ON o.lot_id = l.id AND o.state IN ('planned', 'in_progress')
              JOIN accounts a ON a.lot_id = o.lot_id AND a.owner_id = o.owner_id AND a.type = 'stock'
-            WHERE o.state IN ('planned', 'in_progress') AND o.out_quantity < o.quantity
-            GROUP BY a.id""")
+            WHERE l.warehouse_id = ANY($1::bigint[]) AND l.material_id = ANY($2::bigint[])
+              AND o.out_quantity < o.quantity
+            GROUP BY a.id""", *within)
 
 
 async def insert_plan(pg: asyncpg.Connection, plan: dict[str, Any], requests_: list[tuple], lines: list[tuple]) -> str:

@@ -243,16 +243,21 @@ async def coverage(
     return await pg.fetch(COVERAGE, today, region, category, warehouse_ids, region_ids, cleared, cuts, named_owners)
 
 
-async def coverage_of_targets(pg: asyncpg.Connection, *, today: date, target_ids: list[int]) -> list[asyncpg.Record]:
+async def reach(pg: asyncpg.Connection, target_ids: list[int]) -> tuple[list[int], list[int]]:
+    """(warehouse ids, material ids) whose stock the targets can count."""
+    row = await pg.fetchrow(REACH, sorted(target_ids))
+    return row["warehouse_ids"], row["material_ids"]
+
+
+async def coverage_of_targets(pg: asyncpg.Connection, *, today: date, target_ids: list[int],
+                              within: tuple[list[int], list[int]]) -> list[asyncpg.Record]:
     """The given targets with their usable quantity, as ``coverage`` counts it, from a pass over only
-    the stock they can count."""
+    the stock they can count (``within``: their ``reach``)."""
     cuts, named_owners = await horizon_cuts_and_named_owners(pg)
     if not cuts or not target_ids:
         return []
-    reach = await pg.fetchrow(REACH, sorted(target_ids))
     await custom_plans(pg)
-    return await pg.fetch(COVERAGE_OF_TARGETS, today, sorted(target_ids), cuts, named_owners,
-                          reach["warehouse_ids"], reach["material_ids"])
+    return await pg.fetch(COVERAGE_OF_TARGETS, today, sorted(target_ids), cuts, named_owners, *within)
 
 
 async def taken_coverage(pg: asyncpg.Connection) -> list[asyncpg.Record]:

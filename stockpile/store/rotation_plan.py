@@ -106,7 +106,15 @@ async def insert_orders(pg: asyncpg.Connection, orders: list[tuple]) -> int:
                                 $7::text[], $8::text[])
            ON CONFLICT (lot_id, owner_id) WHERE state IN ('planned', 'in_progress') DO NOTHING""",
         *columns)
-    return int(status.rsplit(" ", 1)[1])
+    inserted = int(status.rsplit(" ", 1)[1])
+    if inserted >= ANALYZE_AFTER:
+        # A first planning run opens tens of thousands of orders at once: the statements that read
+        # open orders next (an approval's floor check, say) are planned from statistics that know them.
+        await pg.execute("ANALYZE rotation_orders")
+    return inserted
+
+
+ANALYZE_AFTER = 1000  # orders inserted in one run
 
 
 # The rule of ``stockpile.domain.rotation_orders.is_overdue``: old stock not all out by out-by, or

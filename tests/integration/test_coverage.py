@@ -231,7 +231,9 @@ async def test_the_sql_agrees_with_the_reference_rule_on_a_random_reserve(client
                                                           list(scopes))}
     async with pg_pool.acquire() as conn, conn.transaction():
         for some in [[code] for code in scopes] + [rng.sample(list(scopes), 5), list(scopes)]:
-            rows_of = await coverage_store.coverage_of_targets(conn, today=TODAY, target_ids=[ids[c] for c in some])
+            chosen = [ids[c] for c in some]
+            rows_of = await coverage_store.coverage_of_targets(
+                conn, today=TODAY, target_ids=chosen, within=await coverage_store.reach(conn, chosen))
             assert {r["code"]: r["usable"] for r in rows_of} == {code: expected[code] for code in some}
 
     # the positions each target counts (what floors are made of): the same rule, pair by pair

@@ -15,6 +15,7 @@ from stockpile.config import Settings
 from stockpile.jobs.catalog import catalog
 from stockpile.jobs.runs import run_slot
 from stockpile.store import readiness, snapshots
+from stockpile.store import rotation_plan as rotation_plan_store
 from stockpile.store.db import Database
 from tests.factories import make_world, receive
 from tests.live import make_admin_token
@@ -177,3 +178,16 @@ async def test_late_orders_raise_rotation_overdue_until_they_are_worked_or_cance
     assert again["created"] == 1
     replanned = await orders(db)
     assert replanned["B"]["state"] == "planned" and replanned["B"]["id"] != planned["B"]["id"]
+
+
+async def test_a_run_that_opens_many_orders_leaves_statistics_that_know_them(reserve, monkeypatch):
+    """Approvals read open orders right after a first national run: the run analyses the orders it
+    opened in bulk, so those reads are not planned for an empty table (here the bulk is 3 orders)."""
+    _, db, _, _ = reserve
+    monkeypatch.setattr(rotation_plan_store, "ANALYZE_AFTER", 3)
+    known = "SELECT reltuples FROM pg_class WHERE relname = 'rotation_orders'"
+    async with db.transaction() as tx:
+        assert await tx.pg.fetchval(known) < 3
+    assert (await run(db, -1))["created"] == 3
+    async with db.transaction() as tx:
+        assert await tx.pg.fetchval(known) == 3
