@@ -304,23 +304,20 @@ def _trigger(position: Position, policy: Policy, today: date) -> str:
 @dataclass(frozen=True)
 class _Room:
     """What the targets counting a position let go of it: ``fits`` units; ``binding`` the tightest
-    (target, reason, why) when not all of it; ``short`` every target without room for all of it."""
+    (target, reason, why) when not all of it; ``short`` every target without room for all of it (each
+    holds later lots of the material back behind this one); ``waits`` when it waits behind an earlier
+    lot (then that lot, not a target, is what holds it back)."""
 
     fits: int
     binding: tuple[Target, str, str] | None = None
     short: tuple[str, ...] = ()
+    waits: bool = False
 
 
 def _room(position: Position, amount: int, policy: Policy, counting: list[Target],
           standing: dict[str, _Standing], today: date) -> _Room:
     """How much of ``amount`` units of the position the targets counting it let go now."""
     material = position.holding.material
-    for target in counting:
-        waiting = standing[target.code].held.get(material)
-        if waiting is not None:
-            return _Room(0, (target, "first_expiring",
-                             f"waits for lot {waiting.lot_code} (expires {waiting.holding.expires_on}), "
-                             f"which target {target.code} holds back first"))
     fits, binding, short = amount, None, []
     for target in counting:
         room, reason, why = _headroom(position, policy, target, standing[target.code], today)
@@ -328,6 +325,15 @@ def _room(position: Position, amount: int, policy: Policy, counting: list[Target
             short.append(target.code)
         if room < fits:
             fits, binding = room, (target, reason, why)
+    for target in counting:
+        # A position waiting behind an earlier lot at one target still holds later lots back at the
+        # others short of room for it — as it would if it did not wait (planning again, the earlier
+        # lot's remainder may be what waits in its place).
+        waiting = standing[target.code].held.get(material)
+        if waiting is not None:
+            return _Room(0, (target, "first_expiring",
+                             f"waits for lot {waiting.lot_code} (expires {waiting.holding.expires_on}), "
+                             f"which target {target.code} holds back first"), tuple(short), waits=True)
     return _Room(fits, binding, tuple(short))
 
 
@@ -399,7 +405,7 @@ def plan_rotation(positions: Iterable[Position], targets: Iterable[Target], open
             target, reason, why = room.binding
             plan.blocked.append(Blocked(position.lot_id, position.holding.owner, target.code, reason,
                                         position.available, f"{_trigger(position, policy, today)}: {why}", position,
-                                        room.short))
+                                        () if room.waits else room.short))
             continue
         ordered[position.key] = room.fits
         for target in counting:

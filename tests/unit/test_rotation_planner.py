@@ -207,6 +207,24 @@ def test_a_partly_ordered_lot_still_holds_later_lots_back_on_the_next_run():
     assert [(b.lot_id, b.reason) for b in again.blocked] == [("LATE", "first_expiring")]
 
 
+def test_a_lot_waiting_behind_one_target_still_holds_later_lots_back_at_another_short_of_room():
+    # The depot lets 1.0 L out, the area 1.2 L (a quarter each); A is 0.1 L into an order, B is ordered
+    # in full on the first run. On the next run A's remaining 0.1 L no longer fits the depot, so C waits
+    # behind A there — and the area, short of room for C's 0.3 L as on the first run, keeps D (another
+    # depot of the area) waiting behind C: planning again plans nothing.
+    depot = target("DEPOT", "4", "0", floor="0", horizon=0)
+    area = target("AREA", "5", "0", floor="0", warehouse=None, region="NORTH", horizon=0)
+    a, b, c = position("A", 2, expires_in=0), position("B", 9, expires_in=0), position("C", 3, expires_in=0)
+    d = position("D", 1, expires_in=0, warehouse="WH-N2")
+    first = plan([a, b, c, d], [depot, area], [open_order(a, 1)])
+    assert [(o.lot_id, o.quantity) for o in first.orders] == [("B", 9)]
+    assert [(x.lot_id, x.reason) for x in first.blocked] == [("C", "out_share"), ("D", "first_expiring")]
+    again = plan([a, b, c, d], [depot, area], [open_order(a, 1), open_order(b, 9)])
+    assert again.orders == []
+    assert [(x.lot_id, x.target, x.reason) for x in again.blocked] == [
+        ("C", "DEPOT", "first_expiring"), ("D", "AREA", "first_expiring")]
+
+
 def test_a_position_with_an_open_order_gets_no_second_one():
     p = position("A", 100)
     assert plan([p], open_orders=[open_order(p, 40)]).orders == []
