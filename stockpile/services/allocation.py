@@ -250,7 +250,7 @@ async def approve(pg: asyncpg.Connection, plan_id: str, principal: Principal, no
     account_ids = [line["account_id"] for line in lines]
     members: dict[int, list[int]] = defaultdict(list)
     for m in await store.memberships(pg, account_ids, today):
-        members[m["account_id"]].append(m["target_id"])
+        members[m["account_id"]].extend(m["target_ids"])
     await store.lock_floors(pg, [t for ts in members.values() for t in ts])
     accounts = await store.lock_accounts(pg, account_ids)
     target_floors = await planning.load_floors(pg, today, ruleset, {t for ts in members.values() for t in ts})

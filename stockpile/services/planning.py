@@ -98,7 +98,8 @@ async def _promised_to_rotation(pg: asyncpg.Connection, today: date, target_ids:
     outstanding = {r["account_id"]: r["units"] for r in await store.rotation_outstanding(pg, within)}
     promised: dict[int, int] = defaultdict(int)
     for m in await store.memberships(pg, list(outstanding), today, target_ids) if outstanding else []:
-        promised[m["target_id"]] += outstanding[m["account_id"]] * 10 ** (3 - m["decimals"])
+        for target_id in m["target_ids"]:
+            promised[target_id] += outstanding[m["account_id"]] * 10 ** (3 - m["decimals"])
     return promised
 
 
@@ -114,7 +115,7 @@ async def plan(pg: asyncpg.Connection, requests: list[Mapping[str, Any]], *, tod
         today=today, lost_warehouse_ids=list(lost_warehouse_ids))
     members: dict[int, list[int]] = defaultdict(list)
     for m in await store.memberships(pg, [p["account_id"] for p in positions], today):
-        members[m["account_id"]].append(m["target_id"])
+        members[m["account_id"]].extend(m["target_ids"])
     target_floors = await load_floors(pg, today, ruleset, {t for ts in members.values() for t in ts})
     scale = {p["account_id"]: 10 ** (3 - p["decimals"]) for p in positions}
     memberships = {p["account_id"]: members.get(p["account_id"], []) for p in positions}

@@ -79,17 +79,28 @@ async def candidate_positions(pg: asyncpg.Connection, *, material_ids: list[int]
         material_ids, groups, today, list(lost_warehouse_ids))
 
 
+# A target has one scope (a warehouse or a region) and one material selector (a material, a category
+# or a substitution group): six kinds of match, each an equality join on its own keys, so a position
+# meets only the targets filed under its place and its material.
+_PLACES = {"warehouse": ("held h", "t.scope_warehouse_id = h.warehouse_id"),
+           "region": ("held h JOIN above ab ON ab.region_id = h.region_id", "t.scope_region_id = ab.ancestor")}
+_SELECTORS = ("material_id", "category", "substitution_group")
+_MATCHES = "\n                UNION ALL\n".join(
+    f"""SELECT h.account_id, h.decimals, h.owner_id, h.sector, h.expires_on, t.id AS target_id,
+                       t.owner_id AS t_owner, t.sector AS t_sector, t.horizon_days
+                  FROM {source} JOIN reserve_targets t ON {place} AND t.{selector} = h.{selector}
+                 WHERE $3::bigint[] IS NULL OR t.id = ANY($3::bigint[])"""
+    for source, place in _PLACES.values() for selector in _SELECTORS)
+
+
 async def memberships(pg: asyncpg.Connection, account_ids: list[int], today: date,
                       target_ids: Iterable[int] | None = None) -> list[asyncpg.Record]:
-    """(account, target) pairs: the targets each position counts toward — scope, material and owner
-    match, and its lot is usable over the target's horizon (stockpile.domain.coverage.TargetScope,
-    outlives_horizon); only the pairs of ``target_ids`` when given.
-
-    A target is scoped to a warehouse or to a region: the two are matched apart, each on its own key
-    (the position's warehouse; the regions above the position's), so that tens of thousands of
-    positions meet only the targets of their place instead of every target."""
+    """Per position (``account_id``, with the ``decimals`` of its material): the ``target_ids`` it
+    counts toward — scope, material and owner match, and its lot is usable over the target's horizon
+    (stockpile.domain.coverage.TargetScope, outlives_horizon); only ``target_ids`` when given. A
+    position counting toward none is left out."""
     return await pg.fetch(
-        """WITH RECURSIVE above(region_id, ancestor) AS (
+        f"""WITH RECURSIVE above(region_id, ancestor) AS (
                 SELECT id, id FROM regions
                 UNION ALL SELECT a.region_id, r.parent_id FROM above a JOIN regions r ON r.id = a.ancestor
                  WHERE r.parent_id IS NOT NULL),
@@ -102,21 +113,13 @@ async def memberships(pg: asyncpg.Connection, account_ids: list[int], today: dat
                   JOIN warehouses w ON w.id = l.warehouse_id
                   JOIN parties o ON o.id = a.owner_id
                  WHERE a.id = ANY($1::bigint[]) AND l.status = 'available'),
-            scoped AS (
-                SELECT h.*, t.id AS target_id, t.material_id AS t_material, t.category AS t_category,
-                       t.substitution_group AS t_group, t.owner_id AS t_owner, t.sector AS t_sector, t.horizon_days
-                  FROM held h JOIN reserve_targets t ON t.scope_warehouse_id = h.warehouse_id
-                 WHERE $3::bigint[] IS NULL OR t.id = ANY($3::bigint[])
-                UNION ALL
-                SELECT h.*, t.id, t.material_id, t.category, t.substitution_group, t.owner_id, t.sector, t.horizon_days
-                  FROM held h JOIN above ab ON ab.region_id = h.region_id
-                  JOIN reserve_targets t ON t.scope_region_id = ab.ancestor
-                 WHERE $3::bigint[] IS NULL OR t.id = ANY($3::bigint[]))
-        SELECT account_id, target_id, decimals
-          FROM scoped
-         WHERE (t_material = material_id OR t_category = category OR t_group = substitution_group)
-           AND (t_owner = owner_id OR t_sector = sector OR (t_owner IS NULL AND t_sector IS NULL))
-           AND (expires_on IS NULL OR expires_on > $2::date + horizon_days)""",
+            matched AS (
+                {_MATCHES})
+        SELECT account_id, min(decimals) AS decimals, array_agg(target_id ORDER BY target_id) AS target_ids
+          FROM matched
+         WHERE (t_owner = owner_id OR t_sector = sector OR (t_owner IS NULL AND t_sector IS NULL))
+           AND (expires_on IS NULL OR expires_on > $2::date + horizon_days)
+         GROUP BY account_id""",
         account_ids, today, None if target_ids is None else sorted(target_ids))
 
 

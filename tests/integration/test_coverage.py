@@ -251,10 +251,11 @@ async def test_the_sql_agrees_with_the_reference_rule_on_a_random_reserve(client
     assert wanted and len(wanted) < len(positions) * len(scopes)
     account_ids = [p["id"] for p in positions]
     async with pg_pool.acquire() as conn:
-        pairs = {(m["account_id"], m["target_id"]) for m in await allocation_store.memberships(conn, account_ids, TODAY)}
+        pairs = {(m["account_id"], t) for m in await allocation_store.memberships(conn, account_ids, TODAY)
+                 for t in m["target_ids"]}
         some = set(rng.sample(sorted(ids.values()), 5))
-        restricted = {(m["account_id"], m["target_id"])
-                      for m in await allocation_store.memberships(conn, account_ids, TODAY, some)}
+        restricted = {(m["account_id"], t) for m in await allocation_store.memberships(conn, account_ids, TODAY, some)
+                      for t in m["target_ids"]}
     assert {pair for pair in pairs if pair[1] in ids.values()} == wanted
     assert restricted == {pair for pair in wanted if pair[1] in some}
     on_hand: dict[str, tuple] = {}
