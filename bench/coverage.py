@@ -208,15 +208,37 @@ def scrape(url: str, scrapes: int = 300) -> dict:
         server.wait(timeout=20)
 
 
-def national_arguments(doc: str) -> argparse.Namespace:
-    """The options every national-scale bench shares: the server, and the size of the reserve."""
+def national_arguments(doc: str, **extra: int) -> argparse.Namespace:
+    """The options every national-scale bench shares: the server, and the size of the reserve (and
+    the bench's own integer options, ``extra``: name → default)."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    for name, default in extra.items():
+        parser.add_argument(f"--{name}", type=int, default=default)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
                                                                  "postgresql://root@127.0.0.1:5432/postgres"))
     parser.add_argument("--lots", type=int, default=1_000_000)
     parser.add_argument("--targets", type=int, default=20_000)
     parser.add_argument("--warehouses", type=int, default=2_000)
     return parser.parse_args()
+
+
+async def load_national(url: str, args, *more: str) -> tuple[dict, float]:
+    """The national reserve (``LOAD``, sized by ``args``) and then the ``more`` statements of a bench;
+    returns the counts of lots, targets and warehouses, and the seconds it took."""
+    dsn, kwargs = asyncpg_dsn(url)
+    conn = await asyncpg.connect(dsn, **kwargs)
+    try:
+        started = time.perf_counter()
+        await conn.execute(LOAD.format(lots=args.lots, targets=args.targets, warehouses=args.warehouses))
+        for statements in more:
+            await conn.execute(statements)
+        seconds = time.perf_counter() - started
+        counts = dict(await conn.fetchrow(
+            """SELECT (SELECT count(*) FROM lots) AS lots, (SELECT count(*) FROM reserve_targets) AS targets,
+                      (SELECT count(*) FROM warehouses) AS warehouses"""))
+        return counts, seconds
+    finally:
+        await conn.close()
 
 
 @contextmanager

@@ -18,7 +18,6 @@ The bulk load writes positions directly (triggers off): this database measures p
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -28,18 +27,15 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-import asyncpg
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.coverage import LOAD, throwaway_database  # noqa: E402
+from bench.coverage import load_national, national_arguments, throwaway_database  # noqa: E402
 from bench.rotation import ANCHOR, timed  # noqa: E402
 from stockpile.services import planning  # noqa: E402
 from stockpile.store import allocation as store  # noqa: E402
 from stockpile.store import rules as rules_store  # noqa: E402
 from stockpile.store.db import Database  # noqa: E402
-from stockpile.store.engine import asyncpg_dsn  # noqa: E402
 
 CRISIS = """
 INSERT INTO principals (name, roles) VALUES ('bench-commander', '{{commander}}');
@@ -59,36 +55,9 @@ ANALYZE;
 """
 
 
-def arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
-                                                                 "postgresql://root@127.0.0.1:5432/postgres"))
-    parser.add_argument("--lots", type=int, default=1_000_000)
-    parser.add_argument("--targets", type=int, default=20_000)
-    parser.add_argument("--warehouses", type=int, default=2_000)
-    parser.add_argument("--requests", type=int, default=300)
-    return parser.parse_args()
-
-
-async def load(url: str, args) -> tuple[dict, float]:
-    dsn, kwargs = asyncpg_dsn(url)
-    conn = await asyncpg.connect(dsn, **kwargs)
-    try:
-        started = time.perf_counter()
-        await conn.execute(LOAD.format(lots=args.lots, targets=args.targets, warehouses=args.warehouses))
-        await conn.execute(CRISIS.format(requests=args.requests, warehouses=args.warehouses))
-        seconds = time.perf_counter() - started
-        counts = dict(await conn.fetchrow(
-            """SELECT (SELECT count(*) FROM lots) AS lots, (SELECT count(*) FROM reserve_targets) AS targets,
-                      (SELECT count(*) FROM warehouses) AS warehouses,
-                      (SELECT count(*) FROM allocation_requests) AS requests"""))
-        return counts, seconds
-    finally:
-        await conn.close()
-
-
 async def measure(url: str, args) -> dict:
-    counts, load_seconds = await load(url, args)
+    counts, load_seconds = await load_national(url, args, CRISIS.format(requests=args.requests,
+                                                                        warehouses=args.warehouses))
     db = Database(url, pool_size=2)
     today = datetime.now(timezone.utc).date()
     limits = planning.Limits()
@@ -144,11 +113,11 @@ async def measure(url: str, args) -> dict:
     return {**counts, "load_seconds": load_seconds, "anchor_seconds": best["anchor"], "plan_seconds": best["plan"],
             "positions_seconds": best["positions"], "memberships_seconds": best["memberships"],
             "floors_seconds": best["floors"], **shapes, "lines": len(solution.lines), "requests_filled": dict(filled),
-            "floors_bound": len(planned.bound), "load_average": os.getloadavg()[0], "runs": runs}
+            "requests": len(planned.requests), "floors_bound": len(planned.bound), "load_average": os.getloadavg()[0], "runs": runs}
 
 
 def main() -> None:
-    args = arguments()
+    args = national_arguments(__doc__, requests=300)
     with throwaway_database(args.database_url, "stockpile_bench_plan") as url:
         r = asyncio.run(measure(url, args))
     anchor = r["anchor_seconds"]

@@ -31,12 +31,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import asyncpg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.coverage import LOAD, national_arguments, throwaway_database  # noqa: E402
+from bench.coverage import load_national, national_arguments, throwaway_database  # noqa: E402
 from stockpile.config import Settings  # noqa: E402
 from stockpile.jobs.catalog import catalog  # noqa: E402
 from stockpile.jobs.runs import run_slot  # noqa: E402
@@ -45,7 +44,6 @@ from stockpile.store import coverage as coverage_store  # noqa: E402
 from stockpile.store import rotation_plan as plan_store  # noqa: E402
 from stockpile.store import rules as rules_store  # noqa: E402
 from stockpile.store.db import Database  # noqa: E402
-from stockpile.store.engine import asyncpg_dsn  # noqa: E402
 
 ROTATION = """
 INSERT INTO rotation_policies (code, category, trigger_days_before_expiry, trigger_fraction_remaining, max_out_share,
@@ -61,22 +59,6 @@ ANALYZE;
 """
 
 ANCHOR = "SELECT count(*), sum(expires_on - current_date) FROM lots"
-
-
-async def load(url: str, args) -> tuple[dict, float]:
-    dsn, kwargs = asyncpg_dsn(url)
-    conn = await asyncpg.connect(dsn, **kwargs)
-    try:
-        started = time.perf_counter()
-        await conn.execute(LOAD.format(lots=args.lots, targets=args.targets, warehouses=args.warehouses))
-        await conn.execute(ROTATION)
-        seconds = time.perf_counter() - started
-        counts = dict(await conn.fetchrow(
-            """SELECT (SELECT count(*) FROM lots) AS lots, (SELECT count(*) FROM reserve_targets) AS targets,
-                      (SELECT count(*) FROM warehouses) AS warehouses"""))
-        return counts, seconds
-    finally:
-        await conn.close()
 
 
 async def timed(db: Database, work, *, commit: bool) -> tuple[float, object]:
@@ -98,7 +80,7 @@ async def timed(db: Database, work, *, commit: bool) -> tuple[float, object]:
 
 
 async def measure(url: str, args) -> dict:
-    counts, load_seconds = await load(url, args)
+    counts, load_seconds = await load_national(url, args, ROTATION)
     db = Database(url, pool_size=2)
     today = datetime.now(timezone.utc).date()
 
