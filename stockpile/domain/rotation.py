@@ -318,22 +318,25 @@ def _room(position: Position, amount: int, policy: Policy, counting: list[Target
           standing: dict[str, _Standing], today: date) -> _Room:
     """How much of ``amount`` units of the position the targets counting it let go now."""
     material = position.holding.material
+    holding_back = [t for t in counting if material in standing[t.code].held]
     fits, binding, short = amount, None, []
     for target in counting:
+        if holding_back and material in standing[target.code].held:
+            continue  # it waits anyway; this target holds later lots back already
         room, reason, why = _headroom(position, policy, target, standing[target.code], today)
         if room < amount:
             short.append(target.code)
         if room < fits:
             fits, binding = room, (target, reason, why)
-    for target in counting:
+    if holding_back:
         # A position waiting behind an earlier lot at one target still holds later lots back at the
         # others short of room for it — as it would if it did not wait (planning again, the earlier
         # lot's remainder may be what waits in its place).
-        waiting = standing[target.code].held.get(material)
-        if waiting is not None:
-            return _Room(0, (target, "first_expiring",
-                             f"waits for lot {waiting.lot_code} (expires {waiting.holding.expires_on}), "
-                             f"which target {target.code} holds back first"), tuple(short), waits=True)
+        target = holding_back[0]
+        waiting = standing[target.code].held[material]
+        return _Room(0, (target, "first_expiring",
+                         f"waits for lot {waiting.lot_code} (expires {waiting.holding.expires_on}), "
+                         f"which target {target.code} holds back first"), tuple(short), waits=True)
     return _Room(fits, binding, tuple(short))
 
 

@@ -81,16 +81,17 @@ async def candidate_positions(pg: asyncpg.Connection, *, material_ids: list[int]
 
 # A target has one scope (a warehouse or a region) and one material selector (a material, a category
 # or a substitution group): six kinds of match, each an equality join on its own keys, so a position
-# meets only the targets filed under its place and its material.
-_PLACES = {"warehouse": ("held h", "t.scope_warehouse_id = h.warehouse_id"),
-           "region": ("held h JOIN above ab ON ab.region_id = h.region_id", "t.scope_region_id = ab.ancestor")}
+# meets only the targets filed under its place and its material. A region-scoped target is filed under
+# every region of its scope (``below``), so a position is matched on its own region.
+_PLACES = {"warehouse": ("reserve_targets t", "t.scope_warehouse_id = h.warehouse_id"),
+           "region": ("below t", "t.region_id = h.region_id")}
 _SELECTORS = ("material_id", "category", "substitution_group")
 _MATCHES = "\n                UNION ALL\n".join(
     f"""SELECT h.account_id, h.decimals, h.owner_id, h.sector, h.expires_on, t.id AS target_id,
                        t.owner_id AS t_owner, t.sector AS t_sector, t.horizon_days
-                  FROM {source} JOIN reserve_targets t ON {place} AND t.{selector} = h.{selector}
+                  FROM held h JOIN {targets} ON {place} AND t.{selector} = h.{selector}
                  WHERE $3::bigint[] IS NULL OR t.id = ANY($3::bigint[])"""
-    for source, place in _PLACES.values() for selector in _SELECTORS)
+    for targets, place in _PLACES.values() for selector in _SELECTORS)
 
 
 async def memberships(pg: asyncpg.Connection, account_ids: list[int], today: date,
@@ -112,7 +113,10 @@ async def memberships(pg: asyncpg.Connection, account_ids: list[int], today: dat
                   JOIN materials m ON m.id = l.material_id
                   JOIN warehouses w ON w.id = l.warehouse_id
                   JOIN parties o ON o.id = a.owner_id
-                 WHERE a.id = ANY($1::bigint[]) AND l.status = 'available'),
+                 WHERE a.id = ANY($1::bigint[]) AND l.status = 'available'
+                   AND (l.expires_on IS NULL OR l.expires_on > $2::date)),  -- no target counts stock dead by today
+            below AS MATERIALIZED (  -- each region-scoped target once per region in its scope
+                SELECT t.*, ab.region_id FROM reserve_targets t JOIN above ab ON ab.ancestor = t.scope_region_id),
             matched AS (
                 {_MATCHES})
         SELECT account_id, min(decimals) AS decimals, array_agg(target_id ORDER BY target_id) AS target_ids
