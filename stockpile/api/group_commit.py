@@ -149,8 +149,7 @@ async def _in_transaction(pg, group: list[Job]) -> list[Answer | Exception]:
     for job in group:
         first.setdefault(job.ident, job)
     claimed = await idempotency.claim_many(pg, [(j.principal.id, j.key, j.fingerprint) for j in first.values()])
-    used = [k for k in first if k not in claimed]
-    stored = await idempotency.stored_many(pg, used) if used else {}
+    stored = await idempotency.stored_many(pg, [k for k in first if k not in claimed])
     ws = Workspace(pg, background=APPEND_EVERY)
     try:
         return await _apply(pg, ws, group, first, claimed, stored)

@@ -30,6 +30,7 @@ from stockpile.store import allocation as store
 from stockpile.store import masterdata, obligations, readiness, rules
 from stockpile.store.db import as_uuid
 
+
 async def request_values(pg: asyncpg.Connection, data: c.AllocationRequestIn, today: date, field: str = "") -> dict[str, Any]:
     """Check a request's codes and amounts; the values of its allocation_requests row (ids resolved)."""
     errors = []
@@ -251,9 +252,10 @@ async def approve(pg: asyncpg.Connection, plan_id: str, principal: Principal, no
     members: dict[int, list[int]] = defaultdict(list)
     for m in await store.memberships(pg, account_ids, today):
         members[m["account_id"]].extend(m["target_ids"])
-    await store.lock_floors(pg, [t for ts in members.values() for t in ts])
+    target_ids = {t for ts in members.values() for t in ts}
+    await store.lock_floors(pg, list(target_ids))
     accounts = await store.lock_accounts(pg, account_ids)
-    target_floors = await planning.load_floors(pg, today, ruleset, {t for ts in members.values() for t in ts})
+    target_floors = await planning.load_floors(pg, today, ruleset, target_ids)
     want: dict[int, int] = defaultdict(int)
     for i, line in enumerate(lines):
         account = accounts[line["account_id"]]

@@ -290,12 +290,13 @@ async def _rotation_out(ws: Workspace, cmd: c.RotationOut, clock: Clock, princip
     position, row = found
     _check_named_lot(cmd, position, row, principal)
     quantity = parse_quantity(cmd.quantity, position.decimals)
-    await _rotation_not_suspended(await ws.conn(), position, row, clock)
+    pg = await ws.conn()
+    await _rotation_not_suspended(pg, position, row, clock)
     postings = rules.rotation_out_postings(position, quantity)
-    order = await rotation.claim_order(await ws.conn(), cmd.rotation_order_id, direction="out", quantity=quantity,
+    order = await rotation.claim_order(pg, cmd.rotation_order_id, direction="out", quantity=quantity,
                                        lot_id=position.lot_id, owner_id=position.owner_id,
                                        material_id=position.material_id, decimals=position.decimals)
-    await rotation.save_progress(await ws.conn(), order)
+    await rotation.save_progress(pg, order)
     return _posted("rotation_out", cmd, clock, postings, {position.account_id: position},
                    {position.material_id: (row["material_code"], position.decimals)}, rotation_order_id=order.id)
 

@@ -66,8 +66,8 @@ def _floor_ratio(target: asyncpg.Record, rule_floors: list[Rule]) -> Decimal:
     return max(ratios)
 
 
-def thousandths(thousandths: int) -> str:
-    return format((Decimal(thousandths) / THOUSANDTHS).normalize(), "f")
+def thousandths(amount: int) -> str:
+    return format((Decimal(amount) / THOUSANDTHS).normalize(), "f")
 
 
 async def load_floors(pg: asyncpg.Connection, today: date, ruleset: Iterable[Rule],

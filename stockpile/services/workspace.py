@@ -155,10 +155,8 @@ class Workspace:
     async def settle(self) -> None:
         """Wait for a background append still under way (its outcome no longer matters: the
         transaction is being given up), so the connection is free to roll back."""
-        if self._appending is not None:
-            appending, self._appending = self._appending, None
-            with contextlib.suppress(Exception):
-                await appending
+        with contextlib.suppress(Exception):
+            await self.conn()
 
     async def _insert(self, pending: list[Pending]) -> None:
         try:

@@ -55,6 +55,9 @@ async def claim_many(pg: asyncpg.Connection, claims: list[tuple[int, str, bytes]
 
 
 async def stored_many(pg: asyncpg.Connection, keys: list[tuple[int, str]]) -> dict[tuple[int, str], Stored]:
+    """What was stored for keys used before (no round trip when there are none)."""
+    if not keys:
+        return {}
     rows = await pg.fetch(
         """SELECT k.principal_id, k.key, k.request_hash, k.status_code, k.response FROM idempotency_keys k
              JOIN unnest($1::bigint[], $2::text[]) AS u(principal_id, key) USING (principal_id, key)""",
