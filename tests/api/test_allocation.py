@@ -161,14 +161,21 @@ async def test_wartime_rules_let_the_military_requisition_civilian_fuel_with_an_
     assert req["id"] in {x["request_id"] for x in dispatched.json()["lines"]}
 
 
-async def test_two_plans_approved_at_once_cannot_together_breach_a_floor(client, admin, operator, planner, world, pg_pool):
-    w = world
-    lot = lot_of(await receive(client, operator, warehouse=w.north, material=w.diesel, owner=w.civil,
-                               quantity="1000", lot="D-4"))
-    r = await client.put(f"/api/v1/reserve-targets/TF-{w.uid}", headers=admin, json={
+async def _lot_at_its_floor_target(client, admin, operator, w, lot: str, target: str) -> str:
+    """1000.0 L of diesel for the civil owner at the north depot, and a target of exactly that much there
+    with half of it protected; the lot's id."""
+    lot_id = lot_of(await receive(client, operator, warehouse=w.north, material=w.diesel, owner=w.civil,
+                                  quantity="1000", lot=lot))
+    r = await client.put(f"/api/v1/reserve-targets/{target}-{w.uid}", headers=admin, json={
         "scope": {"warehouse": w.north}, "material": w.diesel, "owner": w.civil, "quantity": "1000",
         "floor_ratio": 0.5, "warning_ratio": 0.9, "critical_ratio": 0.6, "horizon_days": 30})
     assert r.status_code == 201
+    return lot_id
+
+
+async def test_two_plans_approved_at_once_cannot_together_breach_a_floor(client, admin, operator, planner, world, pg_pool):
+    w = world
+    lot = await _lot_at_its_floor_target(client, admin, operator, w, "D-4", "TF")
     plans = []
     for _ in range(2):
         req = await request(client, planner, requester=w.civil, destination=w.south, material=w.diesel, quantity="400")
@@ -350,12 +357,7 @@ async def test_lapsed_reservations_are_released_and_late_requests_raise_allocati
 async def test_stock_promised_to_open_rotation_orders_is_not_offered_above_the_floor(
         client, admin, operator, planner, world, pg_pool):
     w = world
-    lot = lot_of(await receive(client, operator, warehouse=w.north, material=w.diesel, owner=w.civil,
-                               quantity="1000", lot="D-ROT"))
-    r = await client.put(f"/api/v1/reserve-targets/TR-{w.uid}", headers=admin, json={
-        "scope": {"warehouse": w.north}, "material": w.diesel, "owner": w.civil, "quantity": "1000",
-        "floor_ratio": 0.5, "warning_ratio": 0.9, "critical_ratio": 0.6, "horizon_days": 30})
-    assert r.status_code == 201
+    lot = await _lot_at_its_floor_target(client, admin, operator, w, "D-ROT", "TR")
     assert (await client.put(f"/api/v1/rotation-policies/ROT-{w.uid}", headers=admin,
                              json={"material": w.diesel, "trigger_days_before_expiry": 90})).status_code == 201
     await pg_pool.execute(
