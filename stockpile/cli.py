@@ -53,15 +53,30 @@ async def _is_empty(url: str) -> bool:
         await db.dispose()
 
 
+def demo_wanted(*, embedded: bool, setting: bool, asked: bool = False, refused: bool = False) -> bool:
+    """Whether ``serve`` loads the demo into an empty database.
+
+    The demo prints admin and commander tokens, so it belongs on a laptop: on the embedded database
+    ``STOCKPILE_DEMO`` (default true) decides. A server named by ``DATABASE_URL`` gets it only when
+    ``serve --demo`` asks — ``STOCKPILE_DEMO=true`` is not enough, so a setting copied from a laptop
+    never puts demo tokens on a real server. ``--no-demo`` always wins; ``--demo`` beats the setting.
+    """
+    if refused:
+        return False
+    return asked or (embedded and setting)
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from stockpile.store.engine import upgrade
 
+    demo = demo_wanted(embedded=not settings.database_url, setting=settings.demo, asked=args.demo,
+                       refused=args.no_demo)
     settings = replace(
         settings,
         host=args.host or settings.host, port=args.port or settings.port,
-        workers=args.workers or settings.workers, demo=settings.demo and not args.no_demo,
+        workers=args.workers or settings.workers, demo=demo,
     )
     url = database_url(settings)
     if settings.migrate_on_start:
@@ -123,15 +138,26 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def cli_audit(pg, action: str, target: str | None, details: dict) -> None:
-    """Record a state-changing CLI action in the audit trail (in the caller's transaction)."""
+def os_user() -> str:
+    """Who runs the command, as the operating system says (the ``cli:<user>`` of audit rows)."""
     import getpass
+
+    return getpass.getuser()
+
+
+async def cli_audit(pg, action: str, target: str | None, details: dict, principal=None) -> None:
+    """Record a state-changing CLI action in the audit trail (in the caller's transaction): under the
+    principal it ran ``--as``, or under ``cli:<user>``."""
     from datetime import datetime, timezone
 
     from stockpile.store import audit
 
+    if principal is None:
+        actor, roles = f"cli:{os_user()}", []
+    else:
+        actor, roles, details = principal.name, sorted(principal.roles), {**details, "os_user": os_user()}
     await audit.append(
-        pg, at=datetime.now(timezone.utc), actor=f"cli:{getpass.getuser()}", roles=[], action=f"cli {action}",
+        pg, at=datetime.now(timezone.utc), actor=actor, roles=roles, action=f"cli {action}",
         target=target, outcome="ok", status=None, client=None, request_id=None, details=details,
     )
 
@@ -147,30 +173,58 @@ async def _in_transaction(url: str, work):
         await db.dispose()
 
 
-async def _create_token(url: str, args: argparse.Namespace) -> str:
-    from datetime import datetime, timedelta, timezone
+def _refused(run) -> int | None:
+    """Run a unit of work; a refusal by the reserve's rules is printed and becomes the exit status
+    (1: nothing of that name, 2: refused), and nothing was written."""
+    from stockpile.domain.errors import DomainError, NotFound
 
-    from stockpile.store import tokens
+    try:
+        run()
+    except DomainError as exc:
+        print(exc.detail, file=sys.stderr)
+        return 1 if isinstance(exc, NotFound) else 2
+    return None
 
-    async def work(pg):
-        principal_id = await tokens.upsert_principal(pg, args.name, sorted(set(args.role)), args.clearance)
-        missing = await tokens.grant(pg, principal_id, args.warehouse or [], args.region or [])
-        if missing:
-            raise SystemExit(f"unknown warehouse or region codes: {', '.join(missing)}")
-        expires_at = datetime.now(timezone.utc) + timedelta(days=args.expires_in_days) if args.expires_in_days else None
-        token = await tokens.issue_token(pg, principal_id, args.label, expires_at)
-        await cli_audit(pg, "token create", args.name, {"roles": sorted(set(args.role)), "clearance": args.clearance,
-                                                        "warehouses": args.warehouse or [], "regions": args.region or []})
-        return token
 
-    return await _in_transaction(url, work)
+def _asked_rights(args: argparse.Namespace):
+    """The rights a ``token create`` names, ``None`` when it names none."""
+    from stockpile.domain.principals import Rights
+
+    if not (args.role or args.clearance or args.warehouse or args.region):
+        return None
+    return Rights.of(args.role, args.clearance, args.warehouse, args.region)
 
 
 def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
-    url = database_url(settings)
-    token = _run(_create_token(url, args))
-    print(f"token for {args.name} (roles: {', '.join(sorted(set(args.role)))}); it is shown only once:")
-    print(token)
+    from datetime import datetime, timedelta, timezone
+
+    from stockpile.services import principals
+
+    asked = _asked_rights(args)
+    issued = []
+
+    async def work(pg):
+        expires_at = datetime.now(timezone.utc) + timedelta(days=args.expires_in_days) if args.expires_in_days else None
+        done = await principals.issue_token(pg, args.name, asked, widen=args.widen, label=args.label,
+                                            expires_at=expires_at)
+        details = {"token_id": done.record["id"], "created": done.created,
+                   **(asked.described() if asked else {})}
+        if not done.added.empty:
+            details["widened"] = done.added.described()
+        await cli_audit(pg, "token create", args.name, details)
+        issued.append(done)
+
+    status = _refused(lambda: _run(_in_transaction(database_url(settings), work)))
+    if status is not None:
+        return status
+    done = issued[0]
+    if not done.added.empty:
+        print(f"{args.name} widened: added {done.added.text()}")
+    roles = ", ".join(done.record["roles"]) or "none"
+    print(f"token {done.record['id']} for {args.name} (roles: {roles}"
+          + (f"; clearance {done.record['clearance']}" if done.record["clearance"] else "")
+          + "); it is shown only once:")
+    print(done.token)
     return 0
 
 
@@ -178,7 +232,7 @@ def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from stockpile.store import tokens
 
     async def work(pg):
-        count = await tokens.revoke(pg, token=args.token, token_id=args.id, principal=args.name, by="cli")
+        count = await tokens.revoke(pg, token=args.token, token_id=args.id, principal=args.name, by=f"cli:{os_user()}")
         await cli_audit(pg, "token revoke", args.name or (str(args.id) if args.id else "token"), {"revoked": count})
         return count
 
@@ -188,6 +242,135 @@ def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     count = _run(_in_transaction(database_url(settings), work))
     print(f"revoked {count} token(s)")
     return 0 if count else 1
+
+
+def _moment(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def _token_lines(rows) -> list[str]:
+    """Tokens as an aligned table (never their values: only hashes are stored)."""
+    table = [("id", "principal", "roles", "label", "created", "expires", "revoked")]
+    table += [(str(r["id"]), r["principal"] + (" (disabled)" if r["principal_disabled_at"] else ""),
+               ",".join(r["roles"]) or "-", r["label"] or "-", _moment(r["created_at"]), _moment(r["expires_at"]),
+               _moment(r["revoked_at"])) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+
+
+def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
+    from stockpile.services import principals
+
+    rows = []
+
+    async def work(pg):
+        rows.extend(await principals.tokens_of(pg, args.name, include_all=args.all))
+
+    status = _refused(lambda: _run(_in_transaction(database_url(settings), work)))
+    if status is not None:
+        return status
+    print("\n".join(_token_lines(rows)))
+    return 0
+
+
+def cmd_principal_show(args: argparse.Namespace, settings: Settings) -> int:
+    from stockpile.services import principals
+
+    shown = []
+
+    async def work(pg):
+        shown.append(await principals.show(pg, args.name))
+
+    status = _refused(lambda: _run(_in_transaction(database_url(settings), work)))
+    if status is not None:
+        return status
+    p = shown[0]
+    print(f"principal  {p['name']}")
+    print(f"roles      {', '.join(p['roles']) or '-'}")
+    print(f"clearance  {p['clearance'] or '-'}")
+    print(f"warehouses {', '.join(p['warehouses']) or '-'}")
+    print(f"regions    {', '.join(p['regions']) or '-'}")
+    print(f"created    {_moment(p['created_at'])}")
+    print(f"disabled   {_moment(p['disabled_at']) if p['disabled_at'] else 'no'}")
+    print("tokens:" if p["tokens"] else "tokens:    none")
+    if p["tokens"]:
+        print("\n".join("  " + line for line in _token_lines(p["tokens"])))
+    return 0
+
+
+def _principal_change(settings: Settings, action: str, name: str, change, done: str, nothing: str) -> int:
+    """Apply one change to a principal and audit it in the same transaction; exit 1 when it changed
+    nothing (and nothing is audited)."""
+    changed = []
+
+    async def work(pg):
+        result = await change(pg)
+        if result:
+            await cli_audit(pg, action, name, result if isinstance(result, dict) else {})
+        changed.append(result)
+
+    status = _refused(lambda: _run(_in_transaction(database_url(settings), work)))
+    if status is not None:
+        return status
+    print(done if changed[0] else nothing, file=sys.stdout if changed[0] else sys.stderr)
+    return 0 if changed[0] else 1
+
+
+def cmd_principal_revoke_role(args: argparse.Namespace, settings: Settings) -> int:
+    from stockpile.services import principals
+
+    async def change(pg):
+        return await principals.revoke_role(pg, args.name, args.role) and {"role": args.role}
+
+    return _principal_change(settings, "principal revoke-role", args.name, change,
+                             f"{args.name} no longer holds the role {args.role} (nor does any token of it)",
+                             f"{args.name} did not hold the role {args.role}; nothing changed")
+
+
+def cmd_principal_revoke_clearance(args: argparse.Namespace, settings: Settings) -> int:
+    from stockpile.services import principals
+
+    async def change(pg):
+        return await principals.revoke_clearance(pg, args.name) and {"clearance": "military"}
+
+    return _principal_change(settings, "principal revoke-clearance", args.name, change,
+                             f"{args.name} is no longer cleared for military stock",
+                             f"{args.name} held no clearance; nothing changed")
+
+
+def cmd_principal_ungrant(args: argparse.Namespace, settings: Settings) -> int:
+    from stockpile.services import principals
+
+    asked = sorted(set(args.warehouse or []) | set(args.region or []))
+    removed = []
+
+    async def change(pg):
+        removed.extend(await principals.ungrant(pg, args.name, args.warehouse or [], args.region or []))
+        return removed and {"warehouses": sorted(set(removed) & set(args.warehouse or [])),
+                            "regions": sorted(set(removed) & set(args.region or []))}
+
+    status = _principal_change(settings, "principal ungrant", args.name, change,
+                               f"{args.name}: grants removed", f"{args.name} held none of {', '.join(asked)}; "
+                                                               "nothing changed")
+    if status == 0:
+        print(f"removed: {', '.join(removed)}")
+        if set(asked) - set(removed):
+            print(f"not granted (left alone): {', '.join(sorted(set(asked) - set(removed)))}")
+    return status
+
+
+def cmd_principal_disable(args: argparse.Namespace, settings: Settings) -> int:
+    from stockpile.services import principals
+
+    disable = args.principal_command == "disable"
+
+    async def change(pg):
+        return await principals.set_disabled(pg, args.name, disable) and {"disabled": disable}
+
+    state = "disabled" if disable else "enabled"
+    return _principal_change(settings, f"principal {args.principal_command}", args.name, change,
+                             f"{args.name} {state}" + (": none of its tokens authenticates any more" if disable else ""),
+                             f"{args.name} was already {state}; nothing changed")
 
 
 def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
@@ -230,8 +413,6 @@ def cmd_job_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_drill(args: argparse.Namespace, settings: Settings) -> int:
     """Run a drill from a YAML or JSON scenario (the body of POST /api/v1/drills) and print its report."""
-    import getpass
-
     import msgspec
     import yaml
 
@@ -240,7 +421,7 @@ def cmd_drill(args: argparse.Namespace, settings: Settings) -> int:
     from stockpile.services import drills
     from stockpile.services.movements import Clock
     from stockpile.services.planning import Limits
-    from stockpile.store import tokens
+    from stockpile.services.principals import RUN_DRILL
 
     try:
         with open(args.file, encoding="utf-8") as f:
@@ -258,11 +439,15 @@ def cmd_drill(args: argparse.Namespace, settings: Settings) -> int:
 
         db = Database(database_url(settings), pool_size=2)
         try:
+            if args.as_name:  # refused before the solve, not after it
+                async with db.transaction() as tx:
+                    await _acting(tx.pg, args.as_name, RUN_DRILL, "run drills")
             report = await drills.on_snapshot(db, scenario, Clock.utc().today, Limits.of(settings))
             async with db.transaction() as tx:
-                principal_id = await tokens.upsert_principal(tx.pg, f"cli:{getpass.getuser()}", ["planner"], "military")
-                stored = await drills.record(tx.pg, scenario, report, principal_id)
-                await cli_audit(tx.pg, "drill", scenario.name or None, {"id": stored["id"]})
+                principal, named = await _acting(tx.pg, args.as_name, RUN_DRILL, "run drills")
+                stored = await drills.record(tx.pg, scenario, report, principal.id)
+                await cli_audit(tx.pg, "drill", scenario.name or None, {"id": stored["id"]},
+                                principal if named else None)
             return stored
         finally:
             await db.dispose()
@@ -288,11 +473,9 @@ def _progress(done: int, total: int) -> None:
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
-    import getpass
-
-    from stockpile.domain.access import Principal
+    from stockpile.domain.errors import DomainError
     from stockpile.services.imports import ImportError_, run_import
-    from stockpile.store import tokens
+    from stockpile.services.principals import IMPORT_MASTER_DATA, IMPORT_MOVEMENTS
 
     try:
         with open(args.file, encoding="utf-8-sig", newline="") as f:
@@ -300,7 +483,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         print(f"cannot read {args.file}: {exc}", file=sys.stderr)
         return 2
-    name = f"cli:{getpass.getuser()}"
+    master_data = args.resource not in (None, "movements")
 
     async def work():
         from stockpile.store.db import Database
@@ -311,15 +494,16 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                 tx = pg.transaction()
                 await tx.start()
                 try:
-                    # The importing person acts nationally, as anyone with database access can.
-                    principal_id = await tokens.upsert_principal(pg, name, ["admin"], "military")
-                    principal = Principal(principal_id, name, frozenset({"admin"}), "military")
+                    principal, named = await _acting(
+                        pg, args.as_name, IMPORT_MASTER_DATA if master_data else IMPORT_MOVEMENTS,
+                        "import master data" if master_data else "import movements")
                     report = await run_import(pg, text, principal, resource=args.resource, per_row=args.per_row,
                                               progress=_progress)
                     if report.committed:
                         await cli_audit(pg, f"import {report.resource}", args.file,
                                         {"rows": report.rows, "written": report.written,
-                                         "refused": len(report.refused), "per_row": args.per_row})
+                                         "refused": len(report.refused), "per_row": args.per_row},
+                                        principal if named else None)
                 except BaseException:
                     await tx.rollback()
                     raise
@@ -332,6 +516,9 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         report = _run(work())
     except ImportError_ as exc:
         print(f"{args.file}: {exc}", file=sys.stderr)
+        return 2
+    except DomainError as exc:  # --as a principal that may not import this
+        print(f"the import was refused: {exc.detail}", file=sys.stderr)
         return 2
     if report.already_imported_at:
         print(f"{args.file} was already imported ({report.already_imported_at}); nothing written")
@@ -347,6 +534,20 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.refused else 0
 
 
+AS_HELP = ("act as this existing principal: its roles, scope and clearance apply and the audit names it "
+           "(default: the trusted command line, recorded as cli:<OS user>)")
+
+
+async def _acting(pg, name: str | None, needs: tuple[str, ...], doing: str):
+    """The principal a command acts as, and whether it was named with ``--as``: that principal
+    (refused if it may not), or the trusted command line attributed to ``cli:<OS user>``."""
+    from stockpile.services import principals
+
+    if name:
+        return await principals.acting_as(pg, name, needs, doing), True
+    return await principals.command_line(pg, os_user()), False
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stockpile", description="National reserve stock service.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -355,7 +556,10 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, help="uvicorn worker processes (default STOCKPILE_WORKERS or 1)")
-    serve.add_argument("--no-demo", action="store_true", help="do not load demo data into an empty database")
+    demo_choice = serve.add_mutually_exclusive_group()
+    demo_choice.add_argument("--demo", action="store_true",
+                             help="load demo data into an empty database even when it is DATABASE_URL's")
+    demo_choice.add_argument("--no-demo", action="store_true", help="do not load demo data into an empty database")
     serve.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
@@ -374,26 +578,60 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--resource", choices=["movements", "parties", "regions", "warehouses", "materials"],
                      help="what the file holds (default: movements when it has a kind column)")
     imp.add_argument("--per-row", action="store_true", help="write the rows that pass and report the refused ones")
+    imp.add_argument("--as", dest="as_name", metavar="NAME", help=AS_HELP)
     imp.set_defaults(func=cmd_import)
     drill = sub.add_parser("drill", help="run a drill from a YAML/JSON scenario and print its report (posts nothing)")
     drill.add_argument("file", help="scenario: readiness overrides, requests, lost_warehouses (as POST /api/v1/drills)")
     drill.add_argument("--json", action="store_true", help="print the full report as JSON")
+    drill.add_argument("--as", dest="as_name", metavar="NAME", help=AS_HELP)
     drill.set_defaults(func=cmd_drill)
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_command", required=True)
     create = token.add_parser("create", help="create a token (printed once, alone on the last line)")
     create.add_argument("--name", required=True, help="the principal (person or system) the token belongs to")
-    create.add_argument("--role", required=True, action="append", choices=ROLES)
+    create.add_argument("--role", action="append", choices=ROLES,
+                        help="a role (repeatable; needed for a new principal; leave the rights out for a token "
+                             "for an existing principal as it is)")
     create.add_argument("--warehouse", action="append", help="grant a warehouse scope (repeatable)")
     create.add_argument("--region", action="append", help="grant a region scope (repeatable)")
     create.add_argument("--clearance", choices=["military"])
     create.add_argument("--label", help="what the token is for")
     create.add_argument("--expires-in-days", type=int, help="the token stops working after this many days")
+    create.add_argument("--widen", action="store_true",
+                        help="add these rights to an existing principal (and so to every token of it); "
+                             "without it a request that differs from the principal's rights is refused")
     create.set_defaults(func=cmd_token_create)
+    listing = token.add_parser("list", help="tokens (never their values): live ones unless --all")
+    listing.add_argument("--name", help="only this principal's")
+    listing.add_argument("--all", action="store_true", help="revoked and expired tokens too")
+    listing.set_defaults(func=cmd_token_list)
     revoke = token.add_parser("revoke", help="revoke a token (by value or id) or every token of a principal")
     revoke.add_argument("--token", help="the token itself")
     revoke.add_argument("--id", type=int, help="the token's id (from GET /api/v1/tokens)")
     revoke.add_argument("--name", help="revoke every live token of this principal")
     revoke.set_defaults(func=cmd_token_revoke)
+
+    principal = sub.add_parser("principal", help="principals: their rights, narrowed or disabled") \
+        .add_subparsers(dest="principal_command", required=True)
+    show = principal.add_parser("show", help="roles, clearance, grants, disabled, and its tokens")
+    show.add_argument("name")
+    show.set_defaults(func=cmd_principal_show)
+    revoke_role = principal.add_parser("revoke-role", help="take a role from a principal and every token of it")
+    revoke_role.add_argument("name")
+    revoke_role.add_argument("--role", required=True, choices=ROLES)
+    revoke_role.set_defaults(func=cmd_principal_revoke_role)
+    revoke_clearance = principal.add_parser("revoke-clearance", help="take the military clearance from a principal")
+    revoke_clearance.add_argument("name")
+    revoke_clearance.set_defaults(func=cmd_principal_revoke_clearance)
+    ungrant = principal.add_parser("ungrant", help="remove warehouse or region grants from a principal")
+    ungrant.add_argument("name")
+    ungrant.add_argument("--warehouse", action="append", help="a granted warehouse code (repeatable)")
+    ungrant.add_argument("--region", action="append", help="a granted region code (repeatable)")
+    ungrant.set_defaults(func=cmd_principal_ungrant)
+    for verb, what in (("disable", "no token of the principal authenticates any more (its tokens are kept)"),
+                       ("enable", "its live tokens work again")):
+        toggle = principal.add_parser(verb, help=what)
+        toggle.add_argument("name")
+        toggle.set_defaults(func=cmd_principal_disable)
 
     audit = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", required=True)
     audit.add_parser("verify", help="seal pending events, then walk the hash chain; exit 1 if it is broken") \

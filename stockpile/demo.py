@@ -23,6 +23,9 @@ The scenario is reproducible: the same ``seed`` and the same ``now`` give the sa
 lot codes, quantities and movements (ids and tokens are random). Dates are relative to ``now``, so
 on any day the demo has some stock already expired, some expiring within 30 and 90 days, and most
 of it good for longer.
+
+The demo tokens are real credentials printed to a log, so they expire ``TOKEN_DAYS`` (30) days after
+the load, by the wall clock.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from stockpile.store import coverage as coverage_store
 from stockpile.store.db import Database
 
 ADVISORY_LOCK = 0x5354_4B50_4445_4D4F  # "STKPDEMO": serialises demo loaders on one database
+TOKEN_DAYS = 30  # demo tokens are printed to the log: they stop working on their own
 
 
 class DemoRefused(RuntimeError):
@@ -280,6 +284,7 @@ class DemoResult:
     counts: dict[str, int]
     tokens: list[tuple[str, str, str]]  # (role, principal name, token)
     seconds: float
+    tokens_expire_at: datetime | None = None
     api_url: str = "http://127.0.0.1:8000"
     tokens_file: Path | None = None
 
@@ -295,7 +300,8 @@ class DemoResult:
             f"  lots {n['lots']} ({n['expired_lots']} expired with stock on hand, {n['expiring_30']} expiring "
             f"within 30 days), stock positions {n['positions']}",
             f"  movements {n['movements']}, transfers {n['transfers']} ({n['in_transit']} in transit)",
-            "demo tokens (role  name  token) — shown only once, keep them:",
+            "demo tokens (role  name  token) — shown only once, keep them"
+            + (f"; they expire at {self.tokens_expire_at:%Y-%m-%d %H:%M} UTC:" if self.tokens_expire_at else ":"),
         ]
         lines += [f"{role}  {name}  {token}" for role, name, token in self.tokens]
         if self.tokens_file is not None:
@@ -338,7 +344,8 @@ async def load_demo(url: str, *, seed: int = 7, tokens_file: Path | None = None,
             loader = _Loader(pg, random.Random(seed), now)
             await loader.master_data()
             await loader.rotation_policies()
-            issued = await loader.principals()
+            tokens_expire_at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=TOKEN_DAYS)
+            issued = await loader.principals(tokens_expire_at)
             await loader.history()
             await loader.targets()
             await loader.finish()
@@ -348,7 +355,8 @@ async def load_demo(url: str, *, seed: int = 7, tokens_file: Path | None = None,
     finally:
         await db.dispose()
     result = DemoResult(seed=seed, counts=counts, tokens=issued, seconds=time.perf_counter() - started,
-                        api_url=api_url or _default_api_url(), tokens_file=tokens_file)
+                        tokens_expire_at=tokens_expire_at, api_url=api_url or _default_api_url(),
+                        tokens_file=tokens_file)
     if tokens_file is not None:
         _write_tokens(Path(tokens_file), issued)
     return result
@@ -446,14 +454,16 @@ class _Loader:
             longitude=w.longitude, status=status, capacity={k: Decimal(v) for k, v in w.capacity},
         )
 
-    async def principals(self) -> list[tuple[str, str, str]]:
+    async def principals(self, expires_at: datetime) -> list[tuple[str, str, str]]:
+        """The demo's principals, each with a token that stops working at ``expires_at`` (the wall
+        clock's, not the scenario's: the tokens are real credentials printed to a log)."""
         issued = []
         for name, role, clearance, warehouses, regions in PRINCIPALS:
             principal_id = await tokens.upsert_principal(self.pg, name, [role], clearance)
             missing = await tokens.grant(self.pg, principal_id, list(warehouses), list(regions))
             if missing:
                 raise RuntimeError(f"demo grants name unknown codes: {missing}")
-            token = await tokens.issue_token(self.pg, principal_id, "demo")
+            token = await tokens.issue_token(self.pg, principal_id, "demo", expires_at)
             issued.append((role, name, token))
             # The principal as the API would see it: grants expanded, so the use cases' scope and
             # need-to-know checks apply to the demo exactly as to a request.

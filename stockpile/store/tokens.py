@@ -58,15 +58,9 @@ async def issue_token(pg: asyncpg.Connection, principal_id: int, label: str | No
     return token
 
 
-async def principal_for_token(pg: asyncpg.Connection, token: str) -> Principal | None:
-    """The principal a live token belongs to (not revoked, not expired, principal not disabled),
-    with its grants expanded: granted regions' whole subtrees and every warehouse in them."""
-    row = await pg.fetchrow(
-        """WITH RECURSIVE who AS (
-               SELECT p.id, p.name, p.roles, p.clearance
-                 FROM api_tokens t JOIN principals p ON p.id = t.principal_id
-                WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
-                  AND p.disabled_at IS NULL),
+# The principal in ``who`` with its grants expanded: granted regions' whole subtrees and every
+# warehouse in them, plus the warehouses granted directly.
+_EXPANDED = """WITH RECURSIVE who AS ({who}),
            tree(id) AS (
                SELECT g.region_id FROM principal_grants g JOIN who ON g.principal_id = who.id WHERE g.region_id IS NOT NULL
                UNION SELECT r.id FROM regions r JOIN tree ON r.parent_id = tree.id)
@@ -76,15 +70,130 @@ async def principal_for_token(pg: asyncpg.Connection, token: str) -> Principal |
                         UNION
                         SELECT g.warehouse_id FROM principal_grants g JOIN who ON g.principal_id = who.id
                          WHERE g.warehouse_id IS NOT NULL) AS warehouse_ids
-             FROM who""",
-        hash_token(token),
-    )
-    if row is None:
-        return None
+             FROM who"""
+
+
+def _principal(row: asyncpg.Record) -> Principal:
     return Principal(
         id=row["id"], name=row["name"], roles=frozenset(row["roles"]), clearance=row["clearance"],
         warehouse_ids=frozenset(row["warehouse_ids"]), region_ids=frozenset(row["region_ids"]),
     )
+
+
+async def principal_for_token(pg: asyncpg.Connection, token: str) -> Principal | None:
+    """The principal a live token belongs to (not revoked, not expired, principal not disabled),
+    with its grants expanded."""
+    row = await pg.fetchrow(
+        _EXPANDED.format(who="""SELECT p.id, p.name, p.roles, p.clearance
+                 FROM api_tokens t JOIN principals p ON p.id = t.principal_id
+                WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
+                  AND p.disabled_at IS NULL"""),
+        hash_token(token),
+    )
+    return None if row is None else _principal(row)
+
+
+async def principal_by_name(pg: asyncpg.Connection, name: str) -> tuple[Principal, datetime | None] | None:
+    """The named principal with its grants expanded, and when it was disabled (``None``: enabled)."""
+    row = await pg.fetchrow(
+        _EXPANDED.format(who="SELECT p.id, p.name, p.roles, p.clearance, p.disabled_at FROM principals p WHERE p.name = $1"),
+        name,
+    )
+    return None if row is None else (_principal(row), row["disabled_at"])
+
+
+async def principal_record(pg: asyncpg.Connection, name: str, *, for_update: bool = False) -> asyncpg.Record | None:
+    """The principal as written down: id, roles, clearance, disabled_at, created_at, and its grants by
+    code (``warehouses``, ``regions``, direct grants only). ``for_update`` locks the principal's row,
+    so changes to one principal's rights are made one at a time."""
+    return await pg.fetchrow(
+        f"""SELECT p.id, p.name, p.roles, p.clearance, p.created_at, p.disabled_at,
+                   ARRAY(SELECT w.code FROM principal_grants g JOIN warehouses w ON w.id = g.warehouse_id
+                          WHERE g.principal_id = p.id ORDER BY w.code) AS warehouses,
+                   ARRAY(SELECT r.code FROM principal_grants g JOIN regions r ON r.id = g.region_id
+                          WHERE g.principal_id = p.id ORDER BY r.code) AS regions
+              FROM principals p WHERE p.name = $1 {"FOR UPDATE OF p" if for_update else ""}""",
+        name,
+    )
+
+
+async def create_principal(pg: asyncpg.Connection, name: str, roles: list[str], clearance: str | None) -> int | None:
+    """A new principal; ``None`` if one of that name exists (nothing is changed then)."""
+    return await pg.fetchval(
+        """INSERT INTO principals (name, roles, clearance) VALUES ($1, $2::text[], $3)
+           ON CONFLICT (name) DO NOTHING RETURNING id""",
+        name, sorted(set(roles)), clearance,
+    )
+
+
+async def add_rights(pg: asyncpg.Connection, principal_id: int, roles: list[str], clearance: str | None) -> None:
+    """Add roles (and set a clearance, if given) to a principal; nothing is removed."""
+    await pg.execute(
+        """UPDATE principals
+              SET roles = ARRAY(SELECT DISTINCT r FROM unnest(roles || $2::text[]) r ORDER BY r),
+                  clearance = coalesce($3, clearance)
+            WHERE id = $1""",
+        principal_id, roles, clearance,
+    )
+
+
+async def remove_role(pg: asyncpg.Connection, principal_id: int, role: str) -> bool:
+    """Take one role from a principal; whether it held it."""
+    return await pg.fetchval(
+        """UPDATE principals SET roles = array_remove(roles, $2) WHERE id = $1 AND $2 = ANY(roles)
+           RETURNING true""",
+        principal_id, role,
+    ) is not None
+
+
+async def set_clearance(pg: asyncpg.Connection, principal_id: int, clearance: str | None) -> None:
+    await pg.execute("UPDATE principals SET clearance = $2 WHERE id = $1", principal_id, clearance)
+
+
+async def unknown_codes(pg: asyncpg.Connection, warehouses: list[str], regions: list[str]) -> list[str]:
+    """The warehouse and region codes that do not exist."""
+    found_w = await pg.fetch("SELECT code FROM warehouses WHERE code = ANY($1::text[])", warehouses)
+    found_r = await pg.fetch("SELECT code FROM regions WHERE code = ANY($1::text[])", regions)
+    return sorted(set(warehouses) - {r["code"] for r in found_w}) + sorted(set(regions) - {r["code"] for r in found_r})
+
+
+async def ungrant(pg: asyncpg.Connection, principal_id: int, warehouses: list[str], regions: list[str]) -> list[str]:
+    """Remove warehouse and region grants by code; returns the codes that were granted (and are no more)."""
+    rows = await pg.fetch(
+        """DELETE FROM principal_grants g
+            USING principal_grants x
+             LEFT JOIN warehouses w ON w.id = x.warehouse_id
+             LEFT JOIN regions r ON r.id = x.region_id
+            WHERE g.id = x.id AND g.principal_id = $1
+              AND (w.code = ANY($2::text[]) OR r.code = ANY($3::text[]))
+        RETURNING coalesce(w.code, r.code) AS code""",
+        principal_id, warehouses, regions,
+    )
+    return sorted(r["code"] for r in rows)
+
+
+async def set_disabled(pg: asyncpg.Connection, principal_id: int, disabled: bool) -> bool:
+    """Disable (no token of it authenticates any more) or enable a principal; whether it changed."""
+    return await pg.fetchval(
+        """UPDATE principals SET disabled_at = CASE WHEN $2 THEN now() END
+            WHERE id = $1 AND (disabled_at IS NULL) = $2 RETURNING true""",
+        principal_id, disabled,
+    ) is not None
+
+
+async def attribution_principal(pg: asyncpg.Connection, name: str) -> int:
+    """The principal the command line's actions are attributed to: disabled, no roles, no clearance,
+    no grants (so no token can ever act as it). One left with rights by an older version is
+    stripped of them here."""
+    principal_id = await pg.fetchval(
+        """INSERT INTO principals (name, roles, clearance, disabled_at) VALUES ($1, '{}', NULL, now())
+           ON CONFLICT (name) DO UPDATE
+              SET roles = '{}', clearance = NULL, disabled_at = coalesce(principals.disabled_at, now())
+           RETURNING id""",
+        name,
+    )
+    await pg.execute("DELETE FROM principal_grants WHERE principal_id = $1", principal_id)
+    return principal_id
 
 
 async def revoke(pg: asyncpg.Connection, *, token: str | None = None, token_id: int | None = None,
@@ -103,7 +212,8 @@ async def revoke(pg: asyncpg.Connection, *, token: str | None = None, token_id: 
     ))
 
 
-TOKEN_COLUMNS = """t.id, p.name AS principal, p.roles, p.clearance, t.label, t.created_at, t.expires_at, t.revoked_at
+TOKEN_COLUMNS = """t.id, p.name AS principal, p.roles, p.clearance, t.label, t.created_at, t.expires_at, t.revoked_at,
+                   p.disabled_at AS principal_disabled_at
                    FROM api_tokens t JOIN principals p ON p.id = t.principal_id"""
 
 
@@ -115,9 +225,12 @@ async def token_by_id(pg: asyncpg.Connection, token_id: int) -> asyncpg.Record |
     return await pg.fetchrow(f"SELECT {TOKEN_COLUMNS} WHERE t.id = $1", token_id)
 
 
-async def list_tokens(pg: asyncpg.Connection, *, principal: str | None, after: int | None, limit: int) -> list[asyncpg.Record]:
+async def list_tokens(pg: asyncpg.Connection, *, principal: str | None, after: int | None, limit: int | None,
+                      live_only: bool = False) -> list[asyncpg.Record]:
+    """Tokens in id order; ``live_only``: neither revoked nor expired (the principal may be disabled)."""
     return await pg.fetch(
         f"""SELECT {TOKEN_COLUMNS} WHERE ($1::text IS NULL OR p.name = $1) AND ($2::bigint IS NULL OR t.id > $2)
+              AND (NOT $4 OR (t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())))
             ORDER BY t.id LIMIT $3""",
-        principal, after, limit,
+        principal, after, limit, live_only,
     )

@@ -12,8 +12,10 @@ from litestar.datastructures import State
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import requires
 from stockpile.api.common import decode_cursor, json_response, page, page_limit
-from stockpile.domain.errors import Invalid, NotFound
+from stockpile.domain.errors import NotFound
 from stockpile.domain.moments import rfc3339
+from stockpile.domain.principals import Rights
+from stockpile.services import principals
 from stockpile.services.commands import Code, Strict
 from stockpile.store import audit as audit_store
 from stockpile.store import tokens
@@ -22,13 +24,25 @@ Role = Literal["operator", "planner", "commander", "auditor", "admin", "metrics"
 
 
 class TokenIn(Strict):
+    """A token for ``principal``. A new principal is created with these rights (``roles`` required).
+    For an existing one the rights must be exactly its own, or left out entirely (a token for it as
+    it is); more or fewer answer 409 ``conflict`` unless ``widen`` is true, which adds what is asked
+    (never removes) and is recorded in the audit event."""
+
     principal: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-    roles: Annotated[list[Role], msgspec.Meta(min_length=1)]
+    roles: Annotated[list[Role], msgspec.Meta(min_length=1)] | None = None
     warehouses: list[Code] = []
     regions: list[Code] = []
     clearance: Literal["military"] | None = None
     expires_in_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
     label: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    widen: bool = False
+
+    def asked(self) -> Rights | None:
+        """The rights asked for, ``None`` when the request names none."""
+        if self.roles is None and not (self.warehouses or self.regions or self.clearance):
+            return None
+        return Rights.of(self.roles, self.clearance, self.warehouses, self.regions)
 
 
 class RevokeIn(Strict):
@@ -49,26 +63,25 @@ class TokenController(Controller):
     tags = ["access"]
     guards = [requires("admin")]
 
-    @post("/", summary="Create a token for a principal (shown once, stored hashed)")
+    @post("/", summary="Create a token for a principal (shown once, stored hashed); never widens one silently")
     async def create(self, request: Request, state: State, data: TokenIn) -> Response:
         expires_at = (datetime.now(timezone.utc) + timedelta(days=data.expires_in_days)) if data.expires_in_days else None
         async with write_transaction(request, state.db) as (tx, note):
-            principal_id = await tokens.upsert_principal(tx.pg, data.principal, sorted(set(data.roles)), data.clearance)
-            missing = await tokens.grant(tx.pg, principal_id, data.warehouses, data.regions)
-            if missing:
-                raise Invalid.field("warehouses/regions", f"unknown codes: {', '.join(missing)}")
-            token = await tokens.issue_token(tx.pg, principal_id, data.label, expires_at)
-            row = await tokens.token_by_hash(tx.pg, tokens.hash_token(token))
+            issued = await principals.issue_token(tx.pg, data.principal, data.asked(), widen=data.widen,
+                                                  label=data.label, expires_at=expires_at)
+            row = issued.record
             note.status, note.target = 201, f"/api/v1/tokens/{row['id']}"
-            note.details = {"principal": data.principal, "roles": sorted(set(data.roles))}
-        return json_response({**present_token(row), "token": token}, 201)
+            note.details = {"principal": data.principal, "roles": sorted(row["roles"]), "created": issued.created}
+            if not issued.added.empty:
+                note.details["widened"] = issued.added.described()
+        return json_response({**present_token(row), "token": issued.token}, 201)
 
     @get("/", summary="Tokens (never their values)")
     async def listing(self, state: State, principal: str | None = None, limit: int | None = None,
                       cursor: str | None = None) -> Response:
         size = page_limit(limit)
         async with state.db.transaction() as tx:
-            rows = await tokens.list_tokens(tx.pg, principal=principal, after=decode_cursor(cursor), limit=size + 1)
+            rows = await tokens.list_tokens(tx.pg, principal=principal, after=decode_cursor(cursor, int), limit=size + 1)
         return json_response(page([present_token(r) for r in rows], size, lambda item: item["id"]))
 
     @post("/{token_id:int}/revoke", status_code=200, summary="Revoke a token at once")
