@@ -26,13 +26,18 @@ from stockpile.store import audit as audit_store
 from stockpile.store.db import Database, Tx
 
 log = logging.getLogger("stockpile.audit")
+from stockpile.domain import audit as audit_rules
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @dataclass
 class AuditNote:
-    """What a handler says about its change; recorded when its transaction commits."""
+    """What a handler says about its change; recorded when its transaction commits.
+
+    ``restricted``: the handler's change concerns military stock (or anything need-to-know), so
+    readers without military clearance see no target, details or client of its event. Events of a
+    principal with military clearance are restricted whatever the handler says."""
 
     request: Request
     target: str
@@ -44,6 +49,12 @@ class AuditNote:
         """The event's INSERT values, for a handler that writes it within its own statement."""
         self.taken = True
         principal, scope = self.request.user, self.request.scope
+    restricted: bool = False
+
+    @property
+    def need_to_know(self) -> bool:
+        return audit_rules.is_restricted(flagged=self.restricted,
+                                         actor_clearance=getattr(self.request.user, "clearance", None))
         return audit_store.event_values(
             at=datetime.now(timezone.utc), actor=principal.name, roles=sorted(principal.roles),
             action=_action(scope), target=self.target, outcome="ok", status=self.status,
@@ -77,7 +88,7 @@ async def write_transaction(request: Request, db: Database) -> AsyncIterator[tup
     async with db.transaction() as tx:
         yield tx, note
         if not note.taken:
-            await tx.pg.execute(audit_store.insert_sql(1), *note.take_event())
+            await tx.pg.execute(audit_store.insert_sql(1, restricted=note.need_to_know), *note.take_event())
 
 
 def status_of(exc: Exception) -> tuple[int, str]:

@@ -13,6 +13,7 @@ from stockpile.api.audit import write_transaction
 from stockpile.api.auth import requires
 from stockpile.api.common import decode_cursor, json_response, page, page_limit
 from stockpile.domain.errors import NotFound
+from stockpile.domain.audit import MILITARY, visible_event
 from stockpile.domain.moments import rfc3339
 from stockpile.domain.principals import Rights
 from stockpile.services import principals
@@ -102,17 +103,24 @@ class AuditController(Controller):
     tags = ["access"]
     guards = [requires("auditor", "admin")]
 
-    @get("/", summary="The audit trail, newest first")
+    @get("/", summary="The audit trail, newest first (need-to-know: restricted events without target or details "
+                      "for readers without military clearance)")
     async def listing(
-        self, state: State, since: datetime | None = None, until: datetime | None = None, actor: str | None = None,
-        target: str | None = None, action: str | None = None, limit: int | None = None, cursor: str | None = None,
+        self, request: Request, state: State, since: datetime | None = None, until: datetime | None = None,
+        actor: str | None = None, target: str | None = None, action: str | None = None, limit: int | None = None,
+        cursor: str | None = None,
     ) -> Response:
         size = page_limit(limit)
+        cleared = getattr(request.user, "clearance", None) == MILITARY
         async with state.db.transaction() as tx:
-            await audit_store.seal(tx.pg)  # chain what has committed before anyone reads it
+            # chain what has committed before anyone reads it (and checkpoint it)
+            await audit_store.seal(tx.pg, state.settings.audit_key_bytes)
         async with state.db.transaction() as tx:
             rows = await audit_store.events(tx.pg, since=since, until=until, actor=actor, target=target, action=action,
-                                            before_id=decode_cursor(cursor), limit=size + 1)
-        items = [{**audit_store.content_of(r), "at": rfc3339(r["at"]), "id": r["id"], "chain_seq": r["chain_seq"],
-                  "content_hash": r["content_hash"], "chain_hash": r["chain_hash"]} for r in rows]
+                                            before_id=decode_cursor(cursor, int), limit=size + 1,
+                                            reader_cleared=cleared)
+        items = [visible_event({**audit_store.content_of(r), "at": rfc3339(r["at"]), "id": r["id"],
+                                "chain_seq": r["chain_seq"], "restricted": r["restricted"],
+                                "content_hash": r["content_hash"], "chain_hash": r["chain_hash"]},
+                               reader_cleared=cleared) for r in rows]
         return json_response(page(items, size, lambda item: item["id"]))
