@@ -10,6 +10,7 @@ import os
 import sys
 import warnings
 from dataclasses import replace
+from pathlib import Path
 
 from stockpile.config import Settings, get_settings
 from stockpile.domain.access import ROLES
@@ -374,10 +375,17 @@ def cmd_principal_disable(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from stockpile.services.audit import verify
+    from stockpile.services.audit import AnchorUnreadable, verify
 
-    report = _run(verify(database_url(settings)))
+    try:
+        report = _run(verify(database_url(settings), key=settings.audit_key_bytes, anchor_file=args.anchor,
+                             expect_seq=args.expect_seq))
+    except AnchorUnreadable as exc:
+        print(f"audit anchor unreadable: {exc}", file=sys.stderr)
+        return 2
     print(report.text())
+    for warning in report.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
     return 0 if report.ok else 1
 
 
@@ -634,8 +642,12 @@ def parser() -> argparse.ArgumentParser:
         toggle.set_defaults(func=cmd_principal_disable)
 
     audit = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", required=True)
-    audit.add_parser("verify", help="seal pending events, then walk the hash chain; exit 1 if it is broken") \
-        .set_defaults(func=cmd_audit_verify)
+    verify = audit.add_parser("verify", help="seal pending events, then walk the hash chain and check its signed "
+                                             "checkpoints; exit 1 if it is broken or cut short")
+    verify.add_argument("--anchor", type=Path, metavar="FILE",
+                        help="the latest checkpoint kept outside the database: checked, then moved on when all holds")
+    verify.add_argument("--expect-seq", type=int, metavar="N", help="the chain must reach at least position N")
+    verify.set_defaults(func=cmd_audit_verify)
     return p
 
 

@@ -34,6 +34,15 @@ def _int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
 
 
+def _audit_key() -> str:
+    """The audit checkpoints' HMAC key: unset, or at least 32 characters (a short key is guessable)."""
+    raw = os.environ.get("STOCKPILE_AUDIT_KEY", "")
+    if raw and len(raw) < 32:
+        raise ValueError("STOCKPILE_AUDIT_KEY must be at least 32 characters "
+                         "(python -c 'import secrets; print(secrets.token_hex(32))')")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """The service's configuration (see the README's configuration table)."""
@@ -60,6 +69,7 @@ class Settings:
     job_deliver_notifications_seconds: int = 10
     job_refresh_metrics_seconds: int = 30
     job_plan_rotation_seconds: int = 86400
+    audit_key: str = field(default="", repr=False)
     metrics_reload_seconds: int = 5
     webhook_urls: tuple[str, ...] = ()
     webhook_secret: str = ""
@@ -79,6 +89,11 @@ class Settings:
             host=os.environ.get("STOCKPILE_HOST", "127.0.0.1"),
             port=_int("STOCKPILE_PORT", 8000),
             workers=_int("STOCKPILE_WORKERS", 1),
+    @property
+    def audit_key_bytes(self) -> bytes | None:
+        """The key that signs audit checkpoints; None: checkpoints are written unsigned."""
+        return self.audit_key.encode() if self.audit_key else None
+
             demo=_bool("STOCKPILE_DEMO", True),
             migrate_on_start=_bool("STOCKPILE_MIGRATE_ON_START", True),
             data_dir=Path(os.environ.get("STOCKPILE_DATA_DIR", ".stockpile")),
@@ -104,6 +119,7 @@ class Settings:
             worker_metrics_port=_int("STOCKPILE_WORKER_METRICS_PORT", 9101),
             allocation_k=_int("STOCKPILE_ALLOCATION_K", 50),
             allocation_max_requests=_int("STOCKPILE_ALLOCATION_MAX_REQUESTS", 5000),
+            audit_key=_audit_key(),
             allocation_max_arcs=_int("STOCKPILE_ALLOCATION_MAX_ARCS", 500_000),
             allocation_time_limit_seconds=_int("STOCKPILE_ALLOCATION_TIME_LIMIT_SECONDS", 10),
             reservation_hours=_int("STOCKPILE_RESERVATION_HOURS", 48),

@@ -21,10 +21,18 @@ from stockpile.store.db import Database
 log = logging.getLogger("stockpile.jobs")
 
 
-async def seal_audit(db: Database) -> dict[str, Any]:
-    """Chain the audit events of finished transactions into the hash chain."""
-    async with db.transaction() as tx:
-        return {"sealed": await audit.seal(tx.pg)}
+def seal_audit(settings: Settings):
+    """Chain the audit events of finished transactions into the hash chain and checkpoint its head,
+    signed with ``STOCKPILE_AUDIT_KEY`` (unsigned without one)."""
+    if not settings.audit_key:
+        log.warning("STOCKPILE_AUDIT_KEY is not set: audit checkpoints are unsigned, so cutting off the end of "
+                    "the audit chain is not detectable")
+
+    async def run(db: Database) -> dict[str, Any]:
+        async with db.transaction() as tx:
+            return {"sealed": await audit.seal(tx.pg, settings.audit_key_bytes)}
+
+    return run
 
 
 async def check_ledger(db: Database) -> dict[str, Any]:
@@ -93,7 +101,7 @@ async def plan_rotation(db: Database) -> dict[str, Any]:
 
 def catalog(settings: Settings) -> dict[str, Job]:
     jobs_ = [
-        Job("seal-audit", seal_audit, settings.job_seal_audit_seconds, changes_state=True),
+        Job("seal-audit", seal_audit(settings), settings.job_seal_audit_seconds, changes_state=True),
         Job("check-ledger", check_ledger, settings.job_check_ledger_seconds, changes_state=True),
         Job("evaluate-alerts", evaluate_alerts(settings), settings.job_evaluate_alerts_seconds, changes_state=True),
         Job("deliver-notifications", deliver_notifications(settings), settings.job_deliver_notifications_seconds,

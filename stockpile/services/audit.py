@@ -1,42 +1,112 @@
-"""Sealing and verifying the audit trail (``stockpile audit verify``, the worker's sealing job)."""
+"""Sealing and verifying the audit trail (``stockpile audit verify``, the worker's sealing job).
+
+The chain proves that no sealed event was altered, removed or inserted in the middle; the signed
+checkpoints prove that its end was not cut off while a later checkpoint survives; an anchor kept
+outside the database proves it even when every checkpoint after the cut was removed too.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
-from stockpile.domain.audit import SealedEvent, Verdict, verify_chain
+from stockpile.domain.audit import (
+    Anchor, Checkpoint, CheckpointVerdict, SealedEvent, Verdict, verify_chain, verify_checkpoints,
+)
 from stockpile.store import audit as store
 from stockpile.store.db import Database
+
+
+class AnchorUnreadable(Exception):
+    """The anchor file exists but is not one ``audit verify`` wrote."""
 
 
 @dataclass
 class Report:
     verdict: Verdict
+    checkpoints: CheckpointVerdict
     sealed_now: int
     unsealed: int
+    anchor_note: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.verdict.ok
+        return self.verdict.ok and self.checkpoints.ok
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.checkpoints.warnings
 
     def text(self) -> str:
-        v = self.verdict
+        v, c = self.verdict, self.checkpoints
+        lines = []
         if v.ok:
-            return (f"audit chain intact: {v.checked} events, head {v.head.hex()} "
-                    f"({self.sealed_now} sealed now, {self.unsealed} still pending in open transactions)")
-        return (f"audit chain BROKEN at event {v.first_bad_event}: {v.problem} "
-                f"({v.checked} events verified before it)")
+            lines.append(f"audit chain intact: {v.checked} events, head {v.head.hex()} "
+                         f"({self.sealed_now} sealed now, {self.unsealed} still pending in open transactions)")
+        else:
+            lines.append(f"audit chain BROKEN at event {v.first_bad_event}: {v.problem} "
+                         f"({v.checked} events verified before it)")
+        lines.extend(c.problems)
+        if c.ok:
+            lines.append(f"checkpoints: {c.count}, {c.signed} signed and verified, each reached by the chain")
+        if c.latest is not None:
+            lines.append(f"latest checkpoint: #{c.latest.counter} chain_seq {c.latest.chain_seq} "
+                         f"head {c.latest.head.hex()} at {c.latest.at.isoformat()} "
+                         f"hmac {c.latest.mac.hex() if c.latest.mac else 'none (unsigned)'}")
+        if self.anchor_note:
+            lines.append(self.anchor_note)
+        return "\n".join(lines)
 
 
-async def verify(url: str) -> Report:
-    """Seal what can be sealed, then verify the whole chain from its start."""
+def read_anchor(path: Path) -> Anchor | None:
+    """The anchor in ``path``, or None when the file does not exist yet (the first verification)."""
+    try:
+        raw = path.read_text()
+    except FileNotFoundError:
+        return None
+    try:
+        return Anchor.from_json(json.loads(raw))
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        raise AnchorUnreadable(f"{path}: {exc}") from None
+
+
+def write_anchor(path: Path, checkpoint: Checkpoint) -> None:
+    """Replace the anchor atomically (a crash leaves the old one or the new one, never half)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as out:
+        json.dump({**Anchor.of(checkpoint).as_json(), "at": checkpoint.at.isoformat()}, out, indent=2)
+        out.write("\n")
+    os.replace(tmp, path)
+
+
+async def verify(url: str, *, key: bytes | None = None, anchor_file: Path | None = None,
+                 expect_seq: int | None = None) -> Report:
+    """Seal what can be sealed (checkpointing it), verify the whole chain from its start, then every
+    checkpoint, the anchor and ``expect_seq`` against it. When everything holds, the anchor file is
+    moved on to the latest checkpoint."""
+    anchor = read_anchor(anchor_file) if anchor_file else None
     db = Database(url, pool_size=1)
     try:
         async with db.transaction() as tx:
-            sealed_now = await store.seal(tx.pg)
+            sealed_now = await store.seal(tx.pg, key)
         async with db.transaction() as tx:
+            await tx.pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # chain and checkpoints agree
+            marks = await store.checkpoints(tx.pg)
             events: list[SealedEvent] = [event async for event in store.sealed_events(tx.pg)]
             unsealed = await store.unsealed_count(tx.pg)
-        return Report(verify_chain(events), sealed_now, unsealed)
     finally:
         await db.dispose()
+    wanted = {cp.chain_seq for cp in marks} | ({anchor.chain_seq} if anchor else set())
+    chain = verify_chain(events, wanted)
+    report = Report(chain, verify_checkpoints(marks, chain, key=key, anchor=anchor, expect_seq=expect_seq),
+                    sealed_now, unsealed)
+    if anchor_file and report.ok and report.checkpoints.latest is not None:
+        write_anchor(anchor_file, report.checkpoints.latest)
+        report.anchor_note = (f"anchor {anchor_file} {'moved on to' if anchor else 'created at'} checkpoint "
+                              f"#{report.checkpoints.latest.counter}")
+    elif anchor_file and not report.ok:
+        report.anchor_note = f"anchor {anchor_file} left as it was"
+    return report

@@ -17,13 +17,18 @@ from tests.factories import idem, make_world, receive
 from tests.live import running_server
 
 
-def verify_cli(url: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DATABASE_URL": url}
-    return subprocess.run([sys.executable, "-m", "stockpile", "audit", "verify"], env=env, capture_output=True,
+AUDIT_KEY = "checkpoint-key-" + "0123456789abcdef" * 2
+
+
+def verify_cli(url: str, *args: str, key: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "STOCKPILE_AUDIT_KEY"}
+    env.update({"DATABASE_URL": url, **({"STOCKPILE_AUDIT_KEY": key} if key else {})})
+    return subprocess.run([sys.executable, "-m", "stockpile", "audit", "verify", *args], env=env, capture_output=True,
                           text=True, timeout=120)
 
 
-async def test_writes_failures_and_denials_are_recorded_with_who_what_and_outcome(client, admin, operator, auditor, uid, pg_pool):
+async def test_writes_failures_and_denials_are_recorded_with_who_what_and_outcome(client, admin, operator, auditor, uid, pg_pool,
+                                                                                 make_token):
     w = await make_world(client, admin, uid)
     ok = await receive(client, operator, warehouse=w.north, material=w.diesel, owner=w.civil, quantity="10", lot="A1")
     failed = await client.post("/api/v1/movements", headers={**operator, **idem(), "X-Request-Id": f"req-{uid}"},
@@ -165,3 +170,206 @@ async def test_cli_token_revoke_stops_the_token_and_is_audited(make_database):
     finally:
         await conn.close()
     assert actions == ["cli token create", "cli token revoke"]
+
+
+# --- checkpoints: cutting off the end of the chain ------------------------------------------------
+
+
+async def _owner(url: str, *statements: str) -> list[asyncpg.Record]:
+    """Run SQL as the database's owner would; the last statement's rows are returned."""
+    dsn, kwargs = asyncpg_dsn(url)
+    conn = await asyncpg.connect(dsn, **kwargs)
+    try:
+        rows: list[asyncpg.Record] = []
+        for sql in statements:
+            rows = await conn.fetch(sql)
+        return rows
+    finally:
+        await conn.close()
+
+
+async def _record(url: str, n: int, *, actor: str = "auditee") -> None:
+    """``n`` events, committed and not yet sealed (as requests leave them)."""
+    from datetime import datetime, timezone
+
+    from stockpile.store import audit as audit_store
+
+    dsn, kwargs = asyncpg_dsn(url)
+    conn = await asyncpg.connect(dsn, **kwargs)
+    try:
+        async with conn.transaction():
+            for i in range(n):
+                await audit_store.append(conn, at=datetime.now(timezone.utc), actor=actor, roles=["admin"],
+                                         action="PUT /api/v1/regions/{code}", target=f"/api/v1/regions/R-{i}",
+                                         outcome="ok", status=201, client="127.0.0.1", request_id=None, details={"i": i})
+    finally:
+        await conn.close()
+
+
+async def _two_rounds(url: str, *args: str, key: str | None = AUDIT_KEY) -> None:
+    """Three events sealed by one verification, two more by the next: checkpoints #1 (position 3) and #2 (5)."""
+    for n in (3, 2):
+        await _record(url, n)
+        result = verify_cli(url, *args, key=key)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+CUT_TAIL = ("ALTER TABLE audit_events DISABLE TRIGGER USER",
+            "DELETE FROM audit_events WHERE chain_seq > 3",
+            "ALTER TABLE audit_events ENABLE TRIGGER USER")
+CUT_CHECKPOINTS = ("ALTER TABLE audit_checkpoints DISABLE TRIGGER USER",
+                   "DELETE FROM audit_checkpoints WHERE chain_seq > 3",
+                   "ALTER TABLE audit_checkpoints ENABLE TRIGGER USER")
+
+
+async def test_each_sealing_round_writes_a_signed_checkpoint_of_the_head(make_database):
+    url = make_database()
+    await _two_rounds(url)
+    rows = await _owner(url, "SELECT counter, chain_seq, head_hash, hmac FROM audit_checkpoints ORDER BY counter")
+    heads = await _owner(url, "SELECT chain_seq, chain_hash FROM audit_events WHERE chain_seq IN (3, 5) ORDER BY chain_seq")
+    assert [(r["counter"], r["chain_seq"]) for r in rows] == [(1, 3), (2, 5)]
+    assert [bytes(r["head_hash"]) for r in rows] == [bytes(h["chain_hash"]) for h in heads]
+    assert all(r["hmac"] is not None and len(r["hmac"]) == 32 for r in rows)
+    again = verify_cli(url, key=AUDIT_KEY)  # nothing new sealed: no new checkpoint
+    assert again.returncode == 0 and "checkpoints: 2, 2 signed and verified" in again.stdout
+    assert f"latest checkpoint: #2 chain_seq 5 head {bytes(rows[1]['head_hash']).hex()}" in again.stdout
+    assert (await _owner(url, "SELECT count(*) AS n FROM audit_checkpoints"))[0]["n"] == 2
+
+
+async def test_removing_the_newest_events_is_detected_by_their_checkpoint(make_database):
+    url = make_database()
+    await _two_rounds(url)
+    await _owner(url, *CUT_TAIL)
+    result = verify_cli(url, key=AUDIT_KEY)
+    assert result.returncode == 1, result.stdout
+    assert result.stdout.startswith("audit chain intact: 3 events")  # the shortened chain is consistent in itself
+    assert "audit chain TRUNCATED: checkpoint #2" in result.stdout
+    assert "records chain position 5" in result.stdout and "the chain ends at position 3" in result.stdout
+    assert "the newest 2 sealed event(s) were removed" in result.stdout
+
+
+async def test_removing_events_with_their_checkpoints_is_caught_only_by_an_anchor(make_database, tmp_path):
+    url = make_database()
+    anchor = tmp_path / "audit-anchor.json"
+    await _two_rounds(url, "--anchor", str(anchor))
+    kept = anchor.read_text()
+    assert '"counter": 2' in kept and '"chain_seq": 5' in kept
+    await _owner(url, *CUT_TAIL, *CUT_CHECKPOINTS)
+
+    unanchored = verify_cli(url, key=AUDIT_KEY)
+    assert unanchored.returncode == 0  # nothing left in the database contradicts the cut…
+    assert "latest checkpoint: #1 chain_seq 3" in unanchored.stdout  # …but the head it prints is not the anchored one
+    anchored = verify_cli(url, "--anchor", str(anchor), key=AUDIT_KEY)
+    assert anchored.returncode == 1
+    assert "the anchored checkpoint #2 (chain position 5) is MISSING" in anchored.stdout
+    assert "audit chain TRUNCATED: the anchor records chain position 5" in anchored.stdout
+    assert anchor.read_text() == kept  # a failed verification does not move the anchor
+    expected = verify_cli(url, "--expect-seq", "5", key=AUDIT_KEY)
+    assert expected.returncode == 1 and "it ends at position 3, but at least 5 were expected" in expected.stdout
+
+
+async def test_a_checkpoint_rewritten_by_the_database_owner_is_forged(make_database):
+    url = make_database()
+    await _two_rounds(url)
+    await _owner(url, *CUT_TAIL, "ALTER TABLE audit_checkpoints DISABLE TRIGGER USER",
+                 """UPDATE audit_checkpoints SET chain_seq = 3,
+                           head_hash = (SELECT chain_hash FROM audit_events WHERE chain_seq = 3) WHERE counter = 2""")
+    result = verify_cli(url, key=AUDIT_KEY)
+    assert result.returncode == 1 and "checkpoint #2" in result.stdout and "FORGED" in result.stdout
+    other_key = verify_cli(url, key="another-key-" + "f" * 32)
+    assert other_key.returncode == 1 and "checkpoint #1" in other_key.stdout
+
+
+async def test_without_a_key_checkpoints_are_unsigned_and_verify_warns(make_database):
+    url = make_database()
+    await _two_rounds(url, key=None)
+    assert [r["hmac"] for r in await _owner(url, "SELECT hmac FROM audit_checkpoints")] == [None, None]
+    await _owner(url, *CUT_TAIL)
+    result = verify_cli(url)
+    assert result.returncode == 1 and "TRUNCATED: checkpoint #2" in result.stdout  # a surviving checkpoint still tells
+    assert "WARNING: STOCKPILE_AUDIT_KEY is not set: checkpoint signatures are NOT checked" in result.stderr
+
+
+async def test_checkpoints_are_append_only_and_gapless(make_database):
+    url = make_database()
+    await _two_rounds(url)
+    for sql in ("UPDATE audit_checkpoints SET chain_seq = 4 WHERE counter = 2",
+                "DELETE FROM audit_checkpoints WHERE counter = 2", "TRUNCATE audit_checkpoints"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await _owner(url, sql)
+    for counter, seq in ((4, 9), (3, 5)):  # a gap in the counter; a position not beyond the last one
+        with pytest.raises(asyncpg.CheckViolationError):
+            await _owner(url, f"INSERT INTO audit_checkpoints VALUES ({counter}, {seq}, '\\x{'00' * 32}', now(), NULL)")
+
+
+# --- need-to-know ---------------------------------------------------------------------------------
+
+
+async def test_a_restricted_flag_never_changes(make_database):
+    url = make_database()
+    await _record(url, 1)
+    for sql in ("UPDATE audit_events SET restricted = true",
+                "UPDATE audit_events SET restricted = true, chain_seq = 1, prev_hash = '\\x00', chain_hash = '\\x00'"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await _owner(url, sql)
+
+
+async def test_a_handler_flags_its_event_restricted(database_url, pg_pool, uid):
+    from types import SimpleNamespace
+
+    from stockpile.api.audit import write_transaction
+    from stockpile.store.db import Database
+
+    uncleared = SimpleNamespace(name=f"flagger-{uid}", roles=frozenset({"admin"}), clearance=None)
+    db = Database(database_url, pool_size=1)
+    try:
+        for flagged in (False, True):
+            request = SimpleNamespace(user=uncleared, url=SimpleNamespace(path=f"/api/v1/things/T-{flagged}"),
+                                      scope={"method": "PUT", "path": "/x", "path_template": "/api/v1/things/{code}",
+                                             "headers": []})
+            async with write_transaction(request, db) as (_, note):
+                note.restricted = flagged
+    finally:
+        await db.dispose()
+    rows = await pg_pool.fetch("SELECT target, restricted FROM audit_events WHERE actor = $1 ORDER BY id", f"flagger-{uid}")
+    assert [(r["target"], r["restricted"]) for r in rows] == [("/api/v1/things/T-False", False),
+                                                              ("/api/v1/things/T-True", True)]
+
+
+async def test_uncleared_readers_learn_who_acted_but_not_on_what_military_paths(client, make_token, uid, pg_pool):
+    cleared_admin = {"Authorization": f"Bearer {await make_token('admin', name=f'cmdr-{uid}', clearance='military')}"}
+    plain_admin = {"Authorization": f"Bearer {await make_token('admin', name=f'plain-{uid}')}"}
+    uncleared_auditor = {"Authorization": f"Bearer {await make_token('auditor')}"}
+    cleared_auditor = {"Authorization": f"Bearer {await make_token('auditor', clearance='military')}"}
+    secret = f"/api/v1/regions/MIL-{uid}"
+    assert (await client.put(secret, headers=cleared_admin, json={"name": "Covert depot region"})).status_code == 201
+    guessed = f"/api/v1/warehouses/MIL-GUESS-{uid}"
+    assert (await client.put(guessed, headers=plain_admin, json={"name": 1})).status_code == 422
+    plain = f"/api/v1/regions/CIV-{uid}"
+    assert (await client.put(plain, headers=plain_admin, json={"name": "Civil region"})).status_code == 201
+
+    async def listed(headers, **params):
+        r = await client.get("/api/v1/audit-events", headers=headers, params=params)
+        assert r.status_code == 200, r.text
+        return r.json()["items"]
+
+    [hidden] = await listed(uncleared_auditor, actor=f"cmdr-{uid}")
+    assert hidden["restricted"] is True and hidden["target"] is None and hidden["details"] is None
+    assert hidden["client"] is None and hidden["content_hash"] is None and hidden["chain_hash"] is None
+    assert (hidden["actor"], hidden["action"], hidden["outcome"], hidden["status"]) == \
+        (f"cmdr-{uid}", "PUT /api/v1/regions/{code}", "ok", 201)
+    assert "admin" in hidden["roles"] and hidden["request_id"] and hidden["at"]
+    shown, failed = await listed(uncleared_auditor, actor=f"plain-{uid}")  # newest first
+    assert (shown["target"], shown["restricted"], shown["content_hash"] is not None) == (plain, False, True)
+    assert (failed["outcome"], failed["status"], failed["target"]) == ("failed", 422, "/api/v1/warehouses/{code}")
+    # Filtering by a hidden path answers nothing, so it cannot confirm a guess…
+    assert await listed(uncleared_auditor, target=secret) == []
+    assert await listed(uncleared_auditor, target=guessed) == []
+    assert [e["id"] for e in await listed(uncleared_auditor, target="/api/v1/warehouses/")] == [failed["id"]]
+    # …and nothing military shows anywhere in what the uncleared reader gets.
+    everything = await client.get("/api/v1/audit-events", headers=uncleared_auditor, params={"limit": 1000})
+    assert f"MIL-{uid}" not in everything.text and f"MIL-GUESS-{uid}" not in everything.text
+    # A cleared reader sees it all.
+    [whole] = await listed(cleared_auditor, target=secret)
+    assert whole["id"] == hidden["id"] and whole["target"] == secret and whole["chain_hash"]
+    assert [e["target"] for e in await listed(cleared_auditor, target=guessed)] == [guessed]
