@@ -17,9 +17,12 @@ from typing import Any
 import asyncpg
 
 from stockpile.domain import floors, rules as rules_
-from stockpile.domain.access import Principal, require_cleared, require_warehouse
+from stockpile.domain.access import (
+    MILITARY, PlanPlace, Principal, RequestPlace, line_shown, require_plan_decidable, require_plan_dispatchable,
+    require_request_writable, require_visible,
+)
 from stockpile.domain.allocation import Line
-from stockpile.domain.errors import Conflict, FloorProtected, Forbidden, InsufficientStock, Invalid, NotFound
+from stockpile.domain.errors import Conflict, FloorProtected, Forbidden, InsufficientStock, Invalid
 from stockpile.domain.moments import rfc3339
 from stockpile.domain.quantities import format_quantity, parse_quantity
 from stockpile.services import commands as c
@@ -80,27 +83,42 @@ def present_request(row: asyncpg.Record) -> dict[str, Any]:
             "created_at": rfc3339(row["created_at"])}
 
 
+def seen_by(principal: Principal) -> dict[str, Any]:
+    """The reader's limits as the store's reads take them (stockpile.store.visibility)."""
+    return {"warehouse_ids": principal.warehouse_filter, "cleared": principal.cleared_military}
+
+
+def request_place(destination_id: int, destination_region_id: int, requester_sector: str) -> RequestPlace:
+    return RequestPlace(destination_id, destination_region_id, requester_sector == MILITARY)
+
+
 async def file_request(pg: asyncpg.Connection, data: c.AllocationRequestIn, principal: Principal, today: date) -> dict:
     values = await request_values(pg, data, today)
-    if not principal.covers_warehouse(values["destination_id"]):
-        raise Forbidden(f"{principal.name} may not request stock for {data.destination}")
-    require_cleared(principal, values.pop("_sector"))
-    values.pop("_region_id")
+    require_request_writable(principal, request_place(values["destination_id"], values.pop("_region_id"),
+                                                      values.pop("_sector")), exists=False)
     request_id = await store.insert_request(pg, {**values, "principal_id": principal.id})
     return present_request(await store.request(pg, request_id))
 
 
-async def get_request(pg: asyncpg.Connection, request_id: str) -> dict:
-    row = await store.request(pg, request_id)
-    if row is None:
-        raise NotFound(f"no allocation request {request_id}")
+async def get_request(pg: asyncpg.Connection, request_id: str, principal: Principal) -> dict:
+    row = await store.request(pg, request_id, **seen_by(principal))
+    require_visible(row is not None, f"allocation request {request_id}")
     return present_request(row)
 
 
-async def cancel_request(pg: asyncpg.Connection, request_id: str) -> dict:
-    row = await store.request(pg, request_id)
-    if row is None:
-        raise NotFound(f"no allocation request {request_id}")
+async def list_requests(pg: asyncpg.Connection, principal: Principal, *, state: str | None, priority: str | None,
+                        after: str | None, limit: int) -> list[dict]:
+    rows = await store.requests(pg, state=state, priority=priority, after=after, limit=limit, **seen_by(principal))
+    return [present_request(r) for r in rows]
+
+
+async def cancel_request(pg: asyncpg.Connection, request_id: str, principal: Principal) -> dict:
+    """Cancel a pending request, judged as it is now: seen by the caller (else 404) and its to act on
+    (else 403)."""
+    row = await store.request(pg, request_id, for_update=True)
+    require_visible(row is not None, f"allocation request {request_id}")
+    require_request_writable(principal, request_place(row["destination_id"], row["destination_region_id"],
+                                                      row["requester_sector"]))
     if row["state"] != "pending":
         raise Conflict(f"the request is {row['state']}; cancel its plan first")
     await store.set_requests_state(pg, [request_id], "cancelled")
@@ -122,7 +140,8 @@ async def propose(pg: asyncpg.Connection, data: c.PlanIn, principal: Principal, 
         bad = [i for i in ids if as_uuid(i) is None]
         if bad:
             raise Invalid.field("request_ids", f"not request ids: {', '.join(bad[:10])}")
-    requests = [dict(r) for r in await store.pending_requests(pg, region_id=region_id, request_ids=ids)]
+    requests = [dict(r) for r in await store.pending_requests(pg, region_id=region_id, request_ids=ids,
+                                                                 **seen_by(principal))]
     if ids is not None and len(requests) != len(ids):
         missing = sorted(set(ids) - {r["id"] for r in requests})
         raise Invalid.field("request_ids", f"not pending requests: {', '.join(missing[:10])}")
@@ -160,21 +179,10 @@ def line_state(plan_state: str, line: asyncpg.Record) -> str:
     return {"approved": "reserved", "proposed": "proposed"}.get(plan_state, "void")
 
 
-RESTRICTED = ("lot_id", "lot_code", "owner", "warehouse", "expires_on", "transfer_id", "obligation_id")
-
-
-def present_lines(plan_state: str, lines: list[asyncpg.Record], cleared: bool = True) -> list[dict]:
-    """A plan's lines; for a reader not cleared for military stock, a line drawing on it names
-    neither the lot, nor the owner, nor the warehouse (need-to-know)."""
-    shown = [_present_line(plan_state, line) for line in lines]
-    return shown if cleared else restrict([{**item, "owner_sector": line["owner_sector"]}
-                                           for item, line in zip(shown, lines)])
-
-
-def restrict(items: list[dict]) -> list[dict]:
-    """Lines drawing on military stock, as a reader without military clearance sees them."""
-    return [{**item, **{key: None for key in RESTRICTED}, "restricted": True} if item.get("owner_sector") == "military"
-            else item for item in items]
+def present_lines(plan_state: str, lines: list[asyncpg.Record], principal: Principal) -> list[dict]:
+    """A plan's lines the reader may see: one drawing on military stock is withheld from a reader
+    not cleared for it — not masked, since its quantity and distance would place the stock."""
+    return [_present_line(plan_state, line) for line in lines if line_shown(principal, line["owner_sector"])]
 
 
 def _present_line(plan_state: str, line: asyncpg.Record) -> dict:
@@ -195,14 +203,30 @@ def present_requests(rows: list[asyncpg.Record]) -> list[dict]:
             for r in rows]
 
 
-async def show(pg: asyncpg.Connection, plan_id: str, principal: Principal | None = None) -> dict:
-    plan = await store.plan(pg, plan_id)
-    if plan is None:
-        raise NotFound(f"no allocation plan {plan_id}")
+async def show(pg: asyncpg.Connection, plan_id: str, principal: Principal) -> dict:
+    """One plan as the reader may see it (404 when it may not see the plan)."""
+    plan = await store.plan(pg, plan_id, **seen_by(principal))
+    require_visible(plan is not None, f"allocation plan {plan_id}")
+    return await present_plan(pg, plan, principal)
+
+
+async def list_plans(pg: asyncpg.Connection, principal: Principal, *, state: str | None, after: str | None,
+                     limit: int) -> list[dict]:
+    return [await present_plan(pg, plan, principal)
+            for plan in await store.plans(pg, state=state, after=after, limit=limit, **seen_by(principal))]
+
+
+async def present_plan(pg: asyncpg.Connection, plan: asyncpg.Record, principal: Principal) -> dict:
+    """A plan the reader may see. Each request keeps its planned and unfilled totals (the requester
+    receives them), military stock's share included; the lines on military stock are withheld from
+    an uncleared reader and ``lines_withheld`` says so — no count, no sum, nothing per line."""
+    plan_id = plan["id"]
     lines = await store.plan_lines(pg, plan_id)
+    shown = present_lines(plan["state"], lines, principal)
     return {
         "id": plan["id"], "state": plan["state"], "rule_version": plan["rule_version"],
-        "lines": present_lines(plan["state"], lines, principal is None or principal.cleared_military), "requests": present_requests(await store.plan_requests(pg, plan_id)),
+        "lines": shown, "lines_withheld": len(shown) < len(lines),
+        "requests": present_requests(await store.plan_requests(pg, plan_id)),
         "solver": {"objective": plan["objective"], "solve_ms": round(plan["solve_ms"], 3),
                    "build_ms": round(plan["build_ms"], 3), "arcs": plan["arcs"]},
         "created_at": rfc3339(plan["created_at"]), "approved_at": rfc3339(plan["approved_at"]),
@@ -211,10 +235,28 @@ async def show(pg: asyncpg.Connection, plan_id: str, principal: Principal | None
     }
 
 
-async def _locked_plan(pg: asyncpg.Connection, plan_id: str, *states: str) -> asyncpg.Record:
+async def plan_place(pg: asyncpg.Connection, plan_id: str) -> PlanPlace:
+    """The plan as it is now, as the policy judges it."""
+    requests, sources = await store.plan_place(pg, plan_id)
+    return PlanPlace(
+        requests=tuple(request_place(r["destination_id"], r["destination_region_id"], r["requester_sector"])
+                       for r in requests),
+        source_warehouse_ids=frozenset(s["warehouse_id"] for s in sources),
+        draws_military_stock=any(s["owner_sector"] == MILITARY for s in sources))
+
+
+async def _locked_plan(pg: asyncpg.Connection, plan_id: str, principal: Principal, action: str,
+                       *states: str) -> asyncpg.Record:
+    """Lock the plan and judge it as it is now: 404 when the caller may not see it, 403 when it may
+    not ``action`` it (approve, cancel, dispatch), then 409 when its state does not allow that."""
     plan = await store.plan(pg, plan_id, for_update=True)
-    if plan is None:
-        raise NotFound(f"no allocation plan {plan_id}")
+    require_visible(plan is not None, f"allocation plan {plan_id}")
+    place = await plan_place(pg, plan_id)
+    if action == "dispatch":
+        require_plan_dispatchable(principal, place)
+    else:  # approving reserves military stock, cancelling an approved plan releases it
+        require_plan_decidable(principal, place, touches_military_stock=place.draws_military_stock and (
+            action == "approve" or plan["state"] == "approved"))
     if plan["state"] not in states:
         raise Conflict(f"the plan is {plan['state']}; this needs a plan that is {' or '.join(states)}", state=plan["state"])
     return plan
@@ -224,7 +266,7 @@ async def approve(pg: asyncpg.Connection, plan_id: str, principal: Principal, no
                   reservation_hours: int) -> dict:
     """Reserve every line, after checking again under lock that the stock, the rules and the floors still
     allow it. A line that no longer fits fails the approval and is reported; nothing is shrunk silently."""
-    await _locked_plan(pg, plan_id, "proposed")
+    await _locked_plan(pg, plan_id, principal, "approve", "proposed")
     lines = await store.plan_lines(pg, plan_id)
     request_ids = sorted({line["request_id"] for line in lines} | {r["request_id"] for r in await store.plan_requests(pg, plan_id)})
     requests = {r["id"]: r for r in await store.pending_requests(pg, region_id=None, request_ids=request_ids, for_update=True)}
@@ -238,7 +280,6 @@ async def approve(pg: asyncpg.Connection, plan_id: str, principal: Principal, no
     needs_approval = set()
     for i, line in enumerate(lines):
         request = requests[line["request_id"]]
-        require_cleared(principal, line["owner_sector"])
         rule = rules_.permits(ruleset, levels.get(request["destination_region_id"], "peacetime"),
                               request["category"], request["requester_sector"], line["owner_sector"])
         if rule is None:
@@ -306,12 +347,10 @@ async def dispatch(pg: asyncpg.Connection, plan_id: str, principal: Principal, c
     """Post the plan: reservations are consumed; where the owner is not the requester the title moves
     first (an ownership_transfer, with the obligation its rule creates); then one transfer per
     (source, destination) carries the lines into transit. Receiving a transfer closes its lines."""
-    plan = await _locked_plan(pg, plan_id, "approved")
+    plan = await _locked_plan(pg, plan_id, principal, "dispatch", "approved")
     if plan["reserved_until"] is not None and plan["reserved_until"] <= clock.now:
         raise Conflict("the plan's reservations have lapsed; propose and approve a new plan")
     lines = await store.plan_lines(pg, plan_id)
-    for line in lines:
-        require_warehouse(principal, line["warehouse_id"], line["warehouse"])
     await _release(pg, lines)
     parties = {r["id"]: r["code"] for r in await pg.fetch(
         "SELECT id, code FROM parties WHERE id = ANY($1::bigint[])", list({line["requester_id"] for line in lines}))}
@@ -351,7 +390,7 @@ async def dispatch(pg: asyncpg.Connection, plan_id: str, principal: Principal, c
 
 async def cancel(pg: asyncpg.Connection, plan_id: str, reason: str, now: datetime, principal: Principal) -> dict:
     """Void a proposed or approved plan: reservations are released, its requests wait for a new plan."""
-    plan = await _locked_plan(pg, plan_id, "proposed", "approved")
+    plan = await _locked_plan(pg, plan_id, principal, "cancel", "proposed", "approved")
     await _end(pg, plan, "cancelled", reason or "cancelled", now)
     return await show(pg, plan_id, principal)
 

@@ -6,6 +6,7 @@ material and region, the floors that bound the result, and days of supply after 
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal
@@ -13,13 +14,16 @@ from typing import Any
 
 import asyncpg
 
+from stockpile.domain.access import (
+    MILITARY, Principal, TargetPlace, require_request_writable, require_visible, sees_full_drill, target_visible,
+)
 from stockpile.domain.allocation import PRIORITIES
 from stockpile.domain.coverage import days_of_supply
 from stockpile.domain.errors import Invalid
 from stockpile.domain.quantities import format_quantity
 from stockpile.services import commands as c
 from stockpile.services import planning
-from stockpile.services.allocation import request_values
+from stockpile.services.allocation import request_place, request_values
 from stockpile.store import allocation as store
 from stockpile.store import coverage, masterdata
 from stockpile.store.db import Database
@@ -34,7 +38,8 @@ async def _ids(pg: asyncpg.Connection, table: str, codes: list[str], field: str)
     return found
 
 
-async def _synthetic(pg: asyncpg.Connection, data: c.DrillIn, today: date) -> list[dict[str, Any]]:
+async def _synthetic(pg: asyncpg.Connection, data: c.DrillIn, today: date,
+                     principal: Principal | None) -> list[dict[str, Any]]:
     requests, errors = [], []
     for i, r in enumerate(data.requests):
         try:
@@ -42,6 +47,9 @@ async def _synthetic(pg: asyncpg.Connection, data: c.DrillIn, today: date) -> li
         except Invalid as exc:
             errors += exc.errors
             continue
+        if principal is not None:
+            require_request_writable(principal, request_place(values["destination_id"], values["_region_id"],
+                                                              values["_sector"]), exists=False)
         place = await pg.fetchrow("SELECT code, latitude::float8 AS latitude, longitude::float8 AS longitude "
                                   "FROM warehouses WHERE id = $1", values["destination_id"])
         requests.append({**values, "id": f"drill-{i + 1}", "requester_sector": values["_sector"],
@@ -53,41 +61,139 @@ async def _synthetic(pg: asyncpg.Connection, data: c.DrillIn, today: date) -> li
     return requests
 
 
-async def on_snapshot(db: Database, data: c.DrillIn, today: date, limits: planning.Limits) -> dict[str, Any]:
-    """Plan the scenario on one read-only snapshot of the reserve: it can post and reserve nothing."""
+async def on_snapshot(db: Database, data: c.DrillIn, today: date, limits: planning.Limits,
+                      principal: Principal | None = None) -> dict[str, Any]:
+    """Plan the scenario on one read-only snapshot of the reserve: it can post and reserve nothing.
+    ``principal``: who runs it (None: the trusted command line, which plans every request)."""
     async with db.transaction() as tx:
         await tx.pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        return await run(tx.pg, data, today, limits)
+        return await run(tx.pg, data, today, limits, principal)
 
 
-async def record(pg: asyncpg.Connection, data: c.DrillIn, report: dict[str, Any], principal_id: int) -> dict[str, Any]:
-    """Store a drill (the only thing a drill writes) and answer it with its id."""
+async def record(pg: asyncpg.Connection, data: c.DrillIn, reports: dict[str, Any], principal_id: int,
+                 principal: Principal | None = None) -> dict[str, Any]:
+    """Store a drill (the only thing a drill writes) with both its reports, and answer it with its id
+    and the report ``principal`` may see (None: as computed)."""
     scenario = {"name": data.name, "readiness": data.readiness, "lost_warehouses": data.lost_warehouses,
-                "requests": len(data.requests), "include_pending": data.include_pending}
-    drill_id = await store.insert_drill(pg, data.name, scenario, report, principal_id)
-    return {"id": drill_id, "name": data.name, **report}
+                "requests": len(data.requests), "include_pending": data.include_pending,
+                "destinations": reports["destinations"]}
+    drill_id = await store.insert_drill(pg, data.name, scenario,
+                                        {**reports["report"], "restricted": reports["restricted"]}, principal_id)
+    shown = reports["report"] if principal is None or sees_full_drill(principal) else reports["restricted"]
+    if principal is not None:
+        shown = await _in_scope(pg, shown, principal)
+    return {"id": drill_id, "name": data.name, **shown}
 
 
-async def run(pg: asyncpg.Connection, data: c.DrillIn, today: date, limits: planning.Limits) -> dict[str, Any]:
-    """Plan the scenario inside the caller's (repeatable-read) transaction and report; writes nothing."""
+def _limits(principal: Principal) -> dict[str, Any]:
+    return {"warehouse_ids": principal.warehouse_filter, "cleared": principal.cleared_military}
+
+
+async def show(pg: asyncpg.Connection, drill_id: str, principal: Principal) -> dict[str, Any]:
+    """A stored drill as the reader may see it (404 when it may not see the drill)."""
+    row = await store.drill(pg, drill_id, **_limits(principal))
+    require_visible(row is not None, f"drill {drill_id}")
+    scenario = json.loads(row["scenario"])
+    report = await _in_scope(pg, json.loads(row["report"]), principal)
+    return {"id": row["id"], "name": row["name"], "created_at": row["created_at"].isoformat(),
+            "scenario": scenario, **report}
+
+
+async def listing(pg: asyncpg.Connection, principal: Principal, *, after: str | None, limit: int) -> list[dict]:
+    rows = await store.drills(pg, after=after, limit=limit, **_limits(principal))
+    return [{"id": r["id"], "name": r["name"], "created_at": r["created_at"].isoformat(),
+             "fill_rate": json.loads(r["fill_rate"] or "{}")} for r in rows]
+
+
+async def _in_scope(pg: asyncpg.Connection, report: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    """A report's target figures (floors that bound it, days of supply) limited to the targets the
+    reader may see."""
+    if principal.national:
+        return report
+    codes = sorted({f["target"] for f in report["floors_bounding"]} | {d["target"] for d in report["days_of_supply"]})
+    seen = {t["code"] for t in await store.target_places(pg, codes) if target_visible(principal, _place(t))}
+    return {**report, "floors_bounding": [f for f in report["floors_bounding"] if f["target"] in seen],
+            "days_of_supply": [d for d in report["days_of_supply"] if d["target"] in seen]}
+
+
+def _place(row: Any) -> TargetPlace:
+    return TargetPlace(row["warehouse_id"], row["region_id"], row["military"], row["every_owner_at_warehouse"])
+
+
+async def run(pg: asyncpg.Connection, data: c.DrillIn, today: date, limits: planning.Limits,
+              principal: Principal | None = None) -> dict[str, Any]:
+    """Plan the scenario inside the caller's (repeatable-read) transaction and report, twice: as
+    computed, and solved again with no military stock and no military requester for readers not
+    cleared for them. Writes nothing.
+
+    A drill plans the synthetic requests its runner could file itself (destinations in its scope, a
+    military requester only with clearance) and, with ``include_pending``, the pending requests it
+    may see."""
     overrides = await _ids(pg, "regions", sorted(data.readiness), "readiness")
     lost = await _ids(pg, "warehouses", sorted(set(data.lost_warehouses)), "lost_warehouses")
-    requests = await _synthetic(pg, data, today)
+    requests = await _synthetic(pg, data, today, principal)
     if data.include_pending:
-        requests += [dict(r) for r in await store.pending_requests(pg, region_id=None, request_ids=None)]
+        seen = {} if principal is None else {"warehouse_ids": principal.warehouse_filter,
+                                             "cleared": principal.cleared_military}
+        requests += [dict(r) for r in await store.pending_requests(pg, region_id=None, request_ids=None, **seen)]
     if not requests:
         raise Invalid.field("requests", "a drill needs synthetic requests or include_pending with pending requests")
-    planned = await planning.plan(pg, requests, today=today, limits=limits,
-                                  level_overrides={overrides[code]: level for code, level in data.readiness.items()},
-                                  lost_warehouse_ids=lost.values())
-    return await _report(pg, planned, today)
-
-
+    options = {"today": today, "limits": limits, "lost_warehouse_ids": list(lost.values()),
+               "level_overrides": {overrides[code]: level for code, level in data.readiness.items()}}
+    planned = await planning.plan(pg, requests, **options)
+    civilian = [r for r in requests if r["requester_sector"] != MILITARY]
+    military_in_it = len(civilian) < len(requests) or any(
+        p["owner_sector"] == MILITARY for p in planned.positions.values())
+    if not military_in_it:
+        restricted = planned
+    elif civilian:
+        with store.supply_without_military():
+            restricted = await planning.plan(pg, civilian, **options)
+    else:
+        restricted = None
+    return {"report": await _report(pg, planned, today),
+            "restricted": await _restricted_report(pg, restricted, today),
+            "destinations": sorted({r["destination"] for r in requests})}
 def _ratio(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 1.0
 
 
 async def _report(pg: asyncpg.Connection, planned: planning.Planned, today: date) -> dict[str, Any]:
+    """The drill as computed: every figure, military stock and requesters included."""
+    covered = await coverage.coverage(pg, today=today, region=None, category=None)
+    return await _summary(pg, planned, _days_of_supply(covered, planned.drawn), planned.bound)
+
+
+async def _restricted_report(pg: asyncpg.Connection, planned: planning.Planned | None, today: date) -> dict[str, Any]:
+    """The drill for readers not cleared for military stock, from its solve without military stock
+    or requesters (``planned``; None when every request was a military party's): days of supply on
+    the stock such a reader may see, of the targets it may see, and only the bounding floors whose
+    figures count no military stock (the others' headroom would include it)."""
+    seen = await coverage.coverage(pg, today=today, region=None, category=None, cleared=False)
+    if planned is None:
+        return {"rule_version": None, "levels": {}, "fill_rate": {}, "requests": [], "unmet": [],
+                "floors_bounding": [], "days_of_supply": _days_of_supply(seen, {}), "lines": [], "solver": None}
+    counted = {t["code"]: t["usable"] for t in await coverage.coverage(pg, today=today, region=None, category=None)}
+    civilian = {t["code"] for t in seen if counted.get(t["code"]) == t["usable"]}
+    bound = [f for f in planned.bound if f["target"] in civilian]
+    return await _summary(pg, planned, _days_of_supply(seen, planned.drawn), bound)
+
+
+def _days_of_supply(targets: list[asyncpg.Record], drawn: dict[int, int]) -> list[dict[str, Any]]:
+    """Days of supply of each target before and after the drill's draws (targets that declare none are left out)."""
+    supply_days = []
+    for t in targets:
+        before = days_of_supply(t["usable"], t["population"], t["daily_consumption_per_person"])
+        if before is None:
+            continue
+        after = days_of_supply(t["usable"] - Decimal(drawn.get(t["id"], 0)) / 1000, t["population"],
+                               t["daily_consumption_per_person"])
+        supply_days.append({"target": t["code"], "before": float(before), "after": float(after)})
+    return supply_days
+
+
+async def _summary(pg: asyncpg.Connection, planned: planning.Planned, supply_days: list[dict[str, Any]],
+                   bound: list[dict[str, Any]]) -> dict[str, Any]:
     s = planned.solution
     requested, served = defaultdict(int), defaultdict(int)
     unmet: dict[tuple[str, str], list] = {}
@@ -107,14 +213,6 @@ async def _report(pg: asyncpg.Connection, planned: planning.Planned, today: date
                       "warehouse": p["warehouse"], "material": p["material"],
                       "quantity": format_quantity(line.quantity, p["decimals"]), "distance_km": round(line.distance_km, 1),
                       "rule": line.rule, "expires_on": None if p["expires_on"] is None else p["expires_on"].isoformat()})
-    supply_days = []
-    for t in await coverage.coverage(pg, today=today, region=None, category=None):
-        before = days_of_supply(t["usable"], t["population"], t["daily_consumption_per_person"])
-        if before is None:
-            continue
-        after = days_of_supply(t["usable"] - Decimal(planned.drawn.get(t["id"], 0)) / 1000, t["population"],
-                               t["daily_consumption_per_person"])
-        supply_days.append({"target": t["code"], "before": float(before), "after": float(after)})
     return {
         "rule_version": planned.rule_version,
         "levels": planned.levels,
@@ -125,7 +223,7 @@ async def _report(pg: asyncpg.Connection, planned: planning.Planned, today: date
                       "unfilled": format_quantity(s.unfilled[rid], r["decimals"]), "reasons": s.reasons.get(rid, [])}
                      for rid, r in planned.requests.items()],
         "unmet": [{"material": m, "region": g, "quantity": format_quantity(q, d)} for (m, g), (q, d) in sorted(unmet.items())],
-        "floors_bounding": planned.bound,
+        "floors_bounding": bound,
         "days_of_supply": supply_days,
         "lines": lines,
         "solver": {"objective": s.objective, "build_ms": round(s.build_ms, 3), "solve_ms": round(s.solve_ms, 3),
@@ -149,5 +247,6 @@ def readable(report: dict[str, Any]) -> str:
     if report["days_of_supply"]:
         out += ["", "Days of supply (before → after):"]
         out += [f"  {d['target']:<24} {d['before']:>8} → {d['after']}" for d in report["days_of_supply"]]
-    out += ["", f"{len(report['lines'])} plan line(s); solved in {report['solver']['solve_ms']} ms"]
+    out += ["", f"{len(report['lines'])} plan line(s)"
+            + (f"; solved in {report['solver']['solve_ms']} ms" if report["solver"] else "")]
     return "\n".join(out)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date
 from typing import Any
 
 import asyncpg
+
+from stockpile.store.visibility import DRILLS, PLANS, REQUESTS
 
 _REQUEST = """
 SELECT r.id::text AS id, r.requester_id, p.code AS requester, p.sector AS requester_sector, r.destination_id,
@@ -33,33 +37,58 @@ async def insert_request(pg: asyncpg.Connection, values: dict[str, Any]) -> str:
         *values.values())
 
 
-async def request(pg: asyncpg.Connection, request_id: str) -> asyncpg.Record | None:
-    return await pg.fetchrow(_REQUEST + " WHERE r.id = $1::uuid", request_id)
+async def request(pg: asyncpg.Connection, request_id: str, *, warehouse_ids: list[int] | None = None,
+                  cleared: bool = True, for_update: bool = False) -> asyncpg.Record | None:
+    """One request as the reader (``warehouse_ids``, ``cleared``; by default everything) may see it."""
+    return await pg.fetchrow(
+        _REQUEST + f" WHERE r.id = $1::uuid AND {REQUESTS.format(warehouses='$2', cleared='$3')}"
+        + (" FOR UPDATE OF r" if for_update else ""), request_id, warehouse_ids, cleared)
 
 
 async def requests(pg: asyncpg.Connection, *, state: str | None, priority: str | None, after: str | None,
-                   limit: int) -> list[asyncpg.Record]:
+                   limit: int, warehouse_ids: list[int] | None = None, cleared: bool = True) -> list[asyncpg.Record]:
     return await pg.fetch(
-        _REQUEST + """ WHERE ($1::text IS NULL OR r.state = $1) AND ($2::text IS NULL OR r.priority = $2)
-                         AND ($3::uuid IS NULL OR r.id > $3) ORDER BY r.id LIMIT $4""",
-        state, priority, after, limit)
+        _REQUEST + f""" WHERE ($1::text IS NULL OR r.state = $1) AND ($2::text IS NULL OR r.priority = $2)
+                         AND ($3::uuid IS NULL OR r.id > $3) AND {REQUESTS.format(warehouses='$5', cleared='$6')}
+                       ORDER BY r.id LIMIT $4""",
+        state, priority, after, limit, warehouse_ids, cleared)
 
 
 async def pending_requests(pg: asyncpg.Connection, *, region_id: int | None, request_ids: list[str] | None,
-                           for_update: bool = False) -> list[asyncpg.Record]:
-    """Pending requests whose destination lies in ``region_id``'s subtree (or the ones named)."""
+                           for_update: bool = False, warehouse_ids: list[int] | None = None,
+                           cleared: bool = True) -> list[asyncpg.Record]:
+    """Pending requests whose destination lies in ``region_id``'s subtree (or the ones named), of
+    those the reader (``warehouse_ids``, ``cleared``; by default everything) may see."""
     lock = " FOR UPDATE OF r" if for_update else ""
     return await pg.fetch(
-        _CLOSURE + _REQUEST + """
+        _CLOSURE + _REQUEST + f"""
         WHERE r.state = 'pending' AND ($2::uuid[] IS NULL OR r.id = ANY($2::uuid[]))
           AND ($1::bigint IS NULL OR w.region_id IN (SELECT descendant FROM closure WHERE ancestor = $1))
-        ORDER BY r.id""" + lock, region_id, request_ids)
+          AND {REQUESTS.format(warehouses='$3', cleared='$4')}
+        ORDER BY r.id""" + lock, region_id, request_ids, warehouse_ids, cleared)
+
+
+# Whether planning may draw on military-owned stock in this context (see ``supply_without_military``).
+_MILITARY_SUPPLY: ContextVar[bool] = ContextVar("military_supply", default=True)
+
+
+@contextmanager
+def supply_without_military() -> Iterator[None]:
+    """Within this block ``candidate_positions`` offers no military-owned stock: a drill solves its
+    variant for uncleared readers on the stock they may know of, so none of its figures depends on
+    a military position (the planner reads its candidates here and takes no such argument)."""
+    token = _MILITARY_SUPPLY.set(False)
+    try:
+        yield
+    finally:
+        _MILITARY_SUPPLY.reset(token)
 
 
 async def candidate_positions(pg: asyncpg.Connection, *, material_ids: list[int], groups: list[str], today: date,
                               lost_warehouse_ids: list[int] = ()) -> list[asyncpg.Record]:
     """Positions that could send stock: usable lots (available status, not expired) of the materials
-    or substitution groups asked for, in active warehouses, with something left after reservations."""
+    or substitution groups asked for, in active warehouses, with something left after reservations
+    (and no military-owned stock inside ``supply_without_military``)."""
     return await pg.fetch(
         """SELECT a.id AS account_id, l.id::text AS lot_id, l.code AS lot_code, a.owner_id, o.code AS owner,
                   o.sector AS owner_sector, l.warehouse_id, w.code AS warehouse, w.region_id,
@@ -75,8 +104,9 @@ async def candidate_positions(pg: asyncpg.Connection, *, material_ids: list[int]
               AND (l.expires_on IS NULL OR l.expires_on > $3) AND w.status = 'active'
               AND NOT (w.id = ANY($4::bigint[]))
               AND (l.material_id = ANY($1::bigint[]) OR m.substitution_group = ANY($2::text[]))
+              AND ($5 OR o.sector <> 'military')
             ORDER BY a.id""",
-        material_ids, groups, today, list(lost_warehouse_ids))
+        material_ids, groups, today, list(lost_warehouse_ids), _MILITARY_SUPPLY.get())
 
 
 # A target has one scope (a warehouse or a region) and one material selector (a material, a category
@@ -181,17 +211,37 @@ async def insert_plan(pg: asyncpg.Connection, plan: dict[str, Any], requests_: l
     return plan_id
 
 
-async def plan(pg: asyncpg.Connection, plan_id: str, *, for_update: bool = False) -> asyncpg.Record | None:
+async def plan(pg: asyncpg.Connection, plan_id: str, *, for_update: bool = False, warehouse_ids: list[int] | None = None,
+               cleared: bool = True) -> asyncpg.Record | None:
+    """One plan as the reader (``warehouse_ids``, ``cleared``; by default everything) may see it."""
     return await pg.fetchrow(
-        "SELECT p.*, p.id::text AS id FROM allocation_plans p WHERE p.id = $1::uuid"
-        + (" FOR UPDATE" if for_update else ""), plan_id)
+        f"""SELECT p.*, p.id::text AS id FROM allocation_plans p
+             WHERE p.id = $1::uuid AND {PLANS.format(warehouses='$2', cleared='$3')}"""
+        + (" FOR UPDATE" if for_update else ""), plan_id, warehouse_ids, cleared)
 
 
-async def plans(pg: asyncpg.Connection, *, state: str | None, after: str | None, limit: int) -> list[asyncpg.Record]:
+async def plans(pg: asyncpg.Connection, *, state: str | None, after: str | None, limit: int,
+                warehouse_ids: list[int] | None = None, cleared: bool = True) -> list[asyncpg.Record]:
     return await pg.fetch(
-        """SELECT p.*, p.id::text AS id FROM allocation_plans p
-            WHERE ($1::text IS NULL OR p.state = $1) AND ($2::uuid IS NULL OR p.id > $2) ORDER BY p.id LIMIT $3""",
-        state, after, limit)
+        f"""SELECT p.*, p.id::text AS id FROM allocation_plans p
+            WHERE ($1::text IS NULL OR p.state = $1) AND ($2::uuid IS NULL OR p.id > $2)
+              AND {PLANS.format(warehouses='$4', cleared='$5')}
+            ORDER BY p.id LIMIT $3""",
+        state, after, limit, warehouse_ids, cleared)
+
+
+async def plan_place(pg: asyncpg.Connection, plan_id: str) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
+    """What the policy needs of a plan as it is now: its requests (destination, its region, the
+    requester's sector) and the warehouses and owners' sectors its lines draw on."""
+    requests_ = await pg.fetch(
+        """SELECT r.destination_id, w.region_id AS destination_region_id, q.sector AS requester_sector
+             FROM plan_requests pr JOIN allocation_requests r ON r.id = pr.request_id
+             JOIN warehouses w ON w.id = r.destination_id JOIN parties q ON q.id = r.requester_id
+            WHERE pr.plan_id = $1::uuid""", plan_id)
+    sources = await pg.fetch(
+        """SELECT DISTINCT pl.warehouse_id, o.sector AS owner_sector
+             FROM plan_lines pl JOIN parties o ON o.id = pl.owner_id WHERE pl.plan_id = $1::uuid""", plan_id)
+    return requests_, sources
 
 
 async def plan_lines(pg: asyncpg.Connection, plan_id: str) -> list[asyncpg.Record]:
@@ -280,11 +330,37 @@ async def insert_drill(pg: asyncpg.Connection, name: str, scenario: dict, report
            RETURNING id::text""", name, json.dumps(scenario), json.dumps(report), principal_id)
 
 
-async def drill(pg: asyncpg.Connection, drill_id: str) -> asyncpg.Record | None:
-    return await pg.fetchrow("SELECT d.*, d.id::text AS id FROM drills d WHERE d.id = $1::uuid", drill_id)
+# A drill's report as the reader sees it: as computed when cleared, else the variant computed without
+# military stock (stored beside it; a drill stored without one is not shown to uncleared readers).
+_DRILL_REPORT = "CASE WHEN {cleared}::boolean THEN d.report - 'restricted' ELSE d.report->'restricted' END"
+_DRILL_SHOWN = "({cleared} OR d.report ? 'restricted')"
 
 
-async def drills(pg: asyncpg.Connection, *, after: str | None, limit: int) -> list[asyncpg.Record]:
+async def drill(pg: asyncpg.Connection, drill_id: str, *, warehouse_ids: list[int] | None = None,
+                cleared: bool = True) -> asyncpg.Record | None:
+    """One drill with the report the reader (``warehouse_ids``, ``cleared``; by default everything) may see."""
+    return await pg.fetchrow(
+        f"""SELECT d.id::text AS id, d.name, d.created_at, d.scenario, {_DRILL_REPORT.format(cleared='$3')} AS report
+              FROM drills d
+             WHERE d.id = $1::uuid AND {DRILLS.format(warehouses='$2')} AND {_DRILL_SHOWN.format(cleared='$3')}""",
+        drill_id, warehouse_ids, cleared)
+
+
+async def drills(pg: asyncpg.Connection, *, after: str | None, limit: int, warehouse_ids: list[int] | None = None,
+                 cleared: bool = True) -> list[asyncpg.Record]:
     return await pg.fetch(
-        """SELECT d.id::text AS id, d.name, d.created_at, d.report->'fill_rate' AS fill_rate
-             FROM drills d WHERE ($1::uuid IS NULL OR d.id > $1) ORDER BY d.id LIMIT $2""", after, limit)
+        f"""SELECT d.id::text AS id, d.name, d.created_at, ({_DRILL_REPORT.format(cleared='$4')})->'fill_rate' AS fill_rate
+              FROM drills d
+             WHERE ($1::uuid IS NULL OR d.id > $1) AND {DRILLS.format(warehouses='$3')}
+               AND {_DRILL_SHOWN.format(cleared='$4')}
+             ORDER BY d.id LIMIT $2""", after, limit, warehouse_ids, cleared)
+
+
+async def target_places(pg: asyncpg.Connection, codes: list[str]) -> list[asyncpg.Record]:
+    """Reserve targets by code with what the visibility rule needs (stockpile.domain.access.TargetPlace)."""
+    return await pg.fetch(
+        """SELECT t.code, t.scope_warehouse_id AS warehouse_id, t.scope_region_id AS region_id,
+                  coalesce(o.sector, t.sector, '') = 'military' AS military,
+                  (t.owner_id IS NULL AND t.sector IS NULL AND t.scope_warehouse_id IS NOT NULL) AS every_owner_at_warehouse
+             FROM reserve_targets t LEFT JOIN parties o ON o.id = t.owner_id
+            WHERE t.code = ANY($1::text[])""", codes)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncpg
 
 from stockpile.store.db import as_uuid
+from stockpile.store.visibility import MOVEMENTS, OBLIGATIONS
 
 _SELECT = """
-SELECT o.id, o.kind, o.rule_code, o.rule_version, o.movement_id, o.lot_id, o.quantity, o.settled_quantity,
+SELECT o.id, o.kind, m.substitution_group, o.rule_code, o.rule_version, o.movement_id, o.lot_id, o.quantity, o.settled_quantity,
        o.created_at, o.settled_at, o.material_id, o.creditor_id, o.debtor_id,
        m.code AS material, m.decimals, c.code AS creditor, c.sector AS creditor_sector,
        d.code AS debtor, d.sector AS debtor_sector
@@ -27,18 +28,34 @@ async def record(pg: asyncpg.Connection, *, kind: str, rule_code: str, rule_vers
         kind, rule_code, rule_version, movement_id, lot_id, material_id, creditor_id, debtor_id, quantity)
 
 
-async def get(pg: asyncpg.Connection, obligation_id: str, *, for_update: bool = False) -> asyncpg.Record | None:
-    return await pg.fetchrow(_SELECT + " WHERE o.id = $1" + (" FOR UPDATE OF o" if for_update else ""), obligation_id)
+async def get(pg: asyncpg.Connection, obligation_id: str, *, for_update: bool = False,
+              warehouse_ids: list[int] | None = None, cleared: bool = True) -> asyncpg.Record | None:
+    """One obligation as the reader (``warehouse_ids``, ``cleared``; by default everything) may see it."""
+    return await pg.fetchrow(
+        _SELECT + f" WHERE o.id = $1 AND {OBLIGATIONS.format(warehouses='$2', cleared='$3')}"
+        + (" FOR UPDATE OF o" if for_update else ""), obligation_id, warehouse_ids, cleared)
 
 
 async def listing(pg: asyncpg.Connection, *, state: str | None, party_id: int | None, cleared: bool,
-                  after: str | None, limit: int) -> list[asyncpg.Record]:
+                  after: str | None, limit: int, warehouse_ids: list[int] | None = None) -> list[asyncpg.Record]:
     return await pg.fetch(
-        _SELECT + """ WHERE ($1::text IS NULL OR ($1 = 'open') = (o.settled_quantity < o.quantity))
+        _SELECT + f""" WHERE ($1::text IS NULL OR ($1 = 'open') = (o.settled_quantity < o.quantity))
           AND ($2::bigint IS NULL OR $2 IN (o.creditor_id, o.debtor_id))
-          AND ($3 OR (c.sector <> 'military' AND d.sector <> 'military'))
           AND ($4::uuid IS NULL OR o.id > $4)
-        ORDER BY o.id LIMIT $5""", state, party_id, cleared, after, limit)
+          AND {OBLIGATIONS.format(warehouses='$6', cleared='$3')}
+        ORDER BY o.id LIMIT $5""", state, party_id, cleared, after, limit, warehouse_ids)
+
+
+async def place(pg: asyncpg.Connection, obligation_id: str) -> asyncpg.Record | None:
+    """What the policy needs of an obligation as it is now (stockpile.domain.access.ObligationPlace)."""
+    return await pg.fetchrow(
+        """SELECT c.sector = 'military' AS creditor_military, d.sector = 'military' AS debtor_military,
+                  l.warehouse_id AS lot_warehouse_id,
+                  ARRAY(SELECT r.destination_id FROM plan_lines pl JOIN allocation_requests r ON r.id = pl.request_id
+                         WHERE pl.obligation_id = o.id) AS destination_ids
+             FROM obligations o JOIN parties c ON c.id = o.creditor_id JOIN parties d ON d.id = o.debtor_id
+             JOIN lots l ON l.id = o.lot_id
+            WHERE o.id = $1""", obligation_id)
 
 
 async def settlements(pg: asyncpg.Connection, obligation_id: str) -> list[asyncpg.Record]:
@@ -48,18 +65,30 @@ async def settlements(pg: asyncpg.Connection, obligation_id: str) -> list[asyncp
            WHERE s.obligation_id = $1 ORDER BY s.id""", obligation_id)
 
 
-async def repayment(pg: asyncpg.Connection, movement_id: str, material_id: int, creditor_id: int) -> int | None:
-    """How much of ``material`` the movement credited to the creditor's stock (a loan repaid in kind),
-    or None when the movement does not exist."""
+async def repayment(pg: asyncpg.Connection, movement_id: str, obligation: asyncpg.Record, *,
+                    warehouse_ids: list[int] | None = None, cleared: bool = True) -> asyncpg.Record | None:
+    """What the repayment rule (stockpile.domain.obligations) needs of a movement offered to settle
+    ``obligation``: its kind, whether it was recorded after the obligation, what it credited the
+    creditor's positions net in the loan's material or its substitution group, whether it was
+    reversed or is cited already. None when there is no such movement the reader may see.
+
+    Takes a transaction-level lock on the movement's citation first, so two settlements citing it at
+    once queue and the second sees the first."""
     if as_uuid(movement_id) is None:
         return None
-    row = await pg.fetchrow(
-        """SELECT EXISTS (SELECT 1 FROM movements WHERE id = $1) AS found,
-                  coalesce(sum(p.delta) FILTER (WHERE p.delta > 0), 0) AS credited
-           FROM postings p JOIN accounts a ON a.id = p.account_id
-           WHERE p.movement_id = $1 AND a.type = 'stock' AND a.owner_id = $3 AND p.material_id = $2""",
-        movement_id, material_id, creditor_id)
-    return int(row["credited"]) if row["found"] else None
+    await pg.execute("SELECT pg_advisory_xact_lock(hashtext('obligation_settlement'), hashtext($1))", movement_id)
+    return await pg.fetchrow(
+        f"""SELECT mv.kind, mv.recorded_at > $2 AS recorded_after_obligation,
+                   coalesce((SELECT sum(p.delta) FROM postings p JOIN accounts a ON a.id = p.account_id
+                              JOIN materials m ON m.id = p.material_id
+                             WHERE p.movement_id = mv.id AND a.owner_id = $3
+                               AND (p.material_id = $4 OR m.substitution_group = $5)), 0)::bigint AS credited,
+                   EXISTS (SELECT 1 FROM movements rv WHERE rv.reverses_id = mv.id) AS reversed,
+                   EXISTS (SELECT 1 FROM obligation_settlements s WHERE s.movement_id = mv.id) AS cited
+              FROM movements mv
+             WHERE mv.id = $1::uuid AND {MOVEMENTS.format(warehouses='$6', cleared='$7')}""",
+        movement_id, obligation["created_at"], obligation["creditor_id"], obligation["material_id"],
+        obligation["substitution_group"], warehouse_ids, cleared)
 
 
 async def settle(pg: asyncpg.Connection, obligation_id: str, *, quantity: int, movement_id: str | None, note: str,

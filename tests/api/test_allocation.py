@@ -297,11 +297,11 @@ async def test_a_loan_of_military_stock_is_hidden_from_uncleared_planners_and_re
     await request(client, uncleared, requester=w.civil, destination=w.south, material=w.vaccine, quantity="30",
                   priority="immediate")
     plan = await propose(client, uncleared, w)
-    [line] = plan["lines"]
-    assert line["restricted"] is True and line["lot_id"] is None and line["warehouse"] is None
-    assert (line["rule"], line["obligation"], line["quantity"]) == ("EME-CIV-MIL-MED", "loan", "30")
+    assert plan["lines"] == [] and plan["lines_withheld"] is True  # withheld, not masked
+    assert plan["requests"][0]["planned"] == "30"  # the requester's total stays
     seen = (await client.get(f"/api/v1/allocation-plans/{plan['id']}", headers=admin)).json()["lines"][0]
-    assert seen["lot_id"] == lot and seen["owner"] == w.military and "restricted" not in seen
+    assert seen["lot_id"] == lot and seen["owner"] == w.military
+    assert (seen["rule"], seen["obligation"], seen["quantity"]) == ("EME-CIV-MIL-MED", "loan", "30")
     assert (await client.post(f"/api/v1/allocation-plans/{plan['id']}/approve", headers=uncleared)).status_code == 403
     assert (await client.post(f"/api/v1/allocation-plans/{plan['id']}/approve", headers=commanders[0])).status_code == 200
     dispatched = await client.post(f"/api/v1/allocation-plans/{plan['id']}/dispatch", headers={**admin, **idem()})

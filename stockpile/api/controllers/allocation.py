@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Literal
 from uuid import UUID
 
@@ -12,12 +11,10 @@ from litestar.datastructures import State
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
 from stockpile.api.common import decode_cursor, idempotent, json_response, page, page_limit
-from stockpile.domain.errors import NotFound
 from stockpile.services import allocation, drills
 from stockpile.services import commands as c
 from stockpile.services.movements import Clock
 from stockpile.services.planning import Limits
-from stockpile.store import allocation as store
 
 PLANNERS = ("planner", "commander", "admin")
 
@@ -34,26 +31,27 @@ class RequestController(Controller):
         return json_response(body, 201)
 
     @get("/", guards=[can_read], summary="Allocation requests")
-    async def listing(self, state: State, state_: Literal["pending", "allocated", "cancelled"] | None = None,
+    async def listing(self, request: Request, state: State,
+                      state_: Literal["pending", "allocated", "cancelled"] | None = None,
                       priority: Literal["flash", "immediate", "priority", "routine"] | None = None,
                       limit: int | None = None, cursor: str | None = None) -> Response:
         size = page_limit(limit)
         after = decode_cursor(cursor, UUID)
         async with state.db.transaction() as tx:
-            rows = await store.requests(tx.pg, state=state_, priority=priority,
-                                        after=None if after is None else str(after), limit=size + 1)
-        return json_response(page([allocation.present_request(r) for r in rows], size, lambda item: item["id"]))
+            items = await allocation.list_requests(tx.pg, request.user, state=state_, priority=priority,
+                                                   after=None if after is None else str(after), limit=size + 1)
+        return json_response(page(items, size, lambda item: item["id"]))
 
     @get("/{request_id:uuid}", guards=[can_read], summary="One allocation request")
-    async def read(self, state: State, request_id: UUID) -> Response:
+    async def read(self, request: Request, state: State, request_id: UUID) -> Response:
         async with state.db.transaction() as tx:
-            return json_response(await allocation.get_request(tx.pg, str(request_id)))
+            return json_response(await allocation.get_request(tx.pg, str(request_id), request.user))
 
     @post("/{request_id:uuid}/cancel", guards=[requires("planner", "admin")], status_code=200,
           summary="Cancel a pending request")
     async def cancel(self, request: Request, state: State, request_id: UUID) -> Response:
         async with write_transaction(request, state.db) as (tx, note):
-            body = await allocation.cancel_request(tx.pg, str(request_id))
+            body = await allocation.cancel_request(tx.pg, str(request_id), request.user)
             note.details["id"] = body["id"]
         return json_response(body)
 
@@ -77,8 +75,8 @@ class PlanController(Controller):
         size = page_limit(limit)
         after = decode_cursor(cursor, UUID)
         async with state.db.transaction() as tx:
-            rows = await store.plans(tx.pg, state=state_, after=None if after is None else str(after), limit=size + 1)
-            items = [await allocation.show(tx.pg, r["id"], request.user) for r in rows]
+            items = await allocation.list_plans(tx.pg, request.user, state=state_,
+                                                after=None if after is None else str(after), limit=size + 1)
         return json_response(page(items, size, lambda item: item["id"]))
 
     @get("/{plan_id:uuid}", guards=[can_read], summary="One plan with its lines and per-request outcome")
@@ -121,36 +119,23 @@ class DrillController(Controller):
     @post("/", guards=[requires(*PLANNERS)], status_code=201,
           summary="Run a drill on a snapshot of the reserve: plans, posts and reserves nothing")
     async def run(self, request: Request, state: State, data: c.DrillIn) -> Response:
-        report = await drills.on_snapshot(state.db, data, Clock.utc().today, Limits.of(state.settings))
+        reports = await drills.on_snapshot(state.db, data, Clock.utc().today, Limits.of(state.settings), request.user)
         async with write_transaction(request, state.db) as (tx, note):
-            body = await drills.record(tx.pg, data, report, request.user.id)
+            body = await drills.record(tx.pg, data, reports, request.user.id, request.user)
             note.status, note.details["id"] = 201, body["id"]
-        return json_response(_for(request, body), 201)
+        return json_response(body, 201)
 
     @get("/", guards=[can_read], summary="Drills run so far")
-    async def listing(self, state: State, limit: int | None = None, cursor: str | None = None) -> Response:
+    async def listing(self, request: Request, state: State, limit: int | None = None,
+                      cursor: str | None = None) -> Response:
         size = page_limit(limit)
         after = decode_cursor(cursor, UUID)
         async with state.db.transaction() as tx:
-            rows = await store.drills(tx.pg, after=None if after is None else str(after), limit=size + 1)
-        items = [{"id": r["id"], "name": r["name"], "created_at": r["created_at"].isoformat(),
-                  "fill_rate": json.loads(r["fill_rate"] or "{}")} for r in rows]
+            items = await drills.listing(tx.pg, request.user, after=None if after is None else str(after),
+                                         limit=size + 1)
         return json_response(page(items, size, lambda item: item["id"]))
 
     @get("/{drill_id:uuid}", guards=[can_read], summary="One drill with its scenario and report")
     async def read(self, request: Request, state: State, drill_id: UUID) -> Response:
         async with state.db.transaction() as tx:
-            row = await store.drill(tx.pg, str(drill_id))
-        if row is None:
-            raise NotFound(f"no drill {drill_id}")
-        return json_response(_for(request, {"id": row["id"], "name": row["name"],
-                                            "created_at": row["created_at"].isoformat(),
-                                            "scenario": json.loads(row["scenario"]), **json.loads(row["report"])}))
-
-
-def _for(request: Request, report: dict) -> dict:
-    """A drill report as the reader may see it: military stock's lines restricted without clearance."""
-    if request.user.cleared_military:
-        return report
-    return {**report, "lines": allocation.restrict(report["lines"])}
-
+            return json_response(await drills.show(tx.pg, str(drill_id), request.user))

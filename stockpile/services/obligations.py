@@ -1,0 +1,81 @@
+"""Obligations (loans and requisitions left by draws across owners): read as the policy allows, and
+settled only by what actually repaid them (stockpile.domain.obligations)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from stockpile.domain.access import ObligationPlace, Principal, obligation_visible, require_visible
+from stockpile.domain.errors import Conflict, Forbidden, Invalid
+from stockpile.domain.moments import rfc3339
+from stockpile.domain.obligations import Repayment, require_repayment
+from stockpile.domain.quantities import format_quantity, parse_quantity
+from stockpile.services import commands as c
+from stockpile.store import obligations as store
+
+
+def present(row: asyncpg.Record, settled: list[asyncpg.Record] | None = None) -> dict[str, Any]:
+    fmt = lambda units: format_quantity(units, row["decimals"])  # noqa: E731
+    body = {
+        "id": str(row["id"]), "kind": row["kind"], "rule": row["rule_code"], "rule_version": row["rule_version"],
+        "movement_id": str(row["movement_id"]), "lot_id": str(row["lot_id"]), "material": row["material"],
+        "creditor": row["creditor"], "debtor": row["debtor"], "quantity": fmt(row["quantity"]),
+        "settled": fmt(row["settled_quantity"]), "outstanding": fmt(row["quantity"] - row["settled_quantity"]),
+        "state": "settled" if row["settled_quantity"] == row["quantity"] else "open",
+        "created_at": rfc3339(row["created_at"]), "settled_at": rfc3339(row["settled_at"]),
+    }
+    if settled is not None:
+        body["settlements"] = [{"movement_id": None if s["movement_id"] is None else str(s["movement_id"]),
+                                "quantity": fmt(s["quantity"]), "note": s["note"], "recorded_by": s["recorded_by"],
+                                "recorded_at": rfc3339(s["recorded_at"])} for s in settled]
+    return body
+
+
+def _limits(principal: Principal) -> dict[str, Any]:
+    return {"warehouse_ids": principal.warehouse_filter, "cleared": principal.cleared_military}
+
+
+async def listing(pg: asyncpg.Connection, principal: Principal, *, state: str | None, party_id: int | None,
+                  after: str | None, limit: int) -> list[dict[str, Any]]:
+    rows = await store.listing(pg, state=state, party_id=party_id, after=after, limit=limit, **_limits(principal))
+    return [present(r) for r in rows]
+
+
+async def obligation(pg: asyncpg.Connection, obligation_id: str, principal: Principal) -> dict[str, Any]:
+    row = await store.get(pg, obligation_id, **_limits(principal))
+    require_visible(row is not None, f"obligation {obligation_id}")
+    return present(row, await store.settlements(pg, obligation_id))
+
+
+async def settle(pg: asyncpg.Connection, obligation_id: str, data: c.SettlementIn, principal: Principal) -> dict[str, Any]:
+    """Settle part or all of an obligation, judged as it is now: the caller must see it (else 404).
+    A loan is repaid in kind — the settlement names the movement that repaid it, and settles at most
+    what that movement credited the creditor; a requisition is compensated, settled by a planner or
+    an admin."""
+    found = await store.place(pg, obligation_id)
+    require_visible(found is not None and obligation_visible(principal, ObligationPlace(
+        creditor_military=found["creditor_military"], debtor_military=found["debtor_military"],
+        lot_warehouse_id=found["lot_warehouse_id"], destination_ids=frozenset(found["destination_ids"]))),
+        f"obligation {obligation_id}")
+    row = await store.get(pg, obligation_id, for_update=True)
+    units = parse_quantity(data.quantity, row["decimals"])
+    outstanding = row["quantity"] - row["settled_quantity"]
+    if units > outstanding:
+        raise Conflict(f"only {format_quantity(outstanding, row['decimals'])} is outstanding",
+                       outstanding=format_quantity(outstanding, row["decimals"]))
+    if row["kind"] == "loan":
+        if data.movement_id is None:
+            raise Invalid.field("movement_id", "a loan is repaid in kind: name the movement that returned the stock")
+        facts = await store.repayment(pg, data.movement_id, row, **_limits(principal))
+        repayment = None if facts is None else Repayment(
+            kind=facts["kind"], recorded_after_obligation=facts["recorded_after_obligation"],
+            credited=facts["credited"], reversed=facts["reversed"], cited=facts["cited"])
+        require_repayment(data.movement_id, repayment, units,
+                          "" if facts is None else format_quantity(max(facts["credited"], 0), row["decimals"]))
+    elif not principal.has_any(("planner", "admin")):
+        raise Forbidden("a requisition is settled by a planner or an admin")
+    await store.settle(pg, obligation_id, quantity=units, movement_id=data.movement_id, note=data.note,
+                       principal_id=principal.id)
+    return await obligation(pg, obligation_id, principal)
