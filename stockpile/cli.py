@@ -447,13 +447,14 @@ def cmd_drill(args: argparse.Namespace, settings: Settings) -> int:
 
         db = Database(database_url(settings), pool_size=2)
         try:
-            if args.as_name:  # refused before the solve, not after it
+            actor = None  # the trusted command line plans every request and sees the whole report
+            if args.as_name:  # refused before the solve, not after it; then its scope and clearance apply
                 async with db.transaction() as tx:
-                    await _acting(tx.pg, args.as_name, RUN_DRILL, "run drills")
-            report = await drills.on_snapshot(db, scenario, Clock.utc().today, Limits.of(settings))
+                    actor, _ = await _acting(tx.pg, args.as_name, RUN_DRILL, "run drills")
+            report = await drills.on_snapshot(db, scenario, Clock.utc().today, Limits.of(settings), actor)
             async with db.transaction() as tx:
                 principal, named = await _acting(tx.pg, args.as_name, RUN_DRILL, "run drills")
-                stored = await drills.record(tx.pg, scenario, report, principal.id)
+                stored = await drills.record(tx.pg, scenario, report, principal.id, principal if named else None)
                 await cli_audit(tx.pg, "drill", scenario.name or None, {"id": stored["id"]},
                                 principal if named else None)
             return stored

@@ -382,3 +382,18 @@ requests:
         await conn.close()
     assert [r["name"] for r in stored] == ["demo-planner"]
     assert (event["actor"], list(event["roles"])) == ("demo-planner", ["planner"])
+
+
+async def test_a_drill_as_a_planner_keeps_to_its_regions_while_the_command_line_plans_anywhere(demo, tmp_path):
+    url, _ = demo
+    needed_by = (datetime.now(timezone.utc) + timedelta(days=3)).date().isoformat()
+    scenario = tmp_path / "north.yaml"
+    scenario.write_text(f"""name: northern storm
+requests:
+  - {{requester: CIV-CD-NORTH, destination: WH-N-04, material: WATER-BOTTLED, quantity: "100", priority: flash, needed_by: "{needed_by}"}}
+""")
+    outside = await cli(url, "drill", str(scenario), "--as", "demo-planner")  # its regions: PRV-SOUTH
+    assert outside.status == 1 and "may not act on requests for this destination" in outside.err
+    trusted = await cli(url, "drill", str(scenario), "--json")
+    assert trusted.status == 0, trusted.err
+    assert json.loads(trusted.out)["fill_rate"]
