@@ -1,33 +1,37 @@
 """Allocation planning: which (lot, owner) positions send how much stock to which request.
 
-Planning is one min-cost flow, not a loop over requests (DESIGN "Allocation")::
+Planning is one model for every pending request at once, not a loop over requests (DESIGN
+"Allocation"), solved by :mod:`stockpile.domain.lexicographic`: an arc per (position, request) the
+rules allow; every position sends at most what it has; every reserve target the position counts
+toward keeps its protected floor (each target is a constraint of the solve, however the targets
+overlap); then the flash fill is maximised, held, then immediate, priority and routine, and last the
+cost is minimised. Quantities are integers of each material's smallest unit.
 
-    source ──(pool headroom)──> pool ──(available)──> position ──(cost/unit)──> request
-    source ──(available)──────────────────────────────> position   (positions outside any pool)
-    source ──(penalty of the request's tier)────────────────────────────────────> request
+A position is a candidate for a request when it holds the request's material (or a material of the
+substitution group the request names), its lot outlives the need date, and the rules in force allow
+the draw. The model starts with the positions at each request's ``k`` nearest candidate warehouses;
+wherever the LP's duals show that a position beyond them would raise a tier's fill or lower the
+cost, its arc is added and the level solved again (the reach widens by pricing, so "higher priority
+first" holds nationally). Cost per unit = rounded distance in km + a first-expiry-first term + the
+rule's preference cost.
 
-Every request absorbs exactly its quantity: what no position sends arrives over its penalised
-"unmet" arc. A position is a candidate for a request when it holds the request's material (or a
-material of the substitution group the request names), its lot outlives the need date, and the
-rules in force allow the draw; only the ``k`` nearest candidate warehouses of each request are
-kept. Cost per unit = rounded distance in km + a first-expiry-first term + the rule's preference
-cost. The tier penalties make the plan lexicographic: no unit of a lower tier is planned while a
-higher-tier request that could have had it goes short (:func:`tier_penalties` proves it).
-
-Guarantees of a :class:`Solution` (checked by tests/unit/test_allocation_solver.py):
+Guarantees of a :class:`Solution` (checked by tests/unit/test_allocation_solver.py and
+tests/unit/test_allocation_exact.py, the latter against HiGHS in a separate process):
 
 1. per position, the quantities planned from it sum to at most its ``available``;
-2. per floor pool, the quantities planned from its positions sum to at most ``pools[pool]``,
-   so no draw breaches a protected floor;
+2. per reserve target, ``Σ floor_unit × quantity`` over the positions counting toward it is at most
+   its ``headroom``, so no draw breaches a protected floor;
 3. per request, ``planned + unfilled == quantity``; every quantity is an integer;
 4. no line exists where the rules refuse the draw or where the lot expires on or before the
    request's need date;
-5. the unfilled quantities are lexicographically minimal by tier (flash first), and among those
-   plans the total cost is minimal; the output is the same for the same input.
+5. the fill per tier is the integral lexicographic optimum over every allowed arc (flash first,
+   whatever ``k``), and among those plans the cost is minimal up to the integral rounding (0 when
+   the LP's vertex is integral); the output is the same for the same input.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,13 +40,14 @@ from itertools import islice
 
 import numpy as np
 
+from stockpile.domain import lexicographic
+
 PRIORITIES = ("flash", "immediate", "priority", "routine")  # tier 0 is the highest
 REASONS = ("no_stock", "rule", "expiry", "floor", "capacity")
 EARTH_RADIUS_KM = 6371.0
 FEFO_HORIZON_DAYS = 3650
 # A lot that never expires costs one step more than any dated lot: use what dies first.
 FEFO_NEVER_EXPIRES = FEFO_HORIZON_DAYS // 30 + 1
-INT64_GUARD = 2**62
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,8 @@ class Supply:
     category: str
     available: int  # balance − reserved, > 0
     expires_on: date | None
-    pool: str | None  # floor pool: positions counting toward the same tightest reserve target; None = unprotected
+    floors: tuple[str, ...] = ()  # the reserve targets it counts toward (none: unprotected stock)
+    floor_unit: int = 1  # what one smallest unit counts for against those targets' headroom
 
 
 @dataclass(frozen=True)
@@ -112,16 +118,20 @@ class Solution:
     planned: dict[str, int]  # every request, 0 included
     unfilled: dict[str, int]  # every request, 0 included
     reasons: dict[str, list[str]]  # requests with unfilled > 0 only; members of REASONS in that order
-    objective: int  # total cost, penalties of unmet units included
+    objective: int  # total cost of the lines (Σ quantity × unit cost)
     build_ms: float
     solve_ms: float
-    arcs: int  # candidate (position → request) arcs
+    arcs: int  # candidate (position → request) arcs in the final model
     explain_ms: float = 0.0
-    penalties: dict[str, int] = field(default_factory=dict)  # cost of one unmet unit per priority
+    fill: dict[str, int] = field(default_factory=dict)  # units planned per priority
+    lp_cost: float = 0.0  # the LP's least cost at the fill above: a lower bound of ``objective``
+    widened: int = 0  # requests that drew arcs beyond their k nearest warehouses
+    priced_in: int = 0  # arcs the duals added beyond the k nearest
+    integral_by: str = "lp"  # how the integral quantities were found (stockpile.domain.lexicographic)
 
 
 class PlanTooLarge(Exception):
-    """The plan exceeds what one solve may take (requests, arcs, int64 range, time)."""
+    """The plan exceeds what one solve may take (requests, arcs, time)."""
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -150,46 +160,6 @@ def fefo_costs(days_left: np.ndarray) -> np.ndarray:
     return np.where(days_left < 0, FEFO_NEVER_EXPIRES, np.minimum(days_left, FEFO_HORIZON_DAYS) // 30)
 
 
-def tier_penalties(max_path_cost: int) -> dict[str, int]:
-    """Cost of one unmet unit per priority: ``P_t = (tiers − t) × (B + 1)`` for a path bound ``B``.
-
-    ``B`` must bound the cost of any simple path of the residual network that avoids the source
-    (:func:`_path_bound` gives ``min(#requests, #positions) × max |arc cost|``, one term per sign,
-    which is at most #nodes × max arc cost). Then:
-
-    *Everything servable is served.* A residual cycle through the source that adds one unit to a
-    short request ``d`` of tier ``t`` enters the source over the reverse of ``d``'s unmet arc
-    (cost ``−P_t``). If it leaves over a pool or position arc (fresh stock), its cost is at most
-    ``B − P_t < 0``, since ``P_t ≥ P_routine = B + 1``.
-
-    *A higher tier is always served first.* If instead it leaves over the unmet arc of a request
-    ``d'`` of tier ``t'`` (taking a unit from ``d'``), its cost is at most ``P_t' − P_t + B``,
-    negative whenever ``t' > t`` because ``P_t − P_t+1 = B + 1``. A min-cost flow has no negative
-    residual cycle, so in it every cycle that raises a tier-``t`` request's service lowers the
-    service of a request of tier ``t`` or higher. Now take any other feasible plan ``f'``; the
-    difference ``f' − f`` splits into residual cycles of ``f``, each visiting the source at most once,
-    so each moves at most one unit of unmet demand between two requests. Let ``s`` be the highest
-    tier whose unmet total differs. Summed over tiers ``≤ s``, no cycle lowers the unmet total
-    (a cycle lowering tier ``t ≤ s`` raises some tier ``≤ t``), so ``f'`` cannot have less unmet at
-    tier ``s``: ``f`` is lexicographically optimal, and minimal in cost among such plans.
-    """
-    unit = max_path_cost + 1
-    return {priority: (len(PRIORITIES) - tier) * unit for tier, priority in enumerate(PRIORITIES)}
-
-
-def _path_bound(candidate_costs: np.ndarray, n_demands: int, n_supplies: int) -> int:
-    """Upper bound on the cost of a simple residual path avoiding the source.
-
-    Such a path's position → request arcs each enter a distinct request and leave a distinct
-    position, so there are at most ``m = min(#requests, #positions)`` forward ones (cost ≤ max cost)
-    and as many reversed ones (cost ≤ −min cost); pool and feed arcs cost nothing.
-    """
-    if candidate_costs.size == 0:
-        return 0
-    m = min(n_demands, n_supplies)
-    return m * (max(0, int(candidate_costs.max())) + max(0, -int(candidate_costs.min())))
-
-
 @dataclass
 class _Group:
     """The positions of one material (or substitution group), by warehouse."""
@@ -197,6 +167,8 @@ class _Group:
     warehouse_ids: np.ndarray
     points: np.ndarray  # unit vectors of the warehouses
     members: list[list[int]]  # supply indices per warehouse, in key order
+    flat: np.ndarray  # every member's supply index, warehouse by warehouse
+    flat_warehouse: np.ndarray  # per member of ``flat``: its warehouse's index in ``warehouse_ids``
 
 
 def _index_groups(supplies: Sequence[Supply]) -> dict[tuple[str, object], _Group]:
@@ -210,9 +182,12 @@ def _index_groups(supplies: Sequence[Supply]) -> dict[tuple[str, object], _Group
     groups = {}
     for key, per_warehouse in by_key.items():
         ids = sorted(per_warehouse)
+        members = [per_warehouse[w] for w in ids]
         groups[key] = _Group(warehouse_ids=np.array(ids, dtype=np.int64),
                              points=_unit_vectors([coords[w][0] for w in ids], [coords[w][1] for w in ids]),
-                             members=[per_warehouse[w] for w in ids])
+                             members=members,
+                             flat=np.array([i for m in members for i in m], dtype=np.int64),
+                             flat_warehouse=np.repeat(np.arange(len(ids)), [len(m) for m in members]))
     return groups
 
 
@@ -282,7 +257,7 @@ def _nearest_candidates(demand: Demand, group: _Group, supplies: Sequence[Supply
     return _Walk(len(group.members), refused, False)
 
 
-def _validate(demands: Sequence[Demand], supplies: Sequence[Supply], pools: Mapping[str, int]) -> None:
+def _validate(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: Mapping[str, int]) -> None:
     if len({d.request_id for d in demands}) != len(demands):
         raise ValueError("request ids must be unique")
     if len({s.key for s in supplies}) != len(supplies):
@@ -297,39 +272,33 @@ def _validate(demands: Sequence[Demand], supplies: Sequence[Supply], pools: Mapp
     for s in supplies:
         if s.available <= 0:
             raise ValueError(f"supply {s.key}: available must be positive")
-        if s.pool is not None and s.pool not in pools:
-            raise ValueError(f"supply {s.key}: floor pool {s.pool!r} has no headroom given")
-    for pool, headroom in pools.items():
-        if headroom < 0:
-            raise ValueError(f"floor pool {pool!r}: headroom must not be negative")
+        if s.floor_unit <= 0:
+            raise ValueError(f"supply {s.key}: floor_unit must be positive")
+        missing = [f for f in s.floors if f not in headroom]
+        if missing:
+            raise ValueError(f"supply {s.key}: reserve target {missing[0]!r} has no headroom given")
+    for target, room in headroom.items():
+        if room < 0:
+            raise ValueError(f"reserve target {target!r}: headroom must not be negative")
 
 
-@dataclass
-class Network:
-    """The flow network of one plan as arrays (node 0 is the source), ready for any min-cost flow solver.
-
-    Arcs come in this order: candidate arcs (position → request) first, grouped by request, then
-    the feed arcs of positions and pools, then one unmet arc per request.
-    """
-
-    tails: np.ndarray
-    heads: np.ndarray
-    capacities: np.ndarray
-    unit_costs: np.ndarray
-    node_supplies: np.ndarray
-    candidates: int  # the first `candidates` arcs are position → request
-    arc_start: np.ndarray  # request d's candidate arcs are arc_start[d]:arc_start[d + 1]
-    arc_demand: np.ndarray  # per candidate arc: index into `demands`
-    arc_supply: np.ndarray  # per candidate arc: index into `supplies`
-    arc_km: np.ndarray
-    arc_rule: list[str]
-    demands: list[Demand]  # in tier, then request id order
-    supplies: list[Supply]  # in key order
-    supply_node: dict[int, int]  # supply index → node
-    pool_node: dict[str, int]
-    penalties: dict[str, int]
-    walks: list[_Walk | None]  # None: no position of the material or group at all
-    groups: dict[tuple[str, object], _Group]
+def floor_rows(supplies: Sequence[Supply], headroom: Mapping[str, int]) -> list[lexicographic.FloorRow]:
+    """Every reserve target that could bind, as a row over the supplies' indices (weights reduced by
+    their common divisor and the headroom rounded down, which is exact for integral quantities)."""
+    members: dict[str, list[int]] = {}
+    for i, s in enumerate(supplies):
+        for target in s.floors:
+            members.setdefault(target, []).append(i)
+    rows = []
+    for target in sorted(members):
+        indices = members[target]
+        weights = [supplies[i].floor_unit for i in indices]
+        if sum(w * supplies[i].available for w, i in zip(weights, indices)) <= headroom[target]:
+            continue  # all its stock may go without reaching the floor
+        divisor = math.gcd(*weights)
+        rows.append(lexicographic.FloorRow(headroom[target] // divisor, tuple(indices),
+                                           tuple(w // divisor for w in weights)))
+    return rows
 
 
 def _select_candidates(demands: list[Demand], supplies: list[Supply], rules: Rules, k: int, max_arcs: int,
@@ -349,173 +318,230 @@ def _select_candidates(demands: list[Demand], supplies: list[Supply], rules: Rul
     return found, walks, groups
 
 
-def build_network(demands: Sequence[Demand], supplies: Sequence[Supply], pools: Mapping[str, int], rules: Rules,
-                  *, k: int = 50, max_requests: int = 5000, max_arcs: int = 500_000,
-                  time_limit_s: float = 10.0) -> Network:
-    """Select candidates and lay out the network; raises :class:`PlanTooLarge` past the limits."""
+def _km_to(demand: Demand, group: _Group) -> np.ndarray:
+    """Great-circle km from the request's destination to each of the group's warehouses."""
+    return _chord_km(((group.points - _unit_vectors([demand.latitude], [demand.longitude])) ** 2).sum(axis=1))
+
+
+@dataclass
+class _Arcs:
+    """What the plan shows of each arc in the model (the model holds requests, supplies and costs)."""
+
+    km: list[float] = field(default_factory=list)
+    rule: list[str] = field(default_factory=list)
+
+
+class _Pricer:
+    """Finds the arcs beyond the model whose reduced cost improves the level (column generation).
+
+    For an arc ``x[d, s]``: ``rc = objective − dual(request d) + dual(position s) − dual(tier of d)``
+    (the arc enters request ``d``'s row with +1, position ``s``'s balance row with −1 and its tier's
+    row with +1). A request's arcs are priced over every position of its material or group, most
+    improving first, at most ``k`` per request and round.
+    """
+
+    def __init__(self, demands: list[Demand], supplies: list[Supply], groups: dict[tuple[str, object], _Group],
+                 rules: Rules, arcs: _Arcs, model: lexicographic.Model, k: int, max_arcs: int, deadline: float,
+                 cheapest_preference: int) -> None:
+        self.demands, self.supplies, self.groups, self.rules = demands, supplies, groups, rules
+        self.arcs, self.model, self.k, self.max_arcs, self.deadline = arcs, model, k, max_arcs, deadline
+        self.cheapest_preference = min(0, cheapest_preference)
+        self.expiry_day = np.array([-1 if s.expires_on is None else s.expires_on.toordinal() for s in supplies],
+                                   dtype=np.int64)
+        self.tier = np.array([PRIORITIES.index(d.priority) for d in demands], dtype=np.int64)
+        self.in_model: dict[int, np.ndarray] = {}  # per request: per member of its group, arc in the model
+        self.allowed: dict[tuple[int, int], Allowance | None] = {}
+        self.km: dict[int, np.ndarray] = {}
+        self.widened: set[int] = set()
+        self.priced_in = 0
+        position = {}
+        for d, s in zip(model.arc_request, model.arc_supply):
+            position.setdefault(d, set()).add(s)
+        for d, demand in enumerate(demands):
+            group = groups.get(_group_key(demand))
+            if group is not None:
+                self.in_model[d] = np.isin(group.flat, list(position.get(d, ())))
+
+    def _fresh(self, d: int, group: _Group) -> np.ndarray:
+        expiry = self.expiry_day[group.flat]
+        return (expiry < 0) | (expiry > self.demands[d].needed_by.toordinal())
+
+    def _costs(self, d: int, group: _Group, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(km, cost without the rule's preference) to each of ``members`` (positions in ``group.flat``)."""
+        if d not in self.km:
+            self.km[d] = _km_to(self.demands[d], group)
+        km = self.km[d][group.flat_warehouse[members]]
+        expiry = self.expiry_day[group.flat[members]]
+        days_left = np.where(expiry < 0, -1, expiry - self.demands[d].needed_by.toordinal())
+        return km, np.rint(km).astype(np.int64) + fefo_costs(days_left)
+
+    def __call__(self, duals: lexicographic.Duals) -> lexicographic.Arcs:
+        if time.perf_counter() > self.deadline:
+            raise PlanTooLarge("widening the reach took too long; plan fewer requests at once")
+        add_d, add_s, add_c = [], [], []
+        cost_level = duals.level == lexicographic.TIERS
+        eps = lexicographic.IMPROVES
+        for d, in_model in self.in_model.items():
+            group = self.groups[_group_key(self.demands[d])]
+            base = -duals.request[d] - duals.tier[self.tier[d]]
+            position_dual = duals.position[group.flat]
+            if cost_level:
+                least_objective = float(self.cheapest_preference)  # costs are ≥ 0 besides the preference
+            else:
+                least_objective = -1.0 if self.tier[d] == duals.level else 0.0
+            if least_objective + base + position_dual.min() >= -eps:
+                continue
+            members = np.flatnonzero(~in_model & self._fresh(d, group))
+            if not members.size:
+                continue
+            rc = base + position_dual[members]  # the reduced cost, but for the arc's own objective
+            if cost_level:
+                km, cost = self._costs(d, group, members)
+                rc = rc + cost
+                bound = rc + self.cheapest_preference
+            else:
+                km = None
+                rc = rc + least_objective
+                bound = rc
+            taken = 0
+            for j in np.argsort(bound, kind="stable").tolist():
+                if bound[j] >= -eps or taken == self.k:
+                    break
+                s = int(group.flat[members[j]])
+                if (d, s) not in self.allowed:
+                    self.allowed[(d, s)] = self.rules(self.demands[d], self.supplies[s])
+                allowance = self.allowed[(d, s)]
+                if allowance is None or (cost_level and rc[j] + allowance.preference_cost >= -eps):
+                    continue
+                km_j, cost_j = self._costs(d, group, members[j:j + 1]) if km is None else (km[j:j + 1], cost[j:j + 1])
+                in_model[members[j]] = True
+                add_d.append(d)
+                add_s.append(s)
+                add_c.append(int(cost_j[0]) + allowance.preference_cost)
+                self.arcs.km.append(float(km_j[0]))
+                self.arcs.rule.append(allowance.rule)
+                self.widened.add(d)
+                taken += 1
+        self.priced_in += len(add_d)
+        if len(self.model.arc_request) + len(add_d) > self.max_arcs:
+            raise PlanTooLarge(f"more than {self.max_arcs} candidate arcs after widening the reach; "
+                               "plan fewer requests at once")
+        return add_d, add_s, add_c
+
+
+def solve(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: Mapping[str, int], rules: Rules, *,
+          k: int = 50, max_requests: int = 5000, max_arcs: int = 500_000, time_limit_s: float = 10.0) -> Solution:
+    """Plan ``demands`` from ``supplies``: the lexicographic (by tier) least-cost integral allocation.
+
+    ``headroom[t]`` is how much the positions counting toward reserve target ``t`` may send together,
+    in the unit their ``floor_unit`` converts to (0: fully protected). Candidate selection and
+    widening stop with :class:`PlanTooLarge` after ``time_limit_s``.
+    """
+    started = time.perf_counter()
     if len(demands) > max_requests:
         raise PlanTooLarge(f"{len(demands)} requests to plan at once; at most {max_requests}")
     if k < 1:
         raise ValueError("k must be at least 1")
-    _validate(demands, supplies, pools)
+    _validate(demands, supplies, headroom)
     demands = sorted(demands, key=lambda d: (PRIORITIES.index(d.priority), d.request_id))
     supplies = sorted(supplies, key=lambda s: s.key)
-    found, walks, groups = _select_candidates(demands, supplies, rules, k, max_arcs,
-                                              time.perf_counter() + time_limit_s)
+    deadline = time.perf_counter() + time_limit_s
+    found, walks, groups = _select_candidates(demands, supplies, rules, k, max_arcs, deadline)
 
     arc_start = np.array(found.start, dtype=np.int64)
     arc_demand = np.repeat(np.arange(len(demands), dtype=np.int64), np.diff(arc_start))
     arc_supply = np.array(found.supply, dtype=np.int64)
-    arc_km = np.array(found.km, dtype=np.float64)
-    available = np.array([s.available for s in supplies], dtype=np.int64)
     expiry_day = np.array([-1 if s.expires_on is None else s.expires_on.toordinal() for s in supplies], dtype=np.int64)
     need_day = np.array([d.needed_by.toordinal() for d in demands], dtype=np.int64)
-    quantities = np.array([d.quantity for d in demands], dtype=np.int64)
     days_left = np.where(expiry_day[arc_supply] < 0, -1, expiry_day[arc_supply] - need_day[arc_demand])
     preference = np.fromiter((a.preference_cost for a in found.allowance), dtype=np.int64, count=len(arc_supply))
     # np.rint rounds half to even, as round() does.
-    candidate_costs = np.rint(arc_km).astype(np.int64) + fefo_costs(days_left) + preference
-    candidate_caps = np.minimum(available[arc_supply], quantities[arc_demand])
+    costs = np.rint(np.array(found.km, dtype=np.float64)).astype(np.int64) + fefo_costs(days_left) + preference
 
-    used = np.unique(arc_supply).tolist()
-    used_pools = sorted({supplies[i].pool for i in used if supplies[i].pool is not None})
-    penalties = tier_penalties(_path_bound(candidate_costs, len(demands), len(used)))
-    total_demand = int(quantities.sum())
-    if total_demand * penalties["flash"] > INT64_GUARD:
-        raise PlanTooLarge(f"total requested quantity {total_demand} × flash penalty {penalties['flash']} "
-                           "overflows 64-bit costs; plan fewer or smaller requests at once")
-
-    pool_node = {pool: 1 + n for n, pool in enumerate(used_pools)}
-    supply_node = {i: 1 + len(pool_node) + n for n, i in enumerate(used)}
-    first_demand_node = 1 + len(pool_node) + len(supply_node)
-    pool_draw = dict.fromkeys(used_pools, 0)
-    for i in used:
-        if supplies[i].pool is not None:
-            pool_draw[supplies[i].pool] += supplies[i].available
-    # Feed arcs in node order: source → each pool, then (source or pool) → each position.
-    feed_tails = [0] * len(used_pools) + [0 if supplies[i].pool is None else pool_node[supplies[i].pool]
-                                          for i in used]
-    feed_caps = [min(pools[pool], pool_draw[pool]) for pool in used_pools] + [supplies[i].available for i in used]
-    node_of_supply = np.zeros(len(supplies), dtype=np.int64)
-    node_of_supply[used] = [supply_node[i] for i in used]
-
-    n_nodes = first_demand_node + len(demands)
-    tails = np.concatenate([node_of_supply[arc_supply], np.array(feed_tails, dtype=np.int64),
-                            np.zeros(len(demands), dtype=np.int64)])
-    heads = np.concatenate([arc_demand + first_demand_node, np.arange(1, first_demand_node, dtype=np.int64),
-                            np.arange(first_demand_node, n_nodes, dtype=np.int64)])
-    capacities = np.concatenate([candidate_caps, np.array(feed_caps, dtype=np.int64), quantities])
-    unit_costs = np.concatenate([candidate_costs, np.zeros(len(feed_caps), dtype=np.int64),
-                                 np.array([penalties[d.priority] for d in demands], dtype=np.int64)])
-    node_supplies = np.zeros(n_nodes, dtype=np.int64)
-    node_supplies[0] = total_demand
-    node_supplies[first_demand_node:] = -quantities
-    return Network(tails=tails, heads=heads, capacities=capacities, unit_costs=unit_costs,
-                   node_supplies=node_supplies, candidates=len(arc_supply), arc_start=arc_start,
-                   arc_demand=arc_demand, arc_supply=arc_supply, arc_km=arc_km,
-                   arc_rule=[a.rule for a in found.allowance], demands=demands, supplies=supplies,
-                   supply_node=supply_node, pool_node=pool_node, penalties=penalties, walks=walks, groups=groups)
-
-
-def _min_cost_flow(network: Network):
-    # Imported here: OR-Tools and HiGHS wheels clash in one process, and the plan's types above
-    # are useful without a solver (e.g. next to HiGHS in the benchmark).
-    from ortools.graph.python import min_cost_flow
-
-    flow = min_cost_flow.SimpleMinCostFlow()
-    flow.add_arcs_with_capacity_and_unit_cost(network.tails, network.heads, network.capacities, network.unit_costs)
-    flow.set_nodes_supplies(np.arange(len(network.node_supplies)), network.node_supplies)
-    return flow
-
-
-def solve(demands: Sequence[Demand], supplies: Sequence[Supply], pools: dict[str, int], rules: Rules, *,
-          k: int = 50, max_requests: int = 5000, max_arcs: int = 500_000, time_limit_s: float = 10.0) -> Solution:
-    """Plan ``demands`` from ``supplies``: the lexicographic (by tier) min-cost allocation.
-
-    ``pools[p]`` is how much all positions of floor pool ``p`` may send together (0: fully
-    protected). Candidate selection stops with :class:`PlanTooLarge` after ``time_limit_s``; the
-    flow solve itself cannot be interrupted (about half a second at the arc limit).
-    """
-    started = time.perf_counter()
-    network = build_network(demands, supplies, pools, rules, k=k, max_requests=max_requests, max_arcs=max_arcs,
-                            time_limit_s=time_limit_s)
-    flow = _min_cost_flow(network)
+    model = lexicographic.Model(quantity=[d.quantity for d in demands],
+                                tier_of=[PRIORITIES.index(d.priority) for d in demands],
+                                available=[s.available for s in supplies], floor_rows=floor_rows(supplies, headroom))
+    model.add_arcs(arc_demand.tolist(), arc_supply.tolist(), costs.tolist())
+    arcs = _Arcs(km=list(found.km), rule=[a.rule for a in found.allowance])
+    pricer = _Pricer(demands, supplies, groups, rules, arcs, model, k, max_arcs, deadline,
+                     int(preference.min()) if preference.size else 0)
     built = time.perf_counter()
-    status = flow.solve()
+    try:
+        outcome = lexicographic.solve(model, pricer, max(1.0, deadline - built))
+    except TimeoutError as exc:
+        raise PlanTooLarge(f"{exc}; plan fewer requests at once") from None
     solved = time.perf_counter()
-    if status == flow.BAD_COST_RANGE:
-        raise PlanTooLarge("costs out of range for the flow solver; plan fewer or smaller requests at once")
-    if status != flow.OPTIMAL:
-        raise RuntimeError(f"min-cost flow ended with status {status}, not OPTIMAL")
-    flows = flow.flows(np.arange(network.candidates)) if network.candidates else np.zeros(0, dtype=np.int64)
-    solution = _read_plan(network, np.asarray(flows, dtype=np.int64), pools, rules)
-    solution.objective = int(flow.optimal_cost())
+    solution = _read_plan(demands, supplies, headroom, rules, model, arcs, outcome.flows, walks, groups)
+    solution.lp_cost = outcome.lp_cost
+    solution.widened = len(pricer.widened)
+    solution.priced_in = pricer.priced_in
+    solution.integral_by = outcome.integral_by
     solution.build_ms = (built - started) * 1000
     solution.solve_ms = (solved - built) * 1000
     solution.explain_ms = (time.perf_counter() - solved) * 1000
     return solution
 
 
-def _read_plan(network: Network, flows: np.ndarray, pools: Mapping[str, int], rules: Rules) -> Solution:
-    demands, supplies = network.demands, network.supplies
+def _read_plan(demands: list[Demand], supplies: list[Supply], headroom: Mapping[str, int], rules: Rules,
+               model: lexicographic.Model, arcs: _Arcs, flows: np.ndarray, walks: list[_Walk | None],
+               groups: dict[tuple[str, object], _Group]) -> Solution:
     lines = []
     planned = {d.request_id: 0 for d in demands}
-    sent = [0] * len(supplies)
-    pool_sent: dict[str, int] = {}
+    sent = np.zeros(len(supplies), dtype=np.int64)
+    objective = 0
     for a in np.flatnonzero(flows).tolist():
-        d, i, quantity = int(network.arc_demand[a]), int(network.arc_supply[a]), int(flows[a])
-        supply = supplies[i]
+        d, i, quantity = model.arc_request[a], model.arc_supply[a], int(flows[a])
         planned[demands[d].request_id] += quantity
         sent[i] += quantity
-        if supply.pool is not None:
-            pool_sent[supply.pool] = pool_sent.get(supply.pool, 0) + quantity
-        lines.append(Line(request_id=demands[d].request_id, supply_key=supply.key, quantity=quantity,
-                          distance_km=round(float(network.arc_km[a]), 1), rule=network.arc_rule[a],
-                          unit_cost=int(network.unit_costs[a])))
+        objective += quantity * model.arc_cost[a]
+        lines.append(Line(request_id=demands[d].request_id, supply_key=supplies[i].key, quantity=quantity,
+                          distance_km=round(arcs.km[a], 1), rule=arcs.rule[a], unit_cost=model.arc_cost[a]))
     lines.sort(key=lambda line: (line.request_id, line.supply_key))
     unfilled = {d.request_id: d.quantity - planned[d.request_id] for d in demands}
-    exhausted = _Exhausted(supplies, sent, pool_sent, pools)
+    exhausted = _Exhausted.of(supplies, sent, headroom)
     reasons = {}
     for d, demand in enumerate(demands):
         if unfilled[demand.request_id] > 0:
-            candidates = network.arc_supply[network.arc_start[d]:network.arc_start[d + 1]].tolist()
-            reasons[demand.request_id] = _why_short(network, d, candidates, exhausted, rules)
+            reasons[demand.request_id] = _why_short(demand, walks[d], groups, supplies, exhausted, rules)
+    fill = dict.fromkeys(PRIORITIES, 0)
+    for demand in demands:
+        fill[demand.priority] += planned[demand.request_id]
     return Solution(lines=lines, planned=planned, unfilled=unfilled, reasons=dict(sorted(reasons.items())),
-                    objective=0, build_ms=0.0, solve_ms=0.0, arcs=network.candidates, penalties=network.penalties)
+                    objective=objective, build_ms=0.0, solve_ms=0.0, arcs=len(model.arc_request), fill=fill)
 
 
 @dataclass
 class _Exhausted:
-    """Which positions and floor pools the plan has used up."""
+    """Which positions the plan has emptied, and which are held back by a reserve target at its floor."""
 
-    supplies: list[Supply]
-    sent: list[int]
-    pool_sent: dict[str, int]
-    pools: Mapping[str, int]
+    stock: np.ndarray  # per supply: nothing left to send
+    floor: np.ndarray  # per supply: some target it counts toward has less headroom left than one unit
 
-    def stock(self, i: int) -> bool:
-        return self.sent[i] >= self.supplies[i].available
+    @classmethod
+    def of(cls, supplies: list[Supply], sent: np.ndarray, headroom: Mapping[str, int]) -> _Exhausted:
+        drawn: dict[str, int] = {}
+        for i in np.flatnonzero(sent).tolist():
+            for target in supplies[i].floors:
+                drawn[target] = drawn.get(target, 0) + supplies[i].floor_unit * int(sent[i])
+        floor = np.array([any(headroom[t] - drawn.get(t, 0) < s.floor_unit for t in s.floors) for s in supplies],
+                         dtype=bool)
+        return cls(sent >= np.array([s.available for s in supplies], dtype=np.int64), floor)
 
-    def floor(self, i: int) -> bool:
-        pool = self.supplies[i].pool
-        return pool is not None and self.pool_sent.get(pool, 0) >= self.pools[pool]
 
-
-def _why_short(network: Network, d: int, candidates: list[int], exhausted: _Exhausted, rules: Rules) -> list[str]:
-    """Why request ``d`` is short, as members of :data:`REASONS` (never empty).
+def _why_short(demand: Demand, walk: _Walk | None, groups: dict[tuple[str, object], _Group], supplies: list[Supply],
+               exhausted: _Exhausted, rules: Rules) -> list[str]:
+    """Why a request is short, as members of :data:`REASONS` (never empty).
 
     - ``no_stock``: no position of the material (or group) exists at all;
     - ``rule``: the rules refuse positions among the nearest (up to the k-th candidate warehouse);
     - ``expiry``: positions there that the rules allow expire on or before the need date;
-    - ``floor``: candidates still hold stock, but their floor pool may send no more;
-    - ``capacity``: candidates' stock ran out (to this or other requests), or candidates farther
-      than the k nearest warehouses were left out.
+    - ``floor``: positions it may draw on, at any distance, still hold stock but a reserve target
+      they count toward is at its floor;
+    - ``capacity``: the stock of positions it may draw on ran out (to this or other requests).
     """
-    walk = network.walks[d]
     if walk is None:
         return ["no_stock"]
-    demand, supplies = network.demands[d], network.supplies
-    group = network.groups[_group_key(demand)]
+    group = groups[_group_key(demand)]
     nearest = (w for w, _ in _nearest_first(demand, group, walk.reach))
     found = {"rule"} if walk.refused else set()
     for w in islice(nearest, walk.reach):
@@ -523,13 +549,9 @@ def _why_short(network: Network, d: int, candidates: list[int], exhausted: _Exha
             if outlives(supplies[i].expires_on, demand.needed_by) or {"rule", "expiry"} <= found:
                 continue
             found.add("rule" if rules(demand, supplies[i]) is None else "expiry")
-    for i in candidates:
-        if exhausted.stock(i):
-            found.add("capacity")
-        elif exhausted.floor(i):
-            found.add("floor")
-    if walk.truncated and "capacity" not in found and any(
-            outlives(supplies[i].expires_on, demand.needed_by) and rules(demand, supplies[i]) is not None
-            for w in nearest for i in group.members[w]):
-        found.add("capacity")
-    return [reason for reason in REASONS if reason in found]
+    for reason, mask in (("capacity", exhausted.stock), ("floor", exhausted.floor & ~exhausted.stock)):
+        for i in group.flat[mask[group.flat]].tolist():
+            if outlives(supplies[i].expires_on, demand.needed_by) and rules(demand, supplies[i]) is not None:
+                found.add(reason)
+                break
+    return [reason for reason in REASONS if reason in found] or ["capacity"]

@@ -1,8 +1,15 @@
 """Planning: from pending requests and the stock, through the rules in force and the protected
-floors, to an optimal plan (stockpile.domain.allocation) — shared by proposals and drills."""
+floors, to an optimal plan (stockpile.domain.allocation) — shared by proposals and drills.
+
+The solve is CPU work of up to seconds: it runs in a worker thread (OR-Tools releases the GIL
+while it solves), at most ``STOCKPILE_ALLOCATION_SOLVERS`` at once per process, so a large plan or
+drill never stalls the event loop that answers other requests."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,11 +37,23 @@ class Limits:
     max_requests: int = 5000
     max_arcs: int = 500_000
     time_limit_s: float = 10.0
+    solvers: int = 1  # solves running at once per process; more wait their turn
 
     @classmethod
     def of(cls, settings) -> Limits:
         return cls(settings.allocation_k, settings.allocation_max_requests, settings.allocation_max_arcs,
-                   float(settings.allocation_time_limit_seconds))
+                   float(settings.allocation_time_limit_seconds), max(1, getattr(settings, "allocation_solvers", 1)))
+
+
+_solvers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Semaphore]] = weakref.WeakKeyDictionary()
+
+
+async def off_the_loop(limits: Limits, fn, /, *args, **kwargs):
+    """Run a solve in a worker thread, at most ``limits.solvers`` at once (per process and event loop)."""
+    per_loop = _solvers.setdefault(asyncio.get_running_loop(), {})
+    gate = per_loop.setdefault(limits.solvers, asyncio.Semaphore(limits.solvers))
+    async with gate:
+        return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
 
 
 @dataclass
@@ -103,28 +122,16 @@ async def _promised_to_rotation(pg: asyncpg.Connection, today: date, target_ids:
     return promised
 
 
-async def plan(pg: asyncpg.Connection, requests: list[Mapping[str, Any]], *, today: date, limits: Limits,
-               level_overrides: dict[int, str] | None = None, lost_warehouse_ids: Iterable[int] = ()) -> Planned:
-    """Solve ``requests`` (rows of allocation_requests, or a drill's synthetic ones) against the stock now."""
-    version, ruleset = await rules.ruleset(pg)
-    levels = await readiness.effective_levels(pg, level_overrides)
-    level_of = {r["id"]: levels.get(r["destination_region_id"], "peacetime") for r in requests}
-    positions = await store.candidate_positions(
-        pg, material_ids=sorted({r["material_id"] for r in requests if r["material_id"] is not None}),
-        groups=sorted({r["substitution_group"] for r in requests if r["substitution_group"] is not None}),
-        today=today, lost_warehouse_ids=list(lost_warehouse_ids))
-    members: dict[int, list[int]] = defaultdict(list)
-    for m in await store.memberships(pg, [p["account_id"] for p in positions], today):
-        members[m["account_id"]].extend(m["target_ids"])
-    target_floors = await load_floors(pg, today, ruleset, {t for ts in members.values() for t in ts})
-    scale = {p["account_id"]: 10 ** (3 - p["decimals"]) for p in positions}
-    memberships = {p["account_id"]: members.get(p["account_id"], []) for p in positions}
-    pool_of, pools = floors.pools(memberships, target_floors, scale)
-
+def _solve(requests: list[Mapping[str, Any]], positions: list[asyncpg.Record], memberships: dict[int, list[int]],
+           scale: dict[int, int], target_floors: dict[int, floors.Floor], ruleset: list[Rule], level_of: dict[str, str],
+           limits: Limits) -> Solution:
+    """The model and its solve, in a worker thread: every reserve target a position counts toward is
+    one constraint, its headroom and each position's weight in thousandths (as approval checks it)."""
     supplies = [Supply(key=p["account_id"], lot_id=p["lot_id"], owner_id=p["owner_id"], owner_sector=p["owner_sector"],
                        warehouse_id=p["warehouse_id"], latitude=p["latitude"], longitude=p["longitude"],
                        material_id=p["material_id"], substitution_group=p["substitution_group"], category=p["category"],
-                       available=p["available"], expires_on=p["expires_on"], pool=pool_of[p["account_id"]])
+                       available=p["available"], expires_on=p["expires_on"],
+                       floors=floors.targets_of(memberships, p["account_id"]), floor_unit=scale[p["account_id"]])
                 for p in positions]
     demands = [Demand(request_id=r["id"], priority=r["priority"], requester_sector=r["requester_sector"],
                       material_id=r["material_id"], substitution_group=r["substitution_group"], category=r["category"],
@@ -141,26 +148,32 @@ async def plan(pg: asyncpg.Connection, requests: list[Mapping[str, Any]], *, tod
             decided[key] = None if rule is None else Allowance(rule.code, rule.preference_cost)
         return decided[key]
 
+    return allocation.solve(demands, supplies, floors.headroom(target_floors), allowance, k=limits.k,
+                            max_requests=limits.max_requests, max_arcs=limits.max_arcs, time_limit_s=limits.time_limit_s)
+
+
+async def plan(pg: asyncpg.Connection, requests: list[Mapping[str, Any]], *, today: date, limits: Limits,
+               level_overrides: dict[int, str] | None = None, lost_warehouse_ids: Iterable[int] = ()) -> Planned:
+    """Solve ``requests`` (rows of allocation_requests, or a drill's synthetic ones) against the stock now."""
+    version, ruleset = await rules.ruleset(pg)
+    levels = await readiness.effective_levels(pg, level_overrides)
+    level_of = {r["id"]: levels.get(r["destination_region_id"], "peacetime") for r in requests}
+    positions = await store.candidate_positions(
+        pg, material_ids=sorted({r["material_id"] for r in requests if r["material_id"] is not None}),
+        groups=sorted({r["substitution_group"] for r in requests if r["substitution_group"] is not None}),
+        today=today, lost_warehouse_ids=list(lost_warehouse_ids))
+    members: dict[int, list[int]] = defaultdict(list)
+    for m in await store.memberships(pg, [p["account_id"] for p in positions], today):
+        members[m["account_id"]].extend(m["target_ids"])
+    target_floors = await load_floors(pg, today, ruleset, {t for ts in members.values() for t in ts})
+    scale = {p["account_id"]: 10 ** (3 - p["decimals"]) for p in positions}
+    memberships = {p["account_id"]: members.get(p["account_id"], []) for p in positions}
     try:
-        solution = allocation.solve(demands, supplies, pools, allowance, k=limits.k, max_requests=limits.max_requests,
-                                    max_arcs=limits.max_arcs, time_limit_s=limits.time_limit_s)
+        solution = await off_the_loop(limits, _solve, requests, positions, memberships, scale, target_floors, ruleset,
+                                      level_of, limits)
     except allocation.PlanTooLarge as exc:
         raise TooLarge(exc.detail, max_requests=limits.max_requests, max_arcs=limits.max_arcs,
                        time_limit_seconds=limits.time_limit_s) from None
-    priority_of = {r["id"]: r["priority"] for r in requests}
-    kept, cut = floors.trim(solution.lines, memberships, target_floors, scale, priority_of)
-    if cut:
-        solution.lines = kept
-        planned = defaultdict(int)
-        for line in kept:
-            planned[line.request_id] += line.quantity
-        for r in requests:
-            solution.planned[r["id"]] = planned[r["id"]]
-            solution.unfilled[r["id"]] = r["quantity"] - planned[r["id"]]
-        for request_id in cut:
-            reasons = solution.reasons.setdefault(request_id, [])
-            if "floor" not in reasons:
-                reasons.append("floor")
     taken = floors.drawn(solution.lines, memberships, scale)
     bound = [{"target": f.code, "protected": thousandths(f.protected), "headroom": thousandths(f.headroom),
               "drawn": thousandths(taken.get(t, 0))}

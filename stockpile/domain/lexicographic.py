@@ -1,0 +1,298 @@
+"""The allocation model as a linear programme, solved tier by tier, with integral quantities.
+
+Variables: ``x[a]`` per arc (position → request), ``y[s]`` per position (what it sends). Rows::
+
+    request d:   Σ_a∈d x[a]                ≤ quantity[d]
+    position s:  y[s] − Σ_a∈s x[a]          = 0,         0 ≤ y[s] ≤ available[s]
+    floor f:     Σ_s∈f weight[f, s] · y[s]  ≤ headroom[f]   (every reserve target the stock counts toward)
+    tier t:      Σ_a into tier t x[a]       ≥ fill[t]       (active once tier t is settled)
+
+Why lexicographic solves and not weights: with every floor a hard constraint the matrix is no longer a
+network, and weighted tier penalties stop giving a strict order (an LP traded priority units for
+twice as many routine ones). So tier ``t`` is maximised with tiers ``< t`` held at their optimum,
+then cost is minimised with every tier held: each level is one LP (GLOP, through pywraplp).
+
+Why integral: position, request and floor rows of two non-nested target families contain odd
+cycles (a 3 × 3 submatrix ``[[1,1,0],[1,0,1],[0,1,1]]``), so the matrix is not totally unimodular
+and a vertex may be fractional. Each tier is therefore held at ``⌊LP optimum⌋``, an upper bound of
+the integral optimum given the (integral) tiers above it. If the final LP vertex is integral and
+passes an exact integer check, it attains every bound and is the integral lexicographic optimum.
+Otherwise a MIP (SCIP, through pywraplp) restricted to the arcs touching the fractional ones (the
+integral rest fixed) looks for integral quantities meeting every tier bound at least cost; failing
+that, over every arc; failing that, the tiers are settled one by one as MIPs. Whichever step
+succeeds, every tier is at its integral lexicographic optimum; cost is minimal up to the gap
+between the MIP over the arcs priced in and the LP (measured by tests and the bench).
+
+Why reach adapts: the arcs are columns. After each LP the caller's ``price`` callback is handed the
+duals and returns the arcs, not yet in the model, whose reduced cost would improve the level; they
+are added and the level solved again, until none is left. Then the level's optimum is that of the
+model with every allowed arc (column generation), however far the stock lies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+TIERS = 4
+INTEGRAL = 1e-6  # an LP value this close to an integer is that integer
+IMPROVES = 1e-7  # a reduced cost below −IMPROVES improves the level
+
+
+@dataclass(frozen=True)
+class FloorRow:
+    """One reserve target as a row: ``Σ weight · y[supply] ≤ headroom`` (weights and headroom reduced
+    by their common divisor, the headroom rounded down — exact for integer quantities)."""
+
+    headroom: int
+    supplies: tuple[int, ...]
+    weights: tuple[int, ...]
+
+
+@dataclass
+class Duals:
+    """What the LP says one more unit on each row is worth, at the current level (minimisation)."""
+
+    level: int  # 0..TIERS-1: maximising that tier's fill; TIERS: minimising cost
+    request: np.ndarray  # per request row
+    position: np.ndarray  # per position balance row
+    tier: np.ndarray  # per tier row (0 while it is inactive)
+
+
+@dataclass
+class Outcome:
+    """Integral quantities per arc and how they were obtained."""
+
+    flows: np.ndarray  # per arc, int64
+    fills: list[int]  # per tier, the integral lexicographic optimum
+    lp_cost: float  # the cost level's LP optimum (a lower bound of the integral cost)
+    integral_by: str  # "lp", "mip-fractional-part", "mip-all-arcs" or "mip-by-tier"
+    pricing_rounds: int
+    lp_ms: float = 0.0
+    mip_ms: float = 0.0
+
+
+Arcs = tuple[Sequence[int], Sequence[int], Sequence[int]]  # requests, supplies, unit costs
+Price = Callable[[Duals], Arcs]
+
+
+def _pywraplp():
+    # Imported here: OR-Tools and HiGHS wheels clash in one process; the model's types are useful
+    # without a solver.
+    from ortools.linear_solver import pywraplp
+
+    return pywraplp
+
+
+@dataclass
+class Model:
+    """The LP, grown column by column; ``arc_*`` lists describe every arc added so far."""
+
+    quantity: Sequence[int]
+    tier_of: Sequence[int]
+    available: Sequence[int]
+    floor_rows: Sequence[FloorRow]
+    arc_request: list[int] = field(default_factory=list)
+    arc_supply: list[int] = field(default_factory=list)
+    arc_cost: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        pywraplp = _pywraplp()
+        self.lp = pywraplp.Solver.CreateSolver("GLOP")
+        inf = self.lp.infinity()
+        self.requests = [self.lp.Constraint(-inf, float(q)) for q in self.quantity]
+        self.balances = []
+        for available in self.available:
+            row, y = self.lp.Constraint(0.0, 0.0), self.lp.NumVar(0.0, float(available), "")
+            row.SetCoefficient(y, 1.0)
+            self.balances.append(row)
+        self.y = [self.lp.variable(i) for i in range(len(self.available))]
+        for f in self.floor_rows:
+            row = self.lp.Constraint(-inf, float(f.headroom))
+            for s, w in zip(f.supplies, f.weights):
+                row.SetCoefficient(self.y[s], float(w))
+        self.tiers = [self.lp.Constraint(-inf, inf) for _ in range(TIERS)]
+        self.x = []
+        self.fills = [0] * TIERS
+
+    def add_arcs(self, requests: Sequence[int], supplies: Sequence[int], costs: Sequence[int]) -> None:
+        inf = self.lp.infinity()
+        for d, s, c in zip(requests, supplies, costs):
+            x = self.lp.NumVar(0.0, inf, "")
+            self.requests[d].SetCoefficient(x, 1.0)
+            self.balances[s].SetCoefficient(x, -1.0)
+            self.tiers[self.tier_of[d]].SetCoefficient(x, 1.0)
+            self.x.append(x)
+        self.arc_request += list(requests)
+        self.arc_supply += list(supplies)
+        self.arc_cost += list(costs)
+
+    def _objective(self, level: int) -> None:
+        objective = self.lp.Objective()
+        for a, x in enumerate(self.x):
+            if level == TIERS:
+                objective.SetCoefficient(x, float(self.arc_cost[a]))
+            else:
+                objective.SetCoefficient(x, -1.0 if self.tier_of[self.arc_request[a]] == level else 0.0)
+        objective.SetMinimization()
+
+    def _solve(self) -> None:
+        status = self.lp.Solve()
+        if status != self.lp.OPTIMAL:
+            raise RuntimeError(f"the allocation LP ended with status {status}, not OPTIMAL")
+
+    def duals(self, level: int) -> Duals:
+        return Duals(level, np.array([r.dual_value() for r in self.requests]),
+                     np.array([r.dual_value() for r in self.balances]),
+                     np.array([r.dual_value() for r in self.tiers]))
+
+    def values(self) -> np.ndarray:
+        return np.array([x.solution_value() for x in self.x], dtype=np.float64)
+
+    def solve_levels(self, price: Price) -> int:
+        """Settle every tier, then the cost, pricing arcs in at each level; returns the pricing rounds."""
+        rounds = 0
+        present = set(self.tier_of)
+        for level in range(TIERS + 1):
+            if level < TIERS and level not in present:
+                continue
+            self._objective(level)
+            while True:
+                self._solve()
+                rounds += 1
+                new = price(self.duals(level))
+                if not new[0]:
+                    break
+                self.add_arcs(*new)
+                if level < TIERS:
+                    for x, d in zip(self.x[-len(new[0]):], new[0]):
+                        self.lp.Objective().SetCoefficient(x, -1.0 if self.tier_of[d] == level else 0.0)
+                else:
+                    for x, c in zip(self.x[-len(new[0]):], new[2]):
+                        self.lp.Objective().SetCoefficient(x, float(c))
+            if level < TIERS:
+                self.fills[level] = math.floor(-self.lp.Objective().Value() + INTEGRAL)
+                self.tiers[level].SetLb(float(self.fills[level]))
+        return rounds
+
+    def lp_cost(self) -> float:
+        return self.lp.Objective().Value()
+
+
+def _sum_by(index: Sequence[int], values: np.ndarray, n: int) -> np.ndarray:
+    """Exact integer sums of ``values`` per ``index`` (np.bincount would go through float64)."""
+    total = np.zeros(n, dtype=np.int64)
+    np.add.at(total, np.asarray(index, dtype=np.int64), values.astype(np.int64))
+    return total
+
+
+def feasible(flows: np.ndarray, model: Model, fills: Sequence[int]) -> bool:
+    """The exact integer check of a plan: stock, requests, every floor and every settled tier."""
+    if (flows < 0).any():
+        return False
+    request = _sum_by(model.arc_request, flows, len(model.quantity))
+    sent = _sum_by(model.arc_supply, flows, len(model.available))
+    tier = _sum_by(np.asarray(model.tier_of, dtype=np.int64)[model.arc_request], flows, TIERS)
+    if (request > np.asarray(model.quantity)).any() or (sent > np.asarray(model.available)).any():
+        return False
+    if any(int(tier[t]) < fills[t] for t in range(TIERS)):
+        return False
+    return all(sum(w * int(sent[s]) for s, w in zip(f.supplies, f.weights)) <= f.headroom for f in model.floor_rows)
+
+
+def _mip(model: Model, fixed: np.ndarray, free: np.ndarray, fills: Sequence[int], settle: int | None,
+         time_limit_s: float) -> tuple[np.ndarray, float] | None:
+    """Integral quantities on the ``free`` arcs (the others held at ``fixed``), every tier at least
+    ``fills``; minimising cost, or maximising tier ``settle`` when given. None when infeasible."""
+    pywraplp = _pywraplp()
+    solver = pywraplp.Solver.CreateSolver("SCIP")
+    solver.SetTimeLimit(int(max(1.0, time_limit_s) * 1000))
+    inf = solver.infinity()
+    arcs = np.flatnonzero(free).tolist()
+    held = np.where(free, 0, fixed).astype(np.int64)
+    request_used = _sum_by(model.arc_request, held, len(model.quantity))
+    sent = _sum_by(model.arc_supply, held, len(model.available))
+    tier_of = np.asarray(model.tier_of, dtype=np.int64)
+    tier_held = _sum_by(tier_of[model.arc_request], held, TIERS)
+    x = {a: solver.IntVar(0.0, float(min(model.quantity[model.arc_request[a]], model.available[model.arc_supply[a]])), "")
+         for a in arcs}
+    by_request: dict[int, list[int]] = {}
+    by_supply: dict[int, list[int]] = {}
+    for a in arcs:
+        by_request.setdefault(model.arc_request[a], []).append(a)
+        by_supply.setdefault(model.arc_supply[a], []).append(a)
+    for d, members in by_request.items():
+        row = solver.Constraint(-inf, float(model.quantity[d] - request_used[d]))
+        for a in members:
+            row.SetCoefficient(x[a], 1.0)
+    for s, members in by_supply.items():
+        row = solver.Constraint(-inf, float(model.available[s] - sent[s]))
+        for a in members:
+            row.SetCoefficient(x[a], 1.0)
+    for f in model.floor_rows:
+        if not any(s in by_supply for s in f.supplies):
+            continue
+        row = solver.Constraint(-inf, float(f.headroom - sum(w * int(sent[s]) for s, w in zip(f.supplies, f.weights))))
+        for s, w in zip(f.supplies, f.weights):
+            for a in by_supply.get(s, ()):
+                row.SetCoefficient(x[a], float(w))
+    tier_rows = [solver.Constraint(float(fills[t] - tier_held[t]), inf) for t in range(TIERS)]
+    objective = solver.Objective()
+    for a in arcs:
+        tier_rows[tier_of[model.arc_request[a]]].SetCoefficient(x[a], 1.0)
+        if settle is None:
+            objective.SetCoefficient(x[a], float(model.arc_cost[a]))
+        elif tier_of[model.arc_request[a]] == settle:
+            objective.SetCoefficient(x[a], -1.0)
+    objective.SetMinimization()
+    status = solver.Solve()
+    if status == solver.INFEASIBLE:
+        return None
+    if status != solver.OPTIMAL:
+        raise TimeoutError("the integral allocation was not proven optimal within the time limit")
+    flows = held.copy()
+    for a in arcs:
+        flows[a] = round(x[a].solution_value())
+    return flows, objective.Value()
+
+
+def solve(model: Model, price: Price, time_limit_s: float = 10.0) -> Outcome:
+    """The integral lexicographic optimum of ``model`` over every arc ``price`` can add (module docstring)."""
+    import time
+
+    started = time.perf_counter()
+    rounds = model.solve_levels(price)
+    lp_cost = model.lp_cost()
+    values = model.values()
+    flows = np.rint(values).astype(np.int64)
+    fills = list(model.fills)
+    lp_done = time.perf_counter()
+    outcome = Outcome(flows, fills, lp_cost, "lp", rounds, lp_ms=(lp_done - started) * 1000)
+    if np.abs(values - flows).max(initial=0.0) <= INTEGRAL and feasible(flows, model, fills):
+        return outcome
+    fractional = np.abs(values - flows) > INTEGRAL
+    touched_requests = set(np.asarray(model.arc_request)[fractional].tolist())
+    touched_supplies = set(np.asarray(model.arc_supply)[fractional].tolist())
+    near = np.array([d in touched_requests or s in touched_supplies
+                     for d, s in zip(model.arc_request, model.arc_supply)], dtype=bool)
+    every = np.ones(len(flows), dtype=bool)
+    for free, how in ((near, "mip-fractional-part"), (every, "mip-all-arcs")):
+        found = _mip(model, flows, free, fills, None, time_limit_s)
+        if found is not None:
+            outcome.flows, outcome.integral_by = found[0], how
+            break
+    else:
+        # Some tier's integral optimum lies below ⌊LP⌋: settle the tiers one by one as MIPs.
+        fills = [0] * TIERS
+        for t in sorted(set(model.tier_of)):
+            found = _mip(model, flows, every, fills, t, time_limit_s)
+            fills[t] = round(-found[1])
+        found = _mip(model, flows, every, fills, None, time_limit_s)
+        outcome.flows, outcome.fills, outcome.integral_by = found[0], fills, "mip-by-tier"
+    if not feasible(outcome.flows, model, outcome.fills):
+        raise RuntimeError("the integral allocation failed its exact check")
+    outcome.mip_ms = (time.perf_counter() - lp_done) * 1000
+    return outcome
