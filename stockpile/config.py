@@ -79,7 +79,6 @@ class Settings:
     allocation_max_requests: int = 5000
     allocation_max_arcs: int = 500_000
     allocation_time_limit_seconds: int = 10
-    allocation_solvers: int = 1
     reservation_hours: int = 48
     job_expire_reservations_seconds: int = 300
 
@@ -123,7 +122,6 @@ class Settings:
             audit_key=_audit_key(),
             allocation_max_arcs=_int("STOCKPILE_ALLOCATION_MAX_ARCS", 500_000),
             allocation_time_limit_seconds=_int("STOCKPILE_ALLOCATION_TIME_LIMIT_SECONDS", 10),
-            allocation_solvers=_int("STOCKPILE_ALLOCATION_SOLVERS", 1),
             reservation_hours=_int("STOCKPILE_RESERVATION_HOURS", 48),
             job_expire_reservations_seconds=_int("STOCKPILE_JOB_EXPIRE_RESERVATIONS_SECONDS", 300),
         )

@@ -144,6 +144,9 @@ async def propose(pg: asyncpg.Connection, data: c.PlanIn, principal: Principal, 
                                                                  **seen_by(principal))]
     if ids is not None and len(requests) != len(ids):
         missing = sorted(set(ids) - {r["id"] for r in requests})
+        for request_id in missing:  # a request the caller may not see does not exist for it
+            require_visible(await store.request(pg, request_id, **seen_by(principal)) is not None,
+                            f"allocation request {request_id}")
         raise Invalid.field("request_ids", f"not pending requests: {', '.join(missing[:10])}")
     if not requests:
         raise Invalid.field("region" if ids is None else "request_ids", "no pending requests to plan")

@@ -123,6 +123,12 @@ async def test_a_request_is_cancelled_only_by_who_may_see_it_as_it_is(
                                       [civil["id"], military["id"]]))
     assert states == {civil["id"]: "pending", military["id"]: "pending"}  # nothing written
 
+    plans_before = await pg_pool.fetchval("SELECT count(*) FROM allocation_plans")
+    for planner, named in ((outsider, civil), (uncleared, military)):  # naming a request it may not see
+        r = await client.post("/api/v1/allocation-plans", headers=planner, json={"request_ids": [named["id"]]})
+        assert r.status_code == 404 and r.json()["type"] == "not-found", r.text
+    assert await pg_pool.fetchval("SELECT count(*) FROM allocation_plans") == plans_before
+
     mine = await client.post(f"/api/v1/allocation-requests/{civil['id']}/cancel", headers=uncleared)
     assert mine.status_code == 200 and mine.json()["state"] == "cancelled"
 
