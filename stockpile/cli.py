@@ -654,6 +654,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValueError as exc:  # a setting that cannot work: refuse to start, saying which and why
+        print(f"stockpile: configuration refused: {exc}", file=sys.stderr)
+        sys.exit(2)
     _configure_logging(settings.log_level)
     sys.exit(args.func(args, settings))

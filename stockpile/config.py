@@ -6,10 +6,12 @@ PostgreSQL in ``STOCKPILE_DATA_DIR``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -43,6 +45,50 @@ def _audit_key() -> str:
     return raw
 
 
+WEBHOOK_CLEARANCES = {"uncleared": False, "military": True}
+WEBHOOK_SECRET_MIN_LENGTH = 32
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    """A receiver of alert notifications and what it may be told: an endpoint without military
+    clearance never receives a message about military stock (see ``stockpile.store.outbox``)."""
+
+    url: str
+    cleared: bool = False
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback  # 127.0.0.0/8 and ::1
+    except ValueError:
+        return False
+
+
+def webhook_endpoint(entry: str) -> WebhookEndpoint:
+    """One ``STOCKPILE_WEBHOOK_URLS`` entry, ``URL`` or ``URL|CLEARANCE``. Plain http is refused
+    except to a loopback host: alerts and their signatures would cross the network in clear."""
+    url, _, clearance = entry.strip().partition("|")
+    url, clearance = url.strip(), clearance.strip().lower() or "uncleared"
+    if clearance not in WEBHOOK_CLEARANCES:
+        raise ValueError(f"STOCKPILE_WEBHOOK_URLS: {entry!r} declares clearance {clearance!r}; "
+                         f"use {' or '.join(WEBHOOK_CLEARANCES)} (URL|military)")
+    try:
+        parts = urlsplit(url)
+        scheme, host = parts.scheme, parts.hostname
+        parts.port  # noqa: B018 - a malformed port raises here
+    except ValueError:
+        scheme, host = "", None
+    if scheme not in ("https", "http") or not host:
+        raise ValueError(f"STOCKPILE_WEBHOOK_URLS: {url!r} is not an absolute https URL")
+    if scheme == "http" and not _loopback(host):
+        raise ValueError(f"STOCKPILE_WEBHOOK_URLS: {url!r} must use https "
+                         "(plain http is allowed only to a loopback host: 127.0.0.0/8, ::1, localhost)")
+    return WebhookEndpoint(url, WEBHOOK_CLEARANCES[clearance])
+
+
 @dataclass(frozen=True)
 class Settings:
     """The service's configuration (see the README's configuration table)."""
@@ -71,16 +117,39 @@ class Settings:
     job_plan_rotation_seconds: int = 86400
     audit_key: str = field(default="", repr=False)
     metrics_reload_seconds: int = 5
-    webhook_urls: tuple[str, ...] = ()
-    webhook_secret: str = ""
+    webhook_urls: tuple[str, ...] = ()  # entries as configured: URL or URL|CLEARANCE
+    webhook_secret: str = field(default="", repr=False)
     webhook_timeout_seconds: float = 5.0
     worker_metrics_port: int = 9101
     allocation_k: int = 50
     allocation_max_requests: int = 5000
     allocation_max_arcs: int = 500_000
     allocation_time_limit_seconds: int = 10
+    allocation_solvers: int = 1
     reservation_hours: int = 48
     job_expire_reservations_seconds: int = 300
+
+    def __post_init__(self) -> None:
+        self._check_webhooks()
+
+    def _check_webhooks(self) -> None:
+        """Refuse a webhook configuration that would send alerts unsigned, weakly signed, in clear
+        or twice to one receiver — at start, before anything is sent."""
+        if not self.webhook_urls:
+            return
+        urls = [endpoint.url for endpoint in self.webhook_endpoints]
+        if len(set(urls)) != len(urls):
+            raise ValueError("STOCKPILE_WEBHOOK_URLS lists a URL twice")
+        if len(self.webhook_secret) < WEBHOOK_SECRET_MIN_LENGTH:
+            raise ValueError(
+                f"STOCKPILE_WEBHOOK_SECRET must be at least {WEBHOOK_SECRET_MIN_LENGTH} characters when "
+                "STOCKPILE_WEBHOOK_URLS is set: every delivery is signed with it "
+                "(python -c 'import secrets; print(secrets.token_hex(32))')")
+
+    @cached_property
+    def webhook_endpoints(self) -> tuple[WebhookEndpoint, ...]:
+        """The configured webhook receivers with their clearance (validated)."""
+        return tuple(webhook_endpoint(entry) for entry in self.webhook_urls)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -122,6 +191,7 @@ class Settings:
             audit_key=_audit_key(),
             allocation_max_arcs=_int("STOCKPILE_ALLOCATION_MAX_ARCS", 500_000),
             allocation_time_limit_seconds=_int("STOCKPILE_ALLOCATION_TIME_LIMIT_SECONDS", 10),
+            allocation_solvers=_int("STOCKPILE_ALLOCATION_SOLVERS", 1),
             reservation_hours=_int("STOCKPILE_RESERVATION_HOURS", 48),
             job_expire_reservations_seconds=_int("STOCKPILE_JOB_EXPIRE_RESERVATIONS_SECONDS", 300),
         )

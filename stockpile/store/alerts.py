@@ -124,7 +124,7 @@ async def raise_one(pg: asyncpg.Connection, w: Wanted) -> bool:
     if row["opened"]:
         await _history(pg, row["id"], "opened", w.severity)
         await pg.execute(
-            f"INSERT INTO outbox (topic, payload) SELECT 'alert.opened', {OPENED_PAYLOAD} FROM alerts a "
+            f"INSERT INTO outbox (topic, payload, military) SELECT 'alert.opened', {OPENED_PAYLOAD}, a.military FROM alerts a "
             "WHERE a.id = $1::uuid", row["id"])
     return row["opened"]
 
@@ -223,12 +223,12 @@ history AS (
      UNION ALL
     SELECT id, 'opened', severity FROM opened),
 announced AS (
-    INSERT INTO outbox (topic, payload)
-    SELECT 'alert.resolved', {PAYLOAD.format(event="'resolved'")} FROM gone a
+    INSERT INTO outbox (topic, payload, military)  -- military: for cleared webhook endpoints only
+    SELECT 'alert.resolved', {PAYLOAD.format(event="'resolved'")}, a.military FROM gone a
      UNION ALL
-    SELECT 'alert.escalated', {PAYLOAD.format(event="'escalated'")} FROM changed a WHERE a.change = 'escalate'
+    SELECT 'alert.escalated', {PAYLOAD.format(event="'escalated'")}, a.military FROM changed a WHERE a.change = 'escalate'
      UNION ALL
-    SELECT 'alert.opened', {PAYLOAD.format(event="'opened'")} FROM opened a),
+    SELECT 'alert.opened', {PAYLOAD.format(event="'opened'")}, a.military FROM opened a),
 evaluated AS (
     INSERT INTO alert_evaluations (kind, evaluated_at) SELECT unnest($1::text[]), now()
         ON CONFLICT (kind) DO UPDATE SET evaluated_at = EXCLUDED.evaluated_at)
