@@ -3,6 +3,7 @@ their settlements are judged as they are now — out of scope or uncleared is 40
 written), in sight but not the caller's to act on is 403 — and no figure an uncleared reader gets
 can be turned back into a military position."""
 
+import asyncio
 import json
 from datetime import date, timedelta
 
@@ -391,3 +392,26 @@ async def test_a_loan_is_settled_only_by_a_movement_that_repaid_it(
     assert again.status_code == 409 and again.json()["type"] == "conflict"
     row = await pg_pool.fetchrow("SELECT settled_quantity, settled_at FROM obligations WHERE id = $1::uuid", loan)
     assert (row["settled_quantity"], row["settled_at"]) == (20, None)
+
+
+async def test_one_repayment_cited_by_two_settlements_at_once_settles_once(
+        client, admin, operator, commanders, cleared, world, pg_pool):
+    w = world
+    await receive(client, operator, warehouse=w.north, material=w.vaccine, owner=w.military, quantity="100", lot="V-M")
+    await declare(client, commanders, w.region, "emergency")
+    try:
+        await file(client, cleared, requester=w.civil, destination=w.south, material=w.vaccine, quantity="30")
+        loan = await _dispatched_obligation(client, admin, commanders, cleared, w, w.vaccine)
+    finally:
+        await declare(client, commanders, w.region, "peacetime")
+    repaid = await receive(client, operator, warehouse=w.north, material=w.vaccine, owner=w.military,
+                           quantity="30", lot="V-M2")
+
+    async def settle():
+        return await client.post(f"/api/v1/obligations/{loan}/settlements", headers=operator,
+                                 json={"quantity": "15", "movement_id": repaid["id"]})
+
+    answers = await asyncio.gather(settle(), settle())
+    assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
+    assert await pg_pool.fetchval("SELECT settled_quantity FROM obligations WHERE id = $1::uuid", loan) == 15
+    assert await pg_pool.fetchval("SELECT count(*) FROM obligation_settlements WHERE obligation_id = $1::uuid", loan) == 1
