@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from stockpile.domain.access import MILITARY
+
 GENESIS = bytes(32)
-CHAIN_VERSION = 2  # the link formula new events are sealed with
-MILITARY = "military"
 
 
 def canonical(content: dict[str, Any]) -> bytes:
