@@ -108,14 +108,20 @@ class Settings:
     token_cache_seconds: int = 5
     rate_limit_per_second: float = 200.0
     rate_limit_burst: int = 400
+    rate_limit_sync_ms: int = 100
+    address_rate_limit_per_second: float = 1000.0
+    address_rate_limit_burst: int = 2000
+    address_failure_limit_per_minute: int = 30
+    trusted_proxies: tuple[str, ...] = ()
+    token_cache_size: int = 10_000
     job_seal_audit_seconds: int = 5
+    audit_key: str = field(default="", repr=False)
     job_check_ledger_seconds: int = 300
     job_evaluate_alerts_seconds: int = 60
     expiring_within_days: int = 30
     job_deliver_notifications_seconds: int = 10
     job_refresh_metrics_seconds: int = 30
     job_plan_rotation_seconds: int = 86400
-    audit_key: str = field(default="", repr=False)
     metrics_reload_seconds: int = 5
     webhook_urls: tuple[str, ...] = ()  # entries as configured: URL or URL|CLEARANCE
     webhook_secret: str = field(default="", repr=False)
@@ -128,6 +134,11 @@ class Settings:
     allocation_solvers: int = 1
     reservation_hours: int = 48
     job_expire_reservations_seconds: int = 300
+
+    @property
+    def audit_key_bytes(self) -> bytes | None:
+        """The key that signs audit checkpoints; None: checkpoints are written unsigned."""
+        return self.audit_key.encode() if self.audit_key else None
 
     def __post_init__(self) -> None:
         self._check_webhooks()
@@ -158,11 +169,6 @@ class Settings:
             host=os.environ.get("STOCKPILE_HOST", "127.0.0.1"),
             port=_int("STOCKPILE_PORT", 8000),
             workers=_int("STOCKPILE_WORKERS", 1),
-    @property
-    def audit_key_bytes(self) -> bytes | None:
-        """The key that signs audit checkpoints; None: checkpoints are written unsigned."""
-        return self.audit_key.encode() if self.audit_key else None
-
             demo=_bool("STOCKPILE_DEMO", True),
             migrate_on_start=_bool("STOCKPILE_MIGRATE_ON_START", True),
             data_dir=Path(os.environ.get("STOCKPILE_DATA_DIR", ".stockpile")),
@@ -174,7 +180,14 @@ class Settings:
             token_cache_seconds=_int("STOCKPILE_TOKEN_CACHE_SECONDS", 5),
             rate_limit_per_second=float(_int("STOCKPILE_RATE_LIMIT_PER_SECOND", 200)),
             rate_limit_burst=_int("STOCKPILE_RATE_LIMIT_BURST", 400),
+            rate_limit_sync_ms=_int("STOCKPILE_RATE_LIMIT_SYNC_MS", 100),
+            address_rate_limit_per_second=float(_int("STOCKPILE_ADDRESS_RATE_LIMIT_PER_SECOND", 1000)),
+            address_rate_limit_burst=_int("STOCKPILE_ADDRESS_RATE_LIMIT_BURST", 2000),
+            address_failure_limit_per_minute=_int("STOCKPILE_ADDRESS_FAILURE_LIMIT_PER_MINUTE", 30),
+            trusted_proxies=tuple(p.strip() for p in os.environ.get("STOCKPILE_TRUSTED_PROXIES", "").split(",") if p.strip()),
+            token_cache_size=_int("STOCKPILE_TOKEN_CACHE_SIZE", 10_000),
             job_seal_audit_seconds=_int("STOCKPILE_JOB_SEAL_AUDIT_SECONDS", 5),
+            audit_key=_audit_key(),
             job_check_ledger_seconds=_int("STOCKPILE_JOB_CHECK_LEDGER_SECONDS", 300),
             job_evaluate_alerts_seconds=_int("STOCKPILE_JOB_EVALUATE_ALERTS_SECONDS", 60),
             expiring_within_days=_int("STOCKPILE_EXPIRING_WITHIN_DAYS", 30),
@@ -188,7 +201,6 @@ class Settings:
             worker_metrics_port=_int("STOCKPILE_WORKER_METRICS_PORT", 9101),
             allocation_k=_int("STOCKPILE_ALLOCATION_K", 50),
             allocation_max_requests=_int("STOCKPILE_ALLOCATION_MAX_REQUESTS", 5000),
-            audit_key=_audit_key(),
             allocation_max_arcs=_int("STOCKPILE_ALLOCATION_MAX_ARCS", 500_000),
             allocation_time_limit_seconds=_int("STOCKPILE_ALLOCATION_TIME_LIMIT_SECONDS", 10),
             allocation_solvers=_int("STOCKPILE_ALLOCATION_SOLVERS", 1),

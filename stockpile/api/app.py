@@ -8,7 +8,7 @@ import os
 
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import PermissionDeniedException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.middleware import DefineMiddleware
@@ -16,12 +16,12 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from stockpile import __version__
 from stockpile.api import problems
-from stockpile.api.audit import record_failure
-from stockpile.api.auth import ApiTokenAuthenticator, BearerAuthMiddleware, RateLimiter
+from stockpile.api.audit import DenialCounts, record_failure
+from stockpile.api.auth import ApiTokenAuthenticator, BearerAuthMiddleware, RequestLimits, authenticate_bearer
 from stockpile.api.group_commit import GroupCommitter
 from stockpile.api.controllers.alerts import AlertController
 from stockpile.api.controllers.allocation import DrillController, PlanController, RequestController
-from stockpile.api.controllers.access import AuditController, TokenController
+from stockpile.api.controllers.access import AuditController, AuditDenialController, TokenController
 from stockpile.api.controllers.health import HealthController
 from stockpile.api.controllers.ledger import MovementController, TransferController
 from stockpile.api.controllers.masterdata import CONTROLLERS as MASTER_DATA
@@ -47,16 +47,7 @@ class MetricsController(PrometheusController):
     @get(include_in_schema=False)
     async def get(self, request: Request, state: State) -> Response:  # type: ignore[override]
         if not state.settings.metrics_public:
-            header = request.headers.get("authorization", "")
-            scheme, _, token = header.partition(" ")
-            principal = None
-            if scheme.lower() == "bearer" and token.strip():
-                for authenticator in state.authenticators:
-                    principal = await authenticator.authenticate(token.strip())
-                    if principal is not None:
-                        break
-            if principal is None:
-                raise NotAuthorizedException("/metrics needs a bearer token of role metrics")
+            principal = await authenticate_bearer(request, "/metrics needs a bearer token of role metrics")
             if not principal.has_any({"metrics", "admin"}):
                 raise PermissionDeniedException("/metrics needs the metrics role")
         return await super().get.fn(self)  # type: ignore[attr-defined]
@@ -97,16 +88,17 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             task.cancel()
         await db.dispose()
 
+    limits, denials = RequestLimits(db, settings), DenialCounts(db)
     prometheus = PrometheusConfig(app_name="stockpile", prefix="stockpile", group_path=True, exclude=["^/metrics"])
     return Litestar(
         route_handlers=[docs, HealthController, MetricsController, MovementController, TransferController,
-                        StockController, LotController, *MASTER_DATA, TokenController, AuditController, TargetController, CoverageController, AlertController,
+                        StockController, LotController, *MASTER_DATA, TokenController, AuditController, AuditDenialController, TargetController, CoverageController, AlertController,
                         ReadinessController, RuleController, ObligationController, RequestController, PlanController,
                         DrillController,
                         RotationPolicyController, RotationOrderController, ShelfLifeController],
         state=State({"db": db, "settings": settings,
-                     "authenticators": [ApiTokenAuthenticator(db, settings.token_cache_seconds)],
-                     "rate_limiter": RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+                     "authenticators": [ApiTokenAuthenticator(db, settings.token_cache_seconds, settings.token_cache_size)],
+                     "limits": limits, "denials": denials,
                      "committer": GroupCommitter(db)}),
         middleware=[
             prometheus.middleware,
@@ -121,8 +113,8 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
         request_max_body_size=settings.max_body_bytes,
-        on_startup=[on_startup],
-        on_shutdown=[on_shutdown],
+        on_startup=[on_startup, limits.start, denials.start],
+        on_shutdown=[limits.stop, denials.stop, on_shutdown],
         debug=False,
     )
 

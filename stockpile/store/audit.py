@@ -170,3 +170,29 @@ async def events(pg: asyncpg.Connection, *, since: datetime | None, until: datet
              ORDER BY id DESC LIMIT $7""",
         since, until, actor, target, action, before_id, limit, reader_cleared,
     )
+
+
+# Denied requests (401, 403, 429) are counted, not recorded one by one: see ``audit_denials`` (0013).
+
+async def add_denials(pg: asyncpg.Connection, counts: list[tuple[datetime, str, str, str, int, int]]) -> None:
+    """Add ``(minute, actor_kind, actor, action, status, count)`` to the denial counts (one upsert,
+    rows in key order so concurrent processes lock them in the same order)."""
+    counts = sorted(counts)
+    await pg.execute(
+        """INSERT INTO audit_denials (minute, actor_kind, actor, action, status, count)
+           SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::bigint[])
+           ON CONFLICT (minute, actor_kind, actor, action, status)
+           DO UPDATE SET count = audit_denials.count + EXCLUDED.count""",
+        *([c[i] for c in counts] for i in range(6)),
+    )
+
+
+async def denials(pg: asyncpg.Connection, *, since: datetime | None, actor: str | None, before_id: int | None,
+                  limit: int) -> list[asyncpg.Record]:
+    return await pg.fetch(
+        """SELECT id, minute, actor_kind, actor, action, status, count FROM audit_denials
+            WHERE ($1::timestamptz IS NULL OR minute >= date_trunc('minute', $1::timestamptz))
+              AND ($2::text IS NULL OR actor = $2) AND ($3::bigint IS NULL OR id < $3)
+            ORDER BY id DESC LIMIT $4""",
+        since, actor, before_id, limit,
+    )

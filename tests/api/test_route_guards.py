@@ -34,6 +34,7 @@ ROLE_MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/tokens"): {"admin"}, ("GET", "/api/v1/tokens"): {"admin"},
     ("POST", "/api/v1/tokens/{token_id}/revoke"): {"admin"},
     ("GET", "/api/v1/audit-events"): {"auditor", "admin"},
+    ("GET", "/api/v1/audit-denials"): {"auditor", "admin"},
     ("PUT", "/api/v1/reserve-targets/{code}"): {"planner", "admin"}, ("GET", "/api/v1/reserve-targets"): READ,
     ("GET", "/api/v1/reserve-targets/{code}"): READ, ("GET", "/api/v1/coverage"): READ,
     ("GET", "/api/v1/alerts"): READ, ("GET", "/api/v1/alerts/{alert_id}"): READ,

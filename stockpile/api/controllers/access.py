@@ -12,6 +12,7 @@ from litestar.datastructures import State
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import requires
 from stockpile.api.common import decode_cursor, json_response, page, page_limit
+from stockpile.api.common import RowCursor
 from stockpile.domain.errors import NotFound
 from stockpile.domain.audit import MILITARY, visible_event
 from stockpile.domain.moments import rfc3339
@@ -123,4 +124,24 @@ class AuditController(Controller):
                                 "chain_seq": r["chain_seq"], "restricted": r["restricted"],
                                 "content_hash": r["content_hash"], "chain_hash": r["chain_hash"]},
                                reader_cleared=cleared) for r in rows]
+        return json_response(page(items, size, lambda item: item["id"]))
+
+
+class AuditDenialController(Controller):
+    """Denied requests (401, 403, 429) as counts per minute, actor, route and status."""
+
+    path = "/api/v1/audit-denials"
+    tags = ["access"]
+    guards = [requires("auditor", "admin")]
+
+    @get("/", summary="Denied requests counted per minute, principal or client address, route and status; newest first")
+    async def listing(self, state: State, since: datetime | None = None, actor: str | None = None,
+                      limit: int | None = None, cursor: str | None = None) -> Response:
+        size = page_limit(limit)
+        after = decode_cursor(cursor, RowCursor)
+        await state.denials.flush()  # this process's latest counts are part of what is read
+        async with state.db.transaction() as tx:
+            rows = await audit_store.denials(tx.pg, since=since, actor=actor, before_id=after, limit=size + 1)
+        items = [{"id": r["id"], "minute": rfc3339(r["minute"]), "actor_kind": r["actor_kind"], "actor": r["actor"],
+                  "action": r["action"], "status": r["status"], "count": r["count"]} for r in rows]
         return json_response(page(items, size, lambda item: item["id"]))
