@@ -23,6 +23,8 @@ import pytest
 from stockpile.cli import demo_wanted, parser
 from stockpile.config import Settings
 from stockpile.demo import TOKEN_DAYS, load_demo
+from stockpile.domain.errors import Conflict, Invalid
+from stockpile.domain.principals import Rights, rights_to_add
 from stockpile.store import tokens
 from stockpile.store.engine import asyncpg_dsn
 from tests.factories import make_world
@@ -71,6 +73,43 @@ async def audit_rows(pg_pool, target: str) -> list[asyncpg.Record]:
     rows = await pg_pool.fetch("SELECT actor, roles, action, details FROM audit_events WHERE target = $1 ORDER BY id",
                                target)
     return [{**dict(r), "details": json.loads(r["details"])} for r in rows]
+
+
+# ---- the rule, on its own ---------------------------------------------------------------------------
+
+HELD = Rights.of(["operator"], None, ["WH-1"], [])
+
+
+def test_the_same_rights_or_none_issue_a_token_for_the_principal_as_it_is():
+    assert rights_to_add("ana", HELD, Rights.of(["operator"], None, ["WH-1"]), widen=False).empty
+    assert rights_to_add("ana", HELD, None, widen=False).empty
+    assert rights_to_add("ana", HELD, Rights.of([], None, ["WH-1"]), widen=False).empty  # roles left out: kept
+
+
+def test_more_rights_are_refused_unless_widened_and_then_only_the_difference_is_added():
+    wider = Rights.of(["operator", "planner"], "military", ["WH-1", "WH-2"], ["R-1"])
+    with pytest.raises(Conflict) as refused:
+        rights_to_add("ana", HELD, wider, widen=False)
+    assert refused.value.extra["would_add"] == {"roles": ["planner"], "clearance": "military",
+                                                "warehouses": ["WH-2"], "regions": ["R-1"]}
+    assert rights_to_add("ana", HELD, wider, widen=True) == Rights.of(["planner"], "military", ["WH-2"], ["R-1"])
+
+
+def test_fewer_rights_are_refused_and_widening_never_removes_any():
+    with pytest.raises(Conflict) as refused:
+        rights_to_add("ana", HELD, Rights.of(["operator"]), widen=False)
+    assert refused.value.extra["also_holds"] == {"warehouses": ["WH-1"]}
+    assert rights_to_add("ana", HELD, Rights.of(["operator"]), widen=True).empty
+
+
+def test_a_new_principal_needs_roles_a_disabled_one_gets_no_token_and_cli_names_are_reserved():
+    with pytest.raises(Invalid):
+        rights_to_add("ana", None, None, widen=False)
+    assert rights_to_add("ana", None, HELD, widen=False) == HELD
+    with pytest.raises(Conflict):
+        rights_to_add("ana", HELD, None, widen=True, disabled=True)
+    with pytest.raises(Invalid):
+        rights_to_add("cli:ana", None, HELD, widen=True)
 
 
 # ---- token list and principal show ------------------------------------------------------------------
