@@ -91,6 +91,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             _run(_first_look(settings, url))
         except DemoRefused as exc:  # another replica loaded it first
             log.info("demo not loaded: %s", exc)
+    elif settings.database_url and settings.migrate_on_start and not args.no_demo and _run(_is_empty(url)):
+        log.info("the database is empty; demo data goes into a DATABASE_URL database only with serve --demo")
     os.environ["STOCKPILE_HOST"], os.environ["STOCKPILE_PORT"] = settings.host, str(settings.port)
     print(f"stockpile serving on http://{settings.host}:{settings.port} (API docs at /docs)", flush=True)
     uvicorn.run(
