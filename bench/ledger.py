@@ -30,9 +30,9 @@ One run (about 2 minutes with the defaults), on the PostgreSQL server given by -
 7. prints a table against the targets, writes bench/results/ledger-<UTC time>.json, stops every
    process it started and drops both databases (also on failure or Ctrl-C).
 
-The per-principal rate limiter (STOCKPILE_RATE_LIMIT_PER_SECOND, 200/s per worker by default)
-is set out of reach: production clients hold a token each, the bench drives everything through
-one. Everything else is the service's default configuration. Installs Debian's wrk when it is
+The per-principal and per-address rate limits (STOCKPILE_RATE_LIMIT_PER_SECOND, 200/s by default;
+STOCKPILE_ADDRESS_RATE_LIMIT_PER_SECOND, 1000/s) are set out of reach: production clients hold a
+token each and come from many addresses, the bench drives everything through one token from one. Everything else is the service's default configuration. Installs Debian's wrk when it is
 missing and the bench runs as root.
 """
 
@@ -835,7 +835,9 @@ def benchmark(args: argparse.Namespace, wrk: str, pgbench: str, started: list, w
     env.update({"DATABASE_URL": plain_url(ledger_url), "STOCKPILE_DEMO": "false",
                 "STOCKPILE_DATA_DIR": str(workdir / "data"),
                 # one bench token stands for many clients: keep the per-principal limiter out of reach
-                "STOCKPILE_RATE_LIMIT_PER_SECOND": "1000000000", "STOCKPILE_RATE_LIMIT_BURST": "1000000000"})
+                "STOCKPILE_RATE_LIMIT_PER_SECOND": "1000000000", "STOCKPILE_RATE_LIMIT_BURST": "1000000000",
+                "STOCKPILE_ADDRESS_RATE_LIMIT_PER_SECOND": "1000000000",
+                "STOCKPILE_ADDRESS_RATE_LIMIT_BURST": "1000000000"})
     results["service_env"] = {k: v for k, v in env.items() if k.startswith("STOCKPILE_")}
 
     t_token = time.monotonic()
