@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import itertools
 import logging
 import time
 from collections import OrderedDict
@@ -122,6 +123,7 @@ class _Counts:
     known: dict[int, int] = field(default_factory=dict)
     pending: dict[int, int] = field(default_factory=dict)
     sending: dict[int, int] = field(default_factory=dict)
+    seen: int = 0  # the last window a request of this key came in
 
     def total(self, window_id: int) -> int:
         return self.known.get(window_id, 0) + self.pending.get(window_id, 0) + self.sending.get(window_id, 0)
@@ -136,9 +138,10 @@ class SharedLimiter:
     limit by at most what the other processes admit in one sync interval.
     """
 
-    def __init__(self, prefix: str, limit: Limit, on_busy=lambda: None, max_keys: int = 10_000) -> None:
+    def __init__(self, prefix: str, limit: Limit, on_busy=lambda: None, max_keys: int = 10_000,
+                 max_watched: int = 2_000) -> None:
         self.prefix, self.limit, self.on_busy = prefix, limit, on_busy
-        self.max_keys = max_keys
+        self.max_keys, self.max_watched = max_keys, max_watched
         self.busy_at = max(1, limit.limit // 20)  # own admissions of a key that call for an early sync
         self._keys: OrderedDict[str, _Counts] = OrderedDict()
 
@@ -152,6 +155,7 @@ class SharedLimiter:
             self._keys.move_to_end(key)
             for old in [w for w in counts.known if w < window_id - 1]:
                 del counts.known[old]
+        counts.seen = window_id
         return counts
 
     def wait(self, key: str, now: float | None = None) -> float | None:
@@ -177,16 +181,21 @@ class SharedLimiter:
         return wait
 
     def take_pending(self, now: float) -> tuple[list[tuple[str, int, int, float]], list[tuple[str, int]]]:
-        """This process's counts to add (moved to ``sending``) and the windows whose totals it needs."""
+        """This process's counts to add (moved to ``sending``) and the windows whose totals it needs:
+        those of the ``max_watched`` keys used last (a spray of one-off addresses costs their
+        counts, not a read of each); keys idle for two windows are forgotten."""
         window_id, _ = self.limit.position(now)
         added, watched = [], []
-        for key, counts in self._keys.items():
-            full = self.prefix + key
+        for key, counts in list(self._keys.items()):
+            if counts.seen < window_id - 1 and not counts.pending and not counts.sending:
+                del self._keys[key]
+                continue
             for w, n in counts.pending.items():
                 counts.sending[w] = counts.sending.get(w, 0) + n
-                added.append((full, w, n, (w + 2) * self.limit.window))
+                added.append((self.prefix + key, w, n, (w + 2) * self.limit.window))
             counts.pending.clear()
-            watched += [(full, window_id - 1), (full, window_id)]
+        for key in itertools.islice(reversed(self._keys), self.max_watched):
+            watched += [(self.prefix + key, window_id - 1), (self.prefix + key, window_id)]
         return added, watched
 
     def settle(self, totals: dict[tuple[str, int], int]) -> None:

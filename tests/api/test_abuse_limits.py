@@ -19,8 +19,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from stockpile.api.app import create_app
-from stockpile.api.auth import ApiTokenAuthenticator, RequestLimits
+from stockpile.api.auth import ApiTokenAuthenticator, RequestLimits, SharedLimiter
 from stockpile.config import Settings
+from stockpile.domain.limits import Limit
 from stockpile.store.db import Database
 from tests.factories import idem
 
@@ -256,3 +257,17 @@ def test_x_forwarded_for_is_believed_only_from_trusted_proxies():
     assert address("10.0.0.2", "203.0.113.9") == "203.0.113.9"
     assert address("10.0.0.2", "1.2.3.4, 203.0.113.9, 10.0.0.3") == "203.0.113.9"  # a forged left entry is skipped
     assert address("10.0.0.2", None) == "10.0.0.2"
+
+
+def test_a_limiter_forgets_keys_idle_for_two_windows_and_reads_back_only_the_recent_ones():
+    limiter = SharedLimiter("a:", Limit(5, 10.0), max_watched=2)
+    for key in ("one", "two", "three"):
+        assert limiter.admit(key, now=1000.0) is None  # window 100
+    added, watched = limiter.take_pending(1000.0)
+    assert sorted((k, w, n) for k, w, n, _ in added) == [("a:one", 100, 1), ("a:three", 100, 1), ("a:two", 100, 1)]
+    assert {k for k, _ in watched} == {"a:two", "a:three"}  # the two used last
+    limiter.settle({("a:one", 100): 1, ("a:two", 100): 1, ("a:three", 100): 1})
+    assert limiter.admit("two", now=1015.0) is None  # window 101
+    added, watched = limiter.take_pending(1025.0)  # window 102: `one` and `three` were last seen in 100
+    assert [(k, w, n) for k, w, n, _ in added] == [("a:two", 101, 1)]
+    assert {k for k, _ in watched} == {"a:two"}
