@@ -192,7 +192,12 @@ async def test_lines_on_military_stock_are_withheld_from_uncleared_readers_and_t
     try:
         req = await file(client, uncleared, requester=w.civil, destination=w.south, material=w.vaccine,
                          quantity="50", priority="immediate")
-        plan = await propose(client, uncleared, w.region)
+        own = await propose(client, uncleared, w.region)  # an uncleared planner plans on the stock it may see
+        assert [(x["owner"], x["quantity"]) for x in own["lines"]] == [(w.civil, "20")]
+        assert own["lines_withheld"] is False and own["requests"][0]["planned"] == "20"
+        await client.post(f"/api/v1/allocation-plans/{own['id']}/cancel", headers=uncleared)
+        proposed = await propose(client, cleared, w.region)
+        plan = (await client.get(f"/api/v1/allocation-plans/{proposed['id']}", headers=uncleared)).json()
         assert [(x["owner"], x["quantity"]) for x in plan["lines"]] == [(w.civil, "20")]
         assert plan["lines_withheld"] is True
         assert plan["requests"][0]["id"] == req["id"] and plan["requests"][0]["planned"] == "50"
