@@ -12,8 +12,8 @@ The world, in the region ``R-<uid>``:
   ``K9LOT-<uid>`` of a military-only medical material ``K9MED-<uid>`` (3 decimals), received by the
   military party ``K9MIL-<uid>`` as 31,337.417 kg; issued from, partly handed to a second military
   party (an ``ownership_transfer``), partly sent to a military depot (a transfer left in transit).
-- a civilian vaccine lot at the joint depot of which the military owns a share (an
-  ``ownership_transfer``), counted by an every-owner target ``K9ALL-<uid>`` at the depot (which an
+- a civilian vaccine lot at the joint depot of which the military owns a share (received into
+  the same lot), counted by an every-owner target ``K9ALL-<uid>`` at the depot (which an
   uncleared reader may not see): the civilian share's rotation order must not explain itself by it.
 - a military reserve target ``K9TGT-<uid>`` (47,474.747 kg of the material, the military owner's, at
   the joint depot): in shortfall, with a floor the rotation planner and approvals respect.
@@ -53,9 +53,10 @@ PENDING = "333.222"  # the military request left pending
 DRILLED = "999.111"  # the cleared planner's drill: the military party's need
 RATIONS = "8675.309"  # military rations at the joint depot, lent from in the emergency
 LENT = "62.837"
-VACCINE = "50000"  # a civilian vaccine lot at the joint depot …
-SHARE = "17093"  # … of which the military owns a share (one lot, owned in shares)
-SHARED_TARGET_QUANTITY = "61803"  # an every-owner target over that lot at the joint depot (hidden)
+VACCINE = "45000"  # a civilian vaccine lot at the joint depot …
+SHARE = "17093"  # … into which the military receives its own share (one lot, owned in shares) …
+SHARED_TOTAL = "62093"  # … so the lot holds this much (only the civilian share may show uncleared)
+SHARED_TARGET_QUANTITY = "71803"  # an every-owner target over that lot at the joint depot (hidden)
 
 
 def day(n: int) -> str:
@@ -198,8 +199,8 @@ async def build(client, url: str, *, admin: dict, operator: dict, planner: dict,
     shared = await move({"kind": "receipt", "warehouse": k.joint, "material": k.vaccine, "owner": k.civil,
                          "quantity": VACCINE, "lot": {"code": f"V-{uid}", "expires_on": day(40)}})
     k.shared_lot_id = next(p["account"]["lot_id"] for p in shared["postings"] if p["account"]["type"] == "stock")
-    await move({"kind": "ownership_transfer", "lot_id": k.shared_lot_id, "from_owner": k.civil,
-                "to_owner": k.military, "quantity": SHARE, "reason": "military share of the joint stock"})
+    await move({"kind": "receipt", "warehouse": k.joint, "material": k.vaccine, "owner": k.military,
+                "quantity": SHARE, "lot": {"code": f"V-{uid}", "expires_on": day(40)}})
     await ok("PUT", f"/api/v1/reserve-targets/{k.shared_target}", admin, {
         "scope": {"warehouse": k.joint}, "material": k.vaccine, "quantity": SHARED_TARGET_QUANTITY,
         "floor_ratio": 0.75, "warning_ratio": 0.9, "critical_ratio": 0.8, "horizon_days": 0})
@@ -275,6 +276,12 @@ async def build(client, url: str, *, admin: dict, operator: dict, planner: dict,
         k.obligation_id = dispatched["lines"][0]["obligation_id"]
         assert k.obligation_id
 
+        # Requests a cleared principal is refused (its role may not): denied requests naming the canary.
+        for headers, path in ((operator, f"/api/v1/allocation-plans/{k.plan_id}/approve"),
+                              (commander, f"/api/v1/allocation-plans/{k.plan_id}/dispatch")):
+            r = await client.post(path, headers={**headers, **idem()})
+            assert r.status_code == 403, (path, r.status_code, r.text)
+
         # Alerts (expiring canary lot, the military target's shortfall), their outbox messages, the
         # audit chain sealed and the business-metrics snapshot refreshed.
         for job in ("evaluate-alerts", "seal-audit", "refresh-metrics"):
@@ -348,7 +355,7 @@ async def _collect(client, admin: dict, k: Canary) -> None:
              "transferred quantity": SENT, "military target quantity": TARGET_QUANTITY,
              "military request quantity": REQUESTED, "pending military request quantity": PENDING,
              "drilled military need": DRILLED, "military rations received": RATIONS,
-             "military share of the civilian vaccine lot": SHARE,
+             "military share of the civilian vaccine lot": SHARE, "the shared lot's total": SHARED_TOTAL,
              "every-owner target quantity": SHARED_TARGET_QUANTITY, **k.derived}
     by_value: dict[Decimal, list[str]] = {}
     for what, quantity in named.items():  # one secret per value, named by everything it is

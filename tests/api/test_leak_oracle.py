@@ -22,8 +22,8 @@ Not one canary string may appear in any answer. Exclusions, and why:
   ``GET /materials[/{code}]`` and ``GET /parties[/{code}]`` (and in the answer to an admin's
   ``PUT`` of them) — nowhere else.
 - What a request names itself (an id in its path, a code in its filter) may be echoed in its answer.
-- Objects an uncleared reader made itself (its own target, request, plan, drill) may name the
-  canary material; every figure in them is still checked.
+- An answer that names an object an uncleared reader made itself (its own target, request, plan,
+  drill) may name the canary material — that object's material; every figure in it is still checked.
 
 The test also fails when the OpenAPI document lists an operation (or a parameter) the oracle does
 not know how to fill: a new route must be added here, so that it is walked.
@@ -96,20 +96,34 @@ def query_values(k: Canary, ctx: "Context") -> dict[str, list[str]]:
     }
 
 
-def write_bodies(k: Canary, ctx: "Context") -> dict[str, tuple[str, Any]]:
-    """Every write operation, aimed at the canary: (the path, filled, and a body that would get past
-    validation, so the policy — not the decoder — answers)."""
+def write_bodies(k: Canary, ctx: "Context") -> dict[str, list[tuple[str, Any]]]:
+    """Every write operation, aimed at the canary: [(the path, filled, and a body that would get
+    past validation, so the policy — not the decoder — answers)]."""
     issue = {"kind": "issue", "warehouse": k.joint, "material": k.material, "owner": k.military,
              "quantity": "1", "lot_id": k.lot_id}
-    return {
-        f"POST {API}/movements": (f"{API}/movements", issue),
+    movements = [issue, {**issue, "lot_id": None, "quantity": "40000"},  # first-expiring-first, too much
+                 {"kind": "ownership_transfer", "lot_id": k.shared_lot_id, "from_owner": k.military,
+                  "to_owner": k.civil, "quantity": "1"},
+                 {"kind": "adjustment", "lot_id": k.shared_lot_id, "owner": k.military, "counted": "0"},
+                 {"kind": "write_off", "lot_id": k.lot_id, "owner": k.military2, "quantity": "1"},
+                 {"kind": "rotation_out", "lot_id": k.lot_id, "owner": k.military, "quantity": "1",
+                  "rotation_order_id": k.order_ids[0]},
+                 {"kind": "reversal", "movement_id": k.receipt_id},
+                 {"kind": "issue", "warehouse": k.joint, "material": k.vaccine, "owner": k.civil,
+                  "quantity": "40000"}]  # more than the civilian share: the answer names only its own
+    one = {
         f"POST {API}/movements/batch": (f"{API}/movements/batch", {"movements": [issue], "atomic": True}),
+        f"POST {API}/movements/batch#each": (f"{API}/movements/batch", {"movements": movements, "atomic": False}),
         f"POST {API}/transfers": (f"{API}/transfers", {
             "from_warehouse": k.joint, "to_warehouse": k.south,
             "lines": [{"lot_id": k.lot_id, "owner": k.military, "quantity": "1"}]}),
         f"POST {API}/transfers/{{transfer_id}}/receipt": (f"{API}/transfers/{k.transfer_id}/receipt", {}),
+        f"POST {API}/transfers/{{transfer_id}}/receipt#lines": (f"{API}/transfers/{k.transfer_id}/receipt", {
+            "lines": [{"lot_id": k.lot_id, "owner": k.military, "received": "1"}]}),
         f"POST {API}/lots/{{lot_id}}/status": (f"{API}/lots/{k.lot_id}/status",
                                                {"status": "quarantine", "reason": "oracle"}),
+        f"POST {API}/lots/{{lot_id}}/status#shared": (f"{API}/lots/{k.shared_lot_id}/status",
+                                                      {"status": "recalled", "reason": "oracle"}),
         f"POST {API}/lots/{{lot_id}}/shelf-life-extensions": (f"{API}/lots/{k.lot_id}/shelf-life-extensions", {
             "test_reference": "ORACLE-1", "result": "pass", "new_expires_on": day(90)}),
         f"PUT {API}/parties/{{code}}": (f"{API}/parties/{k.military}",
@@ -137,12 +151,15 @@ def write_bodies(k: Canary, ctx: "Context") -> dict[str, tuple[str, Any]]:
             "owner_sector": "military", "note": "oracle"}),
         f"POST {API}/obligations/{{obligation_id}}/settlements": (f"{API}/obligations/{k.obligation_id}/settlements", {
             "quantity": "1", "movement_id": k.receipt_id, "note": "oracle"}),
+        f"POST {API}/obligations/{{obligation_id}}/settlements#requisition": (
+            f"{API}/obligations/{k.obligation_id}/settlements", {"quantity": "1", "note": "oracle"}),
         f"POST {API}/allocation-requests": (f"{API}/allocation-requests", {
             "requester": k.military, "destination": k.depot, "material": k.material, "quantity": "1",
             "priority": "routine", "needed_by": day(10)}),
         f"POST {API}/allocation-requests/{{request_id}}/cancel": (
             f"{API}/allocation-requests/{k.pending_request_id}/cancel", {}),
         f"POST {API}/allocation-plans": (f"{API}/allocation-plans", {"request_ids": [k.pending_request_id]}),
+        f"POST {API}/allocation-plans#region": (f"{API}/allocation-plans", {"region": k.region}),
         f"POST {API}/allocation-plans/{{plan_id}}/approve": (f"{API}/allocation-plans/{k.plan_id}/approve", {}),
         f"POST {API}/allocation-plans/{{plan_id}}/dispatch": (f"{API}/allocation-plans/{k.plan_id}/dispatch", {}),
         f"POST {API}/allocation-plans/{{plan_id}}/cancel": (f"{API}/allocation-plans/{k.plan_id}/cancel",
@@ -154,6 +171,11 @@ def write_bodies(k: Canary, ctx: "Context") -> dict[str, tuple[str, Any]]:
         f"POST {API}/rotation-orders/{{order_id}}/cancel": (f"{API}/rotation-orders/{k.order_ids[0]}/cancel",
                                                             {"reason": "oracle"}),
     }
+    writes: dict[str, list[tuple[str, Any]]] = defaultdict(list)
+    for key, attempt in one.items():  # "#…": another attempt at the same operation
+        writes[key.partition("#")[0]].append(attempt)
+    writes[f"POST {API}/movements"] = [(f"{API}/movements", m) for m in movements]
+    return dict(writes)
 
 
 # The cleared admin reads everything first, as a control: each GET must answer it 200, and every
@@ -257,7 +279,8 @@ def check(ctx: Context, k: Canary, role: str, route: str, sent: str, response, *
     except ValueError:
         body = None
     if isinstance(body, (dict, list)):
-        own_paths = _paths_of(body, lambda v: any(o in v for o in ctx.own if o))
+        # An answer about an object the reader made (it names one) may name that object's material.
+        own_paths = {"$"} if any(o in text for o in ctx.own if o) else set()
         reference_paths = _paths_of(body, lambda v: bool(REFERENCE_WRITE.match(v)))
         reference_codes = {s.what for s in k.secrets if any(s.pattern.fullmatch(c) for c in k.reference_codes)}
         for secret in suspects:
@@ -398,7 +421,7 @@ async def test_no_uncleared_reader_learns_the_canary(make_database, settings):
                     {"warehouses": [k.joint]} if role == "sensor" else {})
                 token, _ = await _principal(url, f"uncleared-{role}-{uid}", [role], None, **scoped)
                 readers[role] = {"Authorization": f"Bearer {token}"}
-            await _own_objects(client, k, ctx, readers.get("planner"))
+            await _own_objects(client, url, settings, k, ctx, readers.get("planner"))
 
             doc = (await client.get("/schema/openapi.json")).json()
             operations = {(method.upper(), path): op for path, ops in doc["paths"].items()
@@ -429,18 +452,21 @@ async def test_no_uncleared_reader_learns_the_canary(make_database, settings):
                 await _planner_solves(client, k, ctx, readers["planner"])
             for role, headers in readers.items():
                 await _attempt_writes(client, k, ctx, role, headers, operations, writes)
+            audit = {key: op for key, op in operations.items() if key[0] == "GET" and key[1].startswith(f"{API}/audit")}
+            await asyncio.gather(*(_read_everything(client, k, ctx, role, headers, audit)  # what the writes left
+                                   for role, headers in readers.items()))
             await _webhooks(url, settings, k, ctx, capture, control if per_endpoint else None)
 
     assert not (ctx.unwalked or ctx.leaks), report(ctx)
 
 
-async def _own_objects(client, k: Canary, ctx: Context, planner: dict | None) -> None:
+async def _own_objects(client, url: str, settings, k: Canary, ctx: Context, planner: dict | None) -> None:
     """What the uncleared planner makes itself: a region-scoped, all-owner target over the canary
     material (its coverage must count only what it may see) and a civilian request for it."""
     if planner is None:
         return
     r = await client.put(f"{API}/reserve-targets/{ctx.own_target}", headers=planner, json={
-        "scope": {"region": k.region}, "material": k.material, "quantity": "100", "floor_ratio": 0.1,
+        "scope": {"region": k.region}, "material": k.material, "quantity": "40000", "floor_ratio": 0.1,
         "horizon_days": 0, "population": 100})
     assert r.status_code in (200, 201), r.text
     ctx.own.add(ctx.own_target)
@@ -449,6 +475,14 @@ async def _own_objects(client, k: Canary, ctx: Context, planner: dict | None) ->
         "priority": "flash", "needed_by": day(10), "purpose": "burns unit"})
     assert r.status_code == 201, r.text
     ctx.own.add(r.json()["id"])
+    # Alerts and metrics see it too (in shortfall whatever is counted: its alert carries figures).
+    db = Database(url, pool_size=2)
+    try:
+        for job in ("evaluate-alerts", "refresh-metrics"):
+            outcome = await run_slot(db, catalog(settings)[job], slot=-2)
+            assert outcome.outcome == "ok", (job, outcome.detail)
+    finally:
+        await db.dispose()
 
 
 async def _get(client, ctx: Context, k: Canary, role: str, route: str, path: str, headers: dict,
@@ -535,6 +569,12 @@ async def _planner_solves(client, k: Canary, ctx: Context, planner: dict) -> Non
     scenario = {"name": f"oracle {k.uid}", "readiness": {k.region: "emergency"}, "requests": [
         {"requester": k.civil, "destination": k.south, "material": k.material, "quantity": "20000",
          "priority": "flash", "needed_by": day(10)}]}
+    shared = {"name": f"oracle shared {k.uid}", "readiness": {k.region: "emergency"}, "requests": [
+        {"requester": k.civil, "destination": k.south, "material": k.vaccine, "quantity": "45000",
+         "priority": "flash", "needed_by": day(10)}]}
+    r = await client.post(f"{API}/drills", headers=planner, json=shared)  # civilian stock under a hidden floor
+    ctx.requests += 1
+    check(ctx, k, role, "POST /api/v1/drills", json.dumps(shared), r)
     for name, body in (("drill for the canary material", scenario),
                        ("drill with the pending requests", {"name": "oracle pending", "include_pending": True,
                                                             "readiness": {k.region: "emergency"}})):
@@ -604,16 +644,16 @@ async def _attempt_writes(client, k: Canary, ctx: Context, role: str, headers: d
         key = f"{method} {template}"
         if method == "GET" or key not in writes:
             continue
-        path, body = writes[key]
-        if key == f"POST {API}/tokens":
-            body = {**body, "principal": f"oracle-{uuid.uuid4().hex[:8]}"}
-        r = await client.request(method, path, headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
-                                 json=body)
-        ctx.requests += 1
-        if r.status_code < 300:
-            ctx.accepted_writes.append(f"{key} — {role} {r.status_code}")
-        check(ctx, k, role, key, f"{path} {json.dumps(body)}", r,
-              reference=template.startswith((f"{API}/materials", f"{API}/parties")))
+        for path, body in writes[key]:
+            if key == f"POST {API}/tokens":
+                body = {**body, "principal": f"oracle-{uuid.uuid4().hex[:8]}"}
+            r = await client.request(method, path, headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+                                     json=body)
+            ctx.requests += 1
+            if r.status_code < 300:
+                ctx.accepted_writes.append(f"{key} — {role} {r.status_code}: {json.dumps(body)[:100]}")
+            check(ctx, k, role, key, f"{path} {json.dumps(body)}", r,
+                  reference=template.startswith((f"{API}/materials", f"{API}/parties")))
 
 
 async def _webhooks(url: str, settings, k: Canary, ctx: Context, capture: Capture, control: Capture | None) -> None:
