@@ -12,8 +12,12 @@ civilian stock there), the others national or unscoped — reads everything:
   canary (material, warehouse, owner, region, …) and without, ``Accept: text/csv`` where offered;
 - ``POST /drills`` and ``POST /allocation-plans`` run by the uncleared planner (and coverage of a
   region-scoped, all-owner target it made itself): their figures are computed on what it may see;
-- every write operation attempted against the canary objects (error bodies included);
+- every write operation attempted against the canary objects (error bodies included, and the
+  audit routes read again afterwards);
 - ``/metrics`` with its token, and the webhook bodies an uncleared endpoint receives.
+
+A cleared admin reads every GET first, as a control: each must answer it 200 and every canary
+string must show to it somewhere, so the oracle looks where the canary really is.
 
 Not one canary string may appear in any answer. Exclusions, and why:
 
@@ -25,8 +29,9 @@ Not one canary string may appear in any answer. Exclusions, and why:
 - An answer that names an object an uncleared reader made itself (its own target, request, plan,
   drill) may name the canary material — that object's material; every figure in it is still checked.
 
-The test also fails when the OpenAPI document lists an operation (or a parameter) the oracle does
-not know how to fill: a new route must be added here, so that it is walked.
+The test also fails when the OpenAPI document and the oracle's list of operations differ, or a
+parameter is one it cannot fill: a new route must be added here, so that it is walked. Every
+sighting is reported with the role, the route, the canary and where in the body it showed.
 """
 
 from __future__ import annotations
@@ -110,7 +115,7 @@ def write_bodies(k: Canary, ctx: "Context") -> dict[str, list[tuple[str, Any]]]:
                   "rotation_order_id": k.order_ids[0]},
                  {"kind": "reversal", "movement_id": k.receipt_id},
                  {"kind": "issue", "warehouse": k.joint, "material": k.vaccine, "owner": k.civil,
-                  "quantity": "40000"}]  # more than the civilian share: the answer names only its own
+                  "quantity": "50000"}]  # more than the civilian share, less than the lot: 409 naming only its own
     one = {
         f"POST {API}/movements/batch": (f"{API}/movements/batch", {"movements": [issue], "atomic": True}),
         f"POST {API}/movements/batch#each": (f"{API}/movements/batch", {"movements": movements, "atomic": False}),
@@ -223,7 +228,7 @@ class Context:
 
 
 def _leaves(value: Any, path: str = "$"):
-    """(JSON path, text, whether the leaf lies inside an object naming one of ``own``) — keys included."""
+    """(JSON path, text) of every leaf of a JSON value, object keys included."""
     if isinstance(value, dict):
         for key, item in value.items():
             yield from _leaves(item, f"{path}.{key}")
@@ -279,8 +284,13 @@ def check(ctx: Context, k: Canary, role: str, route: str, sent: str, response, *
     except ValueError:
         body = None
     if isinstance(body, (dict, list)):
-        # An answer about an object the reader made (it names one) may name that object's material.
-        own_paths = {"$"} if any(o in text for o in ctx.own if o) else set()
+        # An answer naming an object an uncleared reader made may name that object's material: in a list,
+        # within the items that name one; in a single answer (a drill of its pending request), anywhere.
+        mine = lambda v: any(o in v for o in ctx.own if o)  # noqa: E731
+        if isinstance(body, dict) and "items" in body:
+            own_paths = _paths_of(body, mine)
+        else:
+            own_paths = {"$"} if mine(text) else set()
         reference_paths = _paths_of(body, lambda v: bool(REFERENCE_WRITE.match(v)))
         reference_codes = {s.what for s in k.secrets if any(s.pattern.fullmatch(c) for c in k.reference_codes)}
         for secret in suspects:
@@ -507,6 +517,8 @@ async def _get(client, ctx: Context, k: Canary, role: str, route: str, path: str
 
 
 async def _read_everything(client, k: Canary, ctx: Context, role: str, headers: dict, operations: dict) -> None:
+    """Every GET operation as ``role``: each concrete path, unfiltered and with each filter set to the
+    canary, as JSON and (where offered) as CSV, every page."""
     filters = query_values(k, ctx)
     for (method, template), op in sorted(operations.items()):
         if method != "GET":
@@ -522,7 +534,7 @@ async def _read_everything(client, k: Canary, ctx: Context, role: str, headers: 
         variants = [base] + [{**base, name: value} for name in sorted(names) for value in filters.get(name, [])]
         csv = any("text/csv" in (resp.get("content") or {}) for resp in op.get("responses", {}).values())
         for path in paths:
-            for variant in variants if "{" not in template else [{}]:
+            for variant in variants:
                 await _get(client, ctx, k, role, route, path, headers, variant, reference=reference)
                 if csv:
                     await _get(client, ctx, k, role, route, path, headers, variant, reference=reference,
@@ -684,3 +696,18 @@ class _Body:
 
     def json(self) -> Any:
         return json.loads(self.text)
+
+
+def test_the_oracle_recognises_a_quantity_however_it_is_written():
+    """The oracle's own check: a canary quantity is found as any presenter could write it, and a
+    different number that merely contains its digits is not taken for it."""
+    from tests.canary import quantity_pattern
+
+    def found(text: str) -> bool:
+        return any(p.search(text) for p in quantity_pattern("31337.417"))
+
+    for shown in ('"31337.417"', "31337.4170", "31337.41700", "31337417", "31,337.417", "31 337.417",
+                  'usable{target="T"} 31337.42', "31337.4 kg", "balance: 31337.417 kg"):
+        assert found(shown), shown
+    for other in ("131337.417", "31337.4171", "31337.418", "313374170", "2026-12-02T18:31:33.741Z"):
+        assert not found(other), other
