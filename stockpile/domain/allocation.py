@@ -128,6 +128,9 @@ class Solution:
     widened: int = 0  # requests that drew arcs beyond their k nearest warehouses
     priced_in: int = 0  # arcs the duals added beyond the k nearest
     integral_by: str = "lp"  # how the integral quantities were found (stockpile.domain.lexicographic)
+    reach_ms: float = 0.0  # of solve_ms: pricing arcs beyond the k nearest
+    lp_ms: float = 0.0  # of solve_ms: the LPs
+    pricing_rounds: int = 0
 
 
 class PlanTooLarge(Exception):
@@ -349,11 +352,13 @@ class _Pricer:
         self.expiry_day = np.array([-1 if s.expires_on is None else s.expires_on.toordinal() for s in supplies],
                                    dtype=np.int64)
         self.tier = np.array([PRIORITIES.index(d.priority) for d in demands], dtype=np.int64)
-        self.in_model: dict[int, np.ndarray] = {}  # per request: per member of its group, arc in the model
-        self.allowed: dict[tuple[int, int], Allowance | None] = {}
+        # per request, per member of its group: an arc in the model, or refused by the rules
+        self.in_model: dict[int, np.ndarray] = {}
         self.km: dict[int, np.ndarray] = {}
         self.widened: set[int] = set()
         self.priced_in = 0
+        self.ms = 0.0  # time spent pricing
+        self.fresh: dict[int, np.ndarray] = {}
         position = {}
         for d, s in zip(model.arc_request, model.arc_supply):
             position.setdefault(d, set()).add(s)
@@ -376,44 +381,60 @@ class _Pricer:
         return km, np.rint(km).astype(np.int64) + fefo_costs(days_left)
 
     def __call__(self, duals: lexicographic.Duals) -> lexicographic.Arcs:
+        started = time.perf_counter()
+        try:
+            return self._price(duals)
+        finally:
+            self.ms += (time.perf_counter() - started) * 1000
+
+    def _price(self, duals: lexicographic.Duals) -> lexicographic.Arcs:
         if time.perf_counter() > self.deadline:
             raise PlanTooLarge("widening the reach took too long; plan fewer requests at once")
         add_d, add_s, add_c = [], [], []
         cost_level = duals.level == lexicographic.TIERS
         eps = lexicographic.IMPROVES
+        least_dual: dict[tuple[str, object], float] = {}
         for d, in_model in self.in_model.items():
-            group = self.groups[_group_key(self.demands[d])]
+            if not cost_level and self.tier[d] > duals.level:
+                continue  # an arc that only serves a lower tier cannot raise this tier's fill
+            key = _group_key(self.demands[d])
+            group = self.groups[key]
+            if key not in least_dual:
+                least_dual[key] = float(duals.position[group.flat].min())
             base = -duals.request[d] - duals.tier[self.tier[d]]
-            position_dual = duals.position[group.flat]
             if cost_level:
                 least_objective = float(self.cheapest_preference)  # costs are ≥ 0 besides the preference
             else:
                 least_objective = -1.0 if self.tier[d] == duals.level else 0.0
-            if least_objective + base + position_dual.min() >= -eps:
+            if least_objective + base + least_dual[key] >= -eps:
                 continue
-            members = np.flatnonzero(~in_model & self._fresh(d, group))
+            position_dual = duals.position[group.flat]
+            if d not in self.fresh:
+                self.fresh[d] = self._fresh(d, group)
+            members = np.flatnonzero(~in_model & self.fresh[d])
             if not members.size:
                 continue
             rc = base + position_dual[members]  # the reduced cost, but for the arc's own objective
+            if not cost_level:
+                keep = rc + least_objective < -eps
+                members, rc = members[keep], rc[keep] + least_objective
+            km, cost = self._costs(d, group, members)
             if cost_level:
-                km, cost = self._costs(d, group, members)
                 rc = rc + cost
-                bound = rc + self.cheapest_preference
-            else:
-                km = None
-                rc = rc + least_objective
-                bound = rc
+                keep = rc + self.cheapest_preference < -eps
+                members, rc, km, cost = members[keep], rc[keep], km[keep], cost[keep]
             taken = 0
-            for j in np.argsort(bound, kind="stable").tolist():
-                if bound[j] >= -eps or taken == self.k:
+            for j in np.lexsort((cost, rc)).tolist():  # most improving first, then the cheapest
+                if taken == self.k:
                     break
                 s = int(group.flat[members[j]])
-                if (d, s) not in self.allowed:
-                    self.allowed[(d, s)] = self.rules(self.demands[d], self.supplies[s])
-                allowance = self.allowed[(d, s)]
-                if allowance is None or (cost_level and rc[j] + allowance.preference_cost >= -eps):
+                allowance = self.rules(self.demands[d], self.supplies[s])
+                if allowance is None:
+                    in_model[members[j]] = True  # refused: never an arc, never priced again
                     continue
-                km_j, cost_j = self._costs(d, group, members[j:j + 1]) if km is None else (km[j:j + 1], cost[j:j + 1])
+                if cost_level and rc[j] + allowance.preference_cost >= -eps:
+                    continue
+                km_j, cost_j = km[j:j + 1], cost[j:j + 1]
                 in_model[members[j]] = True
                 add_d.append(d)
                 add_s.append(s)
@@ -476,6 +497,9 @@ def solve(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: Mappi
     solution.widened = len(pricer.widened)
     solution.priced_in = pricer.priced_in
     solution.integral_by = outcome.integral_by
+    solution.reach_ms = pricer.ms
+    solution.lp_ms = outcome.lp_ms - pricer.ms
+    solution.pricing_rounds = outcome.pricing_rounds
     solution.build_ms = (built - started) * 1000
     solution.solve_ms = (solved - built) * 1000
     solution.explain_ms = (time.perf_counter() - solved) * 1000

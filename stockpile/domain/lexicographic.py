@@ -102,6 +102,9 @@ class Model:
     def __post_init__(self) -> None:
         pywraplp = _pywraplp()
         self.lp = pywraplp.Solver.CreateSolver("GLOP")
+        # Without presolve GLOP keeps its basis between the solves of a level and the next level's
+        # (added arcs, a new objective): each re-solve starts where the last one ended.
+        self.lp.SetSolverSpecificParametersAsString("use_preprocessing: false")
         inf = self.lp.infinity()
         self.requests = [self.lp.Constraint(-inf, float(q)) for q in self.quantity]
         self.balances = []
@@ -117,6 +120,9 @@ class Model:
         self.tiers = [self.lp.Constraint(-inf, inf) for _ in range(TIERS)]
         self.x = []
         self.fills = [0] * TIERS
+        self.demanded = [0] * TIERS
+        for q, t in zip(self.quantity, self.tier_of):
+            self.demanded[t] += q
 
     def add_arcs(self, requests: Sequence[int], supplies: Sequence[int], costs: Sequence[int]) -> None:
         inf = self.lp.infinity()
@@ -163,6 +169,8 @@ class Model:
             while True:
                 self._solve()
                 rounds += 1
+                if level < TIERS and -self.lp.Objective().Value() >= self.demanded[level] - INTEGRAL:
+                    break  # every request of the tier is served: no arc can add to it
                 new = price(self.duals(level))
                 if not new[0]:
                     break
