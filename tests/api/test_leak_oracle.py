@@ -37,6 +37,7 @@ sighting is reported with the role, the route, the canary and where in the body 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import uuid
@@ -224,6 +225,7 @@ class Context:
     unwalked: list[str] = field(default_factory=list)
     accepted_writes: list[str] = field(default_factory=list)  # 2xx to an uncleared reader's write
     seen: set[str] = field(default_factory=set)  # secrets the cleared control reader found
+    twins: dict[str, str] = field(default_factory=dict)  # each hidden id or code → one that does not exist
     requests: int = 0
 
 
@@ -273,6 +275,12 @@ def check(ctx: Context, k: Canary, role: str, route: str, sent: str, response, *
                                 f"(the oracle fills it wrongly): {text[:160]}")
         return
     allowed = {s.what for s in k.secrets if s.pattern.search(sent)}  # the request named it
+    for name, value in getattr(response, "headers", {}).items():  # a Location, an ETag …
+        if name.lower() in ("content-length", "date"):
+            continue
+        for secret in k.secrets:
+            if secret.what not in allowed and secret.pattern.search(value):
+                ctx.leaks.append(Leak(role, route, sent, response.status_code, secret.what, f"header {name}"))
     if reference:
         allowed |= {s.what for s in k.secrets if any(s.pattern.fullmatch(code) for code in k.reference_codes)}
     own_material = {s.what for s in k.secrets if s.pattern.fullmatch(k.material)}
@@ -425,6 +433,10 @@ async def test_no_uncleared_reader_learns_the_canary(make_database, settings):
         async with AsyncTestClient(app=create_app(settings, url)) as client:
             k = await build(client, url, admin=cleared["admin"], operator=cleared["operator"],
                             planner=cleared["planner"], commander=cleared["commander"], uid=uid, settings=settings)
+            ctx.twins = {hidden: str(uuid.uuid4()) for hidden in (
+                k.lot_id, k.transfer_id, k.plan_id, k.request_id, k.pending_request_id, k.obligation_id,
+                *k.order_ids, *k.alert_ids, *k.movement_ids)}
+            ctx.twins |= {k.target: f"NONE-{uid}", k.shared_target: f"NOTHING-{uid}"}
             readers = {}
             for role in ROLES:  # every role the service knows, none cleared
                 scoped = {"regions": [k.region]} if role in ("operator", "planner") else (
@@ -512,8 +524,45 @@ async def _get(client, ctx: Context, k: Canary, role: str, route: str, path: str
             cursor = None
         if not cursor:
             return r
+        check(ctx, k, role, route, sent, _Body(_decoded(cursor).encode(), r.status_code, "(next_cursor, decoded)"),
+              reference=reference)
         params["cursor"] = cursor
     return r
+
+
+def _decoded(cursor: str) -> str:
+    """What a cursor carries (they are base64url of a keyset position): it must name nothing hidden."""
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8", "replace")
+    except ValueError:
+        return cursor
+
+
+def _twin(ctx: Context, text: str) -> str:
+    """``text`` with every hidden id or code replaced by one that does not exist."""
+    for hidden, twin in ctx.twins.items():
+        text = text.replace(hidden, twin)
+    return text
+
+
+def _problem(response) -> tuple:
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.text,)
+    return (body.get("type"), body.get("title"), body.get("detail")) if isinstance(body, dict) else (body,)
+
+
+def _same_as_missing(ctx: Context, role: str, route: str, sent: str, real, missing, twin: str) -> None:
+    """An object the reader may not see answers as one that does not exist: the same status and
+    problem (its id aside). Any difference tells the reader the hidden object is there."""
+    untwinned = _problem(missing)
+    for hidden, other in ctx.twins.items():
+        untwinned = tuple(x.replace(other, hidden) if isinstance(x, str) else x for x in untwinned)
+    if (real.status_code, _problem(real)) != (missing.status_code, untwinned):
+        ctx.leaks.append(Leak(role, route, sent, real.status_code, "that a hidden object exists",
+                              f"{real.status_code} {str(_problem(real))[:140]} — where a missing one gets "
+                              f"{missing.status_code} {str(untwinned)[:140]}"))
 
 
 async def _read_everything(client, k: Canary, ctx: Context, role: str, headers: dict, operations: dict) -> None:
@@ -532,10 +581,19 @@ async def _read_everything(client, k: Canary, ctx: Context, role: str, headers: 
         names = {p["name"] for p in params if p["in"] == "query"}
         base = {"limit": 1000} if "limit" in names else {}
         variants = [base] + [{**base, name: value} for name in sorted(names) for value in filters.get(name, [])]
+        if base and not template.startswith(f"{API}/audit"):
+            variants.append({"limit": 1})  # page by page: every cursor is decoded and checked too
         csv = any("text/csv" in (resp.get("content") or {}) for resp in op.get("responses", {}).values())
         for path in paths:
             for variant in variants:
-                await _get(client, ctx, k, role, route, path, headers, variant, reference=reference)
+                r = await _get(client, ctx, k, role, route, path, headers, variant, reference=reference)
+                if variant or role == CONTROL:
+                    continue
+                twin = _twin(ctx, path)
+                if twin != path:
+                    other = await client.get(twin, headers=headers)
+                    ctx.requests += 1
+                    _same_as_missing(ctx, role, route, path, r, other, twin)
                 if csv:
                     await _get(client, ctx, k, role, route, path, headers, variant, reference=reference,
                                accept="text/csv")
@@ -666,6 +724,13 @@ async def _attempt_writes(client, k: Canary, ctx: Context, role: str, headers: d
                 ctx.accepted_writes.append(f"{key} — {role} {r.status_code}: {json.dumps(body)[:100]}")
             check(ctx, k, role, key, f"{path} {json.dumps(body)}", r,
                   reference=template.startswith((f"{API}/materials", f"{API}/parties")))
+            twin_path, twin_body = _twin(ctx, path), json.loads(_twin(ctx, json.dumps(body)))
+            # (a PUT of a code that does not exist creates it: an upsert by code cannot hide what exists)
+            if method != "PUT" and (twin_path, twin_body) != (path, body):
+                other = await client.request(method, twin_path, json=twin_body,
+                                             headers={**headers, "Idempotency-Key": uuid.uuid4().hex})
+                ctx.requests += 1
+                _same_as_missing(ctx, role, key, f"{path} {json.dumps(body)}", r, other, twin_path)
 
 
 async def _webhooks(url: str, settings, k: Canary, ctx: Context, capture: Capture, control: Capture | None) -> None:
@@ -689,10 +754,12 @@ async def _webhooks(url: str, settings, k: Canary, ctx: Context, capture: Captur
 
 
 class _Body:
-    """A captured webhook body as ``check`` reads a response."""
+    """A captured webhook body (or a decoded cursor) as ``check`` reads a response."""
 
-    def __init__(self, raw: bytes) -> None:
-        self.text, self.status_code = raw.decode(), 200
+    def __init__(self, raw: bytes, status_code: int = 200, label: str = "") -> None:
+        self.text, self.status_code, self.headers = raw.decode(), status_code, {}
+        if label:
+            self.text = f"{label} {self.text}"
 
     def json(self) -> Any:
         return json.loads(self.text)
