@@ -118,7 +118,7 @@ async def cancel_request(pg: asyncpg.Connection, request_id: str, principal: Pri
     row = await store.request(pg, request_id, for_update=True)
     require_visible(row is not None, f"allocation request {request_id}")
     require_request_writable(principal, request_place(row["destination_id"], row["destination_region_id"],
-                                                      row["requester_sector"]))
+                                                      row["requester_sector"]), name=f"allocation request {request_id}")
     if row["state"] != "pending":
         raise Conflict(f"the request is {row['state']}; cancel its plan first")
     await store.set_requests_state(pg, [request_id], "cancelled")
@@ -259,11 +259,12 @@ async def _locked_plan(pg: asyncpg.Connection, plan_id: str, principal: Principa
     plan = await store.plan(pg, plan_id, for_update=True)
     require_visible(plan is not None, f"allocation plan {plan_id}")
     place = await plan_place(pg, plan_id)
+    name = f"allocation plan {plan_id}"  # as a missing plan's problem names it
     if action == "dispatch":
-        require_plan_dispatchable(principal, place)
+        require_plan_dispatchable(principal, place, name=name)
     else:  # approving reserves military stock, cancelling an approved plan releases it
         require_plan_decidable(principal, place, touches_military_stock=place.draws_military_stock and (
-            action == "approve" or plan["state"] == "approved"))
+            action == "approve" or plan["state"] == "approved"), name=name)
     if plan["state"] not in states:
         raise Conflict(f"the plan is {plan['state']}; this needs a plan that is {' or '.join(states)}", state=plan["state"])
     return plan

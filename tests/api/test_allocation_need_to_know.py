@@ -119,7 +119,7 @@ async def test_a_request_is_cancelled_only_by_who_may_see_it_as_it_is(
     out = await client.post(f"/api/v1/allocation-requests/{civil['id']}/cancel", headers=outsider)
     assert out.status_code == 404 and out.json()["type"] == "not-found"
     hidden = await client.post(f"/api/v1/allocation-requests/{military['id']}/cancel", headers=uncleared)
-    assert hidden.status_code == 404 and "20" not in hidden.text
+    assert hidden.status_code == 404 and hidden.json()["detail"] == f"no allocation request {military['id']}"
     states = dict(await pg_pool.fetch("SELECT id::text, state FROM allocation_requests WHERE id = ANY($1::uuid[])",
                                       [civil["id"], military["id"]]))
     assert states == {civil["id"]: "pending", military["id"]: "pending"}  # nothing written
