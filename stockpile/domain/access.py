@@ -78,3 +78,109 @@ def require_cleared(principal: Principal, sector: str) -> None:
     """Only principals cleared for it act on military-owned stock (the answer names no quantity)."""
     if not principal.may_see_owner(sector):
         raise Forbidden("this stock is owned by the military sector; acting on it needs military clearance")
+
+
+# Allocation: requests, plans, drills, obligations ------------------------------------------------
+#
+# Each object is judged as it is now. A request says what a party needs and where: it is seen where
+# its destination is, and a military requester's need only with clearance. A plan is seen by whoever
+# may see all of its requests (or holds every warehouse it draws from: those who dispatch it); the
+# lines it draws on military stock are withheld from uncleared readers. A drill is seen by readers
+# holding every destination it planned for; uncleared readers see its variant computed without
+# military stock. An obligation is seen where its lot or its debtor's destination is, and never by
+# an uncleared reader when either party is military. ``stockpile.store.visibility`` holds the same
+# rules in SQL (REQUESTS, PLANS, DRILLS, OBLIGATIONS).
+
+
+@dataclass(frozen=True)
+class RequestPlace:
+    """An allocation request as the policy needs it: where the stock goes, who asks."""
+
+    destination_id: int
+    destination_region_id: int
+    requester_military: bool
+
+
+def request_visible(principal: Principal, request: RequestPlace) -> bool:
+    """Seen by readers whose scope holds the destination warehouse; a military requester's request
+    (what the military needs, where) only by readers cleared for it."""
+    return principal.covers_warehouse(request.destination_id) and (
+        principal.cleared_military or not request.requester_military)
+
+
+def require_request_writable(principal: Principal, request: RequestPlace, *, exists: bool = True,
+                             name: str = "allocation request") -> None:
+    """Filing or cancelling a request: an existing one must be seen as it is now (else 404), and its
+    destination must be the caller's to act on, a military requester needing clearance (else 403)."""
+    if exists:
+        require_visible(request_visible(principal, request), name)
+    if not principal.covers_warehouse(request.destination_id):
+        raise Forbidden(f"{principal.name} may not act on requests for this destination")
+    if request.requester_military and not principal.cleared_military:
+        raise Forbidden("the requester is a military party; acting for it needs military clearance")
+
+
+@dataclass(frozen=True)
+class PlanPlace:
+    """A plan as the policy needs it: its requests, and the warehouses and owners its lines draw on."""
+
+    requests: tuple[RequestPlace, ...]
+    source_warehouse_ids: frozenset[int]
+    draws_military_stock: bool
+
+
+def plan_visible(principal: Principal, plan: PlanPlace) -> bool:
+    """Seen by readers who may see every request of the plan, or — so the depots that dispatch it can
+    — who hold every warehouse it draws from (and may see its requesters). Lines on military stock
+    are withheld from uncleared readers (``line_shown``), not the plan."""
+    if not principal.cleared_military and any(r.requester_military for r in plan.requests):
+        return False
+    return (all(principal.covers_warehouse(r.destination_id) for r in plan.requests)
+            or (bool(plan.source_warehouse_ids)
+                and all(principal.covers_warehouse(w) for w in plan.source_warehouse_ids)))
+
+
+def line_shown(principal: Principal, owner_sector: str) -> bool:
+    """A plan or drill line drawing on military stock is shown only with clearance — not masked
+    (its quantity and distance would place the stock), withheld."""
+    return principal.may_see_owner(owner_sector)
+
+
+def require_plan_decidable(principal: Principal, plan: PlanPlace, *, touches_military_stock: bool,
+                           name: str = "allocation plan") -> None:
+    """Approving or cancelling a plan: seen as it is now (else 404); every request's destination in
+    the caller's regions (else 403); and clearance when the decision reserves or releases military
+    stock (``touches_military_stock``). ``name``: the plan as a missing one's problem names it."""
+    require_visible(plan_visible(principal, plan), name)
+    if not all(principal.covers_region(r.destination_region_id) for r in plan.requests):
+        raise Forbidden(f"{principal.name} may decide only plans whose every destination lies in its regions")
+    if touches_military_stock and not principal.cleared_military:
+        raise Forbidden("the plan draws on stock owned by the military sector; this needs military clearance")
+
+
+def require_plan_dispatchable(principal: Principal, plan: PlanPlace, *, name: str = "allocation plan") -> None:
+    """Dispatching a plan: seen as it is now (else 404); every warehouse it draws from in the
+    caller's scope, and clearance when it carries military stock (else 403)."""
+    require_visible(plan_visible(principal, plan), name)
+    if not all(principal.covers_warehouse(w) for w in plan.source_warehouse_ids):
+        raise Forbidden(f"{principal.name} may dispatch only plans drawing on its own warehouses")
+    if plan.draws_military_stock and not principal.cleared_military:
+        raise Forbidden("the plan draws on stock owned by the military sector; this needs military clearance")
+
+
+def drill_visible(principal: Principal, destination_ids: frozenset[int] | None) -> bool:
+    """A drill is seen nationally, or by readers holding every destination it planned for
+    (``None``: not known, national readers only)."""
+    return principal.national or (destination_ids is not None
+                                  and all(principal.covers_warehouse(w) for w in destination_ids))
+
+
+def sees_full_drill(principal: Principal) -> bool:
+    """A drill is stored twice over: as computed (for cleared readers) and solved again without
+    military stock or military requesters (for the others: none of its figures depends on a military
+    position, so none can be inverted to one)."""
+    return principal.cleared_military
+
+
+# The reader a drill's variant without military stock is computed for; scoped readers see less of it.
+UNCLEARED_READER = Principal(id=0, name="a national reader without clearance", roles=frozenset({"auditor"}))
