@@ -271,3 +271,21 @@ def test_a_limiter_forgets_keys_idle_for_two_windows_and_reads_back_only_the_rec
     added, watched = limiter.take_pending(1025.0)  # window 102: `one` and `three` were last seen in 100
     assert [(k, w, n) for k, w, n, _ in added] == [("a:two", 101, 1)]
     assert {k for k, _ in watched} == {"a:two"}
+
+
+async def test_the_metrics_token_check_is_behind_the_same_address_limits(database_url, settings, make_token):
+    app = create_app(limited(settings, address_failure_limit_per_minute=2), database_url)
+    authenticator = app.state.authenticators[0]
+    metrics = bearer(await make_token("metrics"))
+    async with serving(app) as client:
+        scraper, guesser = client("192.0.2.80"), client("192.0.2.81")
+        assert (await scraper.get("/metrics", headers=metrics)).status_code == 200
+        guesses = await concurrently(2, 3, lambda i: guesser.get("/metrics", headers=bearer(f"sp_{uuid.uuid4().hex}")))
+        lookups = authenticator.lookups
+        assert (await scraper.get("/metrics", headers=metrics)).status_code == 200
+    refused = [r for r in guesses if r.status_code == 401]
+    # the budget of 2, and the other client's lookup already under way when it ran out
+    assert 2 <= len(refused) <= 2 + 1 and len(refused) + sum(r.status_code == 429 for r in guesses) == 6
+    assert lookups == 1 + len(refused)  # the good token once, then one per failure within the budget
+    for r in [r for r in guesses if r.status_code == 429]:
+        assert_rate_limited(r)
