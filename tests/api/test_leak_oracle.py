@@ -19,7 +19,10 @@ civilian stock there), the others national or unscoped — reads everything:
 A cleared admin reads every GET first, as a control: each must answer it 200 and every canary
 string must show to it somewhere, so the oracle looks where the canary really is.
 
-Not one canary string may appear in any answer. Exclusions, and why:
+Not one canary string may appear in any answer — body, header or decoded cursor — and a hidden
+object must answer exactly as one that does not exist (every detail read and every write naming a
+hidden id or code is sent again with one that does not exist, and the two answers compared; PUT
+upserts aside, which create what does not exist). Exclusions, and why:
 
 - Materials and parties are national reference data readable by every reader (README "Scope"):
   the canary material's code and the military parties' codes may appear on
@@ -266,7 +269,8 @@ REFERENCE_WRITE = re.compile(rf"^(PUT|GET) {API}/(materials|parties)/")
 
 
 def check(ctx: Context, k: Canary, role: str, route: str, sent: str, response, *, reference: bool = False) -> None:
-    """Record every canary string in ``response``'s body (see the module docstring for what is allowed)."""
+    """Record every canary string in ``response``'s body and headers (see the module docstring for
+    what is allowed)."""
     text = response.text
     if role == CONTROL:  # the cleared reader: the canary must be where the oracle looks, every route must answer
         ctx.seen |= {s.what for s in k.secrets if s.pattern.search(text)}
@@ -274,16 +278,18 @@ def check(ctx: Context, k: Canary, role: str, route: str, sent: str, response, *
             ctx.unwalked.append(f"{route}: the cleared control reader got {response.status_code} for {sent} "
                                 f"(the oracle fills it wrongly): {text[:160]}")
         return
+    reference_codes = {s.what for s in k.secrets if any(s.pattern.fullmatch(c) for c in k.reference_codes)}
+    own_material = {s.what for s in k.secrets if s.pattern.fullmatch(k.material)}
     allowed = {s.what for s in k.secrets if s.pattern.search(sent)}  # the request named it
-    for name, value in getattr(response, "headers", {}).items():  # a Location, an ETag …
-        if name.lower() in ("content-length", "date"):
-            continue
-        for secret in k.secrets:
-            if secret.what not in allowed and secret.pattern.search(value):
+    headers = {name: value for name, value in getattr(response, "headers", {}).items()
+               if name.lower() not in ("content-length", "date")}  # a Location, an ETag …
+    in_headers = "\n".join(headers.values())
+    for secret in (s for s in k.secrets if s.what not in allowed and s.pattern.search(in_headers)):
+        for name, value in headers.items():
+            if secret.pattern.search(value):
                 ctx.leaks.append(Leak(role, route, sent, response.status_code, secret.what, f"header {name}"))
     if reference:
-        allowed |= {s.what for s in k.secrets if any(s.pattern.fullmatch(code) for code in k.reference_codes)}
-    own_material = {s.what for s in k.secrets if s.pattern.fullmatch(k.material)}
+        allowed |= reference_codes
     suspects = [s for s in k.secrets if s.what not in allowed and s.pattern.search(text)]
     if not suspects:
         return
@@ -300,9 +306,8 @@ def check(ctx: Context, k: Canary, role: str, route: str, sent: str, response, *
         else:
             own_paths = {"$"} if mine(text) else set()
         reference_paths = _paths_of(body, lambda v: bool(REFERENCE_WRITE.match(v)))
-        reference_codes = {s.what for s in k.secrets if any(s.pattern.fullmatch(c) for c in k.reference_codes)}
-        for secret in suspects:
-            for where, leaf in _leaves(body):
+        for where, leaf in _leaves(body):
+            for secret in suspects:
                 if not secret.pattern.search(leaf):
                     continue
                 if secret.what in own_material and _under(where, own_paths):
