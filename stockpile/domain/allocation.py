@@ -451,7 +451,8 @@ class _Pricer:
 
 
 def solve(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: Mapping[str, int], rules: Rules, *,
-          k: int = 50, max_requests: int = 5000, max_arcs: int = 500_000, time_limit_s: float = 10.0) -> Solution:
+          k: int = 50, max_requests: int = 5000, max_arcs: int = 500_000, time_limit_s: float = 10.0,
+          on_model: Callable[[lexicographic.Model], None] | None = None) -> Solution:
     """Plan ``demands`` from ``supplies``: the lexicographic (by tier) least-cost integral allocation.
 
     ``headroom[t]`` is how much the positions counting toward reserve target ``t`` may send together,
@@ -492,6 +493,8 @@ def solve(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: Mappi
     except TimeoutError as exc:
         raise PlanTooLarge(f"{exc}; plan fewer requests at once") from None
     solved = time.perf_counter()
+    if on_model is not None:  # the benchmark hands the final model to another solver
+        on_model(model)
     solution = _read_plan(demands, supplies, headroom, rules, model, arcs, outcome.flows, walks, groups)
     solution.lp_cost = outcome.lp_cost
     solution.widened = len(pricer.widened)
