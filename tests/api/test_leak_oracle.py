@@ -57,6 +57,7 @@ from stockpile.api.app import create_app
 from stockpile.domain.access import ROLES
 from stockpile.jobs.catalog import catalog
 from stockpile.jobs.runs import run_slot
+from stockpile.metrics import SNAPSHOT
 from stockpile.store import tokens
 from stockpile.store.db import Database
 from stockpile.store.engine import asyncpg_dsn
@@ -407,6 +408,15 @@ def _fill(template: str, params: list[dict], k: Canary, ctx: Context) -> list[st
 
 
 async def test_no_uncleared_reader_learns_the_canary(make_database, settings):
+    # The business-metrics snapshot is process-wide: leave it as it was for the tests after this one.
+    kept = (SNAPSHOT.taken_at, SNAPSHOT.samples)
+    try:
+        await _walk_everything(make_database, settings)
+    finally:
+        SNAPSHOT.taken_at, SNAPSHOT.samples = kept
+
+
+async def _walk_everything(make_database, settings) -> None:
     url = make_database()
     uid = uuid.uuid4().hex[:6].upper()
     ctx = Context(own_target=f"OWN-{uid}", rule_code=f"ORACLE-{uid}")
