@@ -237,14 +237,15 @@ class _Candidates:
 
 
 def _nearest_candidates(demand: Demand, group: _Group, supplies: Sequence[Supply], rules: Rules, k: int,
-                        found: _Candidates) -> _Walk:
-    """Add every candidate at the k nearest warehouses that have one, nearest first."""
+                        found: _Candidates, frozen: np.ndarray) -> _Walk:
+    """Add every candidate at the k nearest warehouses that have one, nearest first (a position a
+    floor holds entirely, ``frozen``, is no candidate)."""
     needed_by, refused, warehouses = demand.needed_by, False, 0
     for reach, (w, km) in enumerate(_nearest_first(demand, group, 3 * k), start=1):
         before = len(found.supply)
         for i in group.members[w]:
             supply = supplies[i]
-            if supply.expires_on is not None and supply.expires_on <= needed_by:
+            if frozen[i] or (supply.expires_on is not None and supply.expires_on <= needed_by):
                 continue
             allowance = rules(demand, supply)
             if allowance is None:
@@ -305,12 +306,13 @@ def floor_rows(supplies: Sequence[Supply], headroom: Mapping[str, int]) -> list[
 
 
 def _select_candidates(demands: list[Demand], supplies: list[Supply], rules: Rules, k: int, max_arcs: int,
-                       deadline: float) -> tuple[_Candidates, list[_Walk | None], dict[tuple[str, object], _Group]]:
+                       deadline: float, frozen: np.ndarray) -> tuple[_Candidates, list[_Walk | None], dict[tuple[str, object], _Group]]:
     groups = _index_groups(supplies)
     found, walks = _Candidates(), []
     for d, demand in enumerate(demands):
         group = groups.get(_group_key(demand))
-        walks.append(None if group is None else _nearest_candidates(demand, group, supplies, rules, k, found))
+        walks.append(None if group is None else _nearest_candidates(demand, group, supplies, rules, k, found,
+                                                                                     frozen))
         found.start.append(len(found.supply))
         if len(found.supply) > max_arcs:
             raise PlanTooLarge(f"more than {max_arcs} candidate arcs (after {d + 1} of {len(demands)} requests); "
@@ -364,8 +366,8 @@ class _Pricer:
             position.setdefault(d, set()).add(s)
         for d, demand in enumerate(demands):
             group = groups.get(_group_key(demand))
-            if group is not None:
-                self.in_model[d] = np.isin(group.flat, list(position.get(d, ())))
+            if group is not None:  # frozen positions are never priced
+                self.in_model[d] = np.isin(group.flat, list(position.get(d, ()))) | model.frozen[group.flat]
 
     def _fresh(self, d: int, group: _Group) -> np.ndarray:
         expiry = self.expiry_day[group.flat]
@@ -468,7 +470,10 @@ def solve(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: Mappi
     demands = sorted(demands, key=lambda d: (PRIORITIES.index(d.priority), d.request_id))
     supplies = sorted(supplies, key=lambda s: s.key)
     deadline = time.perf_counter() + time_limit_s
-    found, walks, groups = _select_candidates(demands, supplies, rules, k, max_arcs, deadline)
+    model = lexicographic.Model(quantity=[d.quantity for d in demands],
+                                tier_of=[PRIORITIES.index(d.priority) for d in demands],
+                                available=[s.available for s in supplies], floor_rows=floor_rows(supplies, headroom))
+    found, walks, groups = _select_candidates(demands, supplies, rules, k, max_arcs, deadline, model.frozen)
 
     arc_start = np.array(found.start, dtype=np.int64)
     arc_demand = np.repeat(np.arange(len(demands), dtype=np.int64), np.diff(arc_start))
@@ -480,9 +485,6 @@ def solve(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: Mappi
     # np.rint rounds half to even, as round() does.
     costs = np.rint(np.array(found.km, dtype=np.float64)).astype(np.int64) + fefo_costs(days_left) + preference
 
-    model = lexicographic.Model(quantity=[d.quantity for d in demands],
-                                tier_of=[PRIORITIES.index(d.priority) for d in demands],
-                                available=[s.available for s in supplies], floor_rows=floor_rows(supplies, headroom))
     model.add_arcs(arc_demand.tolist(), arc_supply.tolist(), costs.tolist())
     arcs = _Arcs(km=list(found.km), rule=[a.rule for a in found.allowance])
     pricer = _Pricer(demands, supplies, groups, rules, arcs, model, k, max_arcs, deadline,

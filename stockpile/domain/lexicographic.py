@@ -113,10 +113,21 @@ class Model:
             row.SetCoefficient(y, 1.0)
             self.balances.append(row)
         self.y = [self.lp.variable(i) for i in range(len(self.available))]
+        # A position that cannot send one unit without breaching a floor is held at 0; the other
+        # floor rows join the LP when a solution breaches them (a solution that keeps every floor,
+        # optimal with some of the rows, is optimal with all; their duals are 0 for pricing).
+        self.frozen = np.zeros(len(self.available), dtype=bool)
         for f in self.floor_rows:
-            row = self.lp.Constraint(-inf, float(f.headroom))
             for s, w in zip(f.supplies, f.weights):
-                row.SetCoefficient(self.y[s], float(w))
+                if w > f.headroom:
+                    self.frozen[s] = True
+        for s in np.flatnonzero(self.frozen).tolist():
+            self.y[s].SetUb(0.0)
+        self.row_of = np.repeat(np.arange(len(self.floor_rows)), [len(f.supplies) for f in self.floor_rows])
+        self.row_supply = np.array([s for f in self.floor_rows for s in f.supplies], dtype=np.int64)
+        self.row_weight = np.array([w for f in self.floor_rows for w in f.weights], dtype=np.float64)
+        self.row_headroom = np.array([f.headroom for f in self.floor_rows], dtype=np.float64)
+        self.row_active = np.zeros(len(self.floor_rows), dtype=bool)
         self.tiers = [self.lp.Constraint(-inf, inf) for _ in range(TIERS)]
         self.x = []
         self.fills = [0] * TIERS
@@ -150,6 +161,22 @@ class Model:
         if status != self.lp.OPTIMAL:
             raise RuntimeError(f"the allocation LP ended with status {status}, not OPTIMAL")
 
+    def _add_breached_floors(self) -> bool:
+        """Add the floor rows the current solution breaches; True when there were any."""
+        if not len(self.floor_rows):
+            return False
+        y = np.array([v.solution_value() for v in self.y])
+        drawn = np.bincount(self.row_of, weights=self.row_weight * y[self.row_supply], minlength=len(self.floor_rows))
+        breached = np.flatnonzero((drawn > self.row_headroom + INTEGRAL) & ~self.row_active)
+        inf = self.lp.infinity()
+        for r in breached.tolist():
+            f = self.floor_rows[r]
+            row = self.lp.Constraint(-inf, float(f.headroom))
+            for s, w in zip(f.supplies, f.weights):
+                row.SetCoefficient(self.y[s], float(w))
+        self.row_active[breached] = True
+        return bool(breached.size)
+
     def duals(self, level: int) -> Duals:
         return Duals(level, np.array([r.dual_value() for r in self.requests]),
                      np.array([r.dual_value() for r in self.balances]),
@@ -169,6 +196,8 @@ class Model:
             while True:
                 self._solve()
                 rounds += 1
+                if self._add_breached_floors():
+                    continue
                 if level < TIERS and -self.lp.Objective().Value() >= self.demanded[level] - INTEGRAL:
                     break  # every request of the tier is served: no arc can add to it
                 new = price(self.duals(level))

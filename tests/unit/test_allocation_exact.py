@@ -173,17 +173,18 @@ def test_the_flash_request_gets_the_stock_two_overlapping_floors_allow_before_a_
 
 
 def test_a_fractional_lp_vertex_is_made_integral_by_a_mip_on_its_fractional_part():
-    """A whole unit counts 10 against a depot floor kept in tenths with 1 tenth of headroom: the LP
-    would send 0.1 unit from the depot next door and 0.9 from farther; the plan sends 1 from farther."""
-    def at(key, site, material):
+    """Whole units count 10 against a depot floor kept in tenths with 15 tenths of headroom: the LP
+    would send 1.5 units from the depot next door and 0.5 from farther; the plan sends 1 and 1."""
+    def at(key, site, material, available):
         group, category, unit = MATERIALS[material]
         return Supply(key=key, lot_id=f"lot-{key}", owner_id=1, owner_sector="military", warehouse_id=site + 1,
                       latitude=SITES[site][0], longitude=SITES[site][1], material_id=material, substitution_group=group,
-                      category=category, available=1, expires_on=None, floors=(f"depot:{site}", "region"), floor_unit=unit)
+                      category=category, available=available, expires_on=None, floors=(f"depot:{site}", "region"),
+                      floor_unit=unit)
 
-    supplies = [at(2, 1, 1), at(3, 0, 1), at(8, 0, 2)]
-    request = demand("r0", 1, priority="flash", site=0, material=1, by_group=False, sector="military")
-    plan = solve([request], supplies, {"depot:0": 1, "depot:1": 10, "region": 10}, lambda d, s: Allowance("own", 0))
-    assert [(line.supply_key, line.quantity) for line in plan.lines] == [(2, 1)]
+    supplies = [at(2, 1, 1, 2), at(3, 0, 1, 2), at(8, 0, 2, 5)]
+    request = demand("r0", 2, priority="flash", site=0, material=1, by_group=False, sector="military")
+    plan = solve([request], supplies, {"depot:0": 15, "depot:1": 100, "region": 100}, lambda d, s: Allowance("own", 0))
+    assert [(line.supply_key, line.quantity) for line in plan.lines] == [(2, 1), (3, 1)]
     assert plan.integral_by == "mip-fractional-part"
-    assert plan.lp_cost == pytest.approx(0.1 * 122 + 0.9 * 166) and plan.objective == 166
+    assert plan.lp_cost == pytest.approx(1.5 * 122 + 0.5 * 166) and plan.objective == 122 + 166
