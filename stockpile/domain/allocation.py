@@ -289,19 +289,26 @@ def _validate(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: M
 def floor_rows(supplies: Sequence[Supply], headroom: Mapping[str, int]) -> list[lexicographic.FloorRow]:
     """Every reserve target that could bind, as a row over the supplies' indices (weights reduced by
     their common divisor and the headroom rounded down, which is exact for integral quantities)."""
-    members: dict[str, list[int]] = {}
-    for i, s in enumerate(supplies):
-        for target in s.floors:
-            members.setdefault(target, []).append(i)
+    names = sorted(headroom)
+    index = {name: n for n, name in enumerate(names)}
+    pair_target = np.fromiter((index[t] for s in supplies for t in s.floors), dtype=np.int64)
+    pair_supply = np.repeat(np.arange(len(supplies)), [len(s.floors) for s in supplies])
+    if not pair_target.size:
+        return []
+    order = np.lexsort((pair_supply, pair_target))
+    pair_target, pair_supply = pair_target[order], pair_supply[order]
+    unit = np.array([s.floor_unit for s in supplies], dtype=np.int64)[pair_supply]
+    available = np.array([s.available for s in supplies], dtype=np.int64)[pair_supply]
+    room = np.array([headroom[name] for name in names], dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, pair_target[1:] != pair_target[:-1]])
+    targets = pair_target[starts]
+    stock = np.add.reduceat(unit * available, starts)  # int64: quantities × thousandths stay far below 2**63
+    divisor = np.gcd.reduceat(unit, starts)
+    ends = np.r_[starts[1:], len(pair_target)]
     rows = []
-    for target in sorted(members):
-        indices = members[target]
-        weights = [supplies[i].floor_unit for i in indices]
-        if sum(w * supplies[i].available for w, i in zip(weights, indices)) <= headroom[target]:
-            continue  # all its stock may go without reaching the floor
-        divisor = math.gcd(*weights)
-        rows.append(lexicographic.FloorRow(headroom[target] // divisor, tuple(indices),
-                                           tuple(w // divisor for w in weights)))
+    for n in np.flatnonzero(stock > room[targets]).tolist():  # the others may send all their stock
+        first, last, g = starts[n], ends[n], int(divisor[n])
+        rows.append(lexicographic.FloorRow(int(room[targets[n]]) // g, pair_supply[first:last], unit[first:last] // g))
     return rows
 
 
@@ -527,7 +534,7 @@ def _read_plan(demands: list[Demand], supplies: list[Supply], headroom: Mapping[
                           distance_km=round(arcs.km[a], 1), rule=arcs.rule[a], unit_cost=model.arc_cost[a]))
     lines.sort(key=lambda line: (line.request_id, line.supply_key))
     unfilled = {d.request_id: d.quantity - planned[d.request_id] for d in demands}
-    exhausted = _Exhausted.of(supplies, sent, headroom)
+    exhausted = _Exhausted.of(model, sent)
     reasons = {}
     for d, demand in enumerate(demands):
         if unfilled[demand.request_id] > 0:
@@ -547,14 +554,14 @@ class _Exhausted:
     floor: np.ndarray  # per supply: some target it counts toward has less headroom left than one unit
 
     @classmethod
-    def of(cls, supplies: list[Supply], sent: np.ndarray, headroom: Mapping[str, int]) -> _Exhausted:
-        drawn: dict[str, int] = {}
-        for i in np.flatnonzero(sent).tolist():
-            for target in supplies[i].floors:
-                drawn[target] = drawn.get(target, 0) + supplies[i].floor_unit * int(sent[i])
-        floor = np.array([any(headroom[t] - drawn.get(t, 0) < s.floor_unit for t in s.floors) for s in supplies],
-                         dtype=bool)
-        return cls(sent >= np.array([s.available for s in supplies], dtype=np.int64), floor)
+    def of(cls, model: lexicographic.Model, sent: np.ndarray) -> _Exhausted:
+        """(A target left out of the model for having less stock than headroom cannot hold a unit
+        back: its members' stock runs out first.)"""
+        drawn = np.zeros(len(model.floor_rows), dtype=np.int64)
+        np.add.at(drawn, model.row_of, model.row_units * sent[model.row_supply])
+        floor = np.zeros(len(sent), dtype=bool)
+        floor[model.row_supply[model.row_units > (model.row_limit - drawn)[model.row_of]]] = True
+        return cls(sent >= np.asarray(model.available, dtype=np.int64), floor)
 
 
 def _why_short(demand: Demand, walk: _Walk | None, groups: dict[tuple[str, object], _Group], supplies: list[Supply],

@@ -48,8 +48,8 @@ class FloorRow:
     by their common divisor, the headroom rounded down — exact for integer quantities)."""
 
     headroom: int
-    supplies: tuple[int, ...]
-    weights: tuple[int, ...]
+    supplies: np.ndarray  # int64 indices
+    weights: np.ndarray  # int64
 
 
 @dataclass
@@ -107,27 +107,27 @@ class Model:
         self.lp.SetSolverSpecificParametersAsString("use_preprocessing: false")
         inf = self.lp.infinity()
         self.requests = [self.lp.Constraint(-inf, float(q)) for q in self.quantity]
-        self.balances = []
-        for available in self.available:
-            row, y = self.lp.Constraint(0.0, 0.0), self.lp.NumVar(0.0, float(available), "")
-            row.SetCoefficient(y, 1.0)
-            self.balances.append(row)
-        self.y = [self.lp.variable(i) for i in range(len(self.available))]
-        # A position that cannot send one unit without breaching a floor is held at 0; the other
-        # floor rows join the LP when a solution breaches them (a solution that keeps every floor,
-        # optimal with some of the rows, is optimal with all; their duals are 0 for pricing).
+        # y[s] and its balance row exist once position s has an arc (pricing a position without
+        # them charges it the duals of the floor rows it counts toward, as its y would be charged).
+        self.y: dict[int, object] = {}
+        self.balances: dict[int, object] = {}
+        # A position that cannot send one unit without breaching a floor gets no arc at all; the
+        # other floor rows join the LP when a solution breaches them (a solution that keeps every
+        # floor, optimal with some of the rows, is optimal with all; the others' duals are 0).
+        rows = self.floor_rows
+        self.row_of = np.repeat(np.arange(len(rows)), [len(f.supplies) for f in rows])
+        self.row_supply = np.concatenate([f.supplies for f in rows]) if rows else np.zeros(0, dtype=np.int64)
+        self.row_units = np.concatenate([f.weights for f in rows]) if rows else np.zeros(0, dtype=np.int64)
+        self.row_weight = self.row_units.astype(np.float64)
+        self.row_limit = np.array([f.headroom for f in rows], dtype=np.int64)
+        self.row_headroom = self.row_limit.astype(np.float64)
+        self.row_active = np.zeros(len(rows), dtype=bool)
+        self.row_constraint: dict[int, object] = {}
+        by_supply = np.argsort(self.row_supply, kind="stable")
+        self.pairs_of_supply = np.split(by_supply, np.searchsorted(self.row_supply[by_supply],
+                                                                   np.arange(1, len(self.available))))
         self.frozen = np.zeros(len(self.available), dtype=bool)
-        for f in self.floor_rows:
-            for s, w in zip(f.supplies, f.weights):
-                if w > f.headroom:
-                    self.frozen[s] = True
-        for s in np.flatnonzero(self.frozen).tolist():
-            self.y[s].SetUb(0.0)
-        self.row_of = np.repeat(np.arange(len(self.floor_rows)), [len(f.supplies) for f in self.floor_rows])
-        self.row_supply = np.array([s for f in self.floor_rows for s in f.supplies], dtype=np.int64)
-        self.row_weight = np.array([w for f in self.floor_rows for w in f.weights], dtype=np.float64)
-        self.row_headroom = np.array([f.headroom for f in self.floor_rows], dtype=np.float64)
-        self.row_active = np.zeros(len(self.floor_rows), dtype=bool)
+        self.frozen[self.row_supply[self.row_units > self.row_limit[self.row_of]]] = True
         self.tiers = [self.lp.Constraint(-inf, inf) for _ in range(TIERS)]
         self.x = []
         self.fills = [0] * TIERS
@@ -135,12 +135,25 @@ class Model:
         for q, t in zip(self.quantity, self.tier_of):
             self.demanded[t] += q
 
+    def _position(self, s: int):
+        """The balance row of position ``s``, made with its ``y`` on first use."""
+        if s not in self.balances:
+            y = self.lp.NumVar(0.0, 0.0 if self.frozen[s] else float(self.available[s]), "")
+            row = self.lp.Constraint(0.0, 0.0)
+            row.SetCoefficient(y, 1.0)
+            self.y[s], self.balances[s] = y, row
+            for pair in self.pairs_of_supply[s].tolist():
+                r = int(self.row_of[pair])
+                if self.row_active[r]:
+                    self.row_constraint[r].SetCoefficient(y, float(self.row_units[pair]))
+        return self.balances[s]
+
     def add_arcs(self, requests: Sequence[int], supplies: Sequence[int], costs: Sequence[int]) -> None:
         inf = self.lp.infinity()
         for d, s, c in zip(requests, supplies, costs):
             x = self.lp.NumVar(0.0, inf, "")
             self.requests[d].SetCoefficient(x, 1.0)
-            self.balances[s].SetCoefficient(x, -1.0)
+            self._position(s).SetCoefficient(x, -1.0)
             self.tiers[self.tier_of[d]].SetCoefficient(x, 1.0)
             self.x.append(x)
         self.arc_request += list(requests)
@@ -163,23 +176,31 @@ class Model:
 
     def _add_breached_floors(self) -> bool:
         """Add the floor rows the current solution breaches; True when there were any."""
-        if not len(self.floor_rows):
+        if not len(self.floor_rows) or not self.y:
             return False
-        y = np.array([v.solution_value() for v in self.y])
+        y = np.zeros(len(self.available))
+        y[list(self.y)] = [v.solution_value() for v in self.y.values()]
         drawn = np.bincount(self.row_of, weights=self.row_weight * y[self.row_supply], minlength=len(self.floor_rows))
         breached = np.flatnonzero((drawn > self.row_headroom + INTEGRAL) & ~self.row_active)
         inf = self.lp.infinity()
         for r in breached.tolist():
             f = self.floor_rows[r]
-            row = self.lp.Constraint(-inf, float(f.headroom))
-            for s, w in zip(f.supplies, f.weights):
-                row.SetCoefficient(self.y[s], float(w))
+            row = self.row_constraint[r] = self.lp.Constraint(-inf, float(f.headroom))
+            for s, w in zip(f.supplies.tolist(), f.weights.tolist()):
+                if s in self.y:
+                    row.SetCoefficient(self.y[s], float(w))
         self.row_active[breached] = True
         return bool(breached.size)
 
     def duals(self, level: int) -> Duals:
-        return Duals(level, np.array([r.dual_value() for r in self.requests]),
-                     np.array([r.dual_value() for r in self.balances]),
+        floor_dual = np.zeros(len(self.floor_rows))
+        for r, row in self.row_constraint.items():
+            floor_dual[r] = row.dual_value()
+        position = -np.bincount(self.row_supply, weights=self.row_weight * floor_dual[self.row_of],
+                                minlength=len(self.available))
+        for s, row in self.balances.items():
+            position[s] = row.dual_value()
+        return Duals(level, np.array([r.dual_value() for r in self.requests]), position,
                      np.array([r.dual_value() for r in self.tiers]))
 
     def values(self) -> np.ndarray:
@@ -237,7 +258,9 @@ def feasible(flows: np.ndarray, model: Model, fills: Sequence[int]) -> bool:
         return False
     if any(int(tier[t]) < fills[t] for t in range(TIERS)):
         return False
-    return all(sum(w * int(sent[s]) for s, w in zip(f.supplies, f.weights)) <= f.headroom for f in model.floor_rows)
+    drawn = np.zeros(len(model.floor_rows), dtype=np.int64)
+    np.add.at(drawn, model.row_of, model.row_units * sent[model.row_supply])
+    return bool((drawn <= model.row_limit).all())
 
 
 def _mip(model: Model, fixed: np.ndarray, free: np.ndarray, fills: Sequence[int], settle: int | None,
@@ -270,11 +293,12 @@ def _mip(model: Model, fixed: np.ndarray, free: np.ndarray, fills: Sequence[int]
         for a in members:
             row.SetCoefficient(x[a], 1.0)
     for f in model.floor_rows:
-        if not any(s in by_supply for s in f.supplies):
+        free_members = [(s, w) for s, w in zip(f.supplies.tolist(), f.weights.tolist()) if s in by_supply]
+        if not free_members:
             continue
-        row = solver.Constraint(-inf, float(f.headroom - sum(w * int(sent[s]) for s, w in zip(f.supplies, f.weights))))
-        for s, w in zip(f.supplies, f.weights):
-            for a in by_supply.get(s, ()):
+        row = solver.Constraint(-inf, float(f.headroom - int((f.weights * sent[f.supplies]).sum())))
+        for s, w in free_members:
+            for a in by_supply[s]:
                 row.SetCoefficient(x[a], float(w))
     tier_rows = [solver.Constraint(float(fills[t] - tier_held[t]), inf) for t in range(TIERS)]
     objective = solver.Objective()
