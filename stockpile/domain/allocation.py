@@ -31,7 +31,6 @@ tests/unit/test_allocation_exact.py, the latter against HiGHS in a separate proc
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field

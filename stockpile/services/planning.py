@@ -1,9 +1,9 @@
 """Planning: from pending requests and the stock, through the rules in force and the protected
 floors, to an optimal plan (stockpile.domain.allocation) — shared by proposals and drills.
 
-The solve is CPU work of up to seconds: it runs in a worker thread (OR-Tools releases the GIL
-while it solves), at most ``STOCKPILE_ALLOCATION_SOLVERS`` at once per process, so a large plan or
-drill never stalls the event loop that answers other requests."""
+The model and its solve are CPU work of up to seconds: they run in a worker thread, at most
+``STOCKPILE_ALLOCATION_SOLVERS`` at once per process (more wait their turn), so a large plan or drill
+does not stall the event loop that answers other requests (bench/solver_latency.py measures it)."""
 
 from __future__ import annotations
 
