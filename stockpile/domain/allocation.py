@@ -32,7 +32,7 @@ tests/unit/test_allocation_exact.py, the latter against HiGHS in a separate proc
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
@@ -65,7 +65,7 @@ class Supply:
     category: str
     available: int  # balance − reserved, > 0
     expires_on: date | None
-    floors: tuple[str, ...] = ()  # the reserve targets it counts toward (none: unprotected stock)
+    floors: tuple[Hashable, ...] = ()  # the reserve targets it counts toward (none: unprotected stock)
     floor_unit: int = 1  # what one smallest unit counts for against those targets' headroom
 
 
@@ -260,7 +260,7 @@ def _nearest_candidates(demand: Demand, group: _Group, supplies: Sequence[Supply
     return _Walk(len(group.members), refused, False)
 
 
-def _validate(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: Mapping[str, int]) -> None:
+def _validate(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: Mapping[Hashable, int]) -> None:
     if len({d.request_id for d in demands}) != len(demands):
         raise ValueError("request ids must be unique")
     if len({s.key for s in supplies}) != len(supplies):
@@ -285,10 +285,10 @@ def _validate(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: M
             raise ValueError(f"reserve target {target!r}: headroom must not be negative")
 
 
-def floor_rows(supplies: Sequence[Supply], headroom: Mapping[str, int]) -> list[lexicographic.FloorRow]:
+def floor_rows(supplies: Sequence[Supply], headroom: Mapping[Hashable, int]) -> list[lexicographic.FloorRow]:
     """Every reserve target that could bind, as a row over the supplies' indices (weights reduced by
     their common divisor and the headroom rounded down, which is exact for integral quantities)."""
-    names = sorted(headroom)
+    names = sorted(headroom, key=str)
     index = {name: n for n, name in enumerate(names)}
     pair_target = np.fromiter((index[t] for s in supplies for t in s.floors), dtype=np.int64)
     pair_supply = np.repeat(np.arange(len(supplies)), [len(s.floors) for s in supplies])
@@ -458,7 +458,7 @@ class _Pricer:
         return add_d, add_s, add_c
 
 
-def solve(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: Mapping[str, int], rules: Rules, *,
+def solve(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: Mapping[Hashable, int], rules: Rules, *,
           k: int = 50, max_requests: int = 5000, max_arcs: int = 500_000, time_limit_s: float = 10.0,
           on_model: Callable[[lexicographic.Model], None] | None = None) -> Solution:
     """Plan ``demands`` from ``supplies``: the lexicographic (by tier) least-cost integral allocation.
@@ -517,7 +517,7 @@ def solve(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: Mappi
     return solution
 
 
-def _read_plan(demands: list[Demand], supplies: list[Supply], headroom: Mapping[str, int], rules: Rules,
+def _read_plan(demands: list[Demand], supplies: list[Supply], headroom: Mapping[Hashable, int], rules: Rules,
                model: lexicographic.Model, arcs: _Arcs, flows: np.ndarray, walks: list[_Walk | None],
                groups: dict[tuple[str, object], _Group]) -> Solution:
     lines = []

@@ -43,20 +43,15 @@ class Floor:
         return max(0, self.usable - self.protected)
 
 
-def key(target_id: int) -> str:
-    """The name a reserve target's constraint carries in the allocation model."""
-    return f"target:{target_id}"
+def targets_of(memberships: Mapping[int, Sequence[int]], account: int) -> tuple[int, ...]:
+    """Every target a position counts toward (their ids name the model's floor constraints)."""
+    return tuple(sorted(set(memberships.get(account, ()))))
 
 
-def targets_of(memberships: Mapping[int, Sequence[int]], account: int) -> tuple[str, ...]:
-    """Every target a position counts toward, as constraint names."""
-    return tuple(key(t) for t in sorted(set(memberships.get(account, ()))))
-
-
-def headroom(floors: Mapping[int, Floor]) -> dict[str, int]:
+def headroom(floors: Mapping[int, Floor]) -> dict[int, int]:
     """Each target's headroom in thousandths: what the positions counting toward it may send together
     (a position's smallest unit counts as ``scale`` thousandths, its ``floor_unit``)."""
-    return {key(t): f.headroom for t, f in floors.items()}
+    return {t: f.headroom for t, f in floors.items()}
 
 
 def drawn(lines: Iterable[Line], memberships: Mapping[int, Sequence[int]], scale: Mapping[int, int]) -> dict[int, int]:
