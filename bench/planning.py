@@ -113,7 +113,10 @@ async def measure(url: str, args) -> dict:
     return {**counts, "load_seconds": load_seconds, "anchor_seconds": best["anchor"], "plan_seconds": best["plan"],
             "positions_seconds": best["positions"], "memberships_seconds": best["memberships"],
             "floors_seconds": best["floors"], **shapes, "lines": len(solution.lines), "requests_filled": dict(filled),
-            "requests": len(planned.requests), "floors_bound": len(planned.bound), "load_average": os.getloadavg()[0], "runs": runs}
+            "requests": len(planned.requests), "floors_bound": len(planned.bound), "load_average": os.getloadavg()[0], "runs": runs,
+            "solver": {"build_ms": solution.build_ms, "solve_ms": solution.solve_ms, "reach_ms": solution.reach_ms,
+                       "lp_ms": solution.lp_ms, "explain_ms": solution.explain_ms, "arcs": solution.arcs,
+                       "priced_in": solution.priced_in, "integral_by": solution.integral_by}}
 
 
 def main() -> None:
@@ -135,6 +138,10 @@ def main() -> None:
     print(f"{'  of which: the targets they count toward':<44}{ratio('memberships_seconds')} "
           f"({r['memberships']} pairs, {r['targets_counted']} targets)")
     print(f"{'  of which: those targets floors':<44}{ratio('floors_seconds')}")
+    s = r["solver"]
+    print(f"{'  of which: the model and its solve':<44}{(s['build_ms'] + s['solve_ms']) / 1000:.3f} s (build "
+          f"{s['build_ms']:.0f} ms, solve {s['solve_ms']:.0f} ms: reach {s['reach_ms']:.0f} ms, LPs {s['lp_ms']:.0f} ms; "
+          f"{s['arcs']} arcs, {s['priced_in']} priced in, integral by {s['integral_by']}); explained in {s['explain_ms']:.0f} ms")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / f"planning-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(json.dumps(r, indent=2, default=str))
