@@ -11,6 +11,9 @@ Rules:
   principal is narrowed first, explicitly, or the rights are left out of the request.
 - ``widen`` adds and never removes.
 - A disabled principal is issued no token (it could not authenticate); it is enabled first.
+- Need-to-know is handed on only by whoever holds it: a token that carries military clearance (for
+  a new principal, a widened one, or one that holds it already) is issued only by a principal
+  cleared itself. Otherwise an uncleared admin could mint a cleared token and read with it.
 - Names beginning ``cli:`` are the command line's own attribution principals: they hold no rights,
   are disabled, and no token is ever issued for them.
 """
@@ -19,7 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stockpile.domain.errors import Conflict, Invalid
+from stockpile.domain.access import MILITARY
+from stockpile.domain.errors import Conflict, Forbidden, Invalid
 
 CLI_PREFIX = "cli:"
 
@@ -104,3 +108,11 @@ def rights_to_add(name: str, current: Rights | None, asked: Rights | None, *, wi
                        f"Leave the rights out to issue a token for {name} as it is, or remove them first",
                        also_holds=lacking.described())
     return Rights()
+
+
+def require_may_issue(issuer_cleared: bool, name: str, clearance: str | None) -> None:
+    """A token carrying military clearance is issued only by a cleared principal (the trusted
+    command line is cleared)."""
+    if clearance == MILITARY and not issuer_cleared:
+        raise Forbidden(f"a token for {name} would carry military clearance: only a principal cleared for "
+                        "military stock may issue it")

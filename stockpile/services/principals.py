@@ -25,7 +25,7 @@ import asyncpg
 
 from stockpile.domain.access import MILITARY, Principal
 from stockpile.domain.errors import Forbidden, Invalid, NotFound
-from stockpile.domain.principals import CLI_PREFIX, Rights, reserved_name, rights_to_add
+from stockpile.domain.principals import CLI_PREFIX, Rights, require_may_issue, reserved_name, rights_to_add
 from stockpile.store import tokens as store
 
 # The roles an action needs, as the API's guards ask them of the same action.
@@ -56,13 +56,17 @@ async def _record(pg: asyncpg.Connection, name: str, *, for_update: bool = True)
 
 
 async def issue_token(pg: asyncpg.Connection, name: str, asked: Rights | None, *, widen: bool = False,
-                      label: str | None = None, expires_at: datetime | None = None) -> Issued:
+                      label: str | None = None, expires_at: datetime | None = None,
+                      issuer: Principal | None = None) -> Issued:
     """A token for ``name``, creating the principal with ``asked`` if it is new.
 
-    ``asked`` is ``None`` for a token for an existing principal as it is. Raises ``Invalid`` (unknown
-    codes, a new principal without roles, a reserved name) or ``Conflict`` (the request would widen or
-    narrow the principal without ``widen``, or it is disabled); nothing is written then.
+    ``asked`` is ``None`` for a token for an existing principal as it is; ``issuer`` is who asks
+    (``None``: the trusted command line). Raises ``Invalid`` (unknown codes, a new principal without
+    roles, a reserved name), ``Conflict`` (the request would widen or narrow the principal without
+    ``widen``, or it is disabled) or ``Forbidden`` (an uncleared issuer, a token with clearance);
+    nothing is written then.
     """
+    cleared = issuer is None or issuer.cleared_military
     if asked is not None:
         missing = await store.unknown_codes(pg, sorted(asked.warehouses), sorted(asked.regions))
         if missing:
@@ -71,6 +75,7 @@ async def issue_token(pg: asyncpg.Connection, name: str, asked: Rights | None, *
     created = False
     if record is None:
         add = rights_to_add(name, None, asked, widen=widen)
+        require_may_issue(cleared, name, add.clearance)
         principal_id = await store.create_principal(pg, name, sorted(add.roles), add.clearance)
         if principal_id is None:  # created by someone else meanwhile: decide against what it is now
             record = await _record(pg, name)
@@ -79,6 +84,7 @@ async def issue_token(pg: asyncpg.Connection, name: str, asked: Rights | None, *
     if record is not None:
         principal_id = record["id"]
         add = rights_to_add(name, _rights(record), asked, widen=widen, disabled=record["disabled_at"] is not None)
+        require_may_issue(cleared, name, add.clearance or record["clearance"])
         if add.roles or add.clearance:
             await store.add_rights(pg, principal_id, sorted(add.roles), add.clearance)
     if add.warehouses or add.regions:

@@ -23,8 +23,8 @@ import pytest
 from stockpile.cli import demo_wanted, parser
 from stockpile.config import Settings
 from stockpile.demo import TOKEN_DAYS, load_demo
-from stockpile.domain.errors import Conflict, Invalid
-from stockpile.domain.principals import Rights, rights_to_add
+from stockpile.domain.errors import Conflict, Forbidden, Invalid
+from stockpile.domain.principals import Rights, require_may_issue, rights_to_add
 from stockpile.store import tokens
 from stockpile.store.engine import asyncpg_dsn
 from tests.factories import make_world
@@ -110,6 +110,13 @@ def test_a_new_principal_needs_roles_a_disabled_one_gets_no_token_and_cli_names_
         rights_to_add("ana", HELD, None, widen=True, disabled=True)
     with pytest.raises(Invalid):
         rights_to_add("cli:ana", None, HELD, widen=True)
+
+
+def test_military_clearance_is_handed_on_only_by_a_cleared_issuer():
+    with pytest.raises(Forbidden):
+        require_may_issue(False, "ana", "military")
+    require_may_issue(True, "ana", "military")
+    require_may_issue(False, "ana", None)
 
 
 # ---- token list and principal show ------------------------------------------------------------------
@@ -284,6 +291,27 @@ async def test_the_api_refuses_to_widen_a_principal_with_409_unless_the_body_say
                                    "AND details->>'principal' = $1 ORDER BY id DESC LIMIT 1", name)
     assert json.loads(event["details"])["widened"] == {"roles": ["admin"], "clearance": "military"}
     assert (await principal_row(pg_pool, name))["tokens"] == 4
+
+
+async def test_only_a_cleared_admin_issues_a_token_that_carries_military_clearance(client, admin, make_token, pg_pool,
+                                                                                   uid):
+    uncleared = bearer(await make_token("admin", name=f"uncleared-admin-{uid}"))
+    cleared_name = f"cleared-reader-{uid}"
+    assert (await client.post("/api/v1/tokens", headers=admin, json={
+        "principal": cleared_name, "roles": ["auditor"], "clearance": "military"})).status_code == 201
+
+    new = await client.post("/api/v1/tokens", headers=uncleared, json={
+        "principal": f"new-cleared-{uid}", "roles": ["auditor"], "clearance": "military"})
+    as_is = await client.post("/api/v1/tokens", headers=uncleared, json={"principal": cleared_name})
+    widened = await client.post("/api/v1/tokens", headers=uncleared, json={
+        "principal": cleared_name, "roles": ["auditor", "planner"], "clearance": "military", "widen": True})
+    assert [r.status_code for r in (new, as_is, widened)] == [403, 403, 403]
+    assert new.json()["type"] == "forbidden"
+    assert await principal_row(pg_pool, f"new-cleared-{uid}") is None
+    row = await principal_row(pg_pool, cleared_name)
+    assert (list(row["roles"]), row["tokens"]) == (["auditor"], 1)
+    plain = await client.post("/api/v1/tokens", headers=uncleared, json={"principal": f"plain-{uid}", "roles": ["auditor"]})
+    assert plain.status_code == 201
 
 
 async def test_cli_names_are_reserved_for_the_command_line(client, admin, database_url, pg_pool, uid):

@@ -29,7 +29,8 @@ class TokenIn(Strict):
     """A token for ``principal``. A new principal is created with these rights (``roles`` required).
     For an existing one the rights must be exactly its own, or left out entirely (a token for it as
     it is); more or fewer answer 409 ``conflict`` unless ``widen`` is true, which adds what is asked
-    (never removes) and is recorded in the audit event."""
+    (never removes) and is recorded in the audit event. A token carrying military clearance is issued
+    only by a cleared admin (403 otherwise)."""
 
     principal: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     roles: Annotated[list[Role], msgspec.Meta(min_length=1)] | None = None
@@ -70,7 +71,7 @@ class TokenController(Controller):
         expires_at = (datetime.now(timezone.utc) + timedelta(days=data.expires_in_days)) if data.expires_in_days else None
         async with write_transaction(request, state.db) as (tx, note):
             issued = await principals.issue_token(tx.pg, data.principal, data.asked(), widen=data.widen,
-                                                  label=data.label, expires_at=expires_at)
+                                                  label=data.label, expires_at=expires_at, issuer=request.user)
             row = issued.record
             note.status, note.target = 201, f"/api/v1/tokens/{row['id']}"
             note.details = {"principal": data.principal, "roles": sorted(row["roles"]), "created": issued.created}
