@@ -4,6 +4,8 @@ HTTP request metrics come from Litestar's Prometheus middleware (paths grouped b
 the business metrics below are aggregates with bounded label sets.
 """
 
+from contextvars import ContextVar
+
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 MOVEMENTS_POSTED = Counter(
@@ -45,8 +47,15 @@ SNAPSHOT_METRICS = {
 SNAPSHOT_COUNTERS = {"stockpile_ledger_movements"}  # exposed as ``…_total``
 
 
+# Whether the scrape being rendered is by a token cleared for military stock (set by /metrics for
+# the one render it does; a collector cannot see the request).
+SCRAPE_CLEARED: ContextVar[bool] = ContextVar("scrape_cleared", default=False)
+
+
 class SnapshotCollector:
-    """Serves the latest snapshot held in memory (see ``stockpile.api.app``)."""
+    """Serves the latest snapshot held in memory (see ``stockpile.api.app``), each sample to its
+    audience: series that count military stock only to a scrape cleared for it, their uncleared
+    variants only to the others (see ``stockpile.store.snapshots.aggregate``)."""
 
     def __init__(self) -> None:
         self.taken_at: float | None = None
@@ -55,10 +64,11 @@ class SnapshotCollector:
     def collect(self):
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+        hidden = "uncleared" if SCRAPE_CLEARED.get() else "cleared"
         families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
         for sample in self.samples:
             name = sample["metric"]
-            if name not in SNAPSHOT_METRICS:
+            if name not in SNAPSHOT_METRICS or sample.get("audience", "cleared") == hidden:
                 continue
             labels = sample["labels"]
             family = families.get(name)

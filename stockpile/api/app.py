@@ -30,7 +30,7 @@ from stockpile.api.controllers.rotation import RotationOrderController, Rotation
 from stockpile.api.controllers.stock import LotController, StockController
 from stockpile.api.controllers.targets import CoverageController, TargetController
 from stockpile.config import Settings, get_settings
-from stockpile.metrics import SNAPSHOT
+from stockpile.metrics import SCRAPE_CLEARED, SNAPSHOT
 from stockpile.store import snapshots
 from stockpile.store.db import Database
 
@@ -46,11 +46,17 @@ class MetricsController(PrometheusController):
 
     @get(include_in_schema=False)
     async def get(self, request: Request, state: State) -> Response:  # type: ignore[override]
+        principal = None
         if not state.settings.metrics_public:
             principal = await authenticate_bearer(request, "/metrics needs a bearer token of role metrics")
             if not principal.has_any({"metrics", "admin"}):
                 raise PermissionDeniedException("/metrics needs the metrics role")
-        return await super().get.fn(self)  # type: ignore[attr-defined]
+        # Series counting military stock go only to a token cleared for it (open metrics: never).
+        cleared = SCRAPE_CLEARED.set(principal is not None and principal.cleared_military)
+        try:
+            return await super().get.fn(self)  # type: ignore[attr-defined]
+        finally:
+            SCRAPE_CLEARED.reset(cleared)
 
 
 @get("/docs", include_in_schema=False, media_type="text/html")

@@ -26,11 +26,6 @@ def replayed(body: bytes, status: int) -> Response:
     return json_response(body, status, headers={"Idempotent-Replayed": "true"})
 
 
-def visibility(principal) -> dict[str, Any]:
-    """The read filters a principal's scope and clearance impose (see ``stockpile.domain.access``)."""
-    return {"warehouse_ids": principal.warehouse_filter, "cleared": principal.cleared_military}
-
-
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     content = body if isinstance(body, bytes) else msgspec.json.encode(body)
     return Response(content=content, status_code=status, media_type="application/json", headers=headers)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stockpile.domain.errors import Forbidden
+from stockpile.domain.errors import Forbidden, NotFound
 
 ROLES = ("operator", "planner", "commander", "auditor", "admin", "metrics")
 
@@ -67,6 +67,45 @@ class Principal:
         """Warehouse ids a read is limited to, or ``None`` for no limit."""
         return None if self.national else sorted(self.warehouse_ids)
 
+    @property
+    def visibility(self) -> Visibility:
+        """What this principal's reads are limited to (the one filter every read asks)."""
+        return Visibility(
+            warehouse_ids=None if self.national else tuple(sorted(self.warehouse_ids)),
+            region_ids=None if self.national else tuple(sorted(self.region_ids)),
+            cleared=self.cleared_military,
+        )
+
+
+@dataclass(frozen=True)
+class Visibility:
+    """The limits of a read, as ``stockpile.store.visibility`` applies them in SQL.
+
+    ``warehouse_ids`` / ``region_ids``: the reader's scope (``None``: national, no limit);
+    ``cleared``: military-owned stock, military targets and what is derived from them are shown.
+    """
+
+    warehouse_ids: tuple[int, ...] | None = None
+    region_ids: tuple[int, ...] | None = None
+    cleared: bool = True
+
+    def params(self) -> dict[str, list[int] | bool | None]:
+        """Keyword arguments of the store's reads (``warehouse_ids``, ``region_ids``, ``cleared``)."""
+        return {"warehouse_ids": None if self.warehouse_ids is None else list(self.warehouse_ids),
+                "region_ids": None if self.region_ids is None else list(self.region_ids),
+                "cleared": self.cleared}
+
+    @property
+    def ledger(self) -> dict[str, list[int] | bool | None]:
+        """The keyword arguments of the ledger reads (stock, lots, movements, transfers)."""
+        params = self.params()
+        del params["region_ids"]
+        return params
+
+
+# Everything a national principal with military clearance sees (jobs and the trusted CLI read so).
+EVERYTHING = Visibility()
+
 
 def require_warehouse(principal: Principal, warehouse_id: int, code: str) -> None:
     """Writes only inside the principal's scope."""
@@ -78,6 +117,66 @@ def require_cleared(principal: Principal, sector: str) -> None:
     """Only principals cleared for it act on military-owned stock (the answer names no quantity)."""
     if not principal.may_see_owner(sector):
         raise Forbidden("this stock is owned by the military sector; acting on it needs military clearance")
+
+
+def require_visible(visible: bool, what: str) -> None:
+    """An object the caller may not see answers as if it did not exist."""
+    if not visible:
+        raise NotFound(f"no {what}")
+
+
+# Reserve targets ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetPlace:
+    """Where a reserve target stands and whose stock it counts, as the policy needs to know it.
+
+    ``military``: it counts one military owner's stock or the military sector's.
+    ``every_owner_at_warehouse``: it counts every owner's stock at one warehouse (for an uncleared
+    reader that would place military quantities at a depot, so such a target is theirs to see only
+    with clearance).
+    """
+
+    warehouse_id: int | None
+    region_id: int | None
+    military: bool
+    every_owner_at_warehouse: bool
+
+
+def target_disclosed(target: TargetPlace) -> bool:
+    """Whether a reader without military clearance may see the target at all (scope aside)."""
+    return not (target.military or target.every_owner_at_warehouse)
+
+
+def target_visible(principal: Principal, target: TargetPlace) -> bool:
+    """A target is seen by readers whose scope holds its scope, and — without military clearance —
+    only when it is neither military nor every owner's stock at one warehouse.
+    ``stockpile.store.visibility.TARGETS`` is the same rule in SQL."""
+    in_scope = principal.national or (
+        target.warehouse_id in principal.warehouse_ids if target.warehouse_id is not None
+        else target.region_id in principal.region_ids)
+    return in_scope and (principal.cleared_military or target_disclosed(target))
+
+
+def require_target_writable(principal: Principal, now: TargetPlace | None, becomes: TargetPlace) -> None:
+    """Writing a target: the caller must see it as it is now (else it does not exist for them),
+    and both the target as it is and as it becomes must lie in the caller's scope and clearance —
+    nobody replaces a target they could not have set."""
+    if now is not None:
+        require_visible(target_visible(principal, now), "reserve target with this code")
+    if not target_visible(principal, becomes):
+        if becomes.military or becomes.every_owner_at_warehouse:
+            raise Forbidden("a target counting military stock, or every owner's stock at one warehouse, "
+                            "needs military clearance")
+        raise Forbidden(f"{principal.name} may not set targets outside its regions")
+
+
+def shows_figures_of(principal: Principal, *, counts_every_owner: bool) -> bool:
+    """An aggregate that counts every owner's stock (coverage of an all-owner target, as an alert
+    reports it) includes military stock: an uncleared reader sees its state, not its figures, so no
+    military position can be recovered by subtracting what that reader can see."""
+    return principal.cleared_military or not counts_every_owner
 
 
 # Allocation: requests, plans, drills, obligations ------------------------------------------------
@@ -184,3 +283,57 @@ def sees_full_drill(principal: Principal) -> bool:
 
 # The reader a drill's variant without military stock is computed for; scoped readers see less of it.
 UNCLEARED_READER = Principal(id=0, name="a national reader without clearance", roles=frozenset({"auditor"}))
+
+
+@dataclass(frozen=True)
+class ObligationPlace:
+    """An obligation as the policy needs it: its parties, its lot's warehouse and the destinations
+    of the draws that made it."""
+
+    creditor_military: bool
+    debtor_military: bool
+    lot_warehouse_id: int
+    destination_ids: frozenset[int]
+
+
+def obligation_visible(principal: Principal, obligation: ObligationPlace) -> bool:
+    """Seen by readers whose scope holds its lot's warehouse or a destination it was drawn for; never
+    by an uncleared reader when the creditor or the debtor is military."""
+    if not principal.cleared_military and (obligation.creditor_military or obligation.debtor_military):
+        return False
+    return principal.covers_warehouse(obligation.lot_warehouse_id) or any(
+        principal.covers_warehouse(w) for w in obligation.destination_ids)
+
+
+def require_party_writable(principal: Principal, sector_now: str | None, sector_becomes: str) -> None:
+    """A party's sector decides who sees its stock: turning a military party civilian would show its
+    stock to every reader, turning a party military would hide its stock from them. Either, and any
+    change to a military party, needs military clearance."""
+    if MILITARY in (sector_now, sector_becomes) and not principal.cleared_military:
+        raise Forbidden("changing a military party, or making a party military, needs military clearance")
+
+
+def order_visible(principal: Principal, warehouse_id: int, owner_sector: str) -> bool:
+    """A rotation order is seen where its position is: in the reader's warehouses, and — without
+    clearance — not of a military owner (``stockpile.store.visibility.ROTATION_ORDERS`` in SQL)."""
+    return principal.covers_warehouse(warehouse_id) and principal.may_see_owner(owner_sector)
+
+
+def require_national_remit(principal: Principal, root_region_ids: list[int], what: str) -> None:
+    """Rules that apply across the nation are set by national roles, or by a planner granted a
+    top-level region (the nation) — never by one whose remit is a province or a district."""
+    if not (principal.national or set(root_region_ids) & principal.region_ids):
+        raise Forbidden(f"{what} apply nationally; {principal.name} is granted only part of the nation")
+
+
+def lot_disclosed(principal: Principal, holder_sectors: set[str]) -> bool:
+    """Need-to-know of a lot (scope aside): a lot whose stock is all military-owned does not exist
+    for a reader without clearance — writes naming it by id answer exactly as for an unknown lot, so
+    a refusal cannot confirm it. ``holder_sectors``: the sectors holding stock in it."""
+    return principal.cleared_military or not holder_sectors or holder_sectors != {MILITARY}
+
+
+def movement_disclosed(principal: Principal, touched_sectors: set[str]) -> bool:
+    """A movement touching any military position does not exist for a reader without clearance
+    (the rule of ``stockpile.store.visibility.MOVEMENTS``)."""
+    return principal.cleared_military or MILITARY not in touched_sectors

@@ -6,6 +6,7 @@ from typing import Any
 
 import asyncpg
 
+from stockpile.domain.access import Principal, require_party_writable
 from stockpile.domain.errors import Conflict, Invalid, NotFound
 from stockpile.services import commands as c
 from stockpile.store import masterdata as store
@@ -43,9 +44,16 @@ async def _parent_id(pg: asyncpg.Connection, table: str, code: str, parent: str 
     return ids[parent]
 
 
-async def upsert(pg: asyncpg.Connection, kind: str, code: str, data: Any) -> tuple[bool, dict[str, Any]]:
-    """Create or replace the object with this code; returns (created, stored object)."""
+async def upsert(pg: asyncpg.Connection, kind: str, code: str, data: Any,
+                 principal: Principal | None = None) -> tuple[bool, dict[str, Any]]:
+    """Create or replace the object with this code; returns (created, stored object).
+
+    ``principal``: who asks (None: the trusted loaders, demo and import). A party's sector decides
+    who sees its stock, so a military party — as it is, or as it would become — is changed only by
+    a principal cleared for military stock."""
     if kind == "parties":
+        if principal is not None:
+            require_party_writable(principal, await store.party_sector_by_code(pg, code), data.sector)
         values = {"name": data.name, "sector": data.sector,
                   "parent_id": await _parent_id(pg, "parties", code, data.parent)}
     elif kind == "regions":

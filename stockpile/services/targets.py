@@ -8,9 +8,9 @@ from typing import Any
 
 import asyncpg
 
-from stockpile.domain.access import Principal
+from stockpile.domain.access import Principal, TargetPlace, require_target_writable
 from stockpile.domain.coverage import coverage_state, days_of_supply, validate_ratios
-from stockpile.domain.errors import Forbidden, Invalid, NotFound
+from stockpile.domain.errors import Invalid, NotFound
 from stockpile.services import commands as c
 from stockpile.store import coverage as store
 from stockpile.store import masterdata
@@ -45,8 +45,12 @@ async def upsert(pg: asyncpg.Connection, code: str, data: c.TargetIn, principal:
     if errors:
         raise Invalid(errors)
     warehouse_id, region_id = refs.get("scope.warehouse"), refs.get("scope.region")
-    if (warehouse_id and not principal.covers_warehouse(warehouse_id)) or (region_id and not principal.covers_region(region_id)):
-        raise Forbidden(f"{principal.name} may not set targets outside its regions")
+    owner_sector = await masterdata.party_sector(pg, refs["owner"]) if refs.get("owner") else None
+    current = await store.target(pg, code, for_update=True)
+    require_target_writable(
+        principal, None if current is None else place(current),
+        TargetPlace(warehouse_id, region_id, military="military" in (owner_sector, data.sector),
+                    every_owner_at_warehouse=data.owner is None and data.sector is None and warehouse_id is not None))
     created = await store.upsert_target(pg, code, {
         "scope_warehouse_id": warehouse_id, "scope_region_id": region_id, "material_id": refs.get("material"),
         "category": data.category, "substitution_group": data.substitution_group, "owner_id": refs.get("owner"),
@@ -55,6 +59,21 @@ async def upsert(pg: asyncpg.Connection, code: str, data: c.TargetIn, principal:
         "population": data.population,
     })
     return created, present(await store.target(pg, code))
+
+
+def place(row: asyncpg.Record) -> TargetPlace:
+    """A stored target as the policy judges it."""
+    return TargetPlace(row["scope_warehouse_id"], row["scope_region_id"],
+                       military="military" in (row["owner_sector"], row["sector"]),
+                       every_owner_at_warehouse=row["owner_id"] is None and row["sector"] is None
+                       and row["scope_warehouse_id"] is not None)
+
+
+def figures_disclosed(row: asyncpg.Record) -> bool:
+    """A target's figures count no military stock when it counts one non-military owner or sector."""
+    if row["owner_id"] is not None:
+        return row["owner_sector"] != "military"
+    return row["sector"] is not None and row["sector"] != "military"
 
 
 def present(row: asyncpg.Record) -> dict[str, Any]:

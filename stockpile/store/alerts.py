@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from stockpile.domain.alerts import Wanted
+from stockpile.store.visibility import ALERTS
 
 EVALUATION_LOCK = 0x5710C9A2
 
@@ -141,14 +142,16 @@ async def acknowledge(pg: asyncpg.Connection, alert_id: str, actor: str, note: s
     return row["state"]
 
 
-VISIBLE = """($1::bigint[] IS NULL OR a.warehouse_id = ANY($1) OR a.region_id = ANY($2)
-             OR (a.warehouse_id IS NULL AND a.region_id IS NULL)) AND ($3 OR NOT a.military)"""
+VISIBLE = ALERTS.format(warehouses="$1", regions="$2", cleared="$3")
 
 # An unresolved alert was seen by the last evaluation of its kind (see migration 0008).
 ALERT = """SELECT a.id::text AS id, a.kind, a.subject, a.severity, a.state, a.title, a.details, a.opened_at,
                   CASE WHEN a.state <> 'resolved' THEN greatest(a.last_seen_at, e.evaluated_at)
                        ELSE a.last_seen_at END AS last_seen_at,
-                  a.acknowledged_at, a.acknowledged_by, a.resolved_at, w.code AS warehouse, r.code AS region
+                  a.acknowledged_at, a.acknowledged_by, a.resolved_at, w.code AS warehouse, r.code AS region,
+                  a.kind = 'shortfall' AND EXISTS (
+                      SELECT 1 FROM reserve_targets t WHERE a.subject = 'target:' || t.code
+                         AND t.owner_id IS NULL AND t.sector IS NULL) AS counts_every_owner
              FROM alerts a LEFT JOIN warehouses w ON w.id = a.warehouse_id LEFT JOIN regions r ON r.id = a.region_id
              LEFT JOIN alert_evaluations e ON e.kind = a.kind"""
 

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from stockpile.domain.coverage import horizon_cuts
+from stockpile.store.visibility import COUNTED_STOCK, TARGETS
 
 TARGET = """
 SELECT t.id, t.code, sw.code AS warehouse, sr.code AS region, m.code AS material, t.category, t.substitution_group,
@@ -22,16 +23,6 @@ SELECT t.id, t.code, sw.code AS warehouse, sr.code AS region, m.code AS material
   LEFT JOIN materials m ON m.id = t.material_id
   LEFT JOIN parties o ON o.id = t.owner_id"""
 
-# A target is visible when its scope is the reader's, and — for a reader not cleared for military
-# stock — when it is not military-owned and, counting every owner, not narrowed to one warehouse
-# (that would show a military quantity at a place: such readers see it aggregated to a region or not at all).
-VISIBLE = """
-    ({warehouses}::bigint[] IS NULL
-       OR t.scope_warehouse_id = ANY({warehouses}) OR t.scope_region_id = ANY({regions}))
-    AND ({cleared} OR (coalesce(o.sector, t.sector, '') <> 'military'
-                       AND NOT (t.owner_id IS NULL AND t.sector IS NULL AND t.scope_warehouse_id IS NOT NULL)))"""
-
-
 async def upsert_target(pg: asyncpg.Connection, code: str, values: dict[str, Any]) -> bool:
     columns = ["code", *values]
     placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
@@ -44,9 +35,13 @@ async def upsert_target(pg: asyncpg.Connection, code: str, values: dict[str, Any
 
 
 async def target(pg: asyncpg.Connection, code: str, *, warehouse_ids: list[int] | None = None,
-                 region_ids: list[int] | None = None, cleared: bool = True) -> asyncpg.Record | None:
+                 region_ids: list[int] | None = None, cleared: bool = True, for_update: bool = False,
+                 ) -> asyncpg.Record | None:
+    """One target as the reader may see it; ``for_update`` locks its row (a write judges the target
+    as it is, and nobody changes it meanwhile)."""
+    lock = " FOR UPDATE OF t" if for_update else ""
     return await pg.fetchrow(
-        f"{TARGET} WHERE t.code = $1 AND {VISIBLE.format(warehouses='$2', regions='$3', cleared='$4')}",
+        f"{TARGET} WHERE t.code = $1 AND {TARGETS.format(warehouses='$2', regions='$3', cleared='$4')}{lock}",
         code, warehouse_ids, region_ids, cleared,
     )
 
@@ -55,7 +50,7 @@ async def targets(pg: asyncpg.Connection, *, after: str | None, limit: int, ware
                   region_ids: list[int] | None = None, cleared: bool = True) -> list[asyncpg.Record]:
     return await pg.fetch(
         f"""{TARGET} WHERE ($1::text IS NULL OR t.code > $1)
-              AND {VISIBLE.format(warehouses='$3', regions='$4', cleared='$5')}
+              AND {TARGETS.format(warehouses='$3', regions='$4', cleared='$5')}
             ORDER BY t.code LIMIT $2""",
         after, limit, warehouse_ids, region_ids, cleared,
     )
@@ -142,7 +137,7 @@ def _coverage_ctes(visible: str, chosen_where: str, today: str, cuts: str, owner
 # Reads: $1 today, $2 region code, $3 category, $4 warehouse ids, $5 region ids, $6 cleared,
 # $7 horizon cuts, $8 named owners.
 COVERAGE = _coverage_ctes(
-    VISIBLE.format(warehouses='$4', regions='$5', cleared='$6'),
+    TARGETS.format(warehouses='$4', regions='$5', cleared='$6'),
     """($2::text IS NULL OR t.home_region_id IN
                (SELECT cl.descendant FROM closure cl JOIN regions rr ON rr.id = cl.ancestor WHERE rr.code = $2))
         AND ($3::text IS NULL OR t.target_category = $3)""",
@@ -150,7 +145,8 @@ COVERAGE = _coverage_ctes(
     # a region's targets count only stock under it: pass over that part of the stock alone
     within="""($2::text IS NULL OR l.warehouse_id IN (
                   SELECT w.id FROM warehouses w JOIN closure cl ON cl.descendant = w.region_id
-                    JOIN regions rr ON rr.id = cl.ancestor WHERE rr.code = $2))""",
+                    JOIN regions rr ON rr.id = cl.ancestor WHERE rr.code = $2))
+              AND """ + COUNTED_STOCK.format(cleared="$6"),
 ) + """
             SELECT c.*, coalesce(u.usable, 0) AS usable
               FROM chosen c LEFT JOIN usable u ON u.id = c.id
@@ -234,7 +230,8 @@ async def coverage(
     what is reserved) is summed per (warehouse, material, owner sector, named owner, horizon cuts
     it outlives) — a parallel aggregate no wider than the targets need — then rolled up to the
     regions that scope a target, and each target picks the sums of its materials that outlive its
-    horizon. See ``stockpile.domain.coverage``.
+    horizon. See ``stockpile.domain.coverage``. A reader not ``cleared`` for military stock gets
+    coverage of the stock it may see: no military stock is counted (floors are checked on all of it).
     """
     cuts, named_owners = await horizon_cuts_and_named_owners(pg)
     if not cuts:

@@ -8,6 +8,7 @@ from datetime import date, datetime
 import asyncpg
 
 from stockpile.store.db import as_uuid
+from stockpile.store.visibility import MOVEMENTS, POSITIONS, TRANSFERS
 
 REGION_TREE = """
     WITH RECURSIVE scope(id) AS (
@@ -43,8 +44,7 @@ async def stock(
            AND ($6::date IS NULL OR l.expires_on < $6)
            AND ($7::text IS NULL OR l.status = $7)
            AND ($8::bigint IS NULL OR a.id > $8)
-           AND ($10::bigint[] IS NULL OR w.id = ANY($10))
-           AND ($11 OR o.sector <> 'military')
+           AND {POSITIONS.format(warehouses="$10", cleared="$11")}
          ORDER BY a.id
          LIMIT $9""",
         region, warehouse, material, owner, category, expiring_before, status, after, limit, warehouse_ids, cleared,
@@ -107,15 +107,6 @@ async def set_lot_status(pg: asyncpg.Connection, lot_id: str, status: str, reaso
     return previous
 
 
-# A movement is visible when it touches a warehouse in scope and (unless cleared) no military position.
-VISIBLE = """
-    ({warehouses}::bigint[] IS NULL OR EXISTS (
-        SELECT 1 FROM postings vp JOIN accounts va ON va.id = vp.account_id JOIN lots vl ON vl.id = va.lot_id
-         WHERE vp.movement_id = mv.id AND vl.warehouse_id = ANY({warehouses})))
-    AND ({cleared} OR NOT EXISTS (
-        SELECT 1 FROM postings vp JOIN accounts va ON va.id = vp.account_id JOIN parties vo ON vo.id = va.owner_id
-         WHERE vp.movement_id = mv.id AND vo.sector = 'military'))"""
-
 MOVEMENT_SELECT = """
     SELECT mv.seq, mv.id::text AS id, mv.kind, mv.occurred_at, mv.recorded_at, mv.reason, mv.note,
            mv.reverses_id::text AS reverses, mv.transfer_id::text AS transfer_id, pr.name AS recorded_by,
@@ -156,7 +147,7 @@ async def movements(
                    AND ($5::text IS NULL OR w.code = $5)
                    AND ($6::text IS NULL OR m.code = $6)
                    AND ($7::text IS NULL OR o.code = $7)))
-           AND {VISIBLE.format(warehouses="$9", cleared="$10")}
+           AND {MOVEMENTS.format(warehouses="$9", cleared="$10")}
          ORDER BY mv.seq DESC
          LIMIT $8""",
         kind, since, until, before_seq, warehouse, material, owner, limit, warehouse_ids, cleared,
@@ -169,16 +160,9 @@ async def movement(pg: asyncpg.Connection, movement_id: str, *, warehouse_ids: l
     if movement_id is None:
         return None
     return await pg.fetchrow(
-        f"{MOVEMENT_SELECT} WHERE mv.id = $1::uuid AND {VISIBLE.format(warehouses='$2', cleared='$3')}",
+        f"{MOVEMENT_SELECT} WHERE mv.id = $1::uuid AND {MOVEMENTS.format(warehouses='$2', cleared='$3')}",
         movement_id, warehouse_ids, cleared,
     )
-
-
-TRANSFER_VISIBLE = """
-    ({warehouses}::bigint[] IS NULL OR t.from_warehouse_id = ANY({warehouses}) OR t.to_warehouse_id = ANY({warehouses}))
-    AND ({cleared} OR NOT EXISTS (
-        SELECT 1 FROM transfer_lines tl JOIN parties o ON o.id = tl.owner_id
-         WHERE tl.transfer_id = t.id AND o.sector = 'military'))"""
 
 
 async def transfers(pg: asyncpg.Connection, *, state: str | None, warehouse: str | None,
@@ -191,7 +175,7 @@ async def transfers(pg: asyncpg.Connection, *, state: str | None, warehouse: str
              JOIN warehouses fw ON fw.id = t.from_warehouse_id JOIN warehouses tw ON tw.id = t.to_warehouse_id
             WHERE ($1::text IS NULL OR t.state = $1) AND ($2::text IS NULL OR $2 IN (fw.code, tw.code))
               AND ($3::timestamptz IS NULL OR (t.dispatched_at, t.id) < ($3, $4::uuid))
-              AND {TRANSFER_VISIBLE.format(warehouses="$6", cleared="$7")}
+              AND {TRANSFERS.format(warehouses="$6", cleared="$7")}
             ORDER BY t.dispatched_at DESC, t.id DESC LIMIT $5""",
         state, warehouse, after_at, after_id, limit, warehouse_ids, cleared,
     )
@@ -204,6 +188,6 @@ async def transfer_visible(pg: asyncpg.Connection, transfer_id: str, *, warehous
         return False
     return await pg.fetchval(
         f"SELECT EXISTS (SELECT 1 FROM transfers t WHERE t.id = $1::uuid AND "
-        f"{TRANSFER_VISIBLE.format(warehouses='$2', cleared='$3')})",
+        f"{TRANSFERS.format(warehouses='$2', cleared='$3')})",
         transfer_id, warehouse_ids, cleared,
     )

@@ -13,15 +13,27 @@ from stockpile.store import coverage
 from stockpile.store import rotation_plan
 
 
+ALL, CLEARED, UNCLEARED = "all", "cleared", "uncleared"
+
+
+def _by_sector(sector: str) -> str:
+    """A series of one owner sector: the military sector's is for cleared tokens only."""
+    return CLEARED if sector == "military" else ALL
+
+
 async def aggregate(pg: asyncpg.Connection, today: date, max_targets: int = 100) -> list[dict[str, Any]]:
     """Every business gauge, aggregated (never per lot). Series are bounded: provinces (top-level
     regions) × categories × sectors × units for stock, categories × sectors × units for expiring stock,
     the ``max_targets`` worst-covered targets (with counts by state for all of them), kinds ×
-    severities for alerts."""
+    severities for alerts.
+
+    Need-to-know: each sample names its ``audience`` — ``all``, ``cleared`` (it counts military
+    stock: only a token cleared for it is shown it) or ``uncleared`` (the same gauge counted on the
+    stock an uncleared reader may see, as ``GET /coverage`` counts it for them)."""
     samples: list[dict[str, Any]] = []
 
-    def add(metric: str, value: float, **labels: str) -> None:
-        samples.append({"metric": metric, "labels": labels, "value": float(value)})
+    def add(metric: str, value: float, audience: str = ALL, **labels: str) -> None:
+        samples.append({"metric": metric, "labels": labels, "value": float(value), "audience": audience})
 
     expiring: dict[tuple[str, str, str], list] = {}
 
@@ -50,25 +62,27 @@ async def aggregate(pg: asyncpg.Connection, today: date, max_targets: int = 100)
         today,
     ):
         labels = {"category": row["category"], "region": row["region"], "sector": row["sector"], "unit": row["unit"]}
-        add("stockpile_stock_quantity", row["on_hand"], **labels)
+        add("stockpile_stock_quantity", row["on_hand"], _by_sector(row["sector"]), **labels)
         national = (row["category"], row["sector"], row["unit"])
         expiring[national] = [a + b for a, b in zip(expiring.get(national, (0, 0)), (row["d30"], row["d90"]))]
     # Expiring stock is a national figure per category, sector and unit: by province it would
     # triple the stock series for a number nobody reads by province.
     for (category, sector, unit), (d30, d90) in sorted(expiring.items()):
-        add("stockpile_expiring_quantity", d30, within="30d", category=category, sector=sector, unit=unit)
-        add("stockpile_expiring_quantity", d90, within="90d", category=category, sector=sector, unit=unit)
-    rows = await coverage.coverage(pg, today=today, region=None, category=None)
-    states: dict[str, int] = {"ok": 0, "warning": 0, "critical": 0}
-    for row in rows:
-        states[coverage_state(row["usable"] / row["quantity"], row["warning_ratio"], row["critical_ratio"])] += 1
-    for state, n in states.items():
-        add("stockpile_targets", n, state=state)
-    for row in sorted(rows, key=lambda r: r["usable"] / r["quantity"])[:max_targets]:
-        labels = {"target": row["code"]}
-        add("stockpile_coverage_ratio", row["usable"] / row["quantity"], **labels)
-        add("stockpile_coverage_usable_quantity", row["usable"], **labels)
-        add("stockpile_coverage_required_quantity", row["quantity"], **labels)
+        audience = _by_sector(sector)
+        add("stockpile_expiring_quantity", d30, audience, within="30d", category=category, sector=sector, unit=unit)
+        add("stockpile_expiring_quantity", d90, audience, within="90d", category=category, sector=sector, unit=unit)
+    for audience, cleared in ((CLEARED, True), (UNCLEARED, False)):
+        rows = await coverage.coverage(pg, today=today, region=None, category=None, cleared=cleared)
+        states: dict[str, int] = {"ok": 0, "warning": 0, "critical": 0}
+        for row in rows:
+            states[coverage_state(row["usable"] / row["quantity"], row["warning_ratio"], row["critical_ratio"])] += 1
+        for state, n in states.items():
+            add("stockpile_targets", n, audience, state=state)
+        for row in sorted(rows, key=lambda r: r["usable"] / r["quantity"])[:max_targets]:
+            labels = {"target": row["code"]}
+            add("stockpile_coverage_ratio", row["usable"] / row["quantity"], audience, **labels)
+            add("stockpile_coverage_usable_quantity", row["usable"], audience, **labels)
+            add("stockpile_coverage_required_quantity", row["quantity"], audience, **labels)
     for row in await pg.fetch("SELECT kind, severity, count(*) AS n FROM alerts WHERE state <> 'resolved' GROUP BY 1, 2"):
         add("stockpile_alerts_open", row["n"], kind=row["kind"], severity=row["severity"])
     for row in await pg.fetch("SELECT kind, count(*) AS n FROM movements GROUP BY 1"):
@@ -80,8 +94,15 @@ async def aggregate(pg: asyncpg.Connection, today: date, max_targets: int = 100)
     by_state = {row["state"]: row["n"] for row in states}
     for state in ("planned", "in_progress", "completed", "cancelled"):
         add("stockpile_rotation_orders", by_state.get(state, 0), state=state)
+    totals: dict[tuple[str, str], dict[str, Any]] = {}
     for row in overdue:
-        add("stockpile_rotation_overdue_quantity", row["quantity"], category=row["category"], unit=row["unit"])
+        total = totals.setdefault((row["category"], row["unit"]), {CLEARED: 0, UNCLEARED: 0})
+        total[CLEARED] += row["quantity"]
+        if not row["military"]:
+            total[UNCLEARED] += row["quantity"]
+    for (category, unit), by_audience in sorted(totals.items()):
+        for audience, quantity in by_audience.items():
+            add("stockpile_rotation_overdue_quantity", quantity, audience, category=category, unit=unit)
     requests = {(r["state"], r["priority"]): r["n"] for r in await pg.fetch(
         "SELECT state, priority, count(*) AS n FROM allocation_requests GROUP BY 1, 2")}
     for state in ("pending", "allocated", "cancelled"):

@@ -9,6 +9,49 @@ here, not in its own module.
 
 from __future__ import annotations
 
+# A stock position (``w`` its lot's warehouse, ``o`` its owner): in the reader's warehouses, and
+# not military-owned unless the reader is cleared.
+POSITIONS = "({warehouses}::bigint[] IS NULL OR w.id = ANY({warehouses})) AND ({cleared} OR o.sector <> 'military')"
+
+# A rotation order (``w`` its lot's warehouse, ``ow`` its owner): the rule of its position.
+ROTATION_ORDERS = ("({warehouses}::bigint[] IS NULL OR w.id = ANY({warehouses})) "
+                   "AND ({cleared} OR ow.sector <> 'military')")
+
+# Stock counted by an aggregate shown to the reader (``o`` the owner): an uncleared reader's
+# aggregates count no military stock at all, so no military position can be recovered from them.
+COUNTED_STOCK = "({cleared} OR o.sector <> 'military')"
+
+# A movement (``mv``): it touches a warehouse in scope and, unless the reader is cleared, no
+# military position.
+MOVEMENTS = """
+    ({warehouses}::bigint[] IS NULL OR EXISTS (
+        SELECT 1 FROM postings vp JOIN accounts va ON va.id = vp.account_id JOIN lots vl ON vl.id = va.lot_id
+         WHERE vp.movement_id = mv.id AND vl.warehouse_id = ANY({warehouses})))
+    AND ({cleared} OR NOT EXISTS (
+        SELECT 1 FROM postings vp JOIN accounts va ON va.id = vp.account_id JOIN parties vo ON vo.id = va.owner_id
+         WHERE vp.movement_id = mv.id AND vo.sector = 'military'))"""
+
+# A transfer (``t``): from or to a warehouse in scope and, unless cleared, carrying no military stock.
+TRANSFERS = """
+    ({warehouses}::bigint[] IS NULL OR t.from_warehouse_id = ANY({warehouses}) OR t.to_warehouse_id = ANY({warehouses}))
+    AND ({cleared} OR NOT EXISTS (
+        SELECT 1 FROM transfer_lines tl JOIN parties o ON o.id = tl.owner_id
+         WHERE tl.transfer_id = t.id AND o.sector = 'military'))"""
+
+# A reserve target (``t``, ``o`` its owner; see ``stockpile.domain.access.target_visible``): its
+# scope is the reader's, and — without clearance — it is not military and does not count every
+# owner's stock at one warehouse (that would place a military quantity at a depot).
+TARGETS = """
+    ({warehouses}::bigint[] IS NULL
+       OR t.scope_warehouse_id = ANY({warehouses}) OR t.scope_region_id = ANY({regions}))
+    AND ({cleared} OR (coalesce(o.sector, t.sector, '') <> 'military'
+                       AND NOT (t.owner_id IS NULL AND t.sector IS NULL AND t.scope_warehouse_id IS NOT NULL)))"""
+
+# An alert (``a``): about a warehouse or region in scope (or national), and not military unless cleared.
+ALERTS = """
+    ({warehouses}::bigint[] IS NULL OR a.warehouse_id = ANY({warehouses}) OR a.region_id = ANY({regions})
+     OR (a.warehouse_id IS NULL AND a.region_id IS NULL)) AND ({cleared} OR NOT a.military)"""
+
 # Allocation (``stockpile.domain.access``: request_visible, plan_visible, drill_visible,
 # obligation_visible).
 

@@ -95,7 +95,7 @@ async def test_a_region_target_covers_its_sub_regions_and_substitutes(client, pl
     assert (await coverage_of(client, planner, f"T3-{uid}", state="ok")) is None
 
 
-async def test_uncleared_readers_see_military_stock_only_aggregated_to_a_region(client, planner_of, make_token, reserve, uid):
+async def test_uncleared_readers_coverage_counts_only_the_stock_they_may_see(client, planner_of, make_token, reserve, uid):
     w, _, _ = reserve
     planner = await planner_of(w.region)
     await target(client, planner, f"T4-{uid}", scope={"warehouse": w.north}, material=w.diesel, quantity="1000")
@@ -106,7 +106,9 @@ async def test_uncleared_readers_see_military_stock_only_aggregated_to_a_region(
     uncleared = {"Authorization": f"Bearer {await make_token('auditor')}"}
     assert await coverage_of(client, uncleared, f"T4-{uid}") is None
     assert await coverage_of(client, uncleared, f"T6-{uid}") is None
-    assert (await coverage_of(client, uncleared, f"T5-{uid}"))["usable"] == "580"
+    # counted on the stock the reader may see: the military 500 is not in it (no position to subtract)
+    assert (await coverage_of(client, uncleared, f"T5-{uid}"))["usable"] == "80"
+    assert (await coverage_of(client, planner, f"T5-{uid}"))["usable"] == "580"
     assert (await client.get(f"/api/v1/reserve-targets/T6-{uid}", headers=uncleared)).status_code == 404
 
 

@@ -14,7 +14,7 @@ from litestar.params import Parameter
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
 from stockpile.api.common import decode_cursor, encode_cursor, json_response, page_limit
-from stockpile.api.controllers.targets import target_visibility
+from stockpile.domain.access import Principal, shows_figures_of
 from stockpile.domain.errors import Conflict, NotFound
 from stockpile.domain.moments import rfc3339
 from stockpile.services.commands import Strict
@@ -30,12 +30,19 @@ class AcknowledgeIn(Strict):
     note: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
 
 
-def present(row, history=None) -> dict:
+def present(row, principal: Principal, history=None) -> dict:
+    """An alert as the reader may see it: a shortfall of a target counting every owner's stock
+    shows an uncleared reader its state, not the figures (they count military stock)."""
     when = lambda v: rfc3339(v) if v else None  # noqa: E731
     details = row["details"]
+    details = json.loads(details) if isinstance(details, str) else details
+    title = row["title"]
+    if not shows_figures_of(principal, counts_every_owner=row["counts_every_owner"]):
+        details = {"target": details.get("target"), "restricted": True}
+        title = f"reserve target {details['target']} is {row['severity']}"
     body = {
         "id": row["id"], "kind": row["kind"], "subject": row["subject"], "severity": row["severity"],
-        "state": row["state"], "title": row["title"], "details": json.loads(details) if isinstance(details, str) else details,
+        "state": row["state"], "title": title, "details": details,
         "warehouse": row["warehouse"], "region": row["region"], "opened_at": when(row["opened_at"]),
         "last_seen_at": when(row["last_seen_at"]), "acknowledged_at": when(row["acknowledged_at"]),
         "acknowledged_by": row["acknowledged_by"], "resolved_at": when(row["resolved_at"]),
@@ -59,24 +66,24 @@ class AlertController(Controller):
         size = page_limit(limit)
         async with state.db.transaction() as tx:
             rows = await store.alerts(tx.pg, state=state_, kind=kind, after=decode_cursor(cursor), limit=size + 1,
-                                      visibility=target_visibility(request.user))
+                                      visibility=request.user.visibility.params())
         more = len(rows) > size
         rows = rows[:size]
-        return json_response({"items": [present(r) for r in rows],
+        return json_response({"items": [present(r, request.user) for r in rows],
                               "next_cursor": encode_cursor(rows[-1]["opened_at"].isoformat()) if more else None})
 
     @get("/{alert_id:uuid}", guards=[can_read], summary="One alert with its history")
     async def read(self, request: Request, state: State, alert_id: UUID) -> Response:
         async with state.db.transaction() as tx:
-            row, history = await store.alert(tx.pg, str(alert_id), target_visibility(request.user))
+            row, history = await store.alert(tx.pg, str(alert_id), request.user.visibility.params())
         if row is None:
             raise NotFound(f"alert {alert_id} does not exist")
-        return json_response(present(row, history))
+        return json_response(present(row, request.user, history))
 
     @post("/{alert_id:uuid}/acknowledge", guards=[requires("operator", "planner", "commander", "admin")],
           status_code=200, summary="Acknowledge an open alert")
     async def acknowledge(self, request: Request, state: State, alert_id: UUID, data: AcknowledgeIn | None = None) -> Response:
-        visibility = target_visibility(request.user)
+        visibility = request.user.visibility.params()
         async with write_transaction(request, state.db) as (tx, note):
             row, _ = await store.alert(tx.pg, str(alert_id), visibility)
             if row is None:
@@ -86,4 +93,4 @@ class AlertController(Controller):
                 raise Conflict(f"alert {alert_id} is already resolved")
             note.details = {"was": before}
             row, history = await store.alert(tx.pg, str(alert_id), visibility)
-        return json_response(present(row, history))
+        return json_response(present(row, request.user, history))

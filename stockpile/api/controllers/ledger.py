@@ -16,7 +16,6 @@ from stockpile.api.audit import AuditNote
 from stockpile.api.auth import can_post_movements, can_read
 from stockpile.api.common import (
     RowCursor, decode_cursor, encode_cursor, idempotent, json_response, page, page_limit, replayed, request_fingerprint,
-    visibility,
 )
 from stockpile.api.group_commit import Job
 from stockpile.domain.errors import Invalid, NotFound
@@ -85,7 +84,7 @@ class MovementController(Controller):
         async with state.db.transaction() as tx:
             rows = await reads.movements(
                 tx.pg, warehouse=warehouse, material=material, owner=owner, kind=kind, since=since, until=until,
-                before_seq=decode_cursor(cursor, RowCursor), limit=size + 1, **visibility(request.user),
+                before_seq=decode_cursor(cursor, RowCursor), limit=size + 1, **request.user.visibility.ledger,
             )
         items = [(row["seq"], present_movement(row)) for row in rows]
         body = page(items, size, lambda item: item[0])
@@ -95,7 +94,7 @@ class MovementController(Controller):
     @get("/{movement_id:str}", guards=[can_read], summary="One movement with its postings")
     async def read(self, request: Request, state: State, movement_id: str) -> Response:
         async with state.db.transaction() as tx:
-            row = await reads.movement(tx.pg, movement_id, **visibility(request.user))
+            row = await reads.movement(tx.pg, movement_id, **request.user.visibility.ledger)
         if row is None:
             raise NotFound(f"movement {movement_id} does not exist")
         return json_response(present_movement(row))
@@ -150,7 +149,7 @@ class TransferController(Controller):
     @get("/{transfer_id:str}", guards=[can_read], summary="One transfer")
     async def read(self, request: Request, state: State, transfer_id: str) -> Response:
         async with state.db.transaction() as tx:
-            if not await reads.transfer_visible(tx.pg, transfer_id, **visibility(request.user)):
+            if not await reads.transfer_visible(tx.pg, transfer_id, **request.user.visibility.ledger):
                 raise NotFound(f"transfer {transfer_id} does not exist")
             return json_response(await transfers.show(tx.pg, transfer_id))
 
@@ -164,7 +163,7 @@ class TransferController(Controller):
         async with state.db.transaction() as tx:
             rows = await reads.transfers(tx.pg, state=state_, warehouse=warehouse,
                                          after=decode_cursor(cursor, tuple[c.Moment, uuid.UUID]),
-                                         limit=size + 1, **visibility(request.user))
+                                         limit=size + 1, **request.user.visibility.ledger)
             items = [await transfers.show(tx.pg, row["id"]) for row in rows[:size]]
         last = rows[size - 1] if len(rows) > size else None
         return json_response({

@@ -24,7 +24,7 @@ def _controller(kind: str, schema: type) -> type[Controller]:
 
     async def upsert(self, request: Request, state: State, code: PathCode, data: schema) -> Response:  # type: ignore[valid-type]
         async with write_transaction(request, state.db) as (tx, note):
-            created, stored = await masterdata.upsert(tx.pg, kind, code, data)
+            created, stored = await masterdata.upsert(tx.pg, kind, code, data, request.user)
             note.status, note.details = (201 if created else 200), {"created": created}
         return json_response(stored, 201 if created else 200)
 

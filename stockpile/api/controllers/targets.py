@@ -17,12 +17,6 @@ from stockpile.services.movements import Clock
 from stockpile.store import coverage as store
 
 
-def target_visibility(principal) -> dict:
-    return {"warehouse_ids": principal.warehouse_filter,
-            "region_ids": None if principal.national else sorted(principal.region_ids),
-            "cleared": principal.cleared_military}
-
-
 class TargetController(Controller):
     path = "/api/v1/reserve-targets"
     tags = ["targets"]
@@ -37,14 +31,14 @@ class TargetController(Controller):
     @get("/{code:str}", guards=[can_read], summary="One reserve target")
     async def read(self, request: Request, state: State, code: str) -> Response:
         async with state.db.transaction() as tx:
-            return json_response(await targets.get(tx.pg, code, target_visibility(request.user)))
+            return json_response(await targets.get(tx.pg, code, request.user.visibility.params()))
 
     @get("/", guards=[can_read], summary="Reserve targets by code")
     async def listing(self, request: Request, state: State, limit: int | None = None, cursor: str | None = None) -> Response:
         size = page_limit(limit)
         async with state.db.transaction() as tx:
             rows = await store.targets(tx.pg, after=decode_cursor(cursor), limit=size + 1,
-                                       **target_visibility(request.user))
+                                       **request.user.visibility.params())
         return json_response(page([targets.present(r) for r in rows], size, lambda item: item["code"]))
 
 
@@ -60,5 +54,5 @@ class CoverageController(Controller):
     ) -> Response:
         async with state.db.transaction() as tx:
             items = await targets.coverage(tx.pg, today=Clock.utc().today, region=region, category=category,
-                                           state=state_, visibility=target_visibility(request.user))
+                                           state=state_, visibility=request.user.visibility.params())
         return json_response({"items": items, "next_cursor": None})
