@@ -37,6 +37,11 @@ fresh stock in. The planner turns the positions a rotation policy calls due into
 
 Quantities of positions and orders are integers in the material's smallest unit; targets are
 decimals in the material's unit (as coverage reports them). Every comparison is exact.
+
+**Two wordings.** Every explanation comes in two: ``explanation`` for readers cleared for military
+stock, and ``public_explanation`` for the others — it names no target an uncleared reader may not
+see (``Target.disclosed``), no lot of a military owner, and quotes no figure of a target that counts
+military stock (``Target.figures_disclosed``).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from stockpile.domain.coverage import Holding, TargetScope, outlives_horizon
 from stockpile.domain.quantities import format_quantity
 
 SUSPENDING_LEVELS = frozenset({"emergency", "wartime"})
+MILITARY = "military"
 
 
 @dataclass(frozen=True)
@@ -131,10 +137,24 @@ class Target:
     quantity: Decimal
     floor_ratio: Decimal
     usable: Decimal  # usable coverage now, in the material's unit
+    disclosed: bool = True  # an uncleared reader may see it (``stockpile.domain.access.target_visible``)
+    figures_disclosed: bool = True  # its figures count no military stock (one non-military owner or sector)
 
     @property
     def floor(self) -> Decimal:
         return self.quantity * self.floor_ratio
+
+    @property
+    def public_name(self) -> str:
+        return f"target {self.code}" if self.disclosed else "a protected target"
+
+
+@dataclass(frozen=True)
+class Why:
+    """A reason in the two wordings (see the module's docstring)."""
+
+    full: str
+    public: str
 
 
 @dataclass(frozen=True)
@@ -151,6 +171,7 @@ class PlannedOrder:
     explanation: str
     position: Position
     held_back_by: tuple[str, ...] = ()  # the targets that let only part of the position go
+    public_explanation: str = ""
 
 
 @dataclass(frozen=True)
@@ -167,6 +188,7 @@ class Blocked:
     explanation: str
     position: Position
     held_back_by: tuple[str, ...] = ()
+    public_explanation: str = ""
 
 
 @dataclass
@@ -267,22 +289,26 @@ def _ratio(value: Decimal) -> str:
 
 
 def _headroom(position: Position, policy: Policy, target: Target, standing: _Standing, today: date
-              ) -> tuple[int, str, str]:
+              ) -> tuple[int, str, Why]:
     """(whole units the target lets go out, the binding rule, why) for a position it counts."""
     d = position.decimals
     cap = policy.max_out_share * target.quantity
     room = whole_units(cap - standing.out, d)
     reason = "out_share"
-    why = (f"out-share cap reached: target {target.code} has {_ratio(standing.out / target.quantity)} out for "
-           f"rotation, cap {_ratio(policy.max_out_share)}")
+    figures = (f" has {_ratio(standing.out / target.quantity)} out for rotation, cap "
+               f"{_ratio(policy.max_out_share)}")
+    why = Why(f"out-share cap reached: target {target.code}{figures}",
+              f"out-share cap reached: {target.public_name}" + (figures if target.figures_disclosed else ""))
     if counts_towards(position.holding, target, today):
         left = target.usable - standing.to_go
         floor_room = whole_units(left - target.floor, d)
         if floor_room < room:
             room, reason = floor_room, "floor"
-            why = (f"replacement must arrive before more can go: target {target.code} at "
-                   f"{_ratio(left / target.quantity)}, floor {_ratio(target.floor_ratio)} "
-                   f"({left:f} of {target.quantity:f} usable once the open orders are out)")
+            figures = (f" at {_ratio(left / target.quantity)}, floor {_ratio(target.floor_ratio)} "
+                       f"({left:f} of {target.quantity:f} usable once the open orders are out)")
+            why = Why(f"replacement must arrive before more can go: target {target.code}{figures}",
+                      f"replacement must arrive before more can go: {target.public_name}"
+                      + (figures if target.figures_disclosed else " is at its protected floor"))
     return max(room, 0), reason, why
 
 
@@ -309,7 +335,7 @@ class _Room:
     lot (then that lot, not a target, is what holds it back)."""
 
     fits: int
-    binding: tuple[Target, str, str] | None = None
+    binding: tuple[Target, str, Why] | None = None
     short: tuple[str, ...] = ()
     waits: bool = False
 
@@ -334,9 +360,11 @@ def _room(position: Position, amount: int, policy: Policy, counting: list[Target
         # lot's remainder may be what waits in its place).
         target = holding_back[0]
         waiting = standing[target.code].held[material]
-        return _Room(0, (target, "first_expiring",
-                         f"waits for lot {waiting.lot_code} (expires {waiting.holding.expires_on}), "
-                         f"which target {target.code} holds back first"), tuple(short), waits=True)
+        lot = f"lot {waiting.lot_code} (expires {waiting.holding.expires_on})"
+        public_lot = "an earlier-expiring lot" if waiting.holding.sector == MILITARY else lot
+        return _Room(0, (target, "first_expiring", Why(
+            f"waits for {lot}, which target {target.code} holds back first",
+            f"waits for {public_lot}, which {target.public_name} holds back first")), tuple(short), waits=True)
     return _Room(fits, binding, tuple(short))
 
 
@@ -361,14 +389,19 @@ def _order(position: Position, policy: Policy, room: _Room, counting: list[Targe
     amount = format_quantity(room.fits, position.decimals)
     trigger = _trigger(position, policy, today)
     if room.binding is None:
+        shown = [t.code for t in counting if t.disclosed]
         explanation = f"{trigger}; all {amount} out" + (
             f", within every target's headroom ({', '.join(t.code for t in counting)})" if counting else
             ", no reserve target counts it")
+        public = f"{trigger}; all {amount} out" + (
+            f", within every target's headroom ({', '.join(shown)})" if shown else
+            ", within every target's headroom" if counting else ", no reserve target counts it")
     else:
         held = format_quantity(position.available - room.fits, position.decimals)
-        explanation = f"{trigger}; {amount} out now, {held} held back — {room.binding[2]}"
+        explanation = f"{trigger}; {amount} out now, {held} held back — {room.binding[2].full}"
+        public = f"{trigger}; {amount} out now, {held} held back — {room.binding[2].public}"
     return PlannedOrder(position.lot_id, position.holding.owner, policy.id, room.fits, out_by, in_by, policy.outlet,
-                        explanation, position, room.short)
+                        explanation, position, room.short, public)
 
 
 def plan_rotation(positions: Iterable[Position], targets: Iterable[Target], open_orders: Iterable[OpenOrder],
@@ -406,9 +439,10 @@ def plan_rotation(positions: Iterable[Position], targets: Iterable[Target], open
             continue
         if room.fits == 0:
             target, reason, why = room.binding
+            trigger = _trigger(position, policy, today)
             plan.blocked.append(Blocked(position.lot_id, position.holding.owner, target.code, reason,
-                                        position.available, f"{_trigger(position, policy, today)}: {why}", position,
-                                        () if room.waits else room.short))
+                                        position.available, f"{trigger}: {why.full}", position,
+                                        () if room.waits else room.short, f"{trigger}: {why.public}"))
             continue
         ordered[position.key] = room.fits
         for target in counting:

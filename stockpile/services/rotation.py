@@ -14,7 +14,9 @@ from typing import Any
 import asyncpg
 
 from stockpile.domain import rotation_orders as rules
-from stockpile.domain.access import Principal, require_cleared, require_warehouse
+from stockpile.domain.access import (
+    Principal, lot_disclosed, order_visible, require_cleared, require_national_remit, require_warehouse,
+)
 from stockpile.domain.alerts import Wanted
 from stockpile.domain.errors import Conflict, Invalid, NotFound
 from stockpile.domain.lots import is_expired
@@ -45,8 +47,14 @@ def present_policy(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-async def upsert_policy(pg: asyncpg.Connection, code: str, data: c.RotationPolicyIn) -> tuple[bool, dict[str, Any]]:
-    """Create or replace the policy with this code; returns (created, stored policy)."""
+async def upsert_policy(pg: asyncpg.Connection, code: str, data: c.RotationPolicyIn,
+                        principal: Principal | None = None) -> tuple[bool, dict[str, Any]]:
+    """Create or replace the policy with this code; returns (created, stored policy).
+
+    A policy applies to its material or category across the nation, so only a principal whose remit
+    is the whole nation sets one (``principal`` None: the trusted demo loader)."""
+    if principal is not None:
+        require_national_remit(principal, await masterdata.root_region_ids(pg), "rotation policies")
     if len(code) > 64 or not re.match(c.CODE_PATTERN, code):
         raise Invalid.field("code", "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
     errors = rules.policy_errors(
@@ -79,7 +87,9 @@ async def get_policy(pg: asyncpg.Connection, code: str) -> dict[str, Any]:
 
 # -- orders --------------------------------------------------------------------------------------
 
-def present_order(row: asyncpg.Record, today: date) -> dict[str, Any]:
+def present_order(row: asyncpg.Record, today: date, principal: Principal) -> dict[str, Any]:
+    """An order as the reader sees it: without military clearance, its explanation in the public
+    wording (no hidden target, no military lot, no figure counting military stock)."""
     d = row["decimals"]
     return {
         "id": row["id"], "lot_id": row["lot_id"], "lot_code": row["lot_code"], "owner": row["owner"],
@@ -89,26 +99,23 @@ def present_order(row: asyncpg.Record, today: date) -> dict[str, Any]:
         "out_by": _day(row["out_by"]), "in_by": _day(row["in_by"]), "outlet": row["outlet"], "state": row["state"],
         "overdue": rules.is_overdue(row["state"], row["quantity"], row["out_quantity"], row["in_quantity"],
                                     row["out_by"], row["in_by"], today),
-        "explanation": row["explanation"], "cancel_reason": row["cancel_reason"],
+        "explanation": row["explanation"] if principal.cleared_military else row["public_explanation"],
+        "cancel_reason": row["cancel_reason"],
         "created_at": rfc3339(row["created_at"]), "updated_at": rfc3339(row["updated_at"]),
     }
 
 
-def _visibility(principal: Principal) -> dict[str, Any]:
-    return {"warehouse_ids": principal.warehouse_filter, "cleared": principal.cleared_military}
-
-
 async def get_order(pg: asyncpg.Connection, order_id: str, principal: Principal, today: date) -> dict[str, Any]:
-    row = await store.order(pg, order_id, **_visibility(principal))
+    row = await store.order(pg, order_id, **principal.visibility.ledger)
     if row is None:
         raise NotFound(f"rotation order {order_id} does not exist")
-    return present_order(row, today)
+    return present_order(row, today, principal)
 
 
 async def cancel_order(pg: asyncpg.Connection, order_id: str, reason: str, principal: Principal,
                        today: date) -> dict[str, Any]:
     """Cancel an open order (what it already moved stays moved); a closed one is a conflict."""
-    row = await store.order(pg, order_id, **_visibility(principal), for_update=True)
+    row = await store.order(pg, order_id, **principal.visibility.ledger, for_update=True)
     if row is None:
         raise NotFound(f"rotation order {order_id} does not exist")
     require_warehouse(principal, row["warehouse_id"], row["warehouse"])
@@ -118,19 +125,23 @@ async def cancel_order(pg: asyncpg.Connection, order_id: str, reason: str, princ
     return await get_order(pg, row["id"], principal, today)
 
 
-async def claim_order(pg: asyncpg.Connection, order_id: str, *, direction: str, quantity: int, lot_id: str | None,
-                      owner_id: int, material_id: int, decimals: int) -> rules.OrderProgress:
+async def claim_order(pg: asyncpg.Connection, order_id: str, principal: Principal, *, direction: str, quantity: int,
+                      lot_id: str | None, warehouse_id: int, owner_id: int, material_id: int,
+                      decimals: int) -> rules.OrderProgress:
     """Lock a rotation order and check that a ``rotation_out`` (``direction="out"``, of ``lot_id``)
     or ``rotation_in`` (``"in"``) of ``quantity`` may work it; returns the order as it will be after
-    the movement, for ``save_progress``. Writes nothing.
+    the movement, for ``save_progress``. Writes nothing. An order ``principal`` may not see is unknown.
 
     The row lock (``SELECT … FOR UPDATE``) makes concurrent movements on one order queue, so
     together they cannot go past its quantity. Refusals: unknown order → 422; another lot, owner or
     material, a closed order, or more than is left of the order → 409 conflict."""
     row = await store.lock_order(pg, order_id)
-    if row is None:
+    if row is None or not order_visible(principal, row["warehouse_id"], row["owner_sector"]):
+        # an order the caller may not see does not exist for it: no refusal that confirms it
         raise Invalid.field("rotation_order_id", f"unknown rotation order {order_id!r}")
     mismatch = []
+    if row["warehouse_id"] != warehouse_id:
+        mismatch.append("it rotates stock of another warehouse")
     if direction == "out" and row["lot_id"] != lot_id:
         mismatch.append("it rotates another lot")
     if row["owner_id"] != owner_id:
@@ -188,8 +199,10 @@ async def record_shelf_life_test(pg: asyncpg.Connection, lot_id: str, data: c.Sh
     lot = await store.lot_for_extension(pg, lot_id)
     if lot is None:
         raise NotFound(f"lot {lot_id} does not exist")
-    require_warehouse(principal, lot["warehouse_id"], lot["warehouse"])
     sectors = await store_ledger.owner_sectors(pg, lot["id"])
+    if not lot_disclosed(principal, sectors):
+        raise NotFound(f"lot {lot_id} does not exist")
+    require_warehouse(principal, lot["warehouse_id"], lot["warehouse"])
     for sector in sectors:
         require_cleared(principal, sector)
     previous = lot["expires_on"]

@@ -20,7 +20,9 @@ from stockpile.domain.alerts import Wanted
 from stockpile.domain.coverage import Holding, TargetScope
 from stockpile.domain.quantities import format_quantity
 from stockpile.domain.rotation import Blocked, OpenOrder, Policy, Position, Target, plan_rotation, units_as_quantity
+from stockpile.domain.access import target_disclosed
 from stockpile.services import alerts
+from stockpile.services.targets import figures_disclosed, place
 from stockpile.store import coverage as coverage_store
 from stockpile.store import rotation_plan as store
 from stockpile.store.readiness import effective_levels
@@ -83,23 +85,23 @@ async def targets(pg: asyncpg.Connection, today: date) -> tuple[list[Target], di
             regions = subtree(row["scope_region_id"]) | {codes[row["scope_region_id"]]}
         scope = TargetScope(frozenset(by_selector[selector]), row["horizon_days"], row["warehouse"], regions,
                             row["owner"], row["sector"])
-        made.append(Target(row["code"], scope, row["quantity"], row["floor_ratio"], row["usable"]))
+        made.append(Target(row["code"], scope, row["quantity"], row["floor_ratio"], row["usable"],
+                           disclosed=target_disclosed(place(row)), figures_disclosed=figures_disclosed(row)))
     return made, {row["code"]: row for row in rows}
 
 
-def _military(row: asyncpg.Record) -> bool:
-    """As for shortfalls: military-owned, or every owner's stock at one warehouse."""
-    return "military" in (row["owner_sector"], row["sector"]) or (
-        row["owner"] is None and row["sector"] is None and row["scope_warehouse_id"] is not None)
+def blocked_by_target(blocked: list[Blocked], disclosed: dict[str, bool]) -> list[dict[str, Any]]:
+    """The blocked positions per target, the target with the most held back first.
 
-
-def blocked_by_target(blocked: list[Blocked]) -> list[dict[str, Any]]:
-    """The blocked positions per target, the target with the most held back first."""
-    grouped: dict[str, list[Blocked]] = defaultdict(list)
+    A target an uncleared reader may see (``disclosed``) gets two entries: its non-military
+    positions in the public wording, and its military positions apart (``"military": True``), so the
+    alert uncleared readers see names no military lot and counts no military quantity."""
+    grouped: dict[tuple[str, bool], list[Blocked]] = defaultdict(list)
     for b in blocked:
-        grouped[b.target].append(b)
+        military = not disclosed[b.target] or b.position.holding.sector == "military"
+        grouped[b.target, military].append(b)
     summary = []
-    for code, entries in grouped.items():
+    for (code, military), entries in grouped.items():
         units: dict[int, int] = defaultdict(int)
         for b in entries:
             units[b.position.decimals] += b.quantity
@@ -110,7 +112,8 @@ def blocked_by_target(blocked: list[Blocked]) -> list[dict[str, Any]]:
         first = entries[0]  # first expiring: the planner blocks in that order
         summary.append({"target": code, "positions": len(entries), "quantity": str(quantity),
                         "reasons": dict(reasons), "first_lot": first.position.lot_code,
-                        "explanation": first.explanation})
+                        "explanation": first.explanation if military else first.public_explanation,
+                        "military": military})
     summary.sort(key=lambda s: (-s["positions"], s["target"]))
     return summary
 
@@ -119,11 +122,12 @@ def blocked_alerts(summary: list[dict[str, Any]], coverage: dict[str, asyncpg.Re
     wanted = []
     for s in summary:
         row = coverage[s["target"]]
+        military = s["military"]
         wanted.append(Wanted(
-            "rotation_blocked", f"target:{s['target']}", "warning",
-            f"rotation held back by reserve target {s['target']}: {s['positions']} due position(s) wait",
+            "rotation_blocked", f"target:{s['target']}" + ("/military" if military and target_disclosed(place(row)) else ""),
+            "warning", f"rotation held back by reserve target {s['target']}: {s['positions']} due position(s) wait",
             {k: s[k] for k in ("target", "positions", "reasons", "first_lot", "explanation")},
-            warehouse_id=row["scope_warehouse_id"], region_id=row["home_region_id"], military=_military(row)))
+            warehouse_id=row["scope_warehouse_id"], region_id=row["home_region_id"], military=military))
     return wanted
 
 
@@ -160,10 +164,10 @@ async def plan(pg: asyncpg.Connection, *, today: date) -> dict[str, Any]:
                            levels, today)
     owner_ids = {r["owner"]: r["owner_id"] for r in rows}
     created = await store.insert_orders(pg, [
-        (o.lot_id, owner_ids[o.owner], o.policy_id, o.quantity, o.out_by, o.in_by, o.outlet, o.explanation)
-        for o in result.orders])
+        (o.lot_id, owner_ids[o.owner], o.policy_id, o.quantity, o.out_by, o.in_by, o.outlet, o.explanation,
+         o.public_explanation) for o in result.orders])
     overdue = await store.overdue_orders(pg, today)
-    summary = blocked_by_target(result.blocked)
+    summary = blocked_by_target(result.blocked, {t.code: t.disclosed for t in targets_})
     changes = await alerts.apply(pg, blocked_alerts(summary, coverage) + overdue_alerts(overdue), ALERT_KINDS)
     return {"created": created, "blocked": summary[:SUMMARY_BLOCKED_TARGETS], "blocked_targets": len(summary),
             "blocked_positions": len(result.blocked), "suspended": len(result.suspended), "overdue": len(overdue),

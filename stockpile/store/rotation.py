@@ -10,6 +10,7 @@ import asyncpg
 
 from stockpile.store import masterdata
 from stockpile.store.db import as_uuid
+from stockpile.store.visibility import ROTATION_ORDERS
 
 POLICY = """
 SELECT p.id, p.code, m.code AS material, p.category, p.trigger_days_before_expiry, p.trigger_fraction_remaining,
@@ -35,18 +36,13 @@ ORDER = """
 SELECT o.id::text AS id, o.lot_id::text AS lot_id, l.code AS lot_code, ow.code AS owner, ow.sector AS owner_sector,
        o.owner_id, w.id AS warehouse_id, w.code AS warehouse, m.code AS material, m.decimals, m.unit, l.material_id,
        p.code AS policy, o.quantity, o.out_quantity, o.in_quantity, o.out_by, o.in_by, o.outlet, o.state,
-       o.explanation, o.cancel_reason, o.created_at, o.updated_at
+       o.explanation, o.public_explanation, o.cancel_reason, o.created_at, o.updated_at
   FROM rotation_orders o
   JOIN lots l ON l.id = o.lot_id
   JOIN warehouses w ON w.id = l.warehouse_id
   JOIN materials m ON m.id = l.material_id
   JOIN parties ow ON ow.id = o.owner_id
   JOIN rotation_policies p ON p.id = o.policy_id"""
-
-# An order is visible when its lot lies in the reader's warehouses and (unless cleared) its owner is
-# not military: the rule of GET /stock.
-VISIBLE = "({warehouses}::bigint[] IS NULL OR w.id = ANY({warehouses})) AND ({cleared} OR ow.sector <> 'military')"
-
 
 async def orders(
     pg: asyncpg.Connection, *, state: str | None, warehouse: str | None, material: str | None,
@@ -64,7 +60,7 @@ async def orders(
            AND ($4::date IS NULL OR (o.state IN ('planned', 'in_progress')
                 AND CASE WHEN o.out_quantity < o.quantity THEN o.out_by ELSE o.in_by END < $4))
            AND ($5::date IS NULL OR (o.out_by, o.id) > ($5, $6::uuid))
-           AND {VISIBLE.format(warehouses="$8", cleared="$9")}
+           AND {ROTATION_ORDERS.format(warehouses="$8", cleared="$9")}
          ORDER BY o.out_by, o.id
          LIMIT $7""",
         state, warehouse, material, due_before, after_by, after_id, limit, warehouse_ids, cleared,
@@ -79,7 +75,7 @@ async def order(pg: asyncpg.Connection, order_id: str, *, warehouse_ids: list[in
         return None
     lock = " FOR UPDATE OF o" if for_update else ""
     return await pg.fetchrow(
-        f"{ORDER} WHERE o.id = $1::uuid AND {VISIBLE.format(warehouses='$2', cleared='$3')}{lock}",
+        f"{ORDER} WHERE o.id = $1::uuid AND {ROTATION_ORDERS.format(warehouses='$2', cleared='$3')}{lock}",
         order_id, warehouse_ids, cleared,
     )
 
@@ -90,9 +86,9 @@ async def lock_order(pg: asyncpg.Connection, order_id: str) -> asyncpg.Record | 
     if order_id is None:
         return None
     return await pg.fetchrow(
-        """SELECT o.id::text AS id, o.lot_id::text AS lot_id, o.owner_id, l.material_id, o.quantity,
-                  o.out_quantity, o.in_quantity, o.state
-             FROM rotation_orders o JOIN lots l ON l.id = o.lot_id
+        """SELECT o.id::text AS id, o.lot_id::text AS lot_id, o.owner_id, ow.sector AS owner_sector, l.material_id,
+                  l.warehouse_id, o.quantity, o.out_quantity, o.in_quantity, o.state
+             FROM rotation_orders o JOIN lots l ON l.id = o.lot_id JOIN parties ow ON ow.id = o.owner_id
             WHERE o.id = $1::uuid FOR UPDATE OF o""",
         order_id,
     )

@@ -95,15 +95,16 @@ async def regions(pg: asyncpg.Connection) -> list[asyncpg.Record]:
 
 async def insert_orders(pg: asyncpg.Connection, orders: list[tuple]) -> int:
     """Insert new orders — (lot id, owner id, policy id, quantity, out by, in by, outlet,
-    explanation) — in one statement. A position that has an open order already keeps it
+    explanation, public explanation) — in one statement. A position that has an open order already keeps it
     (``rotation_orders_open``); returns how many were inserted."""
     if not orders:
         return 0
     columns = list(zip(*orders))
     status = await pg.execute(
-        """INSERT INTO rotation_orders (lot_id, owner_id, policy_id, quantity, out_by, in_by, outlet, explanation)
+        """INSERT INTO rotation_orders (lot_id, owner_id, policy_id, quantity, out_by, in_by, outlet, explanation,
+                                       public_explanation)
            SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::date[], $6::date[],
-                                $7::text[], $8::text[])
+                                $7::text[], $8::text[], $9::text[])
            ON CONFLICT (lot_id, owner_id) WHERE state IN ('planned', 'in_progress') DO NOTHING""",
         *columns)
     inserted = int(status.rsplit(" ", 1)[1])
@@ -139,10 +140,11 @@ async def overdue_orders(pg: asyncpg.Connection, today: date) -> list[asyncpg.Re
 
 async def rotation_gauges(pg: asyncpg.Connection, today: date) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
     """For the metric snapshot: orders by state, and what overdue orders have not yet replaced
-    (``quantity − in_quantity``) by category and unit."""
+    (``quantity − in_quantity``) by category, unit and whether the owner is military."""
     states = await pg.fetch("SELECT state, count(*) AS n FROM rotation_orders GROUP BY state")
     overdue = await pg.fetch(
-        f"""SELECT m.category, m.unit, sum((o.quantity - o.in_quantity)::numeric / 10::numeric ^ m.decimals) AS quantity
+        f"""SELECT m.category, m.unit, o.military,
+                   sum((o.quantity - o.in_quantity)::numeric / 10::numeric ^ m.decimals) AS quantity
               FROM ({OVERDUE}) o JOIN materials m ON m.code = o.material
-             GROUP BY 1, 2""", today)
+             GROUP BY 1, 2, 3""", today)
     return states, overdue

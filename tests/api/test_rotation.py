@@ -49,8 +49,9 @@ async def make_order(pg_pool, *, lot_id: str, owner: str, policy: str, quantity:
     out_by = out_by or TODAY + timedelta(days=10)
     return await pg_pool.fetchval(
         """INSERT INTO rotation_orders (lot_id, owner_id, policy_id, quantity, out_quantity, in_quantity, out_by, in_by,
-                                        outlet, state, explanation)
-           SELECT $1::uuid, o.id, p.id, $4, $5, $6, $7, $8, p.outlet, $9, 'expires within 90 days; target T-1 has headroom'
+                                        outlet, state, explanation, public_explanation)
+           SELECT $1::uuid, o.id, p.id, $4, $5, $6, $7, $8, p.outlet, $9, 'expires within 90 days; target T-1 has headroom',
+                  'expires within 90 days; target T-1 has headroom'
              FROM parties o, rotation_policies p WHERE o.code = $2 AND p.code = $3
            RETURNING id::text""",
         lot_id, owner, policy, quantity, out_quantity, in_quantity, out_by, in_by or out_by + timedelta(days=30), state,
@@ -455,19 +456,22 @@ async def test_concurrent_rotation_outs_cannot_overshoot_the_order(client, opera
 
 async def test_the_order_row_lock_serialises_two_transactions(pg_pool, client, operator, world, diesel_policy):
     """Two connections working one order at once: the second waits for the first and sees its progress."""
+    from stockpile.domain.access import Principal
     from stockpile.services import rotation
 
     lot = lot_of(await receive(client, operator, warehouse=world.north, material=world.diesel, owner=world.civil,
                                quantity="500", lot="RACE-2", expires_on=days(25)))
     order = await make_order(pg_pool, lot_id=lot, owner=world.civil, policy=diesel_policy, quantity=1000)
-    facts = await pg_pool.fetchrow("SELECT o.owner_id, l.material_id FROM rotation_orders o JOIN lots l "
+    facts = await pg_pool.fetchrow("SELECT o.owner_id, l.material_id, l.warehouse_id FROM rotation_orders o JOIN lots l "
                                    "ON l.id = o.lot_id WHERE o.id = $1::uuid", order)
+    worker = Principal(id=0, name="test-operator", roles=frozenset({"admin"}), clearance="military")
     claimed = asyncio.Event()
 
     async def work(hold: bool):
         async with pg_pool.acquire() as pg, pg.transaction():
-            after = await rotation.claim_order(pg, order, direction="out", quantity=600, lot_id=lot,
-                                               owner_id=facts["owner_id"], material_id=facts["material_id"], decimals=1)
+            after = await rotation.claim_order(pg, order, worker, direction="out", quantity=600, lot_id=lot,
+                                               warehouse_id=facts["warehouse_id"], owner_id=facts["owner_id"],
+                                               material_id=facts["material_id"], decimals=1)
             if hold:
                 claimed.set()
                 await asyncio.sleep(0.2)

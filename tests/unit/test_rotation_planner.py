@@ -444,3 +444,27 @@ def test_generated_reserves_exercise_every_outcome():
 
     collect()
     assert {"order", "partial", "suspended", "floor", "out_share", "first_expiring"} <= {k for k, v in seen.items() if v}
+
+
+# --- two wordings: what an uncleared reader is told ---------------------------------------------------
+
+def test_the_public_wording_names_no_hidden_target_and_quotes_none_of_its_figures():
+    hidden = Target("TGT-BRIGADE", target("X", "1000", "0", horizon=10).scope, Decimal("1000"), Decimal("0.5"),
+                    Decimal("600"), disclosed=False, figures_disclosed=False)
+    due = position("A", 3000)  # 300.0 L of the bureau's, 30 days left
+    planned = plan([due], [hidden]).orders[0]
+    assert "TGT-BRIGADE" in planned.explanation and "600" in planned.explanation
+    assert "TGT-BRIGADE" not in planned.public_explanation and "a protected target" in planned.public_explanation
+    assert "600" not in planned.public_explanation and "at its protected floor" in planned.public_explanation
+    assert planned.public_explanation.startswith("lot LOT-A of DIESEL at WH-N1 expires on")
+
+
+def test_the_public_wording_of_a_wait_names_no_military_lot():
+    region_target = target("T-NORTH", "1000", "505", region="NORTH", warehouse=None, horizon=5)
+    brigade = position("B", 100, expires_in=10, owner="BRIGADE")  # dies first: the target holds later lots behind it
+    bureau = position("C", 100, expires_in=20)
+    result = plan([brigade, bureau], [region_target])
+    waiting = next(b for b in result.blocked if b.lot_id == "C")
+    assert "LOT-B" in waiting.explanation
+    assert "LOT-B" not in waiting.public_explanation and "an earlier-expiring lot" in waiting.public_explanation
+    assert "target T-NORTH" in waiting.public_explanation  # a target the reader may see keeps its name

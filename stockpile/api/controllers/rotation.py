@@ -29,7 +29,7 @@ class RotationPolicyController(Controller):
     @put("/{code:str}", guards=[requires("planner", "admin")], summary="Create or replace a rotation policy")
     async def upsert(self, request: Request, state: State, code: str, data: c.RotationPolicyIn) -> Response:
         async with write_transaction(request, state.db) as (tx, note):
-            created, stored = await rotation.upsert_policy(tx.pg, code, data)
+            created, stored = await rotation.upsert_policy(tx.pg, code, data, request.user)
             note.status = 201 if created else 200
         return json_response(stored, 201 if created else 200)
 
@@ -64,13 +64,13 @@ class RotationOrderController(Controller):
             rows = await store.orders(
                 tx.pg, state=state_, warehouse=warehouse, material=material, due_before=due_before,
                 after=decode_cursor(cursor, tuple[date, uuid.UUID]), limit=size + 1,
-                warehouse_ids=principal.warehouse_filter, cleared=principal.cleared_military,
+                **principal.visibility.ledger,
             )
         more = len(rows) > size
         rows = rows[:size]
         last = rows[-1] if more and rows else None
         return json_response({
-            "items": [rotation.present_order(r, today) for r in rows],
+            "items": [rotation.present_order(r, today, principal) for r in rows],
             "next_cursor": encode_cursor([last["out_by"].isoformat(), last["id"]]) if last else None,
         })
 
