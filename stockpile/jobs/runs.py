@@ -83,7 +83,9 @@ async def run_slot(db: Database, job: Job, *, slot: int | None = None, worker: s
     async with db.transaction() as tx:
         await jobs.finish(tx.pg, job.name, slot, worker, outcome, detail)
         if job.changes_state and outcome == "ok":
-            await audit.append(tx.pg, at=datetime.now(timezone.utc), actor=f"job:{job.name}", roles=[],
+            # A job sees the whole reserve, military stock included: its event is need-to-know, as a
+            # cleared principal's is (uncleared auditors see that it ran, not what it reported).
+            await audit.append(tx.pg, restricted=True, at=datetime.now(timezone.utc), actor=f"job:{job.name}", roles=[],
                                action=f"job {job.name}", target=None, outcome=outcome, status=None, client=worker,
                                request_id=f"{job.name}:{slot}", details=detail)
     JOB_RUNS.labels(job.name, outcome).inc()

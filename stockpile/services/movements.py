@@ -14,7 +14,9 @@ from datetime import date, datetime, timezone
 import asyncpg
 
 from stockpile.domain import ledger as rules
-from stockpile.domain.access import Principal, require_cleared, require_warehouse
+from stockpile.domain.access import (
+    MILITARY, Principal, lot_disclosed, movement_disclosed, require_cleared, require_warehouse,
+)
 from stockpile.domain.errors import Conflict, Invalid, InsufficientStock, NotFound
 from stockpile.domain.ledger import Position, Posting
 from stockpile.domain.lots import is_expired
@@ -108,11 +110,22 @@ async def _resolve(ws: Workspace, **codes: str | None) -> dict[str, tuple]:
     return found
 
 
-async def _lot(pg: asyncpg.Connection, lot_id: str) -> asyncpg.Record:
+def _unknown_lot(lot_id: str) -> Invalid:
+    return Invalid.field("lot_id", f"unknown lot {lot_id!r}")
+
+
+async def _lot(pg: asyncpg.Connection, lot_id: str, principal: Principal) -> asyncpg.Record:
+    """The lot a movement names by id; one the principal may not know of is as unknown as a missing one."""
     lot = await store.lot_facts(pg, lot_id)
     if lot is None:
-        raise Invalid.field("lot_id", f"unknown lot {lot_id!r}")
+        raise _unknown_lot(lot_id)
+    await _require_lot_disclosed(pg, lot["id"], principal)
     return lot
+
+
+async def _require_lot_disclosed(pg: asyncpg.Connection, lot_id: str, principal: Principal) -> None:
+    if not principal.cleared_military and not lot_disclosed(principal, await store.owner_sectors(pg, lot_id)):
+        raise _unknown_lot(lot_id)
 
 
 async def _owner_position(pg: asyncpg.Connection, lot: asyncpg.Record, owner: asyncpg.Record, *, open_: bool) -> Position:
@@ -185,15 +198,23 @@ def _check_named_lot(cmd: c.Issue | c.RotationOut, position: Position, row: asyn
     _authorize(principal, (row["warehouse_id"], row["warehouse"]), (position.owner_id, position.owner_code, row["sector"]))
 
 
+async def _named_lot(ws: Workspace, cmd: c.Issue | c.RotationOut, position: Position, row: asyncpg.Record,
+                     principal: Principal) -> None:
+    """``_check_named_lot``, after making sure the lot is one the principal may know of."""
+    if row["sector"] == MILITARY:
+        await _require_lot_disclosed(await ws.db(), position.lot_id, principal)
+    _check_named_lot(cmd, position, row, principal)
+
+
 async def _issue(ws: Workspace, cmd: c.Issue, clock: Clock, principal: Principal) -> Posted:
     if cmd.lot_id is not None and (found := await ws.lot_position(cmd.lot_id, cmd.owner)) is not None:
         position, row = found
-        _check_named_lot(cmd, position, row, principal)
+        await _named_lot(ws, cmd, position, row, principal)
         picks = [(position, parse_quantity(cmd.quantity, position.decimals))]
         material = (position.material_id, row["material_code"], position.decimals)
     elif cmd.lot_id is not None:
         pg = await ws.db()
-        lot = await _lot(pg, cmd.lot_id)
+        lot = await _lot(pg, cmd.lot_id, principal)
         mismatch = [
             {"field": f, "message": f"lot {lot['code']} is {f} {lot[f]!r}, not {given!r}"}
             for f, given in (("warehouse", cmd.warehouse), ("material", cmd.material))
@@ -232,7 +253,7 @@ async def _one_position(ws: Workspace, cmd, principal: Principal, *, amount: str
     """The lot, the owner's locked position in it and the parsed amount, for kinds that touch one
     position named by ``lot_id`` and ``owner``."""
     pg = await ws.db()
-    lot = await _lot(pg, cmd.lot_id)
+    lot = await _lot(pg, cmd.lot_id, principal)
     owner = (await _resolve(ws, owner=cmd.owner))["owner"]
     _authorize(principal, (lot["warehouse_id"], lot["warehouse"]), owner)
     units = parse_quantity(getattr(cmd, amount), lot["decimals"], field=amount, allow_zero=amount == "counted")
@@ -254,7 +275,7 @@ async def _write_off(ws: Workspace, cmd: c.WriteOff, clock: Clock, principal: Pr
 
 async def _ownership_transfer(ws: Workspace, cmd: c.OwnershipTransfer, clock: Clock, principal: Principal) -> Posted:
     pg = await ws.db()
-    lot = await _lot(pg, cmd.lot_id)
+    lot = await _lot(pg, cmd.lot_id, principal)
     ref = await _resolve(ws, from_owner=cmd.from_owner, to_owner=cmd.to_owner)
     _authorize(principal, (lot["warehouse_id"], lot["warehouse"]), ref["from_owner"], ref["to_owner"])
     if cmd.from_owner == cmd.to_owner:
@@ -278,7 +299,7 @@ async def _rotation_out(ws: Workspace, cmd: c.RotationOut, clock: Clock, princip
     found = await ws.lot_position(cmd.lot_id, cmd.owner)
     if found is None:
         pg = await ws.db()
-        lot = await _lot(pg, cmd.lot_id)
+        lot = await _lot(pg, cmd.lot_id, principal)
         owner = (await _resolve(ws, owner=cmd.owner))["owner"]
         _authorize(principal, (lot["warehouse_id"], lot["warehouse"]), owner)
         parse_quantity(cmd.quantity, lot["decimals"])
@@ -288,13 +309,14 @@ async def _rotation_out(ws: Workspace, cmd: c.RotationOut, clock: Clock, princip
             raise InsufficientStock(f"{cmd.owner} holds no stock in lot {lot['code']}",
                                     available=format_quantity(0, lot["decimals"]), lot_id=lot["id"], owner=cmd.owner)
     position, row = found
-    _check_named_lot(cmd, position, row, principal)
+    await _named_lot(ws, cmd, position, row, principal)
     quantity = parse_quantity(cmd.quantity, position.decimals)
     pg = await ws.conn()
     await _rotation_not_suspended(pg, position, row, clock)
     postings = rules.rotation_out_postings(position, quantity)
-    order = await rotation.claim_order(pg, cmd.rotation_order_id, direction="out", quantity=quantity,
-                                       lot_id=position.lot_id, owner_id=position.owner_id,
+    order = await rotation.claim_order(pg, cmd.rotation_order_id, principal, direction="out", quantity=quantity,
+                                       lot_id=position.lot_id, warehouse_id=row["warehouse_id"],
+                                       owner_id=position.owner_id,
                                        material_id=position.material_id, decimals=position.decimals)
     await rotation.save_progress(pg, order)
     return _posted("rotation_out", cmd, clock, postings, {position.account_id: position},
@@ -317,9 +339,9 @@ async def _rotation_in(ws: Workspace, cmd: c.RotationIn, clock: Clock, principal
     ref = await _resolve(ws, warehouse=cmd.warehouse, material=cmd.material, owner=cmd.owner)
     _authorize(principal, ref["warehouse"], ref["owner"])
     material_id, _, decimals, _ = ref["material"]
-    order = await rotation.claim_order(await ws.conn(), cmd.rotation_order_id, direction="in",
+    order = await rotation.claim_order(await ws.conn(), cmd.rotation_order_id, principal, direction="in",
                                        quantity=parse_quantity(cmd.quantity, decimals), lot_id=None,
-                                       owner_id=ref["owner"][0], material_id=material_id, decimals=decimals)
+                                       warehouse_id=ref["warehouse"][0], owner_id=ref["owner"][0], material_id=material_id, decimals=decimals)
     posted = await _receipt(ws, cmd, clock, principal)
     await rotation.save_progress(await ws.conn(), order)
     return dataclasses.replace(posted, kind="rotation_in", rotation_order_id=order.id)
@@ -333,14 +355,17 @@ async def _reversal(ws: Workspace, cmd: c.Reversal, clock: Clock, principal: Pri
     head, original = await store.movement_for_reversal(pg, cmd.movement_id)
     if head is None:
         raise NotFound(f"movement {cmd.movement_id} does not exist")
+    account_ids = sorted({p.account_id for p in original if p.account_id is not None})
+    places = await store.places_of_accounts(pg, account_ids)
+    if not movement_disclosed(principal, {place["sector"] for place in places}):
+        raise NotFound(f"movement {cmd.movement_id} does not exist")
     if head["kind"] in NOT_REVERSIBLE:
         raise Conflict(f"a {head['kind']} movement cannot be reversed"
                        + (": receive or count the transfer instead" if head["kind"].startswith("transfer") else ""))
     if head["reversed_by"] is not None:
         raise Conflict(f"movement {cmd.movement_id} was already reversed by {head['reversed_by']}",
                        reversed_by=head["reversed_by"])
-    account_ids = sorted({p.account_id for p in original if p.account_id is not None})
-    for place in await store.places_of_accounts(pg, account_ids):
+    for place in places:
         _authorize(principal, (place["warehouse_id"], place["warehouse"]), (place["owner_id"], place["owner"], place["sector"]))
     positions = await store.lock_accounts(pg, account_ids)
     postings = rules.reversal_postings(original, positions)

@@ -9,7 +9,7 @@ from datetime import datetime
 import asyncpg
 
 from stockpile.domain import ledger as rules
-from stockpile.domain.access import Principal, require_cleared, require_warehouse
+from stockpile.domain.access import MILITARY, Principal, require_cleared, require_warehouse
 from stockpile.domain.errors import Conflict, Invalid, NotFound
 from stockpile.domain.moments import rfc3339
 from stockpile.domain.quantities import format_quantity, parse_quantity
@@ -83,12 +83,13 @@ async def receive(pg: asyncpg.Connection, transfer_id: str, cmd: c.TransferRecei
     head = await transfer_store.lock_transfer(pg, transfer_id)
     if head is None:
         raise NotFound(f"transfer {transfer_id} does not exist")
+    lines = await transfer_store.lines(pg, transfer_id)
+    if not principal.cleared_military and any(line["owner_sector"] == MILITARY for line in lines):
+        # a transfer carrying military stock does not exist for this reader (guarantee of need-to-know)
+        raise NotFound(f"transfer {transfer_id} does not exist")
     if head["state"] != "in_transit":
         raise Conflict(f"transfer {transfer_id} was already received at {rfc3339(head['received_at'])}")
     require_warehouse(principal, head["to_warehouse_id"], head["to_warehouse"])
-    lines = await transfer_store.lines(pg, transfer_id)
-    for line in lines:
-        require_cleared(principal, line["owner_sector"])
     received = _received_per_line(lines, cmd)
     # Destination lots, then positions, are opened in one sorted order whatever the order of the
     # lines, so concurrent receipts opening the same new lots queue instead of deadlocking.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from tests.factories import idem, make_world, receive
@@ -129,7 +131,6 @@ async def test_uncleared_operators_cannot_act_on_military_stock_and_errors_leak_
     uncleared = {"Authorization": f"Bearer {await make_token('operator', warehouses=[w.north, w.south])}"}
     attempts = [
         {"kind": "issue", "warehouse": w.north, "material": w.diesel, "owner": w.military, "quantity": "5000"},
-        {"kind": "issue", "lot_id": secret, "owner": w.military, "quantity": "5000"},
         {"kind": "write_off", "lot_id": joint, "owner": w.military, "quantity": "1"},
         {"kind": "ownership_transfer", "lot_id": joint, "from_owner": w.civil, "to_owner": w.military, "quantity": "1"},
     ]
@@ -140,8 +141,17 @@ async def test_uncleared_operators_cannot_act_on_military_stock_and_errors_leak_
     transfer = await client.post("/api/v1/transfers", headers={**uncleared, **idem()}, json={
         "from_warehouse": w.north, "to_warehouse": w.south, "lines": [{"lot_id": joint, "owner": w.military, "quantity": "1"}]})
     assert transfer.status_code == 403
-    status = await client.post(f"/api/v1/lots/{secret}/status", headers=uncleared, json={"status": "quarantine"})
-    assert status.status_code == 403
+    # A lot holding only military stock does not exist for this reader: named by id, it answers
+    # exactly as an id that was never issued, so the refusal confirms nothing.
+    never = str(uuid.uuid4())
+    for lot_id, status_code in ((secret, 422), (never, 422)):
+        r = await client.post("/api/v1/movements", headers={**uncleared, **idem()},
+                              json={"kind": "issue", "lot_id": lot_id, "owner": w.military, "quantity": "5000"})
+        assert r.status_code == status_code and r.json()["errors"] == [
+            {"field": "lot_id", "message": f"unknown lot {lot_id!r}"}], r.text
+    for lot_id in (secret, never):
+        status = await client.post(f"/api/v1/lots/{lot_id}/status", headers=uncleared, json={"status": "quarantine"})
+        assert status.status_code == 404 and status.json()["detail"] == f"lot {lot_id} does not exist"
     assert await _balance(pg_pool, joint, w.military) == 6000
     own = await client.post("/api/v1/movements", headers={**uncleared, **idem()},
                             json={"kind": "issue", "lot_id": joint, "owner": w.civil, "quantity": "1"})

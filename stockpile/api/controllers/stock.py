@@ -10,8 +10,8 @@ from litestar.datastructures import State
 
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_post_movements, can_read
-from stockpile.api.common import RowCursor, decode_cursor, json_response, page, page_limit, visibility
-from stockpile.domain.access import require_cleared, require_warehouse
+from stockpile.api.common import RowCursor, decode_cursor, json_response, page, page_limit
+from stockpile.domain.access import lot_disclosed, require_cleared, require_warehouse
 from stockpile.domain.errors import NotFound
 from stockpile.domain.lots import is_expired
 from stockpile.domain.moments import rfc3339
@@ -55,7 +55,7 @@ class StockController(Controller):
             rows = await reads.stock(
                 tx.pg, warehouse=warehouse, material=material, owner=owner, region=region, category=category,
                 expiring_before=expiring_before, status=status, after=decode_cursor(cursor, RowCursor), limit=size + 1,
-                **visibility(request.user),
+                **request.user.visibility.ledger,
             )
         items = [(row["account_id"], present_position(row, today)) for row in rows]
         body = page(items, size, lambda item: item[0])
@@ -79,8 +79,11 @@ class LotController(Controller):
             lot = await store_ledger.lot_facts(tx.pg, lot_id)
             if lot is None:
                 raise NotFound(f"lot {lot_id} does not exist")
+            sectors = await store_ledger.owner_sectors(tx.pg, lot_id)
+            if not lot_disclosed(request.user, sectors):
+                raise NotFound(f"lot {lot_id} does not exist")
             require_warehouse(request.user, lot["warehouse_id"], lot["warehouse"])
-            for sector in await store_ledger.owner_sectors(tx.pg, lot_id):
+            for sector in sectors:
                 require_cleared(request.user, sector)
             previous = await reads.set_lot_status(tx.pg, lot_id, data.status, data.reason, request.user.id)
             note.details = {"from": previous, "to": data.status}
@@ -89,7 +92,7 @@ class LotController(Controller):
 
 
 async def _lot(pg, lot_id: str, principal) -> dict:
-    head, positions, events = await reads.lot(pg, lot_id, **visibility(principal))
+    head, positions, events = await reads.lot(pg, lot_id, **principal.visibility.ledger)
     if head is None:
         raise NotFound(f"lot {lot_id} does not exist")
     d = head["decimals"]
