@@ -26,12 +26,12 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import Scope
 
 from stockpile.api.problems import STATUS, Problem
+from stockpile.domain import audit as audit_rules
 from stockpile.domain.errors import DomainError
 from stockpile.store import audit as audit_store
 from stockpile.store.db import Database, Tx
 
 log = logging.getLogger("stockpile.audit")
-from stockpile.domain import audit as audit_rules
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -49,17 +49,17 @@ class AuditNote:
     details: dict[str, Any] = field(default_factory=dict)
     status: int = 200
     taken: bool = False
-
-    def take_event(self) -> list[Any]:
-        """The event's INSERT values, for a handler that writes it within its own statement."""
-        self.taken = True
-        principal, scope = self.request.user, self.request.scope
     restricted: bool = False
 
     @property
     def need_to_know(self) -> bool:
         return audit_rules.is_restricted(flagged=self.restricted,
                                          actor_clearance=getattr(self.request.user, "clearance", None))
+
+    def take_event(self) -> list[Any]:
+        """The event's INSERT values, for a handler that writes it within its own statement."""
+        self.taken = True
+        principal, scope = self.request.user, self.request.scope
         return audit_store.event_values(
             at=datetime.now(timezone.utc), actor=principal.name, roles=sorted(principal.roles),
             action=_action(scope), target=self.target, outcome="ok", status=self.status,
