@@ -154,11 +154,8 @@ async def propose(pg: asyncpg.Connection, data: c.PlanIn, principal: Principal, 
         outside = [r["destination"] for r in requests if not principal.covers_warehouse(r["destination_id"])]
         if outside:
             raise Forbidden(f"{principal.name} may not plan for {', '.join(sorted(set(outside))[:10])}")
-    if principal.cleared_military:
-        planned = await planning.plan(pg, requests, today=today, limits=limits)
-    else:  # a planner plans on the stock it may see: what it proposes never shows military stock's share
-        with store.supply_without_military():
-            planned = await planning.plan(pg, requests, today=today, limits=limits)
+    # a planner plans on the stock it may see: what it proposes never shows military stock's share
+    planned = await planning.plan(pg, requests, today=today, limits=limits, cleared=principal.cleared_military)
     plan_id = await _store(pg, planned, region_id, principal)
     return await show(pg, plan_id, principal)
 

@@ -147,8 +147,7 @@ async def run(pg: asyncpg.Connection, data: c.DrillIn, today: date, limits: plan
     if not military_in_it:
         restricted = planned
     elif civilian:
-        with store.supply_without_military():
-            restricted = await planning.plan(pg, civilian, **options)
+        restricted = await planning.plan(pg, civilian, **options, cleared=False)
     else:
         restricted = None
     return {"report": await _report(pg, planned, today),

@@ -90,17 +90,19 @@ def thousandths(amount: int) -> str:
 
 
 async def load_floors(pg: asyncpg.Connection, today: date, ruleset: Iterable[Rule],
-                      target_ids: set[int] | None = None) -> dict[int, floors.Floor]:
+                      target_ids: set[int] | None = None, *, cleared: bool = True) -> dict[int, floors.Floor]:
     """The usable stock and protected floor of every reserve target (or of ``target_ids``), in
-    thousandths of its unit."""
+    thousandths of its unit; unless ``cleared``, counting no military stock (a plan for a reader
+    without clearance: its headroom depends on no military position, and is never larger)."""
     rule_floors = _rule_floors(ruleset)
     if target_ids is None:
         within = None
-        rows = await coverage.coverage(pg, today=today, region=None, category=None)
+        rows = await coverage.coverage(pg, today=today, region=None, category=None, cleared=cleared)
     else:
         within = await coverage.reach(pg, list(target_ids))
-        rows = await coverage.coverage_of_targets(pg, today=today, target_ids=list(target_ids), within=within)
-    promised = await _promised_to_rotation(pg, today, target_ids, within)
+        rows = await coverage.coverage_of_targets(pg, today=today, target_ids=list(target_ids), within=within,
+                                                  cleared=cleared)
+    promised = await _promised_to_rotation(pg, today, target_ids, within, cleared)
     result = {}
     for t in rows:
         usable = int(t["usable"] * THOUSANDTHS) - promised.get(t["id"], 0)
@@ -110,11 +112,11 @@ async def load_floors(pg: asyncpg.Connection, today: date, ruleset: Iterable[Rul
 
 
 async def _promised_to_rotation(pg: asyncpg.Connection, today: date, target_ids: set[int] | None,
-                                within: tuple[list[int], list[int]] | None) -> dict[int, int]:
+                                within: tuple[list[int], list[int]] | None, cleared: bool = True) -> dict[int, int]:
     """Thousandths of each target's usable stock (of ``target_ids``, whose stock lies ``within``; of
     every target when None) that open rotation orders are still to take out: the rotation planner
     kept them above the floor, so an allocation must count them as gone."""
-    outstanding = {r["account_id"]: r["units"] for r in await store.rotation_outstanding(pg, within)}
+    outstanding = {r["account_id"]: r["units"] for r in await store.rotation_outstanding(pg, within, cleared=cleared)}
     promised: dict[int, int] = defaultdict(int)
     for m in await store.memberships(pg, list(outstanding), today, target_ids) if outstanding else []:
         for target_id in m["target_ids"]:
@@ -153,19 +155,25 @@ def _solve(requests: list[Mapping[str, Any]], positions: list[asyncpg.Record], m
 
 
 async def plan(pg: asyncpg.Connection, requests: list[Mapping[str, Any]], *, today: date, limits: Limits,
-               level_overrides: dict[int, str] | None = None, lost_warehouse_ids: Iterable[int] = ()) -> Planned:
-    """Solve ``requests`` (rows of allocation_requests, or a drill's synthetic ones) against the stock now."""
+               level_overrides: dict[int, str] | None = None, lost_warehouse_ids: Iterable[int] = (),
+               cleared: bool = True) -> Planned:
+    """Solve ``requests`` (rows of allocation_requests, or a drill's synthetic ones) against the stock now.
+
+    Unless ``cleared``, on the stock a reader without military clearance may know of: no military
+    position is a candidate, and the floors count no military stock, so no figure of the plan
+    depends on a military position."""
     version, ruleset = await rules.ruleset(pg)
     levels = await readiness.effective_levels(pg, level_overrides)
     level_of = {r["id"]: levels.get(r["destination_region_id"], "peacetime") for r in requests}
     positions = await store.candidate_positions(
         pg, material_ids=sorted({r["material_id"] for r in requests if r["material_id"] is not None}),
         groups=sorted({r["substitution_group"] for r in requests if r["substitution_group"] is not None}),
-        today=today, lost_warehouse_ids=list(lost_warehouse_ids))
+        today=today, lost_warehouse_ids=list(lost_warehouse_ids), cleared=cleared)
     members: dict[int, list[int]] = defaultdict(list)
     for m in await store.memberships(pg, [p["account_id"] for p in positions], today):
         members[m["account_id"]].extend(m["target_ids"])
-    target_floors = await load_floors(pg, today, ruleset, {t for ts in members.values() for t in ts})
+    target_floors = await load_floors(pg, today, ruleset, {t for ts in members.values() for t in ts},
+                                      cleared=cleared)
     scale = {p["account_id"]: 10 ** (3 - p["decimals"]) for p in positions}
     memberships = {p["account_id"]: members.get(p["account_id"], []) for p in positions}
     try:

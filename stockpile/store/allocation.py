@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
 import asyncpg
 
-from stockpile.store.visibility import DRILLS, PLANS, REQUESTS
+from stockpile.store.visibility import COUNTED_STOCK, DRILLS, PLANS, REQUESTS
 
 _REQUEST = """
 SELECT r.id::text AS id, r.requester_id, p.code AS requester, p.sector AS requester_sector, r.destination_id,
@@ -68,29 +66,13 @@ async def pending_requests(pg: asyncpg.Connection, *, region_id: int | None, req
         ORDER BY r.id""" + lock, region_id, request_ids, warehouse_ids, cleared)
 
 
-# Whether planning may draw on military-owned stock in this context (see ``supply_without_military``).
-_MILITARY_SUPPLY: ContextVar[bool] = ContextVar("military_supply", default=True)
-
-
-@contextmanager
-def supply_without_military() -> Iterator[None]:
-    """Within this block ``candidate_positions`` offers no military-owned stock: a drill solves its
-    variant for uncleared readers on the stock they may know of, so none of its figures depends on
-    a military position (the planner reads its candidates here and takes no such argument)."""
-    token = _MILITARY_SUPPLY.set(False)
-    try:
-        yield
-    finally:
-        _MILITARY_SUPPLY.reset(token)
-
-
 async def candidate_positions(pg: asyncpg.Connection, *, material_ids: list[int], groups: list[str], today: date,
-                              lost_warehouse_ids: list[int] = ()) -> list[asyncpg.Record]:
+                              lost_warehouse_ids: list[int] = (), cleared: bool = True) -> list[asyncpg.Record]:
     """Positions that could send stock: usable lots (available status, not expired) of the materials
     or substitution groups asked for, in active warehouses, with something left after reservations
-    (and no military-owned stock inside ``supply_without_military``)."""
+    (and, unless ``cleared``, no military-owned stock)."""
     return await pg.fetch(
-        """SELECT a.id AS account_id, l.id::text AS lot_id, l.code AS lot_code, a.owner_id, o.code AS owner,
+        f"""SELECT a.id AS account_id, l.id::text AS lot_id, l.code AS lot_code, a.owner_id, o.code AS owner,
                   o.sector AS owner_sector, l.warehouse_id, w.code AS warehouse, w.region_id,
                   w.latitude::float8 AS latitude, w.longitude::float8 AS longitude, l.material_id,
                   m.code AS material, m.substitution_group, m.category, m.decimals,
@@ -104,9 +86,9 @@ async def candidate_positions(pg: asyncpg.Connection, *, material_ids: list[int]
               AND (l.expires_on IS NULL OR l.expires_on > $3) AND w.status = 'active'
               AND NOT (w.id = ANY($4::bigint[]))
               AND (l.material_id = ANY($1::bigint[]) OR m.substitution_group = ANY($2::text[]))
-              AND ($5 OR o.sector <> 'military')
+              AND {COUNTED_STOCK.format(cleared="$5")}
             ORDER BY a.id""",
-        material_ids, groups, today, list(lost_warehouse_ids), _MILITARY_SUPPLY.get())
+        material_ids, groups, today, list(lost_warehouse_ids), cleared)
 
 
 # A target has one scope (a warehouse or a region) and one material selector (a material, a category
@@ -174,25 +156,29 @@ async def lock_all_floors(pg: asyncpg.Connection) -> None:
     await pg.execute("SELECT pg_advisory_xact_lock(hashtext($1))", FLOORS_LOCK)
 
 
-async def rotation_outstanding(pg: asyncpg.Connection,
-                               within: tuple[list[int], list[int]] | None = None) -> list[asyncpg.Record]:
+async def rotation_outstanding(pg: asyncpg.Connection, within: tuple[list[int], list[int]] | None = None, *,
+                               cleared: bool = True) -> list[asyncpg.Record]:
     """Stock open rotation orders are still to take out, per position (its stock account); only at
-    the warehouses and of the materials ``within`` names, when given (read from those lots on)."""
+    the warehouses and of the materials ``within`` names, when given (read from those lots on); and,
+    unless ``cleared``, only of positions not owned by the military."""
     if within is None:
         return await pg.fetch(
             """SELECT a.id AS account_id, sum(o.quantity - o.out_quantity) AS units
                  FROM rotation_orders o
                  JOIN accounts a ON a.lot_id = o.lot_id AND a.owner_id = o.owner_id AND a.type = 'stock'
+                 JOIN parties ow ON ow.id = o.owner_id
                 WHERE o.state IN ('planned', 'in_progress') AND o.out_quantity < o.quantity
-                GROUP BY a.id""")
+                  AND ($1 OR ow.sector <> 'military')
+                GROUP BY a.id""", cleared)
     return await pg.fetch(
         """SELECT a.id AS account_id, sum(o.quantity - o.out_quantity) AS units
              FROM lots l
              JOIN rotation_orders o ON o.lot_id = l.id AND o.state IN ('planned', 'in_progress')
              JOIN accounts a ON a.lot_id = o.lot_id AND a.owner_id = o.owner_id AND a.type = 'stock'
+             JOIN parties ow ON ow.id = o.owner_id
             WHERE l.warehouse_id = ANY($1::bigint[]) AND l.material_id = ANY($2::bigint[])
-              AND o.out_quantity < o.quantity
-            GROUP BY a.id""", *within)
+              AND o.out_quantity < o.quantity AND ($3 OR ow.sector <> 'military')
+            GROUP BY a.id""", *within, cleared)
 
 
 async def insert_plan(pg: asyncpg.Connection, plan: dict[str, Any], requests_: list[tuple], lines: list[tuple]) -> str:

@@ -158,7 +158,8 @@ COVERAGE = _coverage_ctes(
 # few positions does not take stock of the whole nation.
 COVERAGE_OF_TARGETS = _coverage_ctes(
     "true", "t.id = ANY($2::bigint[])", today="$1::date", cuts="$3::int[]", owners="$4::bigint[]", expiring="false",
-    within="l.warehouse_id = ANY($5::bigint[]) AND l.material_id = ANY($6::bigint[])",
+    within="l.warehouse_id = ANY($5::bigint[]) AND l.material_id = ANY($6::bigint[]) AND "
+           + COUNTED_STOCK.format(cleared="$7"),
 ) + """
             SELECT c.*, coalesce(u.usable, 0) AS usable
               FROM chosen c LEFT JOIN usable u ON u.id = c.id
@@ -247,14 +248,14 @@ async def reach(pg: asyncpg.Connection, target_ids: list[int]) -> tuple[list[int
 
 
 async def coverage_of_targets(pg: asyncpg.Connection, *, today: date, target_ids: list[int],
-                              within: tuple[list[int], list[int]]) -> list[asyncpg.Record]:
+                              within: tuple[list[int], list[int]], cleared: bool = True) -> list[asyncpg.Record]:
     """The given targets with their usable quantity, as ``coverage`` counts it, from a pass over only
-    the stock they can count (``within``: their ``reach``)."""
+    the stock they can count (``within``: their ``reach``); unless ``cleared``, no military stock."""
     cuts, named_owners = await horizon_cuts_and_named_owners(pg)
     if not cuts or not target_ids:
         return []
     await custom_plans(pg)
-    return await pg.fetch(COVERAGE_OF_TARGETS, today, sorted(target_ids), cuts, named_owners, *within)
+    return await pg.fetch(COVERAGE_OF_TARGETS, today, sorted(target_ids), cuts, named_owners, *within, cleared)
 
 
 async def taken_coverage(pg: asyncpg.Connection) -> list[asyncpg.Record]:
