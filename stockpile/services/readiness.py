@@ -1,5 +1,5 @@
-"""Readiness declarations (commanders, two-person rule for wartime), the allocation rule table
-(admins) and the obligations that draws across owners leave behind."""
+"""Readiness declarations (commanders, two-person rule for wartime) and the allocation rule table
+(admins). Obligations are ``stockpile.services.obligations``."""
 
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ import asyncpg
 
 from stockpile.domain import readiness
 from stockpile.domain.access import Principal
-from stockpile.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from stockpile.domain.errors import Conflict, Invalid, NotFound
 from stockpile.domain.moments import rfc3339
-from stockpile.domain.quantities import format_quantity, parse_quantity
 from stockpile.domain.rules import Rule
 from stockpile.services import commands as c
-from stockpile.store import masterdata, obligations, rules
+from stockpile.store import masterdata, rules
 from stockpile.store import readiness as store
 
 
@@ -111,58 +110,3 @@ async def put_rule(pg: asyncpg.Connection, code: str, data: c.RuleIn, principal:
                 data.preference_cost, data.approval_required, data.obligation, data.note)
     created, version = await rules.put(pg, rule, principal.id)
     return created, {**present_rule(rule), "version": version}
-
-
-def present_obligation(row: asyncpg.Record, settled: list[asyncpg.Record] | None = None) -> dict[str, Any]:
-    fmt = lambda units: format_quantity(units, row["decimals"])  # noqa: E731
-    body = {
-        "id": str(row["id"]), "kind": row["kind"], "rule": row["rule_code"], "rule_version": row["rule_version"],
-        "movement_id": str(row["movement_id"]), "lot_id": str(row["lot_id"]), "material": row["material"],
-        "creditor": row["creditor"], "debtor": row["debtor"], "quantity": fmt(row["quantity"]),
-        "settled": fmt(row["settled_quantity"]), "outstanding": fmt(row["quantity"] - row["settled_quantity"]),
-        "state": "settled" if row["settled_quantity"] == row["quantity"] else "open",
-        "created_at": rfc3339(row["created_at"]), "settled_at": rfc3339(row["settled_at"]),
-    }
-    if settled is not None:
-        body["settlements"] = [{"movement_id": None if s["movement_id"] is None else str(s["movement_id"]),
-                                "quantity": fmt(s["quantity"]), "note": s["note"], "recorded_by": s["recorded_by"],
-                                "recorded_at": rfc3339(s["recorded_at"])} for s in settled]
-    return body
-
-
-def _visible(row: asyncpg.Record | None, principal: Principal, obligation_id: str) -> asyncpg.Record:
-    if row is None or not (principal.may_see_owner(row["creditor_sector"]) and principal.may_see_owner(row["debtor_sector"])):
-        raise NotFound(f"no obligation {obligation_id}")
-    return row
-
-
-async def obligation(pg: asyncpg.Connection, obligation_id: str, principal: Principal) -> dict[str, Any]:
-    row = _visible(await obligations.get(pg, obligation_id), principal, obligation_id)
-    return present_obligation(row, await obligations.settlements(pg, obligation_id))
-
-
-async def settle(pg: asyncpg.Connection, obligation_id: str, data: c.SettlementIn, principal: Principal) -> dict[str, Any]:
-    """Settle part or all of an obligation. A loan is repaid in kind: the settlement names the movement
-    that credited the creditor with the material, and settles at most what that movement credited."""
-    row = _visible(await obligations.get(pg, obligation_id, for_update=True), principal, obligation_id)
-    units = parse_quantity(data.quantity, row["decimals"])
-    outstanding = row["quantity"] - row["settled_quantity"]
-    if units > outstanding:
-        raise Conflict(f"only {format_quantity(outstanding, row['decimals'])} is outstanding",
-                       outstanding=format_quantity(outstanding, row["decimals"]))
-    if row["kind"] == "loan":
-        if data.movement_id is None:
-            raise Invalid.field("movement_id", "a loan is repaid in kind: name the movement that returned the stock")
-        credited = await obligations.repayment(pg, data.movement_id, row["material_id"], row["creditor_id"])
-        if credited is None:
-            raise Invalid.field("movement_id", f"no movement {data.movement_id}")
-        if units > credited:
-            raise Invalid.field("movement_id", f"that movement credited {row['creditor']} with "
-                                f"{format_quantity(credited, row['decimals'])} of {row['material']}")
-        if await pg.fetchval("SELECT EXISTS (SELECT 1 FROM obligation_settlements WHERE movement_id = $1)", data.movement_id):
-            raise Conflict(f"movement {data.movement_id} already settled an obligation")
-    elif not principal.has_any(("planner", "admin")):
-        raise Forbidden("a requisition is settled by a planner or an admin")
-    await obligations.settle(pg, obligation_id, quantity=units, movement_id=data.movement_id, note=data.note,
-                             principal_id=principal.id)
-    return await obligation(pg, obligation_id, principal)
