@@ -148,12 +148,14 @@ async def test_metrics_show_military_stock_only_to_a_cleared_token(make_database
     def scrape(cleared: bool) -> str:
         from prometheus_client import generate_latest
 
+        kept = SNAPSHOT.samples, SNAPSHOT.taken_at  # the process-wide snapshot other tests read
         SNAPSHOT.samples, SNAPSHOT.taken_at = samples, 1.0
         mark = SCRAPE_CLEARED.set(cleared)
         try:
             return generate_latest().decode()
         finally:
             SCRAPE_CLEARED.reset(mark)
+            SNAPSHOT.samples, SNAPSHOT.taken_at = kept
 
     uncleared, cleared = scrape(False), scrape(True)
     assert 'sector="military"' not in uncleared and "31337" not in uncleared and "32337" not in uncleared
