@@ -35,7 +35,6 @@ import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from itertools import islice
 
 import numpy as np
 
@@ -171,6 +170,7 @@ class _Group:
     members: list[list[int]]  # supply indices per warehouse, in key order
     flat: np.ndarray  # every member's supply index, warehouse by warehouse
     flat_warehouse: np.ndarray  # per member of ``flat``: its warehouse's index in ``warehouse_ids``
+    start: list[int] = field(default_factory=list)  # warehouse w's members are flat[start[w]:start[w + 1]]
 
 
 def _index_groups(supplies: Sequence[Supply]) -> dict[tuple[str, object], _Group]:
@@ -189,7 +189,8 @@ def _index_groups(supplies: Sequence[Supply]) -> dict[tuple[str, object], _Group
                              points=_unit_vectors([coords[w][0] for w in ids], [coords[w][1] for w in ids]),
                              members=members,
                              flat=np.array([i for m in members for i in m], dtype=np.int64),
-                             flat_warehouse=np.repeat(np.arange(len(ids)), [len(m) for m in members]))
+                             flat_warehouse=np.repeat(np.arange(len(ids)), [len(m) for m in members]),
+                             start=np.cumsum([0] + [len(m) for m in members]).tolist())
     return groups
 
 
@@ -199,8 +200,8 @@ def _group_key(demand: Demand) -> tuple[str, object]:
     return ("material", demand.material_id)
 
 
-def _nearest_first(demand: Demand, group: _Group, batch: int) -> Iterator[tuple[int, float]]:
-    """The group's warehouses as ``(index, km)``, nearest first, ties by warehouse id.
+def _nearest_parts(demand: Demand, group: _Group, batch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The group's warehouses as arrays of (index, km), nearest first, ties by warehouse id.
 
     Sorts the nearest ``batch`` (and any tied with the last of them) first, the rest only if the
     search goes that far.
@@ -213,7 +214,7 @@ def _nearest_first(demand: Demand, group: _Group, batch: int) -> Iterator[tuple[
         parts = [np.arange(len(chord_squared))]
     for part in parts:
         part = part[np.lexsort((group.warehouse_ids[part], chord_squared[part]))]
-        yield from zip(part.tolist(), _chord_km(chord_squared[part]).tolist())
+        yield part, _chord_km(chord_squared[part])
 
 
 @dataclass
@@ -236,27 +237,38 @@ class _Candidates:
 
 
 def _nearest_candidates(demand: Demand, group: _Group, supplies: Sequence[Supply], rules: Rules, k: int,
-                        found: _Candidates, frozen: np.ndarray) -> _Walk:
+                        found: _Candidates, frozen: np.ndarray, expiry_day: np.ndarray) -> _Walk:
     """Add every candidate at the k nearest warehouses that have one, nearest first (a position a
-    floor holds entirely, ``frozen``, is no candidate)."""
-    needed_by, refused, warehouses = demand.needed_by, False, 0
-    for reach, (w, km) in enumerate(_nearest_first(demand, group, 3 * k), start=1):
-        before = len(found.supply)
-        for i in group.members[w]:
-            supply = supplies[i]
-            if frozen[i] or (supply.expires_on is not None and supply.expires_on <= needed_by):
-                continue
-            allowance = rules(demand, supply)
-            if allowance is None:
-                refused = True
-                continue
-            found.supply.append(i)
-            found.km.append(km)
-            found.allowance.append(allowance)
-        if len(found.supply) > before:
-            warehouses += 1
-            if warehouses == k:
-                return _Walk(reach, refused, reach < len(group.members))
+    floor holds entirely, ``frozen``, is no candidate).
+
+    Frozen and expired positions are masked out with arrays first: the walk only stops at the
+    warehouses holding some other position, and asks the rules only about those positions."""
+    expiry = expiry_day[group.flat]
+    usable = ~frozen[group.flat] & ((expiry < 0) | (expiry > demand.needed_by.toordinal()))
+    at = np.bincount(group.flat_warehouse[usable], minlength=len(group.members))  # usable positions per warehouse
+    usable_list, flat, start = usable.tolist(), group.flat.tolist(), group.start
+    refused, warehouses, passed = False, 0, 0
+    for part, km in _nearest_parts(demand, group, 3 * k):
+        hits = np.flatnonzero(at[part] > 0)
+        for j, w, w_km in zip(hits.tolist(), part[hits].tolist(), km[hits].tolist()):
+            before = len(found.supply)
+            for n in range(start[w], start[w + 1]):
+                if not usable_list[n]:
+                    continue
+                i = flat[n]
+                allowance = rules(demand, supplies[i])
+                if allowance is None:
+                    refused = True
+                    continue
+                found.supply.append(i)
+                found.km.append(w_km)
+                found.allowance.append(allowance)
+            if len(found.supply) > before:
+                warehouses += 1
+                if warehouses == k:
+                    reach = passed + j + 1
+                    return _Walk(reach, refused, reach < len(group.members))
+        passed += len(part)
     return _Walk(len(group.members), refused, False)
 
 
@@ -314,11 +326,12 @@ def floor_rows(supplies: Sequence[Supply], headroom: Mapping[Hashable, int]) -> 
 def _select_candidates(demands: list[Demand], supplies: list[Supply], rules: Rules, k: int, max_arcs: int,
                        deadline: float, frozen: np.ndarray) -> tuple[_Candidates, list[_Walk | None], dict[tuple[str, object], _Group]]:
     groups = _index_groups(supplies)
+    expiry_day = np.array([-1 if s.expires_on is None else s.expires_on.toordinal() for s in supplies], dtype=np.int64)
     found, walks = _Candidates(), []
     for d, demand in enumerate(demands):
         group = groups.get(_group_key(demand))
         walks.append(None if group is None else _nearest_candidates(demand, group, supplies, rules, k, found,
-                                                                                     frozen))
+                                                                                     frozen, expiry_day))
         found.start.append(len(found.supply))
         if len(found.supply) > max_arcs:
             raise PlanTooLarge(f"more than {max_arcs} candidate arcs (after {d + 1} of {len(demands)} requests); "
@@ -534,10 +547,11 @@ def _read_plan(demands: list[Demand], supplies: list[Supply], headroom: Mapping[
     lines.sort(key=lambda line: (line.request_id, line.supply_key))
     unfilled = {d.request_id: d.quantity - planned[d.request_id] for d in demands}
     exhausted = _Exhausted.of(model, sent)
+    expiry_day = np.array([-1 if s.expires_on is None else s.expires_on.toordinal() for s in supplies], dtype=np.int64)
     reasons = {}
     for d, demand in enumerate(demands):
         if unfilled[demand.request_id] > 0:
-            reasons[demand.request_id] = _why_short(demand, walks[d], groups, supplies, exhausted, rules)
+            reasons[demand.request_id] = _why_short(demand, walks[d], groups, supplies, exhausted, rules, expiry_day)
     fill = dict.fromkeys(PRIORITIES, 0)
     for demand in demands:
         fill[demand.priority] += planned[demand.request_id]
@@ -564,7 +578,7 @@ class _Exhausted:
 
 
 def _why_short(demand: Demand, walk: _Walk | None, groups: dict[tuple[str, object], _Group], supplies: list[Supply],
-               exhausted: _Exhausted, rules: Rules) -> list[str]:
+               exhausted: _Exhausted, rules: Rules, expiry_day: np.ndarray) -> list[str]:
     """Why a request is short, as members of :data:`REASONS` (never empty).
 
     - ``no_stock``: no position of the material (or group) exists at all;
@@ -577,16 +591,22 @@ def _why_short(demand: Demand, walk: _Walk | None, groups: dict[tuple[str, objec
     if walk is None:
         return ["no_stock"]
     group = groups[_group_key(demand)]
-    nearest = (w for w, _ in _nearest_first(demand, group, walk.reach))
+    expiry = expiry_day[group.flat]
+    fresh = (expiry < 0) | (expiry > demand.needed_by.toordinal())  # outlives the need date, as arrays
+    if walk.reach < len(group.members):
+        searched = np.zeros(len(group.members), dtype=bool)
+        searched[next(_nearest_parts(demand, group, walk.reach))[0][:walk.reach]] = True
+        expired = ~fresh & searched[group.flat_warehouse]
+    else:
+        expired = ~fresh
     found = {"rule"} if walk.refused else set()
-    for w in islice(nearest, walk.reach):
-        for i in group.members[w]:
-            if outlives(supplies[i].expires_on, demand.needed_by) or {"rule", "expiry"} <= found:
-                continue
-            found.add("rule" if rules(demand, supplies[i]) is None else "expiry")
+    for i in group.flat[expired].tolist():
+        if {"rule", "expiry"} <= found:
+            break
+        found.add("rule" if rules(demand, supplies[i]) is None else "expiry")
     for reason, mask in (("capacity", exhausted.stock), ("floor", exhausted.floor & ~exhausted.stock)):
-        for i in group.flat[mask[group.flat]].tolist():
-            if outlives(supplies[i].expires_on, demand.needed_by) and rules(demand, supplies[i]) is not None:
+        for i in group.flat[mask[group.flat] & fresh].tolist():
+            if rules(demand, supplies[i]) is not None:
                 found.add(reason)
                 break
     return [reason for reason in REASONS if reason in found] or ["capacity"]

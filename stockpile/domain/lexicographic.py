@@ -111,9 +111,10 @@ class Model:
         # them charges it the duals of the floor rows it counts toward, as its y would be charged).
         self.y: dict[int, object] = {}
         self.balances: dict[int, object] = {}
-        # A position that cannot send one unit without breaching a floor gets no arc at all; the
-        # other floor rows join the LP when a solution breaches them (a solution that keeps every
-        # floor, optimal with some of the rows, is optimal with all; the others' duals are 0).
+        # A position that cannot send one unit without breaching a floor gets no arc at all; a floor
+        # row joins the LP once the positions in the model could breach it together (before the
+        # first solve, and whenever pricing adds positions); the others cannot bind, their duals
+        # are 0. A row a solution still breaches would be added and the level solved again.
         rows = self.floor_rows
         self.row_of = np.repeat(np.arange(len(rows)), [len(f.supplies) for f in rows])
         self.row_supply = np.concatenate([f.supplies for f in rows]) if rows else np.zeros(0, dtype=np.int64)
@@ -128,6 +129,7 @@ class Model:
                                                                    np.arange(1, len(self.available))))
         self.frozen = np.zeros(len(self.available), dtype=bool)
         self.frozen[self.row_supply[self.row_units > self.row_limit[self.row_of]]] = True
+        self.y_upper = np.where(self.frozen, 0.0, np.asarray(self.available, dtype=np.float64))  # y's bounds
         self.tiers = [self.lp.Constraint(-inf, inf) for _ in range(TIERS)]
         self.x = []
         self.fills = [0] * TIERS
@@ -160,13 +162,21 @@ class Model:
         self.arc_supply += list(supplies)
         self.arc_cost += list(costs)
 
-    def _objective(self, level: int) -> None:
+    def _objective(self, level: int, previous: int | None) -> None:
+        """Level ``level``'s objective, set over the ``previous`` level's: only the coefficients that
+        change are touched (each is a call into the solver)."""
         objective = self.lp.Objective()
-        for a, x in enumerate(self.x):
-            if level == TIERS:
-                objective.SetCoefficient(x, float(self.arc_cost[a]))
-            else:
-                objective.SetCoefficient(x, -1.0 if self.tier_of[self.arc_request[a]] == level else 0.0)
+        x = self.x
+        if level == TIERS:
+            for a, c in enumerate(self.arc_cost):
+                objective.SetCoefficient(x[a], float(c))
+        else:
+            arc_tier = np.asarray(self.tier_of, dtype=np.int64)[np.asarray(self.arc_request, dtype=np.int64)]
+            if previous is not None:
+                for a in np.flatnonzero(arc_tier == previous).tolist():
+                    objective.SetCoefficient(x[a], 0.0)
+            for a in np.flatnonzero(arc_tier == level).tolist():
+                objective.SetCoefficient(x[a], -1.0)
         objective.SetMinimization()
 
     def _solve(self) -> None:
@@ -174,12 +184,27 @@ class Model:
         if status != self.lp.OPTIMAL:
             raise RuntimeError(f"the allocation LP ended with status {status}, not OPTIMAL")
 
+    def _add_floors_at_risk(self) -> bool:
+        """Add the floor rows the positions in the model could breach together, each sending all it
+        may; True when there were any. Every other row holds whatever the LP does (its positions'
+        bounds keep it), so it is left out, and no solve has to be repeated for a breached row."""
+        if not len(self.floor_rows) or not self.y:
+            return False
+        present = np.fromiter(self.y, dtype=np.int64, count=len(self.y))
+        y = np.zeros(len(self.available))
+        y[present] = self.y_upper[present]
+        return self._activate(y)
+
     def _add_breached_floors(self) -> bool:
         """Add the floor rows the current solution breaches; True when there were any."""
         if not len(self.floor_rows) or not self.y:
             return False
         y = np.zeros(len(self.available))
         y[list(self.y)] = [v.solution_value() for v in self.y.values()]
+        return self._activate(y)
+
+    def _activate(self, y: np.ndarray) -> bool:
+        """Add the rows not yet in the LP that ``y`` (per position) breaches; True when there were any."""
         drawn = np.bincount(self.row_of, weights=self.row_weight * y[self.row_supply], minlength=len(self.floor_rows))
         breached = np.flatnonzero((drawn > self.row_headroom + INTEGRAL) & ~self.row_active)
         inf = self.lp.infinity()
@@ -208,12 +233,14 @@ class Model:
 
     def solve_levels(self, price: Price) -> int:
         """Settle every tier, then the cost, pricing arcs in at each level; returns the pricing rounds."""
-        rounds = 0
+        rounds, previous = 0, None
         present = set(self.tier_of)
+        self._add_floors_at_risk()
         for level in range(TIERS + 1):
             if level < TIERS and level not in present:
                 continue
-            self._objective(level)
+            self._objective(level, previous)
+            previous = level
             while True:
                 self._solve()
                 rounds += 1
@@ -225,6 +252,7 @@ class Model:
                 if not new[0]:
                     break
                 self.add_arcs(*new)
+                self._add_floors_at_risk()
                 if level < TIERS:
                     for x, d in zip(self.x[-len(new[0]):], new[0]):
                         self.lp.Objective().SetCoefficient(x, -1.0 if self.tier_of[d] == level else 0.0)
