@@ -168,7 +168,17 @@ async def show(pg: asyncpg.Connection, transfer_id: str) -> dict:
     head = await transfer_store.get(pg, transfer_id)
     if head is None:
         raise NotFound(f"transfer {transfer_id} does not exist")
-    lines = await transfer_store.lines(pg, transfer_id)
+    return _present(head, await transfer_store.lines(pg, transfer_id))
+
+
+async def show_page(pg: asyncpg.Connection, heads: list[asyncpg.Record]) -> list[dict]:
+    """Present a page of transfer heads (from ``store.reads.transfers``) as ``show`` does each one,
+    with the lines of the whole page read in one statement."""
+    lines = await transfer_store.lines_of(pg, [head["id"] for head in heads])
+    return [_present(head, lines.get(head["id"], [])) for head in heads]
+
+
+def _present(head, lines) -> dict:
     return {
         "id": head["id"], "from_warehouse": head["from_warehouse"], "to_warehouse": head["to_warehouse"],
         "state": head["state"], "expected_at": rfc3339(head["expected_at"]) if head["expected_at"] else None,

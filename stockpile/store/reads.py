@@ -168,10 +168,13 @@ async def movement(pg: asyncpg.Connection, movement_id: str, *, warehouse_ids: l
 async def transfers(pg: asyncpg.Connection, *, state: str | None, warehouse: str | None,
                     after: tuple[datetime, uuid.UUID] | None, limit: int, warehouse_ids: list[int] | None = None,
                     cleared: bool = True) -> list[asyncpg.Record]:
-    """Transfer ids newest first, with their keyset (dispatched_at, id) for the next page."""
+    """Transfer heads newest first (the columns of ``store.transfers.get``); their keyset
+    (dispatched_at, id) is the next page's cursor, and ``store.transfers.lines_of`` adds their lines."""
     after_at, after_id = after if after else (None, None)
     return await pg.fetch(
-        f"""SELECT t.id::text AS id, t.dispatched_at FROM transfers t
+        f"""SELECT t.id::text AS id, fw.code AS from_warehouse, tw.code AS to_warehouse, t.state, t.expected_at,
+                   t.dispatched_at, t.received_at
+              FROM transfers t
              JOIN warehouses fw ON fw.id = t.from_warehouse_id JOIN warehouses tw ON tw.id = t.to_warehouse_id
             WHERE ($1::text IS NULL OR t.state = $1) AND ($2::text IS NULL OR $2 IN (fw.code, tw.code))
               AND ($3::timestamptz IS NULL OR (t.dispatched_at, t.id) < ($3, $4::uuid))

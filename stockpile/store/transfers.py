@@ -85,6 +85,24 @@ async def lines(pg, transfer_id: str) -> list[asyncpg.Record]:
     )
 
 
+async def lines_of(pg, transfer_ids: list[str]) -> dict[str, list[asyncpg.Record]]:
+    """The lines of many transfers in one statement (a page of the list need not ask per transfer),
+    keyed by transfer id, each transfer's lines in line order; a transfer without lines is absent."""
+    rows = await pg.fetch(
+        """SELECT t.transfer_id::text AS transfer_id, t.line_no, t.source_lot_id::text AS source_lot_id,
+                  l.code AS lot_code, o.code AS owner, m.code AS material, m.decimals, t.quantity, t.received,
+                  t.destination_lot_id::text AS destination_lot_id
+             FROM transfer_lines t JOIN lots l ON l.id = t.source_lot_id JOIN parties o ON o.id = t.owner_id
+             JOIN materials m ON m.id = l.material_id
+            WHERE t.transfer_id = ANY($1::uuid[]) ORDER BY t.transfer_id, t.line_no""",
+        _uuids(transfer_ids),
+    )
+    out: dict[str, list[asyncpg.Record]] = {}
+    for row in rows:
+        out.setdefault(row["transfer_id"], []).append(row)
+    return out
+
+
 async def mark_received(pg, transfer_id: str, destination_lot_ids: list[str], received: list[int], now: datetime) -> None:
     await pg.execute(
         """UPDATE transfer_lines t SET received = s.received, destination_lot_id = s.lot_id

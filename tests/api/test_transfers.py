@@ -386,6 +386,32 @@ async def test_transfers_list_newest_first_by_state_and_warehouse(client, operat
     assert [t["id"] for t in rest.json()["items"]] == [older["id"]]
 
 
+async def test_a_page_of_many_transfers_shows_each_as_its_own_read_does(client, operator, world, source_lot):
+    """The list reads the lines of a whole page at once: each transfer must keep its own lines, in order."""
+    await receive(client, operator, warehouse=world.north, material=world.diesel, owner=world.military, quantity="50",
+                  lot="B-77", manufactured_on="2026-01-10", expires_on="2028-01-10")
+    sent = []
+    for i in range(1, 13):
+        lines = [{"lot_id": source_lot, "owner": world.civil, "quantity": f"{i}.{i % 10}"}]
+        if i % 3 == 0:
+            lines.append({"lot_id": source_lot, "owner": world.military, "quantity": f"{i}"})
+        r = await dispatch(client, operator, world, lines, **({"expected_at": "2020-01-01T00:00:00Z"} if i % 4 == 0 else {}))
+        assert r.status_code == 201, r.text
+        sent.append(r.json()["id"])
+    for transfer_id in sent[::5]:
+        assert (await receive_transfer(client, operator, transfer_id)).status_code == 201
+    listed = await list_all(client, operator, "/api/v1/transfers", warehouse=world.north, limit=5)
+    assert [t["id"] for t in listed] == sent[::-1]
+    for item in listed:
+        one = await client.get(f"/api/v1/transfers/{item['id']}", headers=operator)
+        assert item == one.json()
+    by_id = {t["id"]: t for t in listed}
+    assert [len(by_id[t]["lines"]) for t in sent] == [2 if i % 3 == 0 else 1 for i in range(1, 13)]
+    assert [by_id[t]["lines"][0]["quantity"] for t in sent] == [f"{i}.{i % 10}" for i in range(1, 13)]
+    assert [by_id[t]["state"] for t in sent] == ["received" if i % 5 == 0 else "in_transit" for i in range(12)]
+    assert [by_id[t]["overdue"] for t in sent] == [i % 4 == 0 and i % 5 != 1 for i in range(1, 13)]
+
+
 @pytest.mark.parametrize("cursor", [
     ["2026-01-01T00:00:00+00:00", "not-a-uuid"], ["not-a-time", str(uuid.uuid4())], ["x"], "abc", 12, None,
 ])

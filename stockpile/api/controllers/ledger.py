@@ -164,7 +164,7 @@ class TransferController(Controller):
             rows = await reads.transfers(tx.pg, state=state_, warehouse=warehouse,
                                          after=decode_cursor(cursor, tuple[c.Moment, uuid.UUID]),
                                          limit=size + 1, **request.user.visibility.ledger)
-            items = [await transfers.show(tx.pg, row["id"]) for row in rows[:size]]
+            items = await transfers.show_page(tx.pg, rows[:size])
         last = rows[size - 1] if len(rows) > size else None
         return json_response({
             "items": items,
