@@ -429,7 +429,7 @@ def cmd_drill(args: argparse.Namespace, settings: Settings) -> int:
     from stockpile.domain.errors import DomainError
     from stockpile.services import commands as c
     from stockpile.services import drills
-    from stockpile.services.movements import Clock
+    from stockpile.domain.moments import Clock
     from stockpile.services.planning import Limits
     from stockpile.services.principals import RUN_DRILL
 

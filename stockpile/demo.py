@@ -42,9 +42,10 @@ from pathlib import Path
 import asyncpg
 
 from stockpile.domain.access import Principal
+from stockpile.domain.moments import Clock
 from stockpile.services import commands as c
 from stockpile.services import masterdata, rotation, targets, transfers
-from stockpile.services.movements import Clock, Posted, post_movement
+from stockpile.services.movements import Posted, post_movement
 from stockpile.services.workspace import Workspace
 from stockpile.store import audit, reads, tokens
 from stockpile.store import coverage as coverage_store

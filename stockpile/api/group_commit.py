@@ -28,8 +28,9 @@ from stockpile.api.audit import AuditNote
 from stockpile.api.problems import problem_bytes
 from stockpile.domain.access import Principal
 from stockpile.domain.errors import DomainError, IdempotencyConflict, Invalid
+from stockpile.domain.moments import Clock
 from stockpile.services import commands as c
-from stockpile.services.movements import Clock, prepare_movement
+from stockpile.services.movements import prepare_movement
 from stockpile.services.workspace import Pending, Workspace
 from stockpile.store import audit as audit_store
 from stockpile.store import idempotency

@@ -23,11 +23,11 @@ from stockpile.domain.access import (
 )
 from stockpile.domain.allocation import Line
 from stockpile.domain.errors import Conflict, FloorProtected, Forbidden, InsufficientStock, Invalid
-from stockpile.domain.moments import rfc3339
+from stockpile.domain.moments import Clock, rfc3339
 from stockpile.domain.quantities import format_quantity, parse_quantity
 from stockpile.services import commands as c
 from stockpile.services import planning, transfers
-from stockpile.services.movements import Clock, post_movement
+from stockpile.services.movements import post_movement
 from stockpile.services.workspace import Workspace
 from stockpile.store import allocation as store
 from stockpile.store import masterdata, obligations, readiness, rules

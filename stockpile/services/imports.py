@@ -30,9 +30,10 @@ import msgspec
 
 from stockpile.domain.access import Principal
 from stockpile.domain.errors import DomainError
+from stockpile.domain.moments import Clock
 from stockpile.services import commands as c
 from stockpile.services import masterdata
-from stockpile.services.movements import Clock, post_movement
+from stockpile.services.movements import post_movement
 from stockpile.services.workspace import Workspace
 from stockpile.store import idempotency
 

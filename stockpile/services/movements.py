@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import datetime
 
 import asyncpg
 
@@ -20,7 +20,7 @@ from stockpile.domain.access import (
 from stockpile.domain.errors import Conflict, Invalid, InsufficientStock, NotFound
 from stockpile.domain.ledger import Position, Posting
 from stockpile.domain.lots import is_expired
-from stockpile.domain.moments import rfc3339
+from stockpile.domain.moments import Clock, rfc3339
 from stockpile.domain.quantities import format_quantity, parse_quantity
 from stockpile.domain.readiness import CRISIS_LEVELS
 from stockpile.services import commands as c
@@ -28,19 +28,6 @@ from stockpile.services import rotation
 from stockpile.services.workspace import Pending, Workspace, receipt_expiry
 from stockpile.store import ledger as store
 from stockpile.store import readiness
-
-
-@dataclass
-class Clock:
-    now: datetime
-
-    @property
-    def today(self) -> date:
-        return self.now.astimezone(timezone.utc).date()
-
-    @classmethod
-    def utc(cls) -> Clock:
-        return cls(datetime.now(timezone.utc))
 
 
 @dataclass

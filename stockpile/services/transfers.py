@@ -11,10 +11,10 @@ import asyncpg
 from stockpile.domain import ledger as rules
 from stockpile.domain.access import MILITARY, Principal, require_cleared, require_warehouse
 from stockpile.domain.errors import Conflict, Invalid, NotFound
-from stockpile.domain.moments import rfc3339
+from stockpile.domain.moments import Clock, rfc3339
 from stockpile.domain.quantities import format_quantity, parse_quantity
 from stockpile.services import commands as c
-from stockpile.services.movements import Clock, Posted, _resolve
+from stockpile.services.movements import Posted, _resolve
 from stockpile.services.workspace import Pending, Workspace
 from stockpile.store import ledger as store
 from stockpile.store import transfers as transfer_store

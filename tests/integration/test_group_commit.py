@@ -18,9 +18,9 @@ from stockpile.api import group_commit
 from stockpile.api.audit import AuditNote
 from stockpile.api.group_commit import Answer, GroupCommitter, Job, _in_transaction
 from stockpile.domain.errors import IdempotencyConflict, InsufficientStock
+from stockpile.domain.moments import Clock
 from stockpile.services import commands as c
 from stockpile.services import workspace
-from stockpile.services.movements import Clock
 from stockpile.store import idempotency, tokens
 from stockpile.store.ledger import insert_movements
 from stockpile.store.db import Database

@@ -11,9 +11,9 @@ from litestar.datastructures import State
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
 from stockpile.api.common import decode_cursor, idempotent, json_response, page, page_limit
+from stockpile.domain.moments import Clock
 from stockpile.services import allocation, drills
 from stockpile.services import commands as c
-from stockpile.services.movements import Clock
 from stockpile.services.planning import Limits
 
 PLANNERS = ("planner", "commander", "admin")

@@ -19,12 +19,11 @@ from stockpile.api.common import (
 )
 from stockpile.api.group_commit import Job
 from stockpile.domain.errors import Invalid, NotFound
-from stockpile.domain.moments import rfc3339
+from stockpile.domain.moments import Clock, rfc3339
 from stockpile.domain.quantities import format_quantity
 from stockpile.metrics import MOVEMENTS_POSTED
 from stockpile.services import commands as c
 from stockpile.services import transfers
-from stockpile.services.movements import Clock
 from stockpile.store import reads
 
 IDEMPOTENCY_HEADER = Parameter(header="Idempotency-Key", required=True, description="1–200 printable characters; replays answer the first result")

@@ -14,9 +14,9 @@ from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
 from stockpile.api.common import decode_cursor, json_response, page, page_limit
 from stockpile.domain.errors import Invalid, NotFound
+from stockpile.domain.moments import Clock
 from stockpile.services import commands as c
 from stockpile.services import obligations, readiness
-from stockpile.services.movements import Clock
 from stockpile.store import masterdata
 from stockpile.store import readiness as store
 

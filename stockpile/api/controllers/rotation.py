@@ -14,9 +14,9 @@ from litestar.params import Parameter
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
 from stockpile.api.common import decode_cursor, encode_cursor, json_response, page, page_limit
+from stockpile.domain.moments import Clock
 from stockpile.services import commands as c
 from stockpile.services import rotation
-from stockpile.services.movements import Clock
 from stockpile.store import rotation as store
 
 OrderState = Literal["planned", "in_progress", "completed", "cancelled"]

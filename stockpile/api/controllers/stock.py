@@ -14,11 +14,10 @@ from stockpile.api.common import RowCursor, decode_cursor, json_response, page, 
 from stockpile.domain.access import lot_disclosed, require_cleared, require_warehouse
 from stockpile.domain.errors import NotFound
 from stockpile.domain.lots import is_expired
-from stockpile.domain.moments import rfc3339
+from stockpile.domain.moments import Clock, rfc3339
 from stockpile.domain.quantities import format_quantity
 from stockpile.services import commands as c
 from stockpile.services import rotation
-from stockpile.services.movements import Clock
 from stockpile.store import ledger as store_ledger
 from stockpile.store import reads
 
