@@ -45,11 +45,12 @@ def _run(coro):
 
 async def _is_empty(url: str) -> bool:
     from stockpile.store.db import Database
+    from stockpile.store.masterdata import any_party
 
     db = Database(url, pool_size=1)
     try:
         async with db.transaction() as tx:
-            return not await tx.pg.fetchval("SELECT EXISTS (SELECT 1 FROM parties)")
+            return not await any_party(tx.pg)
     finally:
         await db.dispose()
 

@@ -49,7 +49,8 @@ from stockpile.services.movements import Posted, post_movement
 from stockpile.services.workspace import Workspace
 from stockpile.store import audit, reads, tokens
 from stockpile.store import coverage as coverage_store
-from stockpile.store.db import Database
+from stockpile.store import masterdata as masterdata_store
+from stockpile.store.db import Database, advisory_xact_lock
 
 ADVISORY_LOCK = 0x5354_4B50_4445_4D4F  # "STKPDEMO": serialises demo loaders on one database
 TOKEN_DAYS = 30  # demo tokens are printed to the log: they stop working on their own
@@ -339,8 +340,8 @@ async def load_demo(url: str, *, seed: int = 7, tokens_file: Path | None = None,
     try:
         async with db.transaction() as tx:
             pg = tx.pg
-            await pg.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK)
-            if await pg.fetchval("SELECT EXISTS (SELECT 1 FROM parties)"):
+            await advisory_xact_lock(pg, ADVISORY_LOCK)
+            if await masterdata_store.any_party(pg):
                 raise DemoRefused("the database already holds data; the demo loads only into an empty database")
             loader = _Loader(pg, random.Random(seed), now)
             await loader.master_data()
@@ -350,7 +351,7 @@ async def load_demo(url: str, *, seed: int = 7, tokens_file: Path | None = None,
             await loader.history()
             await loader.targets()
             await loader.finish()
-            counts = await _counts(pg, now.date())
+            counts = await reads.reserve_counts(pg, now.date())
             await audit.append(pg, at=now, actor="cli:demo", roles=[], action="cli demo", target=None, outcome="ok",
                                status=None, client=None, request_id=None, details={"seed": seed, **counts})
     finally:
@@ -369,28 +370,6 @@ def _write_tokens(path: Path, issued: list[tuple[str, str, str]]) -> None:
     with os.fdopen(fd, "w") as out:
         out.writelines(f"{role}  {name}  {token}\n" for role, name, token in issued)
     os.chmod(path, 0o600)
-
-
-async def _counts(pg: asyncpg.Connection, today: date) -> dict[str, int]:
-    row = await pg.fetchrow(
-        """SELECT (SELECT count(*) FROM regions) AS regions,
-                  (SELECT count(*) FROM warehouses) AS warehouses,
-                  (SELECT count(*) FROM warehouses WHERE status = 'suspended') AS suspended_warehouses,
-                  (SELECT count(*) FROM materials) AS materials,
-                  (SELECT count(*) FROM parties) AS parties,
-                  (SELECT count(*) FROM lots) AS lots,
-                  (SELECT count(*) FROM accounts WHERE type = 'stock' AND balance > 0) AS positions,
-                  (SELECT count(DISTINCT a.lot_id) FROM accounts a JOIN lots l ON l.id = a.lot_id
-                    WHERE a.type = 'stock' AND a.balance > 0 AND l.expires_on <= $1) AS expired_lots,
-                  (SELECT count(DISTINCT a.lot_id) FROM accounts a JOIN lots l ON l.id = a.lot_id
-                    WHERE a.type = 'stock' AND a.balance > 0 AND l.expires_on > $1 AND l.expires_on <= $1 + 30)
-                       AS expiring_30,
-                  (SELECT count(*) FROM movements) AS movements,
-                  (SELECT count(*) FROM transfers) AS transfers,
-                  (SELECT count(*) FROM transfers WHERE state = 'in_transit') AS in_transit""",
-        today,
-    )
-    return dict(row)
 
 
 def _amount(units: int, decimals: int) -> Decimal:

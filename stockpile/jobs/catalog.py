@@ -16,7 +16,7 @@ from stockpile.jobs.runs import Job
 from stockpile.metrics import LEDGER_MISMATCHED_ACCOUNTS
 from stockpile.store import allocation as allocation_store
 from stockpile.store import audit, jobs, snapshots
-from stockpile.store.db import Database
+from stockpile.store.db import Database, repeatable_read
 
 log = logging.getLogger("stockpile.jobs")
 
@@ -39,9 +39,9 @@ async def check_ledger(db: Database) -> dict[str, Any]:
     """Guarantee 3 for every account: the stored balance equals the sum of its postings. Each broken
     account raises a critical ``ledger_invariant`` alert (it should never fire); a mended one resolves it."""
     async with db.transaction() as tx:
-        await tx.pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one consistent snapshot
+        await repeatable_read(tx.pg)  # one consistent snapshot
         broken = await jobs.ledger_mismatches(tx.pg)
-        checked = await tx.pg.fetchval("SELECT count(*) FROM accounts")
+        checked = await jobs.account_count(tx.pg)
     LEDGER_MISMATCHED_ACCOUNTS.set(len(broken))
     for row in broken:
         log.error("ledger invariant broken account=%s balance=%s postings=%s", row["id"], row["balance"], row["postings"])
@@ -69,7 +69,7 @@ def evaluate_alerts(settings: Settings):
 async def refresh_metrics(db: Database) -> dict[str, Any]:
     """Aggregate the reserve for the dashboards into the snapshot the API serves."""
     async with db.transaction() as tx:
-        await tx.pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        await repeatable_read(tx.pg)
         samples = await snapshots.aggregate(tx.pg, datetime.now(timezone.utc).date())
         await snapshots.store(tx.pg, "business", samples)
     return {"series": len(samples)}

@@ -17,7 +17,7 @@ from stockpile.domain.audit import (
     Anchor, Checkpoint, CheckpointVerdict, SealedEvent, Verdict, verify_chain, verify_checkpoints,
 )
 from stockpile.store import audit as store
-from stockpile.store.db import Database
+from stockpile.store.db import Database, repeatable_read
 
 
 class AnchorUnreadable(Exception):
@@ -93,7 +93,7 @@ async def verify(url: str, *, key: bytes | None = None, anchor_file: Path | None
         async with db.transaction() as tx:
             sealed_now = await store.seal(tx.pg, key)
         async with db.transaction() as tx:
-            await tx.pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # chain and checkpoints agree
+            await repeatable_read(tx.pg)  # chain and checkpoints agree
             marks = await store.checkpoints(tx.pg)
             events: list[SealedEvent] = [event async for event in store.sealed_events(tx.pg)]
             unsealed = await store.unsealed_count(tx.pg)

@@ -26,7 +26,7 @@ from stockpile.services import planning
 from stockpile.services.allocation import request_place, request_values
 from stockpile.store import allocation as store
 from stockpile.store import coverage, masterdata
-from stockpile.store.db import Database
+from stockpile.store.db import Database, repeatable_read
 
 
 async def _ids(pg: asyncpg.Connection, table: str, codes: list[str], field: str) -> dict[str, int]:
@@ -66,7 +66,7 @@ async def on_snapshot(db: Database, data: c.DrillIn, today: date, limits: planni
     """Plan the scenario on one read-only snapshot of the reserve: it can post and reserve nothing.
     ``principal``: who runs it (None: the trusted command line, which plans every request)."""
     async with db.transaction() as tx:
-        await tx.pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        await repeatable_read(tx.pg, read_only=True)
         return await run(tx.pg, data, today, limits, principal)
 
 

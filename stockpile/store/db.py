@@ -63,3 +63,20 @@ class Database:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+async def repeatable_read(pg: asyncpg.Connection, *, read_only: bool = False) -> None:
+    """Make the transaction just opened on ``pg`` read one snapshot for all its statements (a check
+    or a report that reads several tables must see them agree); must come before its first query."""
+    await pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY" if read_only
+                     else "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+
+async def advisory_xact_lock(pg: asyncpg.Connection, key: int) -> None:
+    """Wait for and hold, until the transaction ends, the advisory lock ``key`` (one loader at a time)."""
+    await pg.execute("SELECT pg_advisory_xact_lock($1)", key)
+
+
+async def schema_revision(pg: asyncpg.Connection) -> str | None:
+    """The Alembic revision the database's schema is at (None if none is recorded)."""
+    return await pg.fetchval("SELECT version_num FROM alembic_version")

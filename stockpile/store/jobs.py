@@ -51,6 +51,11 @@ async def finish(pg: asyncpg.Connection, job: str, slot: int, worker: str, outco
     )
 
 
+async def account_count(pg: asyncpg.Connection) -> int:
+    """How many accounts exist (the ledger check reports how many it looked at)."""
+    return await pg.fetchval("SELECT count(*) FROM accounts")
+
+
 async def ledger_mismatches(pg: asyncpg.Connection, limit: int = 100) -> list[asyncpg.Record]:
     """Accounts whose stored balance differs from the sum of their postings (guarantee 3)."""
     return await pg.fetch(

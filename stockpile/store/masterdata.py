@@ -45,6 +45,11 @@ async def page(pg: asyncpg.Connection, kind: str, after: str | None, limit: int,
     )
 
 
+async def any_party(pg: asyncpg.Connection) -> bool:
+    """Whether any party exists: the mark of a database that already holds data."""
+    return await pg.fetchval("SELECT EXISTS (SELECT 1 FROM parties)")
+
+
 async def ids_by_code(pg: asyncpg.Connection, table: str, codes: list[str]) -> dict[str, int]:
     rows = await pg.fetch(f"SELECT code, id FROM {table} WHERE code = ANY($1::text[])", codes)
     return {r["code"]: r["id"] for r in rows}

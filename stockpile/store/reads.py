@@ -194,3 +194,27 @@ async def transfer_visible(pg: asyncpg.Connection, transfer_id: str, *, warehous
         f"{TRANSFERS.format(warehouses='$2', cleared='$3')})",
         transfer_id, warehouse_ids, cleared,
     )
+
+
+async def reserve_counts(pg: asyncpg.Connection, today: date) -> dict[str, int]:
+    """How much the database holds, by kind (master data, lots, positions, expired and expiring lots
+    as of ``today``, movements, transfers): what the demo loader reports and audits once loaded."""
+    row = await pg.fetchrow(
+        """SELECT (SELECT count(*) FROM regions) AS regions,
+                  (SELECT count(*) FROM warehouses) AS warehouses,
+                  (SELECT count(*) FROM warehouses WHERE status = 'suspended') AS suspended_warehouses,
+                  (SELECT count(*) FROM materials) AS materials,
+                  (SELECT count(*) FROM parties) AS parties,
+                  (SELECT count(*) FROM lots) AS lots,
+                  (SELECT count(*) FROM accounts WHERE type = 'stock' AND balance > 0) AS positions,
+                  (SELECT count(DISTINCT a.lot_id) FROM accounts a JOIN lots l ON l.id = a.lot_id
+                    WHERE a.type = 'stock' AND a.balance > 0 AND l.expires_on <= $1) AS expired_lots,
+                  (SELECT count(DISTINCT a.lot_id) FROM accounts a JOIN lots l ON l.id = a.lot_id
+                    WHERE a.type = 'stock' AND a.balance > 0 AND l.expires_on > $1 AND l.expires_on <= $1 + 30)
+                       AS expiring_30,
+                  (SELECT count(*) FROM movements) AS movements,
+                  (SELECT count(*) FROM transfers) AS transfers,
+                  (SELECT count(*) FROM transfers WHERE state = 'in_transit') AS in_transit""",
+        today,
+    )
+    return dict(row)

@@ -7,6 +7,7 @@ from litestar.datastructures import State
 
 from stockpile.api.common import json_response
 from stockpile.api.problems import problem_response
+from stockpile.store.db import schema_revision
 from stockpile.store.engine import head_revision
 
 
@@ -23,7 +24,7 @@ class HealthController(Controller):
         head = head_revision()
         try:
             async with state.db.transaction() as tx:
-                current = await tx.pg.fetchval("SELECT version_num FROM alembic_version")
+                current = await schema_revision(tx.pg)
         except Exception as exc:  # noqa: BLE001 - any failure to reach the database means not ready
             return problem_response(503, "not-ready", "Not ready", f"database unreachable: {type(exc).__name__}")
         if current != head:
