@@ -41,22 +41,21 @@ async def request_values(pg: asyncpg.Connection, data: c.AllocationRequestIn, to
         errors.append({"field": f"{field}material", "message": "give exactly one of material or substitution_group"})
     if data.needed_by < today:
         errors.append({"field": f"{field}needed_by", "message": "must not be in the past"})
-    party = await pg.fetchrow("SELECT id, sector FROM parties WHERE code = $1", data.requester)
+    party = await masterdata.party_by_code(pg, data.requester)
     if party is None:
         errors.append({"field": f"{field}requester", "message": f"unknown code {data.requester!r}"})
-    destination = await pg.fetchrow("SELECT id, region_id, status FROM warehouses WHERE code = $1", data.destination)
+    destination = await masterdata.warehouse_by_code(pg, data.destination)
     if destination is None:
         errors.append({"field": f"{field}destination", "message": f"unknown code {data.destination!r}"})
     elif destination["status"] == "lost":
         errors.append({"field": f"{field}destination", "message": f"warehouse {data.destination} is lost"})
     materials = []
     if data.material is not None:
-        materials = await pg.fetch("SELECT id, category, decimals FROM materials WHERE code = $1", data.material)
+        materials = await masterdata.materials_with_code(pg, data.material)
         if not materials:
             errors.append({"field": f"{field}material", "message": f"unknown code {data.material!r}"})
     elif data.substitution_group is not None:
-        materials = await pg.fetch("SELECT id, category, decimals FROM materials WHERE substitution_group = $1",
-                                   data.substitution_group)
+        materials = await masterdata.materials_in_group(pg, data.substitution_group)
         if not materials:
             errors.append({"field": f"{field}substitution_group", "message": f"no material in group {data.substitution_group!r}"})
         elif len({(m["category"], m["decimals"]) for m in materials}) > 1:
@@ -357,8 +356,7 @@ async def dispatch(pg: asyncpg.Connection, plan_id: str, principal: Principal, c
         raise Conflict("the plan's reservations have lapsed; propose and approve a new plan")
     lines = await store.plan_lines(pg, plan_id)
     await _release(pg, lines)
-    parties = {r["id"]: r["code"] for r in await pg.fetch(
-        "SELECT id, code FROM parties WHERE id = ANY($1::bigint[])", list({line["requester_id"] for line in lines}))}
+    parties = await masterdata.codes_by_id(pg, "parties", list({line["requester_id"] for line in lines}))
     ws = Workspace(pg)
     carried: dict[tuple[int, int], dict[tuple[str, str], int]] = defaultdict(lambda: defaultdict(int))
     for line in lines:
@@ -377,8 +375,7 @@ async def dispatch(pg: asyncpg.Connection, plan_id: str, principal: Principal, c
                 await store.mark_line(pg, line["id"], obligation_id=obligation_id)
             owner = requester
         carried[(line["warehouse_id"], line["destination_id"])][(line["lot_id"], owner)] += line["quantity"]
-    codes = {r["id"]: r["code"] for r in await pg.fetch(
-        "SELECT id, code FROM warehouses WHERE id = ANY($1::bigint[])", list({w for pair in carried for w in pair}))}
+    codes = await masterdata.codes_by_id(pg, "warehouses", list({w for pair in carried for w in pair}))
     decimals = {line["lot_id"]: line["decimals"] for line in lines}
     for (source, destination), positions in sorted(carried.items()):
         shown, _ = await transfers.dispatch(pg, c.TransferIn(

@@ -50,8 +50,7 @@ async def _synthetic(pg: asyncpg.Connection, data: c.DrillIn, today: date,
         if principal is not None:
             require_request_writable(principal, request_place(values["destination_id"], values["_region_id"],
                                                               values["_sector"]), exists=False)
-        place = await pg.fetchrow("SELECT code, latitude::float8 AS latitude, longitude::float8 AS longitude "
-                                  "FROM warehouses WHERE id = $1", values["destination_id"])
+        place = await masterdata.warehouse_place(pg, values["destination_id"])
         requests.append({**values, "id": f"drill-{i + 1}", "requester_sector": values["_sector"],
                          "destination_region_id": values["_region_id"], "destination": place["code"],
                          "latitude": place["latitude"], "longitude": place["longitude"],
@@ -196,7 +195,7 @@ async def _summary(pg: asyncpg.Connection, planned: planning.Planned, supply_day
     s = planned.solution
     requested, served = defaultdict(int), defaultdict(int)
     unmet: dict[tuple[str, str], list] = {}
-    regions = {r["id"]: r["code"] for r in await pg.fetch("SELECT id, code FROM regions")}
+    regions = await masterdata.codes_by_id(pg, "regions", None)
     for rid, r in planned.requests.items():
         requested[r["priority"]] += r["quantity"]
         served[r["priority"]] += s.planned[rid]

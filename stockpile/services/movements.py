@@ -27,6 +27,7 @@ from stockpile.services import commands as c
 from stockpile.services import rotation
 from stockpile.services.workspace import Pending, Workspace, receipt_expiry
 from stockpile.store import ledger as store
+from stockpile.store import masterdata as masterdata_store
 from stockpile.store import readiness
 
 
@@ -359,10 +360,7 @@ async def _reversal(ws: Workspace, cmd: c.Reversal, clock: Clock, principal: Pri
     if head["kind"] in ("rotation_out", "rotation_in"):
         await rotation.undo_progress(pg, cmd.movement_id, head["kind"],
                                      sum(p.delta for p in original if p.account_id is not None))
-    materials = {}
-    for row in await pg.fetch("SELECT id, code, decimals FROM materials WHERE id = ANY($1::bigint[])",
-                              list({p.material_id for p in original})):
-        materials[row["id"]] = (row["code"], row["decimals"])
+    materials = await masterdata_store.material_codes(pg, list({p.material_id for p in original}))
     return _posted("reversal", cmd, clock, postings, positions, materials, reverses=cmd.movement_id)
 
 

@@ -55,6 +55,46 @@ async def ids_by_code(pg: asyncpg.Connection, table: str, codes: list[str]) -> d
     return {r["code"]: r["id"] for r in rows}
 
 
+async def codes_by_id(pg: asyncpg.Connection, table: str, ids: list[int] | None) -> dict[int, str]:
+    """The code of each of the rows ``ids`` of ``table`` (every row's when ``ids`` is None), by id:
+    a use case that works on ids names things by code in what it answers or writes next."""
+    rows = await pg.fetch(f"SELECT id, code FROM {table} WHERE $1::bigint[] IS NULL OR id = ANY($1::bigint[])", ids)
+    return {r["id"]: r["code"] for r in rows}
+
+
+async def party_by_code(pg: asyncpg.Connection, code: str) -> asyncpg.Record | None:
+    """The party's ``id`` and ``sector``, or None for an unknown code."""
+    return await pg.fetchrow("SELECT id, sector FROM parties WHERE code = $1", code)
+
+
+async def warehouse_by_code(pg: asyncpg.Connection, code: str) -> asyncpg.Record | None:
+    """The warehouse's ``id``, ``region_id`` and ``status``, or None for an unknown code."""
+    return await pg.fetchrow("SELECT id, region_id, status FROM warehouses WHERE code = $1", code)
+
+
+async def warehouse_place(pg: asyncpg.Connection, warehouse_id: int) -> asyncpg.Record | None:
+    """The warehouse's ``code`` and its ``latitude`` and ``longitude`` as floats (distances are
+    computed in floating point), or None for an unknown id."""
+    return await pg.fetchrow("SELECT code, latitude::float8 AS latitude, longitude::float8 AS longitude "
+                             "FROM warehouses WHERE id = $1", warehouse_id)
+
+
+async def materials_with_code(pg: asyncpg.Connection, code: str) -> list[asyncpg.Record]:
+    """The material of that code (a list of none or one) with its ``id``, ``category`` and ``decimals``."""
+    return await pg.fetch("SELECT id, category, decimals FROM materials WHERE code = $1", code)
+
+
+async def materials_in_group(pg: asyncpg.Connection, group: str) -> list[asyncpg.Record]:
+    """Every material of the substitution group, each with its ``id``, ``category`` and ``decimals``."""
+    return await pg.fetch("SELECT id, category, decimals FROM materials WHERE substitution_group = $1", group)
+
+
+async def material_codes(pg: asyncpg.Connection, material_ids: list[int]) -> dict[int, tuple[str, int]]:
+    """The ``(code, decimals)`` of each material, by id: how a posting's material is shown."""
+    rows = await pg.fetch("SELECT id, code, decimals FROM materials WHERE id = ANY($1::bigint[])", material_ids)
+    return {r["id"]: (r["code"], r["decimals"]) for r in rows}
+
+
 async def ancestors_include(pg: asyncpg.Connection, table: str, start_id: int, target_id: int) -> bool:
     """Whether ``target_id`` is ``start_id`` or one of its ancestors (a parent cycle check)."""
     return await pg.fetchval(
