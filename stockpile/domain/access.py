@@ -103,10 +103,6 @@ class Visibility:
         return params
 
 
-# Everything a national principal with military clearance sees (jobs and the trusted CLI read so).
-EVERYTHING = Visibility()
-
-
 def require_warehouse(principal: Principal, warehouse_id: int, code: str) -> None:
     """Writes only inside the principal's scope."""
     if not principal.covers_warehouse(warehouse_id):
