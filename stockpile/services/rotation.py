@@ -22,10 +22,10 @@ from stockpile.domain.errors import Conflict, Invalid, NotFound
 from stockpile.domain.lots import is_expired
 from stockpile.domain.moments import rfc3339
 from stockpile.domain.quantities import format_quantity
-from stockpile.services import alerts
+from stockpile.services import alerts, lots
 from stockpile.services import commands as c
 from stockpile.store import ledger as store_ledger
-from stockpile.store import masterdata, reads
+from stockpile.store import masterdata
 from stockpile.store import rotation as store
 
 
@@ -218,8 +218,8 @@ async def record_shelf_life_test(pg: asyncpg.Connection, lot_id: str, data: c.Sh
             raise Invalid.field("new_expires_on", "must be omitted when the test failed")
         extension = await store.record_extension(pg, lot["id"], previous, None, data.test_reference, "fail",
                                                  principal.id)
-        await reads.set_lot_status(pg, lot["id"], "quarantine", f"shelf-life test {data.test_reference} failed",
-                                   principal.id)
+        await lots.change_status(pg, lot["id"], "quarantine", f"shelf-life test {data.test_reference} failed",
+                                 principal)
         await alerts.raise_alert(pg, Wanted(
             "shelf_life_failed", f"lot:{lot['id']}", "critical",
             f"lot {lot['code']} of {lot['material']} at {lot['warehouse']} failed shelf-life test "

@@ -11,14 +11,12 @@ from litestar.datastructures import State
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_post_movements, can_read
 from stockpile.api.common import RowCursor, decode_cursor, json_response, page, page_limit
-from stockpile.domain.access import lot_disclosed, require_cleared, require_warehouse
 from stockpile.domain.errors import NotFound
 from stockpile.domain.lots import is_expired
 from stockpile.domain.moments import Clock, rfc3339
 from stockpile.domain.quantities import format_quantity
 from stockpile.services import commands as c
-from stockpile.services import rotation
-from stockpile.store import ledger as store_ledger
+from stockpile.services import lots, rotation
 from stockpile.store import reads
 
 Category = Literal["fuel", "food", "medical"]
@@ -75,16 +73,7 @@ class LotController(Controller):
           summary="Quarantine, recall or release a lot")
     async def set_status(self, request: Request, state: State, lot_id: str, data: c.LotStatusIn) -> Response:
         async with write_transaction(request, state.db) as (tx, note):
-            lot = await store_ledger.lot_facts(tx.pg, lot_id)
-            if lot is None:
-                raise NotFound(f"lot {lot_id} does not exist")
-            sectors = await store_ledger.owner_sectors(tx.pg, lot_id)
-            if not lot_disclosed(request.user, sectors):
-                raise NotFound(f"lot {lot_id} does not exist")
-            require_warehouse(request.user, lot["warehouse_id"], lot["warehouse"])
-            for sector in sectors:
-                require_cleared(request.user, sector)
-            previous = await reads.set_lot_status(tx.pg, lot_id, data.status, data.reason, request.user.id)
+            previous = await lots.change_status(tx.pg, lot_id, data.status, data.reason, request.user)
             note.details = {"from": previous, "to": data.status}
             body = await _lot(tx.pg, lot_id, request.user)
         return json_response(body)

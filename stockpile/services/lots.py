@@ -1,0 +1,34 @@
+"""Lot use cases: a lot's status (available, quarantine, recalled).
+
+Every status change goes through ``change_status`` — the ``POST /lots/{id}/status`` handler and a
+failed shelf-life test alike — so the checks and the lot's history are the same whichever way the
+change comes.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from stockpile.domain.access import Principal, lot_disclosed, require_cleared, require_warehouse
+from stockpile.domain.errors import NotFound
+from stockpile.store import ledger as store_ledger
+from stockpile.store import reads
+
+
+async def change_status(pg: asyncpg.Connection, lot_id: str, status: str, reason: str | None,
+                        principal: Principal) -> str | None:
+    """Set a lot's status, kept in its history (``lot_events``); returns the status before.
+
+    A lot the principal may not know of answers as a missing one (404), so the answer tells nothing
+    of military stock; a lot outside the principal's warehouses is refused (403), and so is one any
+    holder of which needs a clearance the principal lacks."""
+    lot = await store_ledger.lot_facts(pg, lot_id)
+    if lot is None:
+        raise NotFound(f"lot {lot_id} does not exist")
+    sectors = await store_ledger.owner_sectors(pg, lot_id)
+    if not lot_disclosed(principal, sectors):
+        raise NotFound(f"lot {lot_id} does not exist")
+    require_warehouse(principal, lot["warehouse_id"], lot["warehouse"])
+    for sector in sectors:
+        require_cleared(principal, sector)
+    return await reads.set_lot_status(pg, lot_id, status, reason, principal.id)
