@@ -15,8 +15,10 @@ from typing import Any
 
 import asyncpg
 
+from stockpile.domain.access import Principal
 from stockpile.domain.alerts import EXPIRY_CRITICAL_WITHIN_DAYS, Wanted
 from stockpile.domain.coverage import coverage_state
+from stockpile.domain.errors import Conflict, NotFound
 from stockpile.store import alerts as store
 from stockpile.store import coverage as coverage_store
 
@@ -67,3 +69,20 @@ async def raise_alert(pg: asyncpg.Connection, wanted: Wanted) -> bool:
     if wanted.kind in EVALUATED:
         raise ValueError(f"{wanted.kind} alerts are opened and resolved by the evaluation only")
     return await store.raise_one(pg, wanted)
+
+
+async def acknowledge(pg: asyncpg.Connection, alert_id: str, principal: Principal,
+                      note: str | None) -> tuple[asyncpg.Record, list[asyncpg.Record], str]:
+    """Acknowledge an alert the principal may see; returns it, its history and its state before.
+
+    An alert outside the principal's visibility answers as a missing one; acknowledging one already
+    acknowledged changes nothing; a resolved one cannot be acknowledged (409)."""
+    visibility = principal.visibility.params()
+    row, _ = await store.alert(pg, alert_id, visibility)
+    if row is None:
+        raise NotFound(f"alert {alert_id} does not exist")
+    before = await store.acknowledge(pg, alert_id, principal.name, note)
+    if before == "resolved":
+        raise Conflict(f"alert {alert_id} is already resolved")
+    row, history = await store.alert(pg, alert_id, visibility)
+    return row, history, before

@@ -15,8 +15,9 @@ from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
 from stockpile.api.common import decode_cursor, encode_cursor, json_response, page_limit
 from stockpile.domain.access import Principal, shows_figures_of
-from stockpile.domain.errors import Conflict, NotFound
+from stockpile.domain.errors import NotFound
 from stockpile.domain.moments import rfc3339
+from stockpile.services import alerts
 from stockpile.services.commands import Strict
 from stockpile.store import alerts as store
 
@@ -83,14 +84,8 @@ class AlertController(Controller):
     @post("/{alert_id:uuid}/acknowledge", guards=[requires("operator", "planner", "commander", "admin")],
           status_code=200, summary="Acknowledge an open alert")
     async def acknowledge(self, request: Request, state: State, alert_id: UUID, data: AcknowledgeIn | None = None) -> Response:
-        visibility = request.user.visibility.params()
         async with write_transaction(request, state.db) as (tx, note):
-            row, _ = await store.alert(tx.pg, str(alert_id), visibility)
-            if row is None:
-                raise NotFound(f"alert {alert_id} does not exist")
-            before = await store.acknowledge(tx.pg, str(alert_id), request.user.name, data.note if data else None)
-            if before == "resolved":
-                raise Conflict(f"alert {alert_id} is already resolved")
+            row, history, before = await alerts.acknowledge(tx.pg, str(alert_id), request.user,
+                                                            data.note if data else None)
             note.details = {"was": before}
-            row, history = await store.alert(tx.pg, str(alert_id), visibility)
         return json_response(present(row, request.user, history))
