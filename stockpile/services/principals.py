@@ -101,6 +101,16 @@ async def tokens_of(pg: asyncpg.Connection, name: str | None = None, *, include_
     return await store.list_tokens(pg, principal=name, after=None, limit=None, live_only=not include_all)
 
 
+async def revoke_token(pg: asyncpg.Connection, token_id: int, by: Principal) -> tuple[asyncpg.Record, int]:
+    """Revoke one token at once; returns it and how many were revoked (0 when it already was).
+    An unknown id is a 404, whatever the revocation found."""
+    count = await store.revoke(pg, token_id=token_id, by=by.name)
+    row = await store.token_by_id(pg, token_id)
+    if row is None:
+        raise NotFound(f"token {token_id} does not exist")
+    return row, count
+
+
 async def show(pg: asyncpg.Connection, name: str) -> dict[str, Any]:
     """A principal as written down: roles, clearance, grants by code, disabled, and every token of it."""
     record = await _record(pg, name, for_update=False)

@@ -13,7 +13,6 @@ from stockpile.api.audit import write_transaction
 from stockpile.api.auth import requires
 from stockpile.api.common import decode_cursor, json_response, page, page_limit
 from stockpile.api.common import RowCursor
-from stockpile.domain.errors import NotFound
 from stockpile.domain.audit import MILITARY, visible_event
 from stockpile.domain.moments import rfc3339
 from stockpile.domain.principals import Rights
@@ -90,10 +89,7 @@ class TokenController(Controller):
     @post("/{token_id:int}/revoke", status_code=200, summary="Revoke a token at once")
     async def revoke(self, request: Request, state: State, token_id: int, data: RevokeIn | None = None) -> Response:
         async with write_transaction(request, state.db) as (tx, note):
-            count = await tokens.revoke(tx.pg, token_id=token_id, by=request.user.name)
-            row = await tokens.token_by_id(tx.pg, token_id)
-            if row is None:
-                raise NotFound(f"token {token_id} does not exist")
+            row, count = await principals.revoke_token(tx.pg, token_id, request.user)
             note.details = {"revoked": count, "reason": data.reason if data else None}
         for authenticator in state.authenticators:
             getattr(authenticator, "forget", lambda: None)()
