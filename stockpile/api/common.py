@@ -12,7 +12,8 @@ from litestar import Request, Response
 
 from stockpile.api.audit import write_transaction
 from stockpile.api.problems import Problem
-from stockpile.domain.errors import IdempotencyConflict, Invalid
+from stockpile.domain.errors import Invalid
+from stockpile.domain.idempotency import reuse_conflict
 from stockpile.metrics import IDEMPOTENT_REPLAYS
 from stockpile.store import idempotency
 from stockpile.store.db import Database, Tx
@@ -92,7 +93,7 @@ async def idempotent(request: Request, db: Database, run: Callable[[Tx], Awaitab
     ``Idempotent-Replayed: true``; with another body it is a 409 ``idempotency-conflict``. The key
     and the response are written in the same transaction as the ledger change, so a failed request
     leaves the key free for a retry. (Single movements take the group-committed path in
-    ``stockpile.api.group_commit``, with the same rules.)
+    ``stockpile.api.group_commit``, with the same rule: ``domain.idempotency.reuse_conflict``.)
     """
     key, fingerprint = await request_fingerprint(request)
     principal = request.user
@@ -104,10 +105,8 @@ async def idempotent(request: Request, db: Database, run: Callable[[Tx], Awaitab
             content = msgspec.json.encode(body)
             note.status, note.details["id"] = status, body.get("id")
             await idempotency.record(tx.pg, principal.id, key, status, content)
-        elif stored.request_hash != fingerprint:
-            raise IdempotencyConflict(
-                f"Idempotency-Key {key!r} was already used for a different request", idempotency_key=key
-            )
+        elif (refused := reuse_conflict(key, stored.request_hash, fingerprint)) is not None:
+            raise refused
         else:
             note.status, note.details["replayed"] = stored.status_code, True
     if stored is not None:

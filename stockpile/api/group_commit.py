@@ -27,7 +27,8 @@ import msgspec
 from stockpile.api.audit import AuditNote
 from stockpile.api.problems import problem_bytes
 from stockpile.domain.access import Principal
-from stockpile.domain.errors import DomainError, IdempotencyConflict, Invalid
+from stockpile.domain.errors import DomainError, Invalid
+from stockpile.domain.idempotency import reuse_conflict
 from stockpile.domain.moments import Clock
 from stockpile.services import commands as c
 from stockpile.services.movements import prepare_movement
@@ -190,8 +191,8 @@ async def _apply(pg, ws: Workspace, group: list[Job], first: dict[tuple[int, str
         if first[job.ident] is not job:  # a duplicate of a request in this same group
             if job.ident not in claimed:  # the key was used before: judge each by what was stored
                 result = _replay(job, stored[job.ident])
-            elif job.fingerprint != first[job.ident].fingerprint:
-                result = _conflict(job)
+            elif (refused := reuse_conflict(job.key, first[job.ident].fingerprint, job.fingerprint)) is not None:
+                result = refused
             elif isinstance(result, Answer):
                 result = Answer(result.status, result.body, replayed=True)
         if isinstance(result, Answer) and result.replayed:
@@ -238,11 +239,5 @@ def _at_index(exc: DomainError, index: int) -> DomainError:
 
 
 def _replay(job: Job, stored: idempotency.Stored) -> Answer | Exception:
-    if stored.request_hash != job.fingerprint:
-        return _conflict(job)
-    return Answer(stored.status_code, stored.body, replayed=True)
-
-
-def _conflict(job: Job) -> IdempotencyConflict:
-    return IdempotencyConflict(f"Idempotency-Key {job.key!r} was already used for a different request",
-                               idempotency_key=job.key)
+    refused = reuse_conflict(job.key, stored.request_hash, job.fingerprint)
+    return refused if refused is not None else Answer(stored.status_code, stored.body, replayed=True)
