@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from stockpile.api.audit import AuditNote
+from stockpile.api.presenters.movements import present_posted
 from stockpile.api.problems import problem_bytes
 from stockpile.domain.access import Principal
 from stockpile.domain.errors import DomainError, Invalid
@@ -178,7 +179,7 @@ async def _apply(pg, ws: Workspace, group: list[Job], first: dict[tuple[int, str
             outcome[ident] = exc
             refused.append(ident)
             continue
-        body = msgspec.json.encode(posted.as_json())
+        body = msgspec.json.encode(present_posted(posted))
         job.note.status, job.note.details["id"] = 201, posted.id
         await ws.append_soon(Pending(posted, job.principal.id, (job.principal.id, job.key, 201, body), job.note.take_event()))
         outcome[ident] = Answer(201, body, replayed=False, kinds=(posted.kind,))
@@ -217,7 +218,7 @@ async def _batch(ws: Workspace, job: Job) -> Answer:
             status, body = problem_bytes(exc)
             results.append({"index": index, "status": status, "problem": msgspec.json.decode(body)})
             continue
-        results.append({"index": index, "status": 201, "movement": posted.as_json()})
+        results.append({"index": index, "status": 201, "movement": present_posted(posted)})
         kinds.append(posted.kind)
         await ws.append_soon(Pending(posted, job.principal.id))
     status = 201 if batch.atomic else 200

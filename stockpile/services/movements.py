@@ -20,7 +20,7 @@ from stockpile.domain.access import (
 from stockpile.domain.errors import Conflict, Invalid, InsufficientStock, NotFound
 from stockpile.domain.ledger import Position, Posting
 from stockpile.domain.lots import is_expired
-from stockpile.domain.moments import Clock, rfc3339
+from stockpile.domain.moments import Clock
 from stockpile.domain.quantities import format_quantity, parse_quantity
 from stockpile.domain.readiness import CRISIS_LEVELS
 from stockpile.services import commands as c
@@ -33,7 +33,7 @@ from stockpile.store import readiness
 
 @dataclass
 class Posted:
-    """What a movement did, ready to be shown: postings with account names and new balances."""
+    """What a movement did: postings with their accounts' positions (``api.presenters.movements`` shows it)."""
 
     id: str
     kind: str
@@ -48,44 +48,6 @@ class Posted:
     transfer_id: str | None = None
     transit_of: dict[int, str] = field(default_factory=dict)
     rotation_order_id: str | None = None
-
-    def as_json(self) -> dict:
-        deltas: dict[int, int] = {}
-        for p in self.postings:
-            if p.account_id is not None:
-                deltas[p.account_id] = deltas.get(p.account_id, 0) + p.delta
-        postings = []
-        for p in self.postings:
-            code, decimals = self.materials[p.material_id]
-            if p.account_id is None:
-                account = {"type": p.external, "material": code}
-            else:
-                pos = self.positions[p.account_id]
-                account = {"type": "stock", "lot_id": pos.lot_id, "owner": pos.owner_code}
-                if p.account_id in self.transit_of:
-                    account = {"type": "transit", "transfer_id": self.transit_of[p.account_id],
-                               "lot_id": pos.lot_id, "owner": pos.owner_code}
-            postings.append({"account": account, "material": code, "delta": format_quantity(p.delta, decimals)})
-        balances = []
-        for account_id, delta in deltas.items():
-            if account_id in self.transit_of:
-                continue
-            pos = self.positions[account_id]
-            balance = pos.balance + delta
-            balances.append({
-                "lot_id": pos.lot_id, "owner": pos.owner_code,
-                "balance": pos.fmt(balance), "reserved": pos.fmt(pos.reserved),
-                "available": pos.fmt(balance - pos.reserved),
-            })
-        body = {
-            "id": self.id, "kind": self.kind,
-            "occurred_at": rfc3339(self.occurred_at), "recorded_at": rfc3339(self.recorded_at),
-            "reason": self.reason, "note": self.note, "reverses": self.reverses, "transfer_id": self.transfer_id,
-            "postings": postings, "balances": balances,
-        }
-        if self.rotation_order_id is not None:
-            body["rotation_order_id"] = self.rotation_order_id
-        return body
 
 
 async def _resolve(ws: Workspace, **codes: str | None) -> dict[str, tuple]:

@@ -3,7 +3,6 @@ needs an ``Idempotency-Key``; reads of the ledger are newest first."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
@@ -18,9 +17,9 @@ from stockpile.api.common import (
     RowCursor, decode_cursor, encode_cursor, idempotent, json_response, page, page_limit, replayed, request_fingerprint,
 )
 from stockpile.api.group_commit import Job
+from stockpile.api.presenters.movements import present_movement, present_posted
 from stockpile.domain.errors import Invalid, NotFound
-from stockpile.domain.moments import Clock, rfc3339
-from stockpile.domain.quantities import format_quantity
+from stockpile.domain.moments import Clock
 from stockpile.metrics import MOVEMENTS_POSTED
 from stockpile.services import commands as c
 from stockpile.services import transfers
@@ -30,27 +29,6 @@ IDEMPOTENCY_HEADER = Parameter(header="Idempotency-Key", required=True, descript
 
 MovementKind = Literal["receipt", "issue", "transfer_dispatch", "transfer_receipt", "adjustment", "write_off",
                        "ownership_transfer", "rotation_out", "rotation_in", "reversal"]
-
-
-def present_movement(row) -> dict:
-    postings = []
-    raw = row["postings"]
-    for p in raw if isinstance(raw, list) else json.loads(raw):
-        if p["type"] in ("stock", "transit"):
-            account = {"type": p["type"], "lot_id": p["lot_id"], "owner": p["owner"]}
-            if p["type"] == "transit":
-                account["transfer_id"] = p["transfer_id"]
-        else:
-            account = {"type": p["type"], "material": p["material"]}
-        postings.append({"account": account, "material": p["material"], "delta": format_quantity(p["delta"], p["decimals"])})
-    body = {
-        "id": row["id"], "kind": row["kind"], "occurred_at": rfc3339(row["occurred_at"]),
-        "recorded_at": rfc3339(row["recorded_at"]), "recorded_by": row["recorded_by"], "reason": row["reason"],
-        "note": row["note"], "reverses": row["reverses"], "transfer_id": row["transfer_id"], "postings": postings,
-    }
-    if row["rotation_order_id"] is not None:
-        body["rotation_order_id"] = row["rotation_order_id"]
-    return body
 
 
 class MovementController(Controller):
@@ -118,7 +96,7 @@ async def _transfer_step(request: Request, state: State, step) -> Response:
     async def run(tx):
         transfer, posted = await step(tx.pg, Clock.utc())
         kinds.append(posted.kind)
-        return 201, {**transfer, "movement": posted.as_json()}
+        return 201, {**transfer, "movement": present_posted(posted)}
 
     response = await idempotent(request, state.db, run)
     for kind in kinds:
