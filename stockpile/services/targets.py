@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
 
 import asyncpg
 
@@ -15,15 +15,20 @@ from stockpile.services import commands as c
 from stockpile.store import coverage as store
 from stockpile.store import masterdata
 
-THOUSANDTH = Decimal("0.001")
+
+@dataclass(frozen=True)
+class Coverage:
+    """One target's coverage: its stored row (with ``usable`` and ``unit``) and what the domain made of it."""
+
+    row: asyncpg.Record
+    required: Decimal
+    usable: Decimal
+    ratio: Decimal
+    state: str
+    days_of_supply: Decimal | None
 
 
-def _num(value: Decimal) -> str:
-    text = format(value.quantize(THOUSANDTH).normalize(), "f")
-    return text if "." in text or "E" not in text else str(value)
-
-
-async def upsert(pg: asyncpg.Connection, code: str, data: c.TargetIn, principal: Principal) -> tuple[bool, dict]:
+async def upsert(pg: asyncpg.Connection, code: str, data: c.TargetIn, principal: Principal) -> tuple[bool, asyncpg.Record]:
     errors = validate_ratios(data.warning_ratio, data.critical_ratio, data.floor_ratio)
     if (data.scope.warehouse is None) == (data.scope.region is None):
         errors.append({"field": "scope", "message": "give exactly one of warehouse or region"})
@@ -58,7 +63,7 @@ async def upsert(pg: asyncpg.Connection, code: str, data: c.TargetIn, principal:
         "critical_ratio": data.critical_ratio, "floor_ratio": data.floor_ratio, "horizon_days": data.horizon_days,
         "population": data.population,
     })
-    return created, present(await store.target(pg, code))
+    return created, await store.target(pg, code)
 
 
 def place(row: asyncpg.Record) -> TargetPlace:
@@ -76,26 +81,15 @@ def figures_disclosed(row: asyncpg.Record) -> bool:
     return row["sector"] is not None and row["sector"] != "military"
 
 
-def present(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "code": row["code"],
-        "scope": {"warehouse": row["warehouse"]} if row["warehouse"] else {"region": row["region"]},
-        "material": row["material"], "category": row["category"], "substitution_group": row["substitution_group"],
-        "owner": row["owner"], "sector": row["sector"], "quantity": _num(row["quantity"]),
-        "warning_ratio": float(row["warning_ratio"]), "critical_ratio": float(row["critical_ratio"]),
-        "floor_ratio": float(row["floor_ratio"]), "horizon_days": row["horizon_days"], "population": row["population"],
-    }
-
-
-async def get(pg: asyncpg.Connection, code: str, visibility: dict) -> dict[str, Any]:
+async def get(pg: asyncpg.Connection, code: str, visibility: dict) -> asyncpg.Record:
     row = await store.target(pg, code, **visibility)
     if row is None:
         raise NotFound(f"no reserve target with code {code!r}")
-    return present(row)
+    return row
 
 
 async def coverage(pg: asyncpg.Connection, *, today: date, region: str | None, category: str | None,
-                   state: str | None, visibility: dict) -> list[dict[str, Any]]:
+                   state: str | None, visibility: dict) -> list[Coverage]:
     """Coverage of every visible target, in one statement; ``state`` filters the result."""
     items = []
     for row in await store.coverage(pg, today=today, region=region, category=category, **visibility):
@@ -105,9 +99,5 @@ async def coverage(pg: asyncpg.Connection, *, today: date, region: str | None, c
         if state is not None and current != state:
             continue
         days = days_of_supply(usable, row["population"], row["daily_consumption_per_person"])
-        items.append({
-            **present(row), "target": row["code"], "required": _num(required), "usable": _num(usable),
-            "floor": _num(required * row["floor_ratio"]), "ratio": round(float(ratio), 4), "state": current,
-            "days_of_supply": None if days is None else float(days), "unit": row["unit"],
-        })
+        items.append(Coverage(row, required, usable, ratio, current, days))
     return items

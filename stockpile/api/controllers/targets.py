@@ -11,6 +11,7 @@ from litestar.params import Parameter
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
 from stockpile.api.common import decode_cursor, json_response, page, page_limit
+from stockpile.api.presenters.targets import present_coverage, present_target
 from stockpile.domain.moments import Clock
 from stockpile.services import commands as c
 from stockpile.services import targets
@@ -26,12 +27,12 @@ class TargetController(Controller):
         async with write_transaction(request, state.db) as (tx, note):
             created, stored = await targets.upsert(tx.pg, code, data, request.user)
             note.status = 201 if created else 200
-        return json_response(stored, 201 if created else 200)
+        return json_response(present_target(stored), 201 if created else 200)
 
     @get("/{code:str}", guards=[can_read], summary="One reserve target")
     async def read(self, request: Request, state: State, code: str) -> Response:
         async with state.db.transaction() as tx:
-            return json_response(await targets.get(tx.pg, code, request.user.visibility.params()))
+            return json_response(present_target(await targets.get(tx.pg, code, request.user.visibility.params())))
 
     @get("/", guards=[can_read], summary="Reserve targets by code")
     async def listing(self, request: Request, state: State, limit: int | None = None, cursor: str | None = None) -> Response:
@@ -39,7 +40,7 @@ class TargetController(Controller):
         async with state.db.transaction() as tx:
             rows = await store.targets(tx.pg, after=decode_cursor(cursor), limit=size + 1,
                                        **request.user.visibility.params())
-        return json_response(page([targets.present(r) for r in rows], size, lambda item: item["code"]))
+        return json_response(page([present_target(r) for r in rows], size, lambda item: item["code"]))
 
 
 class CoverageController(Controller):
@@ -55,4 +56,4 @@ class CoverageController(Controller):
         async with state.db.transaction() as tx:
             items = await targets.coverage(tx.pg, today=Clock.utc().today, region=region, category=category,
                                            state=state_, visibility=request.user.visibility.params())
-        return json_response({"items": items, "next_cursor": None})
+        return json_response({"items": [present_coverage(i) for i in items], "next_cursor": None})
