@@ -14,23 +14,6 @@ from stockpile.store import masterdata as store
 KINDS = ("parties", "regions", "warehouses", "materials")
 
 
-def present(kind: str, row: asyncpg.Record) -> dict[str, Any]:
-    out = dict(row)
-    if kind == "warehouses":
-        out["latitude"] = float(out["latitude"])
-        out["longitude"] = float(out["longitude"])
-        out["capacity"] = out["capacity"] if isinstance(out["capacity"], dict) else _json(out["capacity"])
-    if kind == "materials" and out["daily_consumption_per_person"] is not None:
-        out["daily_consumption_per_person"] = format(out["daily_consumption_per_person"].normalize(), "f")
-    return out
-
-
-def _json(raw: str) -> Any:
-    import json
-
-    return json.loads(raw)
-
-
 async def _parent_id(pg: asyncpg.Connection, table: str, code: str, parent: str | None) -> int | None:
     if parent is None:
         return None
@@ -45,7 +28,7 @@ async def _parent_id(pg: asyncpg.Connection, table: str, code: str, parent: str 
 
 
 async def upsert(pg: asyncpg.Connection, kind: str, code: str, data: Any,
-                 principal: Principal | None = None) -> tuple[bool, dict[str, Any]]:
+                 principal: Principal | None = None) -> tuple[bool, asyncpg.Record]:
     """Create or replace the object with this code; returns (created, stored object).
 
     ``principal``: who asks (None: the trusted loaders, demo and import). A party's sector decides
@@ -63,7 +46,7 @@ async def upsert(pg: asyncpg.Connection, kind: str, code: str, data: Any,
     else:
         values = await _material_values(pg, code, data)
     created = await store.upsert(pg, kind, code, values)
-    return created, present(kind, await store.get(pg, kind, code))
+    return created, await store.get(pg, kind, code)
 
 
 async def _warehouse_values(pg: asyncpg.Connection, data: c.WarehouseIn) -> dict[str, Any]:
@@ -106,8 +89,8 @@ async def _material_values(pg: asyncpg.Connection, code: str, data: c.MaterialIn
     }
 
 
-async def get(pg: asyncpg.Connection, kind: str, code: str, warehouse_ids: list[int] | None = None) -> dict[str, Any]:
+async def get(pg: asyncpg.Connection, kind: str, code: str, warehouse_ids: list[int] | None = None) -> asyncpg.Record:
     row = await store.get(pg, kind, code, warehouse_ids)
     if row is None:
         raise NotFound(f"no {kind[:-1] if kind != 'parties' else 'party'} with code {code!r}")
-    return present(kind, row)
+    return row

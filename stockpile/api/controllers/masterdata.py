@@ -11,6 +11,7 @@ from litestar.params import Parameter
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, can_write_master_data
 from stockpile.api.common import json_response, page, page_limit, decode_cursor
+from stockpile.api.presenters.masterdata import present_master
 from stockpile.services import commands as c
 from stockpile.services import masterdata
 from stockpile.store import masterdata as store
@@ -26,17 +27,17 @@ def _controller(kind: str, schema: type) -> type[Controller]:
         async with write_transaction(request, state.db) as (tx, note):
             created, stored = await masterdata.upsert(tx.pg, kind, code, data, request.user)
             note.status, note.details = (201 if created else 200), {"created": created}
-        return json_response(stored, 201 if created else 200)
+        return json_response(present_master(kind, stored), 201 if created else 200)
 
     async def read(self, request: Request, state: State, code: str) -> Response:
         async with state.db.transaction() as tx:
-            return json_response(await masterdata.get(tx.pg, kind, code, request.user.warehouse_filter))
+            return json_response(present_master(kind, await masterdata.get(tx.pg, kind, code, request.user.warehouse_filter)))
 
     async def listing(self, request: Request, state: State, limit: int | None = None, cursor: str | None = None) -> Response:
         size = page_limit(limit)
         async with state.db.transaction() as tx:
             rows = await store.page(tx.pg, kind, decode_cursor(cursor, str), size + 1, request.user.warehouse_filter)
-        return json_response(page([masterdata.present(kind, r) for r in rows], size, lambda item: item["code"]))
+        return json_response(page([present_master(kind, r) for r in rows], size, lambda item: item["code"]))
 
     upsert.__annotations__["data"] = schema
     return type(
