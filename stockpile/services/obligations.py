@@ -3,34 +3,25 @@ settled only by what actually repaid them (stockpile.domain.obligations)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
 from stockpile.domain.access import ObligationPlace, Principal, obligation_visible, require_visible
 from stockpile.domain.errors import Conflict, Forbidden, Invalid
-from stockpile.domain.moments import rfc3339
 from stockpile.domain.obligations import Repayment, require_repayment
 from stockpile.domain.quantities import format_quantity, parse_quantity
 from stockpile.services import commands as c
 from stockpile.store import obligations as store
 
 
-def present(row: asyncpg.Record, settled: list[asyncpg.Record] | None = None) -> dict[str, Any]:
-    fmt = lambda units: format_quantity(units, row["decimals"])  # noqa: E731
-    body = {
-        "id": str(row["id"]), "kind": row["kind"], "rule": row["rule_code"], "rule_version": row["rule_version"],
-        "movement_id": str(row["movement_id"]), "lot_id": str(row["lot_id"]), "material": row["material"],
-        "creditor": row["creditor"], "debtor": row["debtor"], "quantity": fmt(row["quantity"]),
-        "settled": fmt(row["settled_quantity"]), "outstanding": fmt(row["quantity"] - row["settled_quantity"]),
-        "state": "settled" if row["settled_quantity"] == row["quantity"] else "open",
-        "created_at": rfc3339(row["created_at"]), "settled_at": rfc3339(row["settled_at"]),
-    }
-    if settled is not None:
-        body["settlements"] = [{"movement_id": None if s["movement_id"] is None else str(s["movement_id"]),
-                                "quantity": fmt(s["quantity"]), "note": s["note"], "recorded_by": s["recorded_by"],
-                                "recorded_at": rfc3339(s["recorded_at"])} for s in settled]
-    return body
+@dataclass(frozen=True)
+class Obligation:
+    """One obligation as stored, with the settlements recorded against it."""
+
+    row: asyncpg.Record
+    settlements: list[asyncpg.Record]
 
 
 def _limits(principal: Principal) -> dict[str, Any]:
@@ -38,18 +29,17 @@ def _limits(principal: Principal) -> dict[str, Any]:
 
 
 async def listing(pg: asyncpg.Connection, principal: Principal, *, state: str | None, party_id: int | None,
-                  after: str | None, limit: int) -> list[dict[str, Any]]:
-    rows = await store.listing(pg, state=state, party_id=party_id, after=after, limit=limit, **_limits(principal))
-    return [present(r) for r in rows]
+                  after: str | None, limit: int) -> list[asyncpg.Record]:
+    return await store.listing(pg, state=state, party_id=party_id, after=after, limit=limit, **_limits(principal))
 
 
-async def obligation(pg: asyncpg.Connection, obligation_id: str, principal: Principal) -> dict[str, Any]:
+async def obligation(pg: asyncpg.Connection, obligation_id: str, principal: Principal) -> Obligation:
     row = await store.get(pg, obligation_id, **_limits(principal))
     require_visible(row is not None, f"obligation {obligation_id}")
-    return present(row, await store.settlements(pg, obligation_id))
+    return Obligation(row, await store.settlements(pg, obligation_id))
 
 
-async def settle(pg: asyncpg.Connection, obligation_id: str, data: c.SettlementIn, principal: Principal) -> dict[str, Any]:
+async def settle(pg: asyncpg.Connection, obligation_id: str, data: c.SettlementIn, principal: Principal) -> Obligation:
     """Settle part or all of an obligation, judged as it is now: the caller must see it (else 404).
     A loan is repaid in kind — the settlement names the movement that repaid it, and settles at most
     what that movement credited the creditor; a requisition is compensated, settled by a planner or

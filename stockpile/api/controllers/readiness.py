@@ -13,6 +13,7 @@ from litestar.params import Parameter
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
 from stockpile.api.common import decode_cursor, json_response, page, page_limit
+from stockpile.api.presenters.obligations import present_obligation, present_with_settlements
 from stockpile.domain.errors import Invalid, NotFound
 from stockpile.domain.moments import Clock
 from stockpile.services import commands as c
@@ -119,19 +120,19 @@ class ObligationController(Controller):
                 party_id = (await masterdata.ids_by_code(tx.pg, "parties", [party])).get(party)
                 if party_id is None:
                     raise Invalid.field("party", f"unknown code {party!r}")
-            items = await obligations.listing(tx.pg, request.user, state=state_, party_id=party_id,
-                                              after=None if after is None else str(after), limit=size + 1)
-        return json_response(page(items, size, lambda item: item["id"]))
+            rows = await obligations.listing(tx.pg, request.user, state=state_, party_id=party_id,
+                                             after=None if after is None else str(after), limit=size + 1)
+        return json_response(page([present_obligation(r) for r in rows], size, lambda item: item["id"]))
 
     @get("/{obligation_id:uuid}", guards=[can_read], summary="One obligation with its settlements")
     async def read(self, request: Request, state: State, obligation_id: UUID) -> Response:
         async with state.db.transaction() as tx:
-            return json_response(await obligations.obligation(tx.pg, str(obligation_id), request.user))
+            return json_response(present_with_settlements(await obligations.obligation(tx.pg, str(obligation_id), request.user)))
 
     @post("/{obligation_id:uuid}/settlements", guards=[requires("operator", "planner", "admin")], status_code=200,
           summary="Settle part or all of an obligation")
     async def settle(self, request: Request, state: State, obligation_id: UUID, data: c.SettlementIn) -> Response:
         async with write_transaction(request, state.db) as (tx, note):
-            body = await obligations.settle(tx.pg, str(obligation_id), data, request.user)
-            note.details["id"] = body["id"]
-        return json_response(body)
+            settled = await obligations.settle(tx.pg, str(obligation_id), data, request.user)
+            note.details["id"] = str(settled.row["id"])
+        return json_response(present_with_settlements(settled))
