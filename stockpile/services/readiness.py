@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -19,16 +20,16 @@ from stockpile.store import masterdata, rules
 from stockpile.store import readiness as store
 
 
-def present_declaration(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": str(row["id"]), "region": row["region"], "level": row["level"], "reason": row["reason"],
-        "state": row["state"], "declared_by": row["declared_by_name"], "declared_at": rfc3339(row["declared_at"]),
-        "confirmed_by": row["confirmed_by_name"], "confirmed_at": rfc3339(row["confirmed_at"]),
-        "effective_at": rfc3339(row["effective_at"]), "ends_at": rfc3339(row["ends_at"]), "ended_at": rfc3339(row["ended_at"]),
-    }
+@dataclass(frozen=True)
+class RuleTable:
+    """The allocation rules at one version, and the version now in force."""
+
+    version: int
+    current_version: int
+    rules: list[Rule]
 
 
-async def declare(pg: asyncpg.Connection, data: c.DeclarationIn, principal: Principal, now: datetime) -> dict[str, Any]:
+async def declare(pg: asyncpg.Connection, data: c.DeclarationIn, principal: Principal, now: datetime) -> asyncpg.Record:
     """Record a declaration. Wartime waits for a second commander; the other levels take effect at once."""
     region_id = (await masterdata.ids_by_code(pg, "regions", [data.region])).get(data.region)
     if region_id is None:
@@ -38,19 +39,19 @@ async def declare(pg: asyncpg.Connection, data: c.DeclarationIn, principal: Prin
     declaration_id = await store.declare(pg, region_id=region_id, level=data.level, reason=data.reason,
                                          principal_id=principal.id, pending=readiness.needs_confirmation(data.level),
                                          ends_at=data.ends_at)
-    return present_declaration(await store.declaration(pg, declaration_id))
+    return await store.declaration(pg, declaration_id)
 
 
-async def confirm(pg: asyncpg.Connection, declaration_id: str, principal: Principal) -> dict[str, Any]:
+async def confirm(pg: asyncpg.Connection, declaration_id: str, principal: Principal) -> asyncpg.Record:
     row = await store.declaration(pg, declaration_id, for_update=True)
     if row is None:
         raise NotFound(f"no readiness declaration {declaration_id}")
     readiness.check_confirmation(row["state"], row["declared_by"], principal.id)
     await store.confirm(pg, declaration_id, row["region_id"], principal.id)
-    return present_declaration(await store.declaration(pg, declaration_id))
+    return await store.declaration(pg, declaration_id)
 
 
-async def withdraw(pg: asyncpg.Connection, declaration_id: str, principal: Principal) -> dict[str, Any]:
+async def withdraw(pg: asyncpg.Connection, declaration_id: str, principal: Principal) -> asyncpg.Record:
     """A pending wartime declaration may be withdrawn (by any commander) instead of confirmed."""
     row = await store.declaration(pg, declaration_id, for_update=True)
     if row is None:
@@ -58,7 +59,7 @@ async def withdraw(pg: asyncpg.Connection, declaration_id: str, principal: Princ
     if row["state"] != "pending_confirmation":
         raise Conflict(f"the declaration is {row['state']}; only a pending one is withdrawn (declare a new level instead)")
     await store.withdraw(pg, declaration_id)
-    return present_declaration(await store.declaration(pg, declaration_id))
+    return await store.declaration(pg, declaration_id)
 
 
 async def levels(pg: asyncpg.Connection) -> list[dict[str, Any]]:
@@ -84,23 +85,15 @@ async def levels(pg: asyncpg.Connection) -> list[dict[str, Any]]:
     return items
 
 
-def present_rule(rule: Rule) -> dict[str, Any]:
-    return {"code": rule.code, "level": rule.level, "category": rule.category,
-            "requester_sector": rule.requester_sector, "owner_sector": rule.owner_sector, "allowed": rule.allowed,
-            "floor_ratio": None if rule.floor_ratio is None else float(rule.floor_ratio),
-            "preference_cost": rule.preference_cost, "approval_required": rule.approval_required,
-            "obligation": rule.obligation, "note": rule.note}
-
-
-async def rule_table(pg: asyncpg.Connection, version: int | None) -> dict[str, Any]:
+async def rule_table(pg: asyncpg.Connection, version: int | None) -> RuleTable:
     current = await rules.current_version(pg)
     if version is not None and not 1 <= version <= current:
         raise Invalid.field("version", f"must be between 1 and {current}")
     version, ruleset = await rules.ruleset(pg, version)
-    return {"version": version, "current_version": current, "items": [present_rule(r) for r in ruleset]}
+    return RuleTable(version, current, ruleset)
 
 
-async def put_rule(pg: asyncpg.Connection, code: str, data: c.RuleIn, principal: Principal) -> tuple[bool, dict]:
+async def put_rule(pg: asyncpg.Connection, code: str, data: c.RuleIn, principal: Principal) -> tuple[bool, Rule, int]:
     if data.floor_ratio is not None and not (data.floor_ratio.is_finite() and 0 <= data.floor_ratio <= 1):
         raise Invalid.field("floor_ratio", "must be between 0 and 1")
     if data.obligation is not None and not data.allowed:
@@ -109,4 +102,4 @@ async def put_rule(pg: asyncpg.Connection, code: str, data: c.RuleIn, principal:
     rule = Rule(code, data.level, data.category, data.requester_sector, data.owner_sector, data.allowed, floor,
                 data.preference_cost, data.approval_required, data.obligation, data.note)
     created, version = await rules.put(pg, rule, principal.id)
-    return created, {**present_rule(rule), "version": version}
+    return created, rule, version

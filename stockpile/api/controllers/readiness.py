@@ -14,6 +14,7 @@ from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
 from stockpile.api.common import decode_cursor, json_response, page, page_limit
 from stockpile.api.presenters.obligations import present_obligation, present_with_settlements
+from stockpile.api.presenters.readiness import present_declaration, present_rule, present_rule_table
 from stockpile.domain.errors import Invalid, NotFound
 from stockpile.domain.moments import Clock
 from stockpile.services import commands as c
@@ -35,7 +36,7 @@ class ReadinessController(Controller):
           summary="Declare a readiness level on a region (wartime waits for a second commander)")
     async def declare(self, request: Request, state: State, data: c.DeclarationIn) -> Response:
         async with write_transaction(request, state.db) as (tx, note):
-            body = await readiness.declare(tx.pg, data, request.user, Clock.utc().now)
+            body = present_declaration(await readiness.declare(tx.pg, data, request.user, Clock.utc().now))
             note.status, note.details["id"] = 201, body["id"]
         return json_response(body, 201)
 
@@ -43,7 +44,7 @@ class ReadinessController(Controller):
           summary="Confirm a pending wartime declaration (a different commander)")
     async def confirm(self, request: Request, state: State, declaration_id: UUID) -> Response:
         async with write_transaction(request, state.db) as (tx, note):
-            body = await readiness.confirm(tx.pg, str(declaration_id), request.user)
+            body = present_declaration(await readiness.confirm(tx.pg, str(declaration_id), request.user))
             note.details["id"] = body["id"]
         return json_response(body)
 
@@ -51,7 +52,7 @@ class ReadinessController(Controller):
           summary="Withdraw a pending wartime declaration")
     async def withdraw(self, request: Request, state: State, declaration_id: UUID) -> Response:
         async with write_transaction(request, state.db) as (tx, note):
-            body = await readiness.withdraw(tx.pg, str(declaration_id), request.user)
+            body = present_declaration(await readiness.withdraw(tx.pg, str(declaration_id), request.user))
             note.details["id"] = body["id"]
         return json_response(body)
 
@@ -72,7 +73,7 @@ class ReadinessController(Controller):
                     raise Invalid.field("region", f"unknown code {region!r}")
             rows = await store.declarations(tx.pg, region_id=region_id, state=state_,
                                             before=(before[0], str(before[1])) if before else None, limit=size + 1)
-        items = [readiness.present_declaration(r) for r in rows]
+        items = [present_declaration(r) for r in rows]
         return json_response(page(items, size, lambda item: [item["declared_at"], item["id"]]))
 
     @get("/declarations/{declaration_id:uuid}", guards=[can_read], summary="One readiness declaration")
@@ -81,7 +82,7 @@ class ReadinessController(Controller):
             row = await store.declaration(tx.pg, str(declaration_id))
         if row is None:
             raise NotFound(f"no readiness declaration {declaration_id}")
-        return json_response(readiness.present_declaration(row))
+        return json_response(present_declaration(row))
 
 
 class RuleController(Controller):
@@ -91,7 +92,7 @@ class RuleController(Controller):
     @get("/", guards=[can_read], summary="The allocation rules in force (or at an earlier version)")
     async def listing(self, state: State, version: int | None = None) -> Response:
         async with state.db.transaction() as tx:
-            body = await readiness.rule_table(tx.pg, version)
+            body = present_rule_table(await readiness.rule_table(tx.pg, version))
         return json_response({**body, "next_cursor": None})
 
     @put("/{code:str}", guards=[requires("admin")], summary="Create or replace a rule (opens a new rule version)")
@@ -99,9 +100,9 @@ class RuleController(Controller):
         if not code or len(code) > 64 or not code.replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise Invalid.field("code", "letters, digits, '.', '-' or '_', at most 64")
         async with write_transaction(request, state.db) as (tx, note):
-            created, body = await readiness.put_rule(tx.pg, code, data, request.user)
+            created, rule, version = await readiness.put_rule(tx.pg, code, data, request.user)
             note.status = 201 if created else 200
-        return json_response(body, 201 if created else 200)
+        return json_response({**present_rule(rule), "version": version}, 201 if created else 200)
 
 
 class ObligationController(Controller):
