@@ -8,8 +8,8 @@ reads, advances and cancels them.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 import asyncpg
 
@@ -20,7 +20,6 @@ from stockpile.domain.access import (
 from stockpile.domain.alerts import Wanted
 from stockpile.domain.errors import Conflict, Invalid, NotFound
 from stockpile.domain.lots import is_expired
-from stockpile.domain.moments import rfc3339
 from stockpile.domain.quantities import format_quantity
 from stockpile.services import alerts, lots
 from stockpile.services import commands as c
@@ -35,20 +34,8 @@ def _day(value: date | None) -> str | None:
 
 # -- policies ------------------------------------------------------------------------------------
 
-def present_policy(row: asyncpg.Record) -> dict[str, Any]:
-    fraction = row["trigger_fraction_remaining"]
-    return {
-        "code": row["code"], "material": row["material"], "category": row["category"],
-        "trigger_days_before_expiry": row["trigger_days_before_expiry"],
-        "trigger_fraction_remaining": None if fraction is None else float(fraction),
-        "max_out_share": float(row["max_out_share"]), "max_gap_days": row["max_gap_days"], "outlet": row["outlet"],
-        "lead_days": row["lead_days"], "max_extension_days": row["max_extension_days"],
-        "updated_at": rfc3339(row["updated_at"]),
-    }
-
-
 async def upsert_policy(pg: asyncpg.Connection, code: str, data: c.RotationPolicyIn,
-                        principal: Principal | None = None) -> tuple[bool, dict[str, Any]]:
+                        principal: Principal | None = None) -> tuple[bool, asyncpg.Record]:
     """Create or replace the policy with this code; returns (created, stored policy).
 
     A policy applies to its material or category across the nation, so only a principal whose remit
@@ -75,45 +62,26 @@ async def upsert_policy(pg: asyncpg.Connection, code: str, data: c.RotationPolic
         "max_gap_days": data.max_gap_days, "outlet": data.outlet, "lead_days": data.lead_days,
         "max_extension_days": data.max_extension_days,
     })
-    return created, present_policy(await store.policy(pg, code))
+    return created, await store.policy(pg, code)
 
 
-async def get_policy(pg: asyncpg.Connection, code: str) -> dict[str, Any]:
+async def get_policy(pg: asyncpg.Connection, code: str) -> asyncpg.Record:
     row = await store.policy(pg, code)
     if row is None:
         raise NotFound(f"no rotation policy with code {code!r}")
-    return present_policy(row)
+    return row
 
 
 # -- orders --------------------------------------------------------------------------------------
 
-def present_order(row: asyncpg.Record, today: date, principal: Principal) -> dict[str, Any]:
-    """An order as the reader sees it: without military clearance, its explanation in the public
-    wording (no hidden target, no military lot, no figure counting military stock)."""
-    d = row["decimals"]
-    return {
-        "id": row["id"], "lot_id": row["lot_id"], "lot_code": row["lot_code"], "owner": row["owner"],
-        "warehouse": row["warehouse"], "material": row["material"], "unit": row["unit"], "policy": row["policy"],
-        "quantity": format_quantity(row["quantity"], d), "out_quantity": format_quantity(row["out_quantity"], d),
-        "in_quantity": format_quantity(row["in_quantity"], d),
-        "out_by": _day(row["out_by"]), "in_by": _day(row["in_by"]), "outlet": row["outlet"], "state": row["state"],
-        "overdue": rules.is_overdue(row["state"], row["quantity"], row["out_quantity"], row["in_quantity"],
-                                    row["out_by"], row["in_by"], today),
-        "explanation": row["explanation"] if principal.cleared_military else row["public_explanation"],
-        "cancel_reason": row["cancel_reason"],
-        "created_at": rfc3339(row["created_at"]), "updated_at": rfc3339(row["updated_at"]),
-    }
-
-
-async def get_order(pg: asyncpg.Connection, order_id: str, principal: Principal, today: date) -> dict[str, Any]:
+async def get_order(pg: asyncpg.Connection, order_id: str, principal: Principal) -> asyncpg.Record:
     row = await store.order(pg, order_id, **principal.visibility.ledger)
     if row is None:
         raise NotFound(f"rotation order {order_id} does not exist")
-    return present_order(row, today, principal)
+    return row
 
 
-async def cancel_order(pg: asyncpg.Connection, order_id: str, reason: str, principal: Principal,
-                       today: date) -> dict[str, Any]:
+async def cancel_order(pg: asyncpg.Connection, order_id: str, reason: str, principal: Principal) -> asyncpg.Record:
     """Cancel an open order (what it already moved stays moved); a closed one is a conflict."""
     row = await store.order(pg, order_id, **principal.visibility.ledger, for_update=True)
     if row is None:
@@ -122,7 +90,7 @@ async def cancel_order(pg: asyncpg.Connection, order_id: str, reason: str, princ
     if row["state"] not in rules.OPEN_STATES:
         raise Conflict(f"rotation order {order_id} is already {row['state']}", state=row["state"])
     await store.cancel(pg, row["id"], reason)
-    return await get_order(pg, row["id"], principal, today)
+    return await get_order(pg, row["id"], principal)
 
 
 async def claim_order(pg: asyncpg.Connection, order_id: str, principal: Principal, *, direction: str, quantity: int,
@@ -179,20 +147,21 @@ async def undo_progress(pg: asyncpg.Connection, movement_id: str, kind: str, sto
 
 # -- shelf-life extensions -----------------------------------------------------------------------
 
-def present_extension(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": row["id"], "lot_id": row["lot_id"], "previous_expires_on": _day(row["previous_expires_on"]),
-        "new_expires_on": _day(row["new_expires_on"]), "test_reference": row["test_reference"],
-        "result": row["result"], "recorded_by": row["recorded_by"], "recorded_at": rfc3339(row["recorded_at"]),
-    }
+@dataclass(frozen=True)
+class ShelfLifeTest:
+    """A recorded shelf-life test and the lot as it stands after it."""
+
+    extension: asyncpg.Record
+    lot: asyncpg.Record
+    expired: bool
 
 
-async def extension_history(pg: asyncpg.Connection, lot_id: str) -> list[dict[str, Any]]:
-    return [present_extension(r) for r in await store.extensions(pg, lot_id)]
+async def extension_history(pg: asyncpg.Connection, lot_id: str) -> list[asyncpg.Record]:
+    return await store.extensions(pg, lot_id)
 
 
 async def record_shelf_life_test(pg: asyncpg.Connection, lot_id: str, data: c.ShelfLifeExtensionIn,
-                                 principal: Principal, today: date) -> dict[str, Any]:
+                                 principal: Principal, today: date) -> ShelfLifeTest:
     """Keep a shelf-life test of a lot. ``pass`` re-dates the lot (later, within the cap);
     ``fail`` quarantines it, as ``POST /lots/{id}/status`` does, and raises a critical
     ``shelf_life_failed`` alert that stays open until someone deals with it."""
@@ -229,8 +198,4 @@ async def record_shelf_life_test(pg: asyncpg.Connection, lot_id: str, data: c.Sh
             warehouse_id=lot["warehouse_id"], region_id=lot["region_id"], military="military" in sectors,
         ))
     head = await store_ledger.lot_facts(pg, lot["id"])
-    return {
-        **present_extension(extension),
-        "lot": {"id": head["id"], "code": head["code"], "expires_on": _day(head["expires_on"]),
-                "expired": is_expired(head["expires_on"], today), "status": head["status"]},
-    }
+    return ShelfLifeTest(extension, head, is_expired(head["expires_on"], today))

@@ -14,6 +14,7 @@ from litestar.params import Parameter
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
 from stockpile.api.common import decode_cursor, encode_cursor, json_response, page, page_limit
+from stockpile.api.presenters.rotation import present_order, present_policy, present_shelf_life_test
 from stockpile.domain.moments import Clock
 from stockpile.services import commands as c
 from stockpile.services import rotation
@@ -31,19 +32,19 @@ class RotationPolicyController(Controller):
         async with write_transaction(request, state.db) as (tx, note):
             created, stored = await rotation.upsert_policy(tx.pg, code, data, request.user)
             note.status = 201 if created else 200
-        return json_response(stored, 201 if created else 200)
+        return json_response(present_policy(stored), 201 if created else 200)
 
     @get("/{code:str}", guards=[can_read], summary="One rotation policy")
     async def read(self, state: State, code: str) -> Response:
         async with state.db.transaction() as tx:
-            return json_response(await rotation.get_policy(tx.pg, code))
+            return json_response(present_policy(await rotation.get_policy(tx.pg, code)))
 
     @get("/", guards=[can_read], summary="Rotation policies by code")
     async def listing(self, state: State, limit: int | None = None, cursor: str | None = None) -> Response:
         size = page_limit(limit)
         async with state.db.transaction() as tx:
             rows = await store.policies(tx.pg, after=decode_cursor(cursor, str), limit=size + 1)
-        return json_response(page([rotation.present_policy(r) for r in rows], size, lambda item: item["code"]))
+        return json_response(page([present_policy(r) for r in rows], size, lambda item: item["code"]))
 
 
 class RotationOrderController(Controller):
@@ -70,22 +71,23 @@ class RotationOrderController(Controller):
         rows = rows[:size]
         last = rows[-1] if more and rows else None
         return json_response({
-            "items": [rotation.present_order(r, today, principal) for r in rows],
+            "items": [present_order(r, today, principal) for r in rows],
             "next_cursor": encode_cursor([last["out_by"].isoformat(), last["id"]]) if last else None,
         })
 
     @get("/{order_id:str}", guards=[can_read], summary="One rotation order")
     async def read(self, request: Request, state: State, order_id: str) -> Response:
         async with state.db.transaction() as tx:
-            return json_response(await rotation.get_order(tx.pg, order_id, request.user, Clock.utc().today))
+            row = await rotation.get_order(tx.pg, order_id, request.user)
+        return json_response(present_order(row, Clock.utc().today, request.user))
 
     @post("/{order_id:str}/cancel", guards=[requires("planner", "admin")], status_code=200,
           summary="Cancel an open rotation order")
     async def cancel(self, request: Request, state: State, order_id: str, data: c.RotationCancelIn) -> Response:
         async with write_transaction(request, state.db) as (tx, note):
-            body = await rotation.cancel_order(tx.pg, order_id, data.reason, request.user, Clock.utc().today)
+            row = await rotation.cancel_order(tx.pg, order_id, data.reason, request.user)
             note.details = {"reason": data.reason}
-        return json_response(body)
+        return json_response(present_order(row, Clock.utc().today, request.user))
 
 
 class ShelfLifeController(Controller):
@@ -96,7 +98,8 @@ class ShelfLifeController(Controller):
           summary="Record a shelf-life test: pass re-dates the lot, fail quarantines it")
     async def record(self, request: Request, state: State, lot_id: str, data: c.ShelfLifeExtensionIn) -> Response:
         async with write_transaction(request, state.db) as (tx, note):
-            body = await rotation.record_shelf_life_test(tx.pg, lot_id, data, request.user, Clock.utc().today)
+            body = present_shelf_life_test(
+                await rotation.record_shelf_life_test(tx.pg, lot_id, data, request.user, Clock.utc().today))
             note.status = 201
             note.details = {"result": data.result, "test_reference": data.test_reference}
         return json_response(body, 201)

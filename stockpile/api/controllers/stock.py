@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_post_movements, can_read
 from stockpile.api.common import RowCursor, decode_cursor, json_response, page, page_limit
+from stockpile.api.presenters.rotation import present_extension
 from stockpile.domain.errors import NotFound
 from stockpile.domain.lots import is_expired
 from stockpile.domain.moments import Clock, rfc3339
@@ -101,5 +102,5 @@ async def _lot(pg, lot_id: str, principal) -> dict:
             "kind": e["kind"], "from": e["from_value"], "to": e["to_value"], "reason": e["reason"],
             "by": e["actor"], "at": rfc3339(e["at"]),
         } for e in events],
-        "shelf_life_extensions": await rotation.extension_history(pg, head["id"]),
+        "shelf_life_extensions": [present_extension(r) for r in await rotation.extension_history(pg, head["id"])],
     }
