@@ -74,14 +74,6 @@ async def request_values(pg: asyncpg.Connection, data: c.AllocationRequestIn, to
     }
 
 
-def present_request(row: asyncpg.Record) -> dict[str, Any]:
-    return {"id": row["id"], "requester": row["requester"], "destination": row["destination"],
-            "material": row["material"], "substitution_group": row["substitution_group"], "category": row["category"],
-            "quantity": format_quantity(row["quantity"], row["decimals"]), "priority": row["priority"],
-            "needed_by": row["needed_by"].isoformat(), "purpose": row["purpose"], "state": row["state"],
-            "created_at": rfc3339(row["created_at"])}
-
-
 def seen_by(principal: Principal) -> dict[str, Any]:
     """The reader's limits as the store's reads take them (stockpile.store.visibility)."""
     return {"warehouse_ids": principal.warehouse_filter, "cleared": principal.cleared_military}
@@ -91,27 +83,26 @@ def request_place(destination_id: int, destination_region_id: int, requester_sec
     return RequestPlace(destination_id, destination_region_id, requester_sector == MILITARY)
 
 
-async def file_request(pg: asyncpg.Connection, data: c.AllocationRequestIn, principal: Principal, today: date) -> dict:
+async def file_request(pg: asyncpg.Connection, data: c.AllocationRequestIn, principal: Principal, today: date) -> asyncpg.Record:
     values = await request_values(pg, data, today)
     require_request_writable(principal, request_place(values["destination_id"], values.pop("_region_id"),
                                                       values.pop("_sector")), exists=False)
     request_id = await store.insert_request(pg, {**values, "principal_id": principal.id})
-    return present_request(await store.request(pg, request_id))
+    return await store.request(pg, request_id)
 
 
-async def get_request(pg: asyncpg.Connection, request_id: str, principal: Principal) -> dict:
+async def get_request(pg: asyncpg.Connection, request_id: str, principal: Principal) -> asyncpg.Record:
     row = await store.request(pg, request_id, **seen_by(principal))
     require_visible(row is not None, f"allocation request {request_id}")
-    return present_request(row)
+    return row
 
 
 async def list_requests(pg: asyncpg.Connection, principal: Principal, *, state: str | None, priority: str | None,
-                        after: str | None, limit: int) -> list[dict]:
-    rows = await store.requests(pg, state=state, priority=priority, after=after, limit=limit, **seen_by(principal))
-    return [present_request(r) for r in rows]
+                        after: str | None, limit: int) -> list[asyncpg.Record]:
+    return await store.requests(pg, state=state, priority=priority, after=after, limit=limit, **seen_by(principal))
 
 
-async def cancel_request(pg: asyncpg.Connection, request_id: str, principal: Principal) -> dict:
+async def cancel_request(pg: asyncpg.Connection, request_id: str, principal: Principal) -> asyncpg.Record:
     """Cancel a pending request, judged as it is now: seen by the caller (else 404) and its to act on
     (else 403)."""
     row = await store.request(pg, request_id, for_update=True)
@@ -121,7 +112,7 @@ async def cancel_request(pg: asyncpg.Connection, request_id: str, principal: Pri
     if row["state"] != "pending":
         raise Conflict(f"the request is {row['state']}; cancel its plan first")
     await store.set_requests_state(pg, [request_id], "cancelled")
-    return present_request(await store.request(pg, request_id))
+    return await store.request(pg, request_id)
 
 
 async def propose(pg: asyncpg.Connection, data: c.PlanIn, principal: Principal, today: date,

@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
 from stockpile.api.common import decode_cursor, idempotent, json_response, page, page_limit
+from stockpile.api.presenters.allocation import present_request
 from stockpile.domain.moments import Clock
 from stockpile.services import allocation, drills
 from stockpile.services import commands as c
@@ -26,7 +27,7 @@ class RequestController(Controller):
     @post("/", guards=[requires("planner", "admin")], status_code=201, summary="File an allocation request")
     async def create(self, request: Request, state: State, data: c.AllocationRequestIn) -> Response:
         async with write_transaction(request, state.db) as (tx, note):
-            body = await allocation.file_request(tx.pg, data, request.user, Clock.utc().today)
+            body = present_request(await allocation.file_request(tx.pg, data, request.user, Clock.utc().today))
             note.status, note.details["id"] = 201, body["id"]
         return json_response(body, 201)
 
@@ -38,20 +39,20 @@ class RequestController(Controller):
         size = page_limit(limit)
         after = decode_cursor(cursor, UUID)
         async with state.db.transaction() as tx:
-            items = await allocation.list_requests(tx.pg, request.user, state=state_, priority=priority,
-                                                   after=None if after is None else str(after), limit=size + 1)
-        return json_response(page(items, size, lambda item: item["id"]))
+            rows = await allocation.list_requests(tx.pg, request.user, state=state_, priority=priority,
+                                                  after=None if after is None else str(after), limit=size + 1)
+        return json_response(page([present_request(r) for r in rows], size, lambda item: item["id"]))
 
     @get("/{request_id:uuid}", guards=[can_read], summary="One allocation request")
     async def read(self, request: Request, state: State, request_id: UUID) -> Response:
         async with state.db.transaction() as tx:
-            return json_response(await allocation.get_request(tx.pg, str(request_id), request.user))
+            return json_response(present_request(await allocation.get_request(tx.pg, str(request_id), request.user)))
 
     @post("/{request_id:uuid}/cancel", guards=[requires("planner", "admin")], status_code=200,
           summary="Cancel a pending request")
     async def cancel(self, request: Request, state: State, request_id: UUID) -> Response:
         async with write_transaction(request, state.db) as (tx, note):
-            body = await allocation.cancel_request(tx.pg, str(request_id), request.user)
+            body = present_request(await allocation.cancel_request(tx.pg, str(request_id), request.user))
             note.details["id"] = body["id"]
         return json_response(body)
 
