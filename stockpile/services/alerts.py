@@ -71,18 +71,31 @@ async def raise_alert(pg: asyncpg.Connection, wanted: Wanted) -> bool:
     return await store.raise_one(pg, wanted)
 
 
+async def listing(pg: asyncpg.Connection, principal: Principal, *, state: str | None, kind: str | None,
+                  after: str | None, limit: int) -> list[asyncpg.Record]:
+    """The alerts ``principal`` may see (of its warehouses and regions, and national ones; none about
+    military stock without clearance), newest first."""
+    return await store.alerts(pg, state=state, kind=kind, after=after, limit=limit,
+                              visibility=principal.visibility.params())
+
+
+async def get(pg: asyncpg.Connection, alert_id: str, principal: Principal) -> tuple[asyncpg.Record, list[asyncpg.Record]]:
+    """One alert and its history; one ``principal`` may not see answers as a missing one."""
+    row, history = await store.alert(pg, alert_id, principal.visibility.params())
+    if row is None:
+        raise NotFound(f"alert {alert_id} does not exist")
+    return row, history
+
+
 async def acknowledge(pg: asyncpg.Connection, alert_id: str, principal: Principal,
                       note: str | None) -> tuple[asyncpg.Record, list[asyncpg.Record], str]:
     """Acknowledge an alert the principal may see; returns it, its history and its state before.
 
     An alert outside the principal's visibility answers as a missing one; acknowledging one already
     acknowledged changes nothing; a resolved one cannot be acknowledged (409)."""
-    visibility = principal.visibility.params()
-    row, _ = await store.alert(pg, alert_id, visibility)
-    if row is None:
-        raise NotFound(f"alert {alert_id} does not exist")
+    await get(pg, alert_id, principal)
     before = await store.acknowledge(pg, alert_id, principal.name, note)
     if before == "resolved":
         raise Conflict(f"alert {alert_id} is already resolved")
-    row, history = await store.alert(pg, alert_id, visibility)
+    row, history = await get(pg, alert_id, principal)
     return row, history, before

@@ -11,11 +11,17 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import asyncpg
+
+from stockpile.domain.access import Principal
 from stockpile.domain.audit import (
-    Anchor, Checkpoint, CheckpointVerdict, SealedEvent, Verdict, verify_chain, verify_checkpoints,
+    Anchor, Checkpoint, CheckpointVerdict, SealedEvent, Verdict, verify_chain, verify_checkpoints, visible_event,
 )
+from stockpile.domain.moments import rfc3339
 from stockpile.store import audit as store
 from stockpile.store.db import Database, repeatable_read
 
@@ -110,3 +116,27 @@ async def verify(url: str, *, key: bytes | None = None, anchor_file: Path | None
     elif anchor_file and not report.ok:
         report.anchor_note = f"anchor {anchor_file} left as it was"
     return report
+
+
+async def events(db: Database, key: bytes | None, reader: Principal, *, since: datetime | None,
+                 until: datetime | None, actor: str | None, target: str | None, action: str | None,
+                 before_id: int | None, limit: int) -> list[dict[str, Any]]:
+    """The audit trail newest first, as ``reader`` may see it (``domain.audit.visible_event``: a
+    restricted event without target, details or client for a reader without military clearance).
+    What has committed is chained (and checkpointed) first, in a transaction of its own, so a reader
+    never sees an event the chain does not hold yet."""
+    cleared = reader.cleared_military
+    async with db.transaction() as tx:
+        await store.seal(tx.pg, key)
+    async with db.transaction() as tx:
+        rows = await store.events(tx.pg, since=since, until=until, actor=actor, target=target, action=action,
+                                  before_id=before_id, limit=limit, reader_cleared=cleared)
+    return [visible_event({**store.content_of(r), "at": rfc3339(r["at"]), "id": r["id"], "chain_seq": r["chain_seq"],
+                           "restricted": r["restricted"], "content_hash": r["content_hash"],
+                           "chain_hash": r["chain_hash"]}, reader_cleared=cleared) for r in rows]
+
+
+async def denials(pg: asyncpg.Connection, *, since: datetime | None, actor: str | None, before_id: int | None,
+                  limit: int) -> list[asyncpg.Record]:
+    """Denied requests counted per minute, actor or address, route template and status, newest first."""
+    return await store.denials(pg, since=since, actor=actor, before_id=before_id, limit=limit)

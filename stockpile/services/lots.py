@@ -1,4 +1,5 @@
-"""Lot use cases: a lot's status (available, quarantine, recalled).
+"""Lot use cases: the stock positions and lots a principal may see, and a lot's status
+(available, quarantine, recalled).
 
 Every status change goes through ``change_status`` — the ``POST /lots/{id}/status`` handler and a
 failed shelf-life test alike — so the checks and the lot's history are the same whichever way the
@@ -6,6 +7,8 @@ change comes.
 """
 
 from __future__ import annotations
+
+from datetime import date
 
 import asyncpg
 
@@ -32,3 +35,23 @@ async def change_status(pg: asyncpg.Connection, lot_id: str, status: str, reason
     for sector in sectors:
         require_cleared(principal, sector)
     return await reads.set_lot_status(pg, lot_id, status, reason, principal.id)
+
+
+async def positions(pg: asyncpg.Connection, principal: Principal, *, warehouse: str | None, material: str | None,
+                    owner: str | None, region: str | None, category: str | None, expiring_before: date | None,
+                    status: str | None, after: int | None, limit: int) -> list[asyncpg.Record]:
+    """Stock positions holding stock, as ``principal`` may see them (its warehouses; military-owned
+    ones only with clearance), oldest account first."""
+    return await reads.stock(pg, warehouse=warehouse, material=material, owner=owner, region=region,
+                             category=category, expiring_before=expiring_before, status=status, after=after,
+                             limit=limit, **principal.visibility.ledger)
+
+
+async def lot(pg: asyncpg.Connection, lot_id: str, principal: Principal
+              ) -> tuple[asyncpg.Record, list[asyncpg.Record], list[asyncpg.Record]]:
+    """A lot with the owners' positions ``principal`` may see and its history; a lot it may not see
+    answers as a missing one."""
+    head, shares, events = await reads.lot(pg, lot_id, **principal.visibility.ledger)
+    if head is None:
+        raise NotFound(f"lot {lot_id} does not exist")
+    return head, shares, events

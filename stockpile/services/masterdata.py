@@ -89,8 +89,16 @@ async def _material_values(pg: asyncpg.Connection, code: str, data: c.MaterialIn
     }
 
 
-async def get(pg: asyncpg.Connection, kind: str, code: str, warehouse_ids: list[int] | None = None) -> asyncpg.Record:
-    row = await store.get(pg, kind, code, warehouse_ids)
+async def get(pg: asyncpg.Connection, kind: str, code: str, principal: Principal) -> asyncpg.Record:
+    """One object by code; warehouses are limited to ``principal``'s scope, the rest is national
+    reference data."""
+    row = await store.get(pg, kind, code, principal.warehouse_filter)
     if row is None:
         raise NotFound(f"no {kind[:-1] if kind != 'parties' else 'party'} with code {code!r}")
     return row
+
+
+async def page(pg: asyncpg.Connection, kind: str, principal: Principal, *, after: str | None,
+               limit: int) -> list[asyncpg.Record]:
+    """Objects by code, as ``get`` limits them."""
+    return await store.page(pg, kind, after, limit, principal.warehouse_filter)

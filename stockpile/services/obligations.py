@@ -13,6 +13,7 @@ from stockpile.domain.errors import Conflict, Forbidden, Invalid
 from stockpile.domain.obligations import Repayment, require_repayment
 from stockpile.domain.quantities import format_quantity, parse_quantity
 from stockpile.services import commands as c
+from stockpile.store import masterdata
 from stockpile.store import obligations as store
 
 
@@ -28,8 +29,15 @@ def _limits(principal: Principal) -> dict[str, Any]:
     return {"warehouse_ids": principal.warehouse_filter, "cleared": principal.cleared_military}
 
 
-async def listing(pg: asyncpg.Connection, principal: Principal, *, state: str | None, party_id: int | None,
+async def listing(pg: asyncpg.Connection, principal: Principal, *, state: str | None, party: str | None,
                   after: str | None, limit: int) -> list[asyncpg.Record]:
+    """The obligations ``principal`` may see, of one party (by code, creditor or debtor) if given; an
+    unknown party is a 422."""
+    party_id = None
+    if party is not None:
+        party_id = (await masterdata.ids_by_code(pg, "parties", [party])).get(party)
+        if party_id is None:
+            raise Invalid.field("party", f"unknown code {party!r}")
     return await store.listing(pg, state=state, party_id=party_id, after=after, limit=limit, **_limits(principal))
 
 

@@ -101,6 +101,12 @@ async def tokens_of(pg: asyncpg.Connection, name: str | None = None, *, include_
     return await store.list_tokens(pg, principal=name, after=None, limit=None, live_only=not include_all)
 
 
+async def tokens_page(pg: asyncpg.Connection, *, name: str | None, after: int | None,
+                      limit: int) -> list[asyncpg.Record]:
+    """Tokens (never their values) by id, of one principal if named, revoked and expired ones too."""
+    return await store.list_tokens(pg, principal=name, after=after, limit=limit)
+
+
 async def revoke_token(pg: asyncpg.Connection, token_id: int, by: Principal) -> tuple[asyncpg.Record, int]:
     """Revoke one token at once; returns it and how many were revoked (0 when it already was).
     An unknown id is a 404, whatever the revocation found."""

@@ -62,6 +62,24 @@ async def withdraw(pg: asyncpg.Connection, declaration_id: str, principal: Princ
     return await store.declaration(pg, declaration_id)
 
 
+async def declarations(pg: asyncpg.Connection, *, region: str | None, state: str | None,
+                       before: tuple[datetime, str] | None, limit: int) -> list[asyncpg.Record]:
+    """Declarations newest first, of one region (by code) if given; an unknown region is a 422."""
+    region_id = None
+    if region is not None:
+        region_id = (await masterdata.ids_by_code(pg, "regions", [region])).get(region)
+        if region_id is None:
+            raise Invalid.field("region", f"unknown code {region!r}")
+    return await store.declarations(pg, region_id=region_id, state=state, before=before, limit=limit)
+
+
+async def declaration(pg: asyncpg.Connection, declaration_id: str) -> asyncpg.Record:
+    row = await store.declaration(pg, declaration_id)
+    if row is None:
+        raise NotFound(f"no readiness declaration {declaration_id}")
+    return row
+
+
 async def levels(pg: asyncpg.Connection) -> list[dict[str, Any]]:
     """Every region's effective level, with the region its level comes from."""
     rows = await store.regions(pg)

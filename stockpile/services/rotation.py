@@ -72,7 +72,21 @@ async def get_policy(pg: asyncpg.Connection, code: str) -> asyncpg.Record:
     return row
 
 
+async def policies(pg: asyncpg.Connection, *, after: str | None, limit: int) -> list[asyncpg.Record]:
+    """Rotation policies by code (national rules, read by every reader)."""
+    return await store.policies(pg, after=after, limit=limit)
+
+
 # -- orders --------------------------------------------------------------------------------------
+
+async def orders(pg: asyncpg.Connection, principal: Principal, *, state: str | None, warehouse: str | None,
+                 material: str | None, due_before: date | None, after: tuple[date, str] | None,
+                 limit: int) -> list[asyncpg.Record]:
+    """The orders ``principal`` may see (of its warehouses; none of a military position without
+    clearance), by out-by date."""
+    return await store.orders(pg, state=state, warehouse=warehouse, material=material, due_before=due_before,
+                              after=after, limit=limit, **principal.visibility.ledger)
+
 
 async def get_order(pg: asyncpg.Connection, order_id: str, principal: Principal) -> asyncpg.Record:
     row = await store.order(pg, order_id, **principal.visibility.ledger)

@@ -81,18 +81,27 @@ def figures_disclosed(row: asyncpg.Record) -> bool:
     return row["sector"] is not None and row["sector"] != "military"
 
 
-async def get(pg: asyncpg.Connection, code: str, visibility: dict) -> asyncpg.Record:
-    row = await store.target(pg, code, **visibility)
+async def get(pg: asyncpg.Connection, code: str, principal: Principal) -> asyncpg.Record:
+    """One target; one ``principal`` may not see answers as a missing one."""
+    row = await store.target(pg, code, **principal.visibility.params())
     if row is None:
         raise NotFound(f"no reserve target with code {code!r}")
     return row
 
 
-async def coverage(pg: asyncpg.Connection, *, today: date, region: str | None, category: str | None,
-                   state: str | None, visibility: dict) -> list[Coverage]:
-    """Coverage of every visible target, in one statement; ``state`` filters the result."""
+async def listing(pg: asyncpg.Connection, principal: Principal, *, after: str | None,
+                  limit: int) -> list[asyncpg.Record]:
+    """The targets ``principal`` may see, by code."""
+    return await store.targets(pg, after=after, limit=limit, **principal.visibility.params())
+
+
+async def coverage(pg: asyncpg.Connection, principal: Principal, *, today: date, region: str | None,
+                   category: str | None, state: str | None) -> list[Coverage]:
+    """Coverage of every target ``principal`` may see, counted on the stock it may see, in one
+    statement; ``state`` filters the result."""
     items = []
-    for row in await store.coverage(pg, today=today, region=region, category=category, **visibility):
+    for row in await store.coverage(pg, today=today, region=region, category=category,
+                                    **principal.visibility.params()):
         required, usable = row["quantity"], row["usable"]
         ratio = usable / required
         current = coverage_state(ratio, row["warning_ratio"], row["critical_ratio"])

@@ -13,13 +13,10 @@ from stockpile.api.audit import write_transaction
 from stockpile.api.auth import requires
 from stockpile.api.common import decode_cursor, json_response, page, page_limit
 from stockpile.api.common import RowCursor
-from stockpile.domain.audit import MILITARY, visible_event
 from stockpile.domain.moments import rfc3339
 from stockpile.domain.principals import Rights
-from stockpile.services import principals
+from stockpile.services import audit, principals
 from stockpile.services.commands import Code, Strict
-from stockpile.store import audit as audit_store
-from stockpile.store import tokens
 
 Role = Literal["operator", "planner", "commander", "auditor", "admin", "metrics"]
 
@@ -83,7 +80,7 @@ class TokenController(Controller):
                       cursor: str | None = None) -> Response:
         size = page_limit(limit)
         async with state.db.transaction() as tx:
-            rows = await tokens.list_tokens(tx.pg, principal=principal, after=decode_cursor(cursor, int), limit=size + 1)
+            rows = await principals.tokens_page(tx.pg, name=principal, after=decode_cursor(cursor, int), limit=size + 1)
         return json_response(page([present_token(r) for r in rows], size, lambda item: item["id"]))
 
     @post("/{token_id:int}/revoke", status_code=200, summary="Revoke a token at once")
@@ -109,18 +106,9 @@ class AuditController(Controller):
         cursor: str | None = None,
     ) -> Response:
         size = page_limit(limit)
-        cleared = getattr(request.user, "clearance", None) == MILITARY
-        async with state.db.transaction() as tx:
-            # chain what has committed before anyone reads it (and checkpoint it)
-            await audit_store.seal(tx.pg, state.settings.audit_key_bytes)
-        async with state.db.transaction() as tx:
-            rows = await audit_store.events(tx.pg, since=since, until=until, actor=actor, target=target, action=action,
-                                            before_id=decode_cursor(cursor, int), limit=size + 1,
-                                            reader_cleared=cleared)
-        items = [visible_event({**audit_store.content_of(r), "at": rfc3339(r["at"]), "id": r["id"],
-                                "chain_seq": r["chain_seq"], "restricted": r["restricted"],
-                                "content_hash": r["content_hash"], "chain_hash": r["chain_hash"]},
-                               reader_cleared=cleared) for r in rows]
+        items = await audit.events(state.db, state.settings.audit_key_bytes, request.user, since=since, until=until,
+                                   actor=actor, target=target, action=action, before_id=decode_cursor(cursor, int),
+                                   limit=size + 1)
         return json_response(page(items, size, lambda item: item["id"]))
 
 
@@ -138,7 +126,7 @@ class AuditDenialController(Controller):
         after = decode_cursor(cursor, RowCursor)
         await state.denials.flush()  # this process's latest counts are part of what is read
         async with state.db.transaction() as tx:
-            rows = await audit_store.denials(tx.pg, since=since, actor=actor, before_id=after, limit=size + 1)
+            rows = await audit.denials(tx.pg, since=since, actor=actor, before_id=after, limit=size + 1)
         items = [{"id": r["id"], "minute": rfc3339(r["minute"]), "actor_kind": r["actor_kind"], "actor": r["actor"],
                   "action": r["action"], "status": r["status"], "count": r["count"]} for r in rows]
         return json_response(page(items, size, lambda item: item["id"]))

@@ -15,11 +15,9 @@ from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
 from stockpile.api.common import decode_cursor, encode_cursor, json_response, page_limit
 from stockpile.domain.access import Principal, shows_figures_of
-from stockpile.domain.errors import NotFound
 from stockpile.domain.moments import rfc3339
 from stockpile.services import alerts
 from stockpile.services.commands import Strict
-from stockpile.store import alerts as store
 
 AlertState = Literal["open", "acknowledged", "resolved"]
 AlertKind = Literal["shortfall", "expiring", "expired_on_hand", "rotation_overdue", "rotation_blocked",
@@ -66,8 +64,8 @@ class AlertController(Controller):
     ) -> Response:
         size = page_limit(limit)
         async with state.db.transaction() as tx:
-            rows = await store.alerts(tx.pg, state=state_, kind=kind, after=decode_cursor(cursor), limit=size + 1,
-                                      visibility=request.user.visibility.params())
+            rows = await alerts.listing(tx.pg, request.user, state=state_, kind=kind, after=decode_cursor(cursor),
+                                        limit=size + 1)
         more = len(rows) > size
         rows = rows[:size]
         return json_response({"items": [present(r, request.user) for r in rows],
@@ -76,9 +74,7 @@ class AlertController(Controller):
     @get("/{alert_id:uuid}", guards=[can_read], summary="One alert with its history")
     async def read(self, request: Request, state: State, alert_id: UUID) -> Response:
         async with state.db.transaction() as tx:
-            row, history = await store.alert(tx.pg, str(alert_id), request.user.visibility.params())
-        if row is None:
-            raise NotFound(f"alert {alert_id} does not exist")
+            row, history = await alerts.get(tx.pg, str(alert_id), request.user)
         return json_response(present(row, request.user, history))
 
     @post("/{alert_id:uuid}/acknowledge", guards=[requires("operator", "planner", "commander", "admin")],

@@ -7,8 +7,7 @@ from litestar.datastructures import State
 
 from stockpile.api.common import json_response
 from stockpile.api.problems import problem_response
-from stockpile.store.db import schema_revision
-from stockpile.store.engine import head_revision
+from stockpile.services import health
 
 
 class HealthController(Controller):
@@ -21,10 +20,8 @@ class HealthController(Controller):
 
     @get("/ready", summary="The database answers and its schema is at the latest migration")
     async def ready(self, state: State) -> Response:
-        head = head_revision()
         try:
-            async with state.db.transaction() as tx:
-                current = await schema_revision(tx.pg)
+            current, head = await health.schema_revisions(state.db)
         except Exception as exc:  # noqa: BLE001 - any failure to reach the database means not ready
             return problem_response(503, "not-ready", "Not ready", f"database unreachable: {type(exc).__name__}")
         if current != head:

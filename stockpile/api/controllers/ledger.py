@@ -18,12 +18,11 @@ from stockpile.api.common import (
 )
 from stockpile.api.group_commit import Job
 from stockpile.api.presenters.movements import present_movement, present_posted
-from stockpile.domain.errors import Invalid, NotFound
+from stockpile.domain.errors import Invalid
 from stockpile.domain.moments import Clock
 from stockpile.metrics import MOVEMENTS_POSTED
 from stockpile.services import commands as c
-from stockpile.services import transfers
-from stockpile.store import reads
+from stockpile.services import ledger, transfers
 
 IDEMPOTENCY_HEADER = Parameter(header="Idempotency-Key", required=True, description="1–200 printable characters; replays answer the first result")
 
@@ -59,9 +58,9 @@ class MovementController(Controller):
     ) -> Response:
         size = page_limit(limit)
         async with state.db.transaction() as tx:
-            rows = await reads.movements(
-                tx.pg, warehouse=warehouse, material=material, owner=owner, kind=kind, since=since, until=until,
-                before_seq=decode_cursor(cursor, RowCursor), limit=size + 1, **request.user.visibility.ledger,
+            rows = await ledger.movements(
+                tx.pg, request.user, warehouse=warehouse, material=material, owner=owner, kind=kind, since=since,
+                until=until, before_seq=decode_cursor(cursor, RowCursor), limit=size + 1,
             )
         items = [(row["seq"], present_movement(row)) for row in rows]
         body = page(items, size, lambda item: item[0])
@@ -71,9 +70,7 @@ class MovementController(Controller):
     @get("/{movement_id:str}", guards=[can_read], summary="One movement with its postings")
     async def read(self, request: Request, state: State, movement_id: str) -> Response:
         async with state.db.transaction() as tx:
-            row = await reads.movement(tx.pg, movement_id, **request.user.visibility.ledger)
-        if row is None:
-            raise NotFound(f"movement {movement_id} does not exist")
+            row = await ledger.movement(tx.pg, movement_id, request.user)
         return json_response(present_movement(row))
 
 
@@ -126,9 +123,7 @@ class TransferController(Controller):
     @get("/{transfer_id:str}", guards=[can_read], summary="One transfer")
     async def read(self, request: Request, state: State, transfer_id: str) -> Response:
         async with state.db.transaction() as tx:
-            if not await reads.transfer_visible(tx.pg, transfer_id, **request.user.visibility.ledger):
-                raise NotFound(f"transfer {transfer_id} does not exist")
-            return json_response(await transfers.show(tx.pg, transfer_id))
+            return json_response(await transfers.get(tx.pg, transfer_id, request.user))
 
     @get("/", guards=[can_read], summary="Transfers, newest first")
     async def listing(
@@ -138,11 +133,8 @@ class TransferController(Controller):
     ) -> Response:
         size = page_limit(limit)
         async with state.db.transaction() as tx:
-            rows = await reads.transfers(tx.pg, state=state_, warehouse=warehouse,
-                                         after=decode_cursor(cursor, tuple[c.Moment, uuid.UUID]),
-                                         limit=size + 1, **request.user.visibility.ledger)
-            items = await transfers.show_page(tx.pg, rows[:size])
-        last = rows[size - 1] if len(rows) > size else None
+            items, last = await transfers.listing(tx.pg, request.user, state=state_, warehouse=warehouse,
+                                                  after=decode_cursor(cursor, tuple[c.Moment, uuid.UUID]), size=size)
         return json_response({
             "items": items,
             "next_cursor": encode_cursor([last["dispatched_at"].isoformat(), last["id"]]) if last else None,

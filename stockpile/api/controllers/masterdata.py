@@ -14,7 +14,6 @@ from stockpile.api.common import json_response, page, page_limit, decode_cursor
 from stockpile.api.presenters.masterdata import present_master
 from stockpile.services import commands as c
 from stockpile.services import masterdata
-from stockpile.store import masterdata as store
 
 # A code written here is one movements can name later: the same shape as ``commands.Code``.
 PathCode = Annotated[str, Parameter(min_length=1, max_length=64, pattern=c.CODE_PATTERN)]
@@ -31,12 +30,12 @@ def _controller(kind: str, schema: type) -> type[Controller]:
 
     async def read(self, request: Request, state: State, code: str) -> Response:
         async with state.db.transaction() as tx:
-            return json_response(present_master(kind, await masterdata.get(tx.pg, kind, code, request.user.warehouse_filter)))
+            return json_response(present_master(kind, await masterdata.get(tx.pg, kind, code, request.user)))
 
     async def listing(self, request: Request, state: State, limit: int | None = None, cursor: str | None = None) -> Response:
         size = page_limit(limit)
         async with state.db.transaction() as tx:
-            rows = await store.page(tx.pg, kind, decode_cursor(cursor, str), size + 1, request.user.warehouse_filter)
+            rows = await masterdata.page(tx.pg, kind, request.user, after=decode_cursor(cursor, str), limit=size + 1)
         return json_response(page([present_master(kind, r) for r in rows], size, lambda item: item["code"]))
 
     upsert.__annotations__["data"] = schema

@@ -15,12 +15,10 @@ from stockpile.api.auth import can_read, requires
 from stockpile.api.common import decode_cursor, json_response, page, page_limit
 from stockpile.api.presenters.obligations import present_obligation, present_with_settlements
 from stockpile.api.presenters.readiness import present_declaration, present_rule, present_rule_table
-from stockpile.domain.errors import Invalid, NotFound
+from stockpile.domain.errors import Invalid
 from stockpile.domain.moments import Clock
 from stockpile.services import commands as c
 from stockpile.services import obligations, readiness
-from stockpile.store import masterdata
-from stockpile.store import readiness as store
 
 
 class ReadinessController(Controller):
@@ -66,22 +64,15 @@ class ReadinessController(Controller):
         size = page_limit(limit)
         before = decode_cursor(cursor, tuple[c.Moment, UUID])
         async with state.db.transaction() as tx:
-            region_id = None
-            if region is not None:
-                region_id = (await masterdata.ids_by_code(tx.pg, "regions", [region])).get(region)
-                if region_id is None:
-                    raise Invalid.field("region", f"unknown code {region!r}")
-            rows = await store.declarations(tx.pg, region_id=region_id, state=state_,
-                                            before=(before[0], str(before[1])) if before else None, limit=size + 1)
+            rows = await readiness.declarations(tx.pg, region=region, state=state_,
+                                                before=(before[0], str(before[1])) if before else None, limit=size + 1)
         items = [present_declaration(r) for r in rows]
         return json_response(page(items, size, lambda item: [item["declared_at"], item["id"]]))
 
     @get("/declarations/{declaration_id:uuid}", guards=[can_read], summary="One readiness declaration")
     async def declaration(self, state: State, declaration_id: UUID) -> Response:
         async with state.db.transaction() as tx:
-            row = await store.declaration(tx.pg, str(declaration_id))
-        if row is None:
-            raise NotFound(f"no readiness declaration {declaration_id}")
+            row = await readiness.declaration(tx.pg, str(declaration_id))
         return json_response(present_declaration(row))
 
 
@@ -116,12 +107,7 @@ class ObligationController(Controller):
         size = page_limit(limit)
         after = decode_cursor(cursor, UUID)
         async with state.db.transaction() as tx:
-            party_id = None
-            if party is not None:
-                party_id = (await masterdata.ids_by_code(tx.pg, "parties", [party])).get(party)
-                if party_id is None:
-                    raise Invalid.field("party", f"unknown code {party!r}")
-            rows = await obligations.listing(tx.pg, request.user, state=state_, party_id=party_id,
+            rows = await obligations.listing(tx.pg, request.user, state=state_, party=party,
                                              after=None if after is None else str(after), limit=size + 1)
         return json_response(page([present_obligation(r) for r in rows], size, lambda item: item["id"]))
 

@@ -18,7 +18,6 @@ from stockpile.api.presenters.rotation import present_order, present_policy, pre
 from stockpile.domain.moments import Clock
 from stockpile.services import commands as c
 from stockpile.services import rotation
-from stockpile.store import rotation as store
 
 OrderState = Literal["planned", "in_progress", "completed", "cancelled"]
 
@@ -43,7 +42,7 @@ class RotationPolicyController(Controller):
     async def listing(self, state: State, limit: int | None = None, cursor: str | None = None) -> Response:
         size = page_limit(limit)
         async with state.db.transaction() as tx:
-            rows = await store.policies(tx.pg, after=decode_cursor(cursor, str), limit=size + 1)
+            rows = await rotation.policies(tx.pg, after=decode_cursor(cursor, str), limit=size + 1)
         return json_response(page([present_policy(r) for r in rows], size, lambda item: item["code"]))
 
 
@@ -62,10 +61,9 @@ class RotationOrderController(Controller):
         principal = request.user
         today = Clock.utc().today
         async with state.db.transaction() as tx:
-            rows = await store.orders(
-                tx.pg, state=state_, warehouse=warehouse, material=material, due_before=due_before,
+            rows = await rotation.orders(
+                tx.pg, principal, state=state_, warehouse=warehouse, material=material, due_before=due_before,
                 after=decode_cursor(cursor, tuple[date, uuid.UUID]), limit=size + 1,
-                **principal.visibility.ledger,
             )
         more = len(rows) > size
         rows = rows[:size]

@@ -12,13 +12,11 @@ from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_post_movements, can_read
 from stockpile.api.common import RowCursor, decode_cursor, json_response, page, page_limit
 from stockpile.api.presenters.rotation import present_extension
-from stockpile.domain.errors import NotFound
 from stockpile.domain.lots import is_expired
 from stockpile.domain.moments import Clock, rfc3339
 from stockpile.domain.quantities import format_quantity
 from stockpile.services import commands as c
 from stockpile.services import lots, rotation
-from stockpile.store import reads
 
 Category = Literal["fuel", "food", "medical"]
 LotStatus = Literal["available", "quarantine", "recalled"]
@@ -50,10 +48,10 @@ class StockController(Controller):
         size = page_limit(limit)
         today = Clock.utc().today
         async with state.db.transaction() as tx:
-            rows = await reads.stock(
-                tx.pg, warehouse=warehouse, material=material, owner=owner, region=region, category=category,
-                expiring_before=expiring_before, status=status, after=decode_cursor(cursor, RowCursor), limit=size + 1,
-                **request.user.visibility.ledger,
+            rows = await lots.positions(
+                tx.pg, request.user, warehouse=warehouse, material=material, owner=owner, region=region,
+                category=category, expiring_before=expiring_before, status=status,
+                after=decode_cursor(cursor, RowCursor), limit=size + 1,
             )
         items = [(row["account_id"], present_position(row, today)) for row in rows]
         body = page(items, size, lambda item: item[0])
@@ -81,9 +79,7 @@ class LotController(Controller):
 
 
 async def _lot(pg, lot_id: str, principal) -> dict:
-    head, positions, events = await reads.lot(pg, lot_id, **principal.visibility.ledger)
-    if head is None:
-        raise NotFound(f"lot {lot_id} does not exist")
+    head, positions, events = await lots.lot(pg, lot_id, principal)
     d = head["decimals"]
     today = Clock.utc().today
     return {

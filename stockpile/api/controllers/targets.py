@@ -15,7 +15,6 @@ from stockpile.api.presenters.targets import present_coverage, present_target
 from stockpile.domain.moments import Clock
 from stockpile.services import commands as c
 from stockpile.services import targets
-from stockpile.store import coverage as store
 
 
 class TargetController(Controller):
@@ -32,14 +31,13 @@ class TargetController(Controller):
     @get("/{code:str}", guards=[can_read], summary="One reserve target")
     async def read(self, request: Request, state: State, code: str) -> Response:
         async with state.db.transaction() as tx:
-            return json_response(present_target(await targets.get(tx.pg, code, request.user.visibility.params())))
+            return json_response(present_target(await targets.get(tx.pg, code, request.user)))
 
     @get("/", guards=[can_read], summary="Reserve targets by code")
     async def listing(self, request: Request, state: State, limit: int | None = None, cursor: str | None = None) -> Response:
         size = page_limit(limit)
         async with state.db.transaction() as tx:
-            rows = await store.targets(tx.pg, after=decode_cursor(cursor), limit=size + 1,
-                                       **request.user.visibility.params())
+            rows = await targets.listing(tx.pg, request.user, after=decode_cursor(cursor), limit=size + 1)
         return json_response(page([present_target(r) for r in rows], size, lambda item: item["code"]))
 
 
@@ -54,6 +52,6 @@ class CoverageController(Controller):
         state_: Annotated[Literal["ok", "warning", "critical"] | None, Parameter(query="state")] = None,
     ) -> Response:
         async with state.db.transaction() as tx:
-            items = await targets.coverage(tx.pg, today=Clock.utc().today, region=region, category=category,
-                                           state=state_, visibility=request.user.visibility.params())
+            items = await targets.coverage(tx.pg, request.user, today=Clock.utc().today, region=region,
+                                           category=category, state=state_)
         return json_response({"items": [present_coverage(i) for i in items], "next_cursor": None})
