@@ -23,6 +23,11 @@ that, over every arc; failing that, the tiers are settled one by one as MIPs. Wh
 succeeds, every tier is at its integral lexicographic optimum; cost is minimal up to the gap
 between the MIP over the arcs priced in and the LP (measured by tests and the bench).
 
+Why quantities stay exact: they are integers of each material's smallest unit, and they reach the
+solvers as Python integers (``_exact``), which the solvers' doubles hold exactly below 2**53 (checked).
+The solvers answer in floating point; their answers are rounded to integers and every plan passes an
+exact integer check (``feasible``) before it is used — no quantity of the plan is a float.
+
 Why reach adapts: the arcs are columns. After each LP the caller's ``price`` callback is handed the
 duals and returns the arcs, not yet in the model, whose reduced cost would improve the level; they
 are added and the level solved again, until none is left. Then the level's optimum is that of the
@@ -38,8 +43,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 TIERS = 4
+EXACT_BELOW = 2 ** 53  # the integers a solver's double holds exactly
 INTEGRAL = 1e-6  # an LP value this close to an integer is that integer
 IMPROVES = 1e-7  # a reduced cost below −IMPROVES improves the level
+
+
+def _exact(units: int) -> int:
+    """A quantity (or weight) as the solvers take it: a Python integer they hold exactly."""
+    units = int(units)
+    if not -EXACT_BELOW < units < EXACT_BELOW:
+        raise ValueError(f"{units} smallest units is beyond what the allocation solvers hold exactly")
+    return units
 
 
 @dataclass(frozen=True)
@@ -106,7 +120,8 @@ class Model:
         # (added arcs, a new objective): each re-solve starts where the last one ended.
         self.lp.SetSolverSpecificParametersAsString("use_preprocessing: false")
         inf = self.lp.infinity()
-        self.requests = [self.lp.Constraint(-inf, float(q)) for q in self.quantity]
+        self.all_stock = sum(int(a) for a in self.available)
+        self.requests = [self.lp.Constraint(-inf, self.request_bound(d)) for d in range(len(self.quantity))]
         # y[s] and its balance row exist once position s has an arc (pricing a position without
         # them charges it the duals of the floor rows it counts toward, as its y would be charged).
         self.y: dict[int, object] = {}
@@ -116,12 +131,13 @@ class Model:
         # first solve, and whenever pricing adds positions); the others cannot bind, their duals
         # are 0. A row a solution still breaches would be added and the level solved again.
         rows = self.floor_rows
-        self.row_of = np.repeat(np.arange(len(rows)), [len(f.supplies) for f in rows])
+        sizes = [len(f.supplies) for f in rows]
+        self.row_of = np.repeat(np.arange(len(rows)), sizes)  # pairs are grouped by row, in row order
+        self.row_ends = np.cumsum(sizes, dtype=np.int64)
+        self.row_starts = self.row_ends - np.asarray(sizes, dtype=np.int64)
         self.row_supply = np.concatenate([f.supplies for f in rows]) if rows else np.zeros(0, dtype=np.int64)
         self.row_units = np.concatenate([f.weights for f in rows]) if rows else np.zeros(0, dtype=np.int64)
-        self.row_weight = self.row_units.astype(np.float64)
         self.row_limit = np.array([f.headroom for f in rows], dtype=np.int64)
-        self.row_headroom = self.row_limit.astype(np.float64)
         self.row_active = np.zeros(len(rows), dtype=bool)
         self.row_constraint: dict[int, object] = {}
         by_supply = np.argsort(self.row_supply, kind="stable")
@@ -129,7 +145,7 @@ class Model:
                                                                    np.arange(1, len(self.available))))
         self.frozen = np.zeros(len(self.available), dtype=bool)
         self.frozen[self.row_supply[self.row_units > self.row_limit[self.row_of]]] = True
-        self.y_upper = np.where(self.frozen, 0.0, np.asarray(self.available, dtype=np.float64))  # y's bounds
+        self.y_upper = np.where(self.frozen, 0, np.asarray(self.available, dtype=np.int64))  # y's bounds
         self.tiers = [self.lp.Constraint(-inf, inf) for _ in range(TIERS)]
         self.x = []
         self.fills = [0] * TIERS
@@ -137,17 +153,22 @@ class Model:
         for q, t in zip(self.quantity, self.tier_of):
             self.demanded[t] += q
 
+    def request_bound(self, d: int, used: int = 0) -> int:
+        """What request ``d`` may still receive, as a solver bound: never more than all the stock
+        there is, so a request larger than any solver holds exactly is still planned exactly."""
+        return _exact(min(int(self.quantity[d]) - used, self.all_stock))
+
     def _position(self, s: int):
         """The balance row of position ``s``, made with its ``y`` on first use."""
         if s not in self.balances:
-            y = self.lp.NumVar(0.0, 0.0 if self.frozen[s] else float(self.available[s]), "")
+            y = self.lp.NumVar(0, _exact(self.y_upper[s]), "")
             row = self.lp.Constraint(0.0, 0.0)
             row.SetCoefficient(y, 1.0)
             self.y[s], self.balances[s] = y, row
             for pair in self.pairs_of_supply[s].tolist():
                 r = int(self.row_of[pair])
                 if self.row_active[r]:
-                    self.row_constraint[r].SetCoefficient(y, float(self.row_units[pair]))
+                    self.row_constraint[r].SetCoefficient(y, _exact(self.row_units[pair]))
         return self.balances[s]
 
     def add_arcs(self, requests: Sequence[int], supplies: Sequence[int], costs: Sequence[int]) -> None:
@@ -169,7 +190,7 @@ class Model:
         x = self.x
         if level == TIERS:
             for a, c in enumerate(self.arc_cost):
-                objective.SetCoefficient(x[a], float(c))
+                objective.SetCoefficient(x[a], int(c))
         else:
             arc_tier = np.asarray(self.tier_of, dtype=np.int64)[np.asarray(self.arc_request, dtype=np.int64)]
             if previous is not None:
@@ -191,29 +212,32 @@ class Model:
         if not len(self.floor_rows) or not self.y:
             return False
         present = np.fromiter(self.y, dtype=np.int64, count=len(self.y))
-        y = np.zeros(len(self.available))
+        y = np.zeros(len(self.available), dtype=np.int64)
         y[present] = self.y_upper[present]
-        return self._activate(y)
+        # exact integer sums per row: the pairs are grouped by row, so a running total differenced
+        running = np.concatenate(([0], np.cumsum(self.row_units * y[self.row_supply], dtype=np.int64)))
+        drawn = running[self.row_ends] - running[self.row_starts]
+        return self._activate(drawn > self.row_limit)
 
     def _add_breached_floors(self) -> bool:
         """Add the floor rows the current solution breaches; True when there were any."""
         if not len(self.floor_rows) or not self.y:
             return False
-        y = np.zeros(len(self.available))
-        y[list(self.y)] = [v.solution_value() for v in self.y.values()]
-        return self._activate(y)
+        answer = np.zeros(len(self.available))  # the LP's answer per position (the solver's doubles)
+        answer[list(self.y)] = [v.solution_value() for v in self.y.values()]
+        drawn = np.bincount(self.row_of, weights=self.row_units * answer[self.row_supply], minlength=len(self.floor_rows))
+        return self._activate(drawn > self.row_limit + INTEGRAL)
 
-    def _activate(self, y: np.ndarray) -> bool:
-        """Add the rows not yet in the LP that ``y`` (per position) breaches; True when there were any."""
-        drawn = np.bincount(self.row_of, weights=self.row_weight * y[self.row_supply], minlength=len(self.floor_rows))
-        breached = np.flatnonzero((drawn > self.row_headroom + INTEGRAL) & ~self.row_active)
+    def _activate(self, over: np.ndarray) -> bool:
+        """Add the rows not yet in the LP that are ``over`` their headroom; True when there were any."""
+        breached = np.flatnonzero(over & ~self.row_active)
         inf = self.lp.infinity()
         for r in breached.tolist():
             f = self.floor_rows[r]
-            row = self.row_constraint[r] = self.lp.Constraint(-inf, float(f.headroom))
+            row = self.row_constraint[r] = self.lp.Constraint(-inf, _exact(f.headroom))
             for s, w in zip(f.supplies.tolist(), f.weights.tolist()):
                 if s in self.y:
-                    row.SetCoefficient(self.y[s], float(w))
+                    row.SetCoefficient(self.y[s], _exact(w))
         self.row_active[breached] = True
         return bool(breached.size)
 
@@ -221,7 +245,7 @@ class Model:
         floor_dual = np.zeros(len(self.floor_rows))
         for r, row in self.row_constraint.items():
             floor_dual[r] = row.dual_value()
-        position = -np.bincount(self.row_supply, weights=self.row_weight * floor_dual[self.row_of],
+        position = -np.bincount(self.row_supply, weights=self.row_units * floor_dual[self.row_of],
                                 minlength=len(self.available))
         for s, row in self.balances.items():
             position[s] = row.dual_value()
@@ -258,10 +282,10 @@ class Model:
                         self.lp.Objective().SetCoefficient(x, -1.0 if self.tier_of[d] == level else 0.0)
                 else:
                     for x, c in zip(self.x[-len(new[0]):], new[2]):
-                        self.lp.Objective().SetCoefficient(x, float(c))
+                        self.lp.Objective().SetCoefficient(x, int(c))
             if level < TIERS:
                 self.fills[level] = math.floor(-self.lp.Objective().Value() + INTEGRAL)
-                self.tiers[level].SetLb(float(self.fills[level]))
+                self.tiers[level].SetLb(_exact(self.fills[level]))
         return rounds
 
     def lp_cost(self) -> float:
@@ -305,7 +329,7 @@ def _mip(model: Model, fixed: np.ndarray, free: np.ndarray, fills: Sequence[int]
     sent = _sum_by(model.arc_supply, held, len(model.available))
     tier_of = np.asarray(model.tier_of, dtype=np.int64)
     tier_held = _sum_by(tier_of[model.arc_request], held, TIERS)
-    x = {a: solver.IntVar(0.0, float(min(model.quantity[model.arc_request[a]], model.available[model.arc_supply[a]])), "")
+    x = {a: solver.IntVar(0, _exact(min(model.quantity[model.arc_request[a]], model.available[model.arc_supply[a]])), "")
          for a in arcs}
     by_request: dict[int, list[int]] = {}
     by_supply: dict[int, list[int]] = {}
@@ -313,27 +337,27 @@ def _mip(model: Model, fixed: np.ndarray, free: np.ndarray, fills: Sequence[int]
         by_request.setdefault(model.arc_request[a], []).append(a)
         by_supply.setdefault(model.arc_supply[a], []).append(a)
     for d, members in by_request.items():
-        row = solver.Constraint(-inf, float(model.quantity[d] - request_used[d]))
+        row = solver.Constraint(-inf, model.request_bound(d, int(request_used[d])))
         for a in members:
             row.SetCoefficient(x[a], 1.0)
     for s, members in by_supply.items():
-        row = solver.Constraint(-inf, float(model.available[s] - sent[s]))
+        row = solver.Constraint(-inf, _exact(model.available[s] - sent[s]))
         for a in members:
             row.SetCoefficient(x[a], 1.0)
     for f in model.floor_rows:
         free_members = [(s, w) for s, w in zip(f.supplies.tolist(), f.weights.tolist()) if s in by_supply]
         if not free_members:
             continue
-        row = solver.Constraint(-inf, float(f.headroom - int((f.weights * sent[f.supplies]).sum())))
+        row = solver.Constraint(-inf, _exact(f.headroom - int((f.weights * sent[f.supplies]).sum())))
         for s, w in free_members:
             for a in by_supply[s]:
-                row.SetCoefficient(x[a], float(w))
-    tier_rows = [solver.Constraint(float(fills[t] - tier_held[t]), inf) for t in range(TIERS)]
+                row.SetCoefficient(x[a], _exact(w))
+    tier_rows = [solver.Constraint(_exact(fills[t] - tier_held[t]), inf) for t in range(TIERS)]
     objective = solver.Objective()
     for a in arcs:
         tier_rows[tier_of[model.arc_request[a]]].SetCoefficient(x[a], 1.0)
         if settle is None:
-            objective.SetCoefficient(x[a], float(model.arc_cost[a]))
+            objective.SetCoefficient(x[a], int(model.arc_cost[a]))
         elif tier_of[model.arc_request[a]] == settle:
             objective.SetCoefficient(x[a], -1.0)
     objective.SetMinimization()
