@@ -15,7 +15,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from stockpile import __version__
-from stockpile.api import problems
+from stockpile.api import problems, tasks
 from stockpile.api.audit import DenialCounts, record_failure
 from stockpile.api.auth import ApiTokenAuthenticator, BearerAuthMiddleware, RequestLimits, authenticate_bearer
 from stockpile.api.group_commit import GroupCommitter
@@ -89,9 +89,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         app.state.snapshot_task = asyncio.create_task(reload_snapshot())
 
     async def on_shutdown(app: Litestar) -> None:
-        task = getattr(app.state, "snapshot_task", None)
-        if task is not None:
-            task.cancel()
+        await tasks.stop(getattr(app.state, "snapshot_task", None))
         await db.dispose()
 
     limits, denials = RequestLimits(db, settings), DenialCounts(db)

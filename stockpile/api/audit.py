@@ -12,7 +12,6 @@ Requests that match no route (unknown path or method) are not audited at all.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -25,6 +24,7 @@ from litestar import Request
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import Scope
 
+from stockpile.api import tasks
 from stockpile.api.problems import STATUS, Problem
 from stockpile.domain import audit as audit_rules
 from stockpile.domain.errors import DomainError
@@ -157,11 +157,8 @@ class DenialCounts:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await tasks.stop(self._task)
+        self._task = None
         try:
             await self.flush()
         except Exception:  # noqa: BLE001 - shutting down: say what is lost

@@ -22,7 +22,6 @@ statement every ``STOCKPILE_RATE_LIMIT_SYNC_MS`` (or sooner when a key gets busy
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import itertools
 import logging
@@ -37,6 +36,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import Scope
 
+from stockpile.api import tasks
 from stockpile.api.problems import Problem
 from stockpile.config import Settings
 from stockpile.domain.access import READERS, Principal
@@ -254,9 +254,7 @@ class RequestLimits:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await tasks.stop(self._task)
             self._task = None
             await self.reconcile()
 
