@@ -329,6 +329,18 @@ def lot_disclosed(principal: Principal, holder_sectors: set[str]) -> bool:
     return principal.cleared_military or not holder_sectors or holder_sectors != {MILITARY}
 
 
+def require_lot_writable(principal: Principal, lot_id: str, warehouse_id: int, warehouse: str,
+                         holder_sectors: set[str]) -> None:
+    """Changing a lot (its status, its expiry): a lot the principal may not know of is missing (404),
+    one outside its warehouses is refused (403), and so is one any holder of which needs a clearance
+    it lacks."""
+    if not lot_disclosed(principal, holder_sectors):
+        raise NotFound(f"lot {lot_id} does not exist")
+    require_warehouse(principal, warehouse_id, warehouse)
+    for sector in holder_sectors:
+        require_cleared(principal, sector)
+
+
 def movement_disclosed(principal: Principal, touched_sectors: set[str]) -> bool:
     """A movement touching any military position does not exist for a reader without clearance
     (the rule of ``stockpile.store.visibility.MOVEMENTS``)."""

@@ -12,7 +12,7 @@ from datetime import date
 
 import asyncpg
 
-from stockpile.domain.access import Principal, lot_disclosed, require_cleared, require_warehouse
+from stockpile.domain.access import Principal, require_lot_writable
 from stockpile.domain.errors import NotFound
 from stockpile.store import ledger as store_ledger
 from stockpile.store import reads
@@ -28,12 +28,14 @@ async def change_status(pg: asyncpg.Connection, lot_id: str, status: str, reason
     lot = await store_ledger.lot_facts(pg, lot_id)
     if lot is None:
         raise NotFound(f"lot {lot_id} does not exist")
-    sectors = await store_ledger.owner_sectors(pg, lot_id)
-    if not lot_disclosed(principal, sectors):
-        raise NotFound(f"lot {lot_id} does not exist")
-    require_warehouse(principal, lot["warehouse_id"], lot["warehouse"])
-    for sector in sectors:
-        require_cleared(principal, sector)
+    require_lot_writable(principal, lot_id, lot["warehouse_id"], lot["warehouse"], set(lot["holder_sectors"]))
+    return await set_status(pg, lot_id, status, reason, principal)
+
+
+async def set_status(pg: asyncpg.Connection, lot_id: str, status: str, reason: str | None,
+                     principal: Principal) -> str | None:
+    """``change_status`` for a use case that has already judged the lot (``require_lot_writable``)
+    under its own lock — a failed shelf-life test — so the checks are not made twice."""
     return await reads.set_lot_status(pg, lot_id, status, reason, principal.id)
 
 

@@ -67,15 +67,9 @@ def _unknown_lot(lot_id: str) -> Invalid:
 async def _lot(pg: asyncpg.Connection, lot_id: str, principal: Principal) -> asyncpg.Record:
     """The lot a movement names by id; one the principal may not know of is as unknown as a missing one."""
     lot = await store.lot_facts(pg, lot_id)
-    if lot is None:
+    if lot is None or not lot_disclosed(principal, set(lot["holder_sectors"])):
         raise _unknown_lot(lot_id)
-    await _require_lot_disclosed(pg, lot["id"], principal)
     return lot
-
-
-async def _require_lot_disclosed(pg: asyncpg.Connection, lot_id: str, principal: Principal) -> None:
-    if not principal.cleared_military and not lot_disclosed(principal, await store.owner_sectors(pg, lot_id)):
-        raise _unknown_lot(lot_id)
 
 
 async def _owner_position(pg: asyncpg.Connection, lot: asyncpg.Record, owner: asyncpg.Record, *, open_: bool) -> Position:
@@ -151,8 +145,9 @@ def _check_named_lot(cmd: c.Issue | c.RotationOut, position: Position, row: asyn
 async def _named_lot(ws: Workspace, cmd: c.Issue | c.RotationOut, position: Position, row: asyncpg.Record,
                      principal: Principal) -> None:
     """``_check_named_lot``, after making sure the lot is one the principal may know of."""
-    if row["sector"] == MILITARY:
-        await _require_lot_disclosed(await ws.db(), position.lot_id, principal)
+    if row["sector"] == MILITARY and not principal.cleared_military and not lot_disclosed(
+            principal, await store.holder_sectors(await ws.db(), position.lot_id)):
+        raise _unknown_lot(position.lot_id)
     _check_named_lot(cmd, position, row, principal)
 
 

@@ -15,7 +15,7 @@ import asyncpg
 
 from stockpile.domain import rotation_orders as rules
 from stockpile.domain.access import (
-    Principal, lot_disclosed, order_visible, require_cleared, require_national_remit, require_warehouse,
+    Principal, order_visible, require_lot_writable, require_national_remit, require_warehouse,
 )
 from stockpile.domain.alerts import Wanted
 from stockpile.domain.errors import Conflict, Invalid, NotFound
@@ -182,12 +182,8 @@ async def record_shelf_life_test(pg: asyncpg.Connection, lot_id: str, data: c.Sh
     lot = await store.lot_for_extension(pg, lot_id)
     if lot is None:
         raise NotFound(f"lot {lot_id} does not exist")
-    sectors = await store_ledger.owner_sectors(pg, lot["id"])
-    if not lot_disclosed(principal, sectors):
-        raise NotFound(f"lot {lot_id} does not exist")
-    require_warehouse(principal, lot["warehouse_id"], lot["warehouse"])
-    for sector in sectors:
-        require_cleared(principal, sector)
+    sectors = set(lot["holder_sectors"])
+    require_lot_writable(principal, lot_id, lot["warehouse_id"], lot["warehouse"], sectors)
     previous = lot["expires_on"]
     if data.result == "pass":
         cap = rules.extension_cap_days(lot["max_extension_days"], lot["shelf_life_days"])
@@ -201,8 +197,7 @@ async def record_shelf_life_test(pg: asyncpg.Connection, lot_id: str, data: c.Sh
             raise Invalid.field("new_expires_on", "must be omitted when the test failed")
         extension = await store.record_extension(pg, lot["id"], previous, None, data.test_reference, "fail",
                                                  principal.id)
-        await lots.change_status(pg, lot["id"], "quarantine", f"shelf-life test {data.test_reference} failed",
-                                 principal)
+        await lots.set_status(pg, lot["id"], "quarantine", f"shelf-life test {data.test_reference} failed", principal)
         await alerts.raise_alert(pg, Wanted(
             "shelf_life_failed", f"lot:{lot['id']}", "critical",
             f"lot {lot['code']} of {lot['material']} at {lot['warehouse']} failed shelf-life test "

@@ -56,15 +56,22 @@ async def lock_owner_positions(pg: asyncpg.Connection, warehouse_id: int, materi
     return [to_position(row) for row in rows]
 
 
+# The sectors of the parties holding stock (or reservations) in lot ``l`` — need-to-know of the lot.
+HOLDER_SECTORS = """ARRAY(SELECT DISTINCT o.sector FROM accounts a JOIN parties o ON o.id = a.owner_id
+                          WHERE a.lot_id = l.id AND a.type = 'stock' AND (a.balance > 0 OR a.reserved > 0))"""
+
+
 async def lot_facts(pg: asyncpg.Connection, lot_id: str) -> asyncpg.Record | None:
-    """A lot with its warehouse, material and unit precision; None if the id is unknown."""
+    """A lot with its warehouse, material, unit precision and ``holder_sectors``; None if the id is
+    unknown."""
     try:
         uuid.UUID(lot_id)
     except (ValueError, TypeError, AttributeError):
         return None
     return await pg.fetchrow(
-        """SELECT l.id::text AS id, l.code, l.warehouse_id, w.code AS warehouse, l.material_id, m.code AS material,
-                  m.decimals, l.manufactured_on, l.expires_on, l.status, l.origin_lot_id::text AS origin_lot_id
+        f"""SELECT l.id::text AS id, l.code, l.warehouse_id, w.code AS warehouse, l.material_id, m.code AS material,
+                  m.decimals, l.manufactured_on, l.expires_on, l.status, l.origin_lot_id::text AS origin_lot_id,
+                  {HOLDER_SECTORS} AS holder_sectors
              FROM lots l JOIN warehouses w ON w.id = l.warehouse_id JOIN materials m ON m.id = l.material_id
             WHERE l.id = $1::uuid""",
         lot_id,
@@ -299,14 +306,9 @@ async def places_of_accounts(pg: asyncpg.Connection, account_ids: Sequence[int])
     )
 
 
-async def owner_sectors(pg: asyncpg.Connection, lot_id: str) -> set[str]:
+async def holder_sectors(pg: asyncpg.Connection, lot_id: str) -> set[str]:
     """The sectors of the parties holding stock in a lot."""
-    rows = await pg.fetch(
-        """SELECT DISTINCT o.sector FROM accounts a JOIN parties o ON o.id = a.owner_id
-            WHERE a.lot_id = $1::uuid AND a.type = 'stock' AND (a.balance > 0 OR a.reserved > 0)""",
-        lot_id,
-    )
-    return {r["sector"] for r in rows}
+    return set(await pg.fetchval(f"SELECT {HOLDER_SECTORS} FROM lots l WHERE l.id = $1::uuid", lot_id) or ())
 
 
 async def lock_lot_position(pg: asyncpg.Connection, lot_id: str, owner_code: str) -> asyncpg.Record | None:

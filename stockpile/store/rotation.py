@@ -10,6 +10,7 @@ import asyncpg
 
 from stockpile.store import masterdata
 from stockpile.store.db import as_uuid
+from stockpile.store.ledger import HOLDER_SECTORS
 from stockpile.store.visibility import ROTATION_ORDERS
 
 POLICY = """
@@ -130,8 +131,9 @@ async def lot_for_extension(pg: asyncpg.Connection, lot_id: str) -> asyncpg.Reco
     if lot_id is None:
         return None
     return await pg.fetchrow(
-        """SELECT l.id::text AS id, l.code, l.expires_on, l.status, l.warehouse_id, w.code AS warehouse, w.region_id,
-                  m.code AS material, m.shelf_life_days, applicable.code AS policy, applicable.max_extension_days
+        f"""SELECT l.id::text AS id, l.code, l.expires_on, l.status, l.warehouse_id, w.code AS warehouse, w.region_id,
+                  m.code AS material, m.shelf_life_days, applicable.code AS policy, applicable.max_extension_days,
+                  {HOLDER_SECTORS} AS holder_sectors
              FROM lots l
              JOIN warehouses w ON w.id = l.warehouse_id
              JOIN materials m ON m.id = l.material_id
