@@ -21,6 +21,12 @@ ROLES = ("operator", "planner", "commander", "auditor", "admin", "metrics")
 
 # Roles that may read reserve data through the API (``metrics`` sees only /metrics aggregates).
 READERS = frozenset({"operator", "planner", "commander", "auditor", "admin"})
+# Roles an action needs, whether the API's guards or a CLI command's ``--as`` asks (in the order a
+# refusal names them): posting movements (and importing them), writing master data (and importing
+# it), proposing, deciding and drilling allocation plans.
+MOVEMENT_POSTERS = ("operator", "admin")
+MASTER_DATA_WRITERS = ("admin",)
+PLANNERS = ("planner", "commander", "admin")
 NATIONAL_ROLES = frozenset({"admin", "auditor", "commander"})
 MILITARY = "military"
 
@@ -322,19 +328,20 @@ def require_national_remit(principal: Principal, root_region_ids: list[int], wha
         raise Forbidden(f"{what} apply nationally; {principal.name} is granted only part of the nation")
 
 
-def lot_disclosed(principal: Principal, holder_sectors: set[str]) -> bool:
-    """Need-to-know of a lot (scope aside): a lot whose stock is all military-owned does not exist
-    for a reader without clearance — writes naming it by id answer exactly as for an unknown lot, so
-    a refusal cannot confirm it. ``holder_sectors``: the sectors holding stock in it."""
-    return principal.cleared_military or not holder_sectors or holder_sectors != {MILITARY}
+def lot_disclosed(principal: Principal, military_only: bool) -> bool:
+    """Need-to-know of a lot (scope aside): a lot a military party holds (or held) a position in and
+    no other party holds stock in (``military_only``, ``stockpile.store.visibility.MILITARY_ONLY_LOT``)
+    does not exist for a reader without clearance — reads answer 404 and writes naming it by id
+    answer exactly as for an unknown lot, so a refusal cannot confirm it."""
+    return principal.cleared_military or not military_only
 
 
 def require_lot_writable(principal: Principal, lot_id: str, warehouse_id: int, warehouse: str,
-                         holder_sectors: set[str]) -> None:
+                         holder_sectors: set[str], military_only: bool) -> None:
     """Changing a lot (its status, its expiry): a lot the principal may not know of is missing (404),
     one outside its warehouses is refused (403), and so is one any holder of which needs a clearance
     it lacks."""
-    if not lot_disclosed(principal, holder_sectors):
+    if not lot_disclosed(principal, military_only):
         raise NotFound(f"lot {lot_id} does not exist")
     require_warehouse(principal, warehouse_id, warehouse)
     for sector in holder_sectors:

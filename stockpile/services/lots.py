@@ -12,7 +12,7 @@ from datetime import date
 
 import asyncpg
 
-from stockpile.domain.access import Principal, require_lot_writable
+from stockpile.domain.access import Principal, lot_disclosed, require_lot_writable
 from stockpile.domain.errors import NotFound
 from stockpile.store import ledger as store_ledger
 from stockpile.store import reads
@@ -28,7 +28,8 @@ async def change_status(pg: asyncpg.Connection, lot_id: str, status: str, reason
     lot = await store_ledger.lot_facts(pg, lot_id)
     if lot is None:
         raise NotFound(f"lot {lot_id} does not exist")
-    require_lot_writable(principal, lot_id, lot["warehouse_id"], lot["warehouse"], set(lot["holder_sectors"]))
+    require_lot_writable(principal, lot_id, lot["warehouse_id"], lot["warehouse"], set(lot["holder_sectors"]),
+                         lot["military_only"])
     return await set_status(pg, lot_id, status, reason, principal)
 
 
@@ -54,6 +55,6 @@ async def lot(pg: asyncpg.Connection, lot_id: str, principal: Principal
     """A lot with the owners' positions ``principal`` may see and its history; a lot it may not see
     answers as a missing one."""
     head, shares, events = await reads.lot(pg, lot_id, **principal.visibility.ledger)
-    if head is None:
+    if head is None or not lot_disclosed(principal, head["military_only"]):
         raise NotFound(f"lot {lot_id} does not exist")
     return head, shares, events

@@ -67,7 +67,7 @@ def _unknown_lot(lot_id: str) -> Invalid:
 async def _lot(pg: asyncpg.Connection, lot_id: str, principal: Principal) -> asyncpg.Record:
     """The lot a movement names by id; one the principal may not know of is as unknown as a missing one."""
     lot = await store.lot_facts(pg, lot_id)
-    if lot is None or not lot_disclosed(principal, set(lot["holder_sectors"])):
+    if lot is None or not lot_disclosed(principal, lot["military_only"]):
         raise _unknown_lot(lot_id)
     return lot
 
@@ -146,7 +146,7 @@ async def _named_lot(ws: Workspace, cmd: c.Issue | c.RotationOut, position: Posi
                      principal: Principal) -> None:
     """``_check_named_lot``, after making sure the lot is one the principal may know of."""
     if row["sector"] == MILITARY and not principal.cleared_military and not lot_disclosed(
-            principal, await store.holder_sectors(await ws.db(), position.lot_id)):
+            principal, await store.military_only(await ws.db(), position.lot_id)):
         raise _unknown_lot(position.lot_id)
     _check_named_lot(cmd, position, row, principal)
 

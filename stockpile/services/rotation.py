@@ -183,7 +183,7 @@ async def record_shelf_life_test(pg: asyncpg.Connection, lot_id: str, data: c.Sh
     if lot is None:
         raise NotFound(f"lot {lot_id} does not exist")
     sectors = set(lot["holder_sectors"])
-    require_lot_writable(principal, lot_id, lot["warehouse_id"], lot["warehouse"], sectors)
+    require_lot_writable(principal, lot_id, lot["warehouse_id"], lot["warehouse"], sectors, lot["military_only"])
     previous = lot["expires_on"]
     if data.result == "pass":
         cap = rules.extension_cap_days(lot["max_extension_days"], lot["shelf_life_days"])

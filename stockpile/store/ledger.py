@@ -16,6 +16,7 @@ import asyncpg
 from stockpile.domain.ledger import Position, Posting
 from stockpile.store import audit
 from stockpile.store.db import as_uuid
+from stockpile.store.visibility import MILITARY_ONLY_LOT
 
 POSITION_COLUMNS = """
     a.id AS account_id, a.lot_id::text AS lot_id, l.code AS lot_code, a.owner_id, o.code AS owner_code,
@@ -62,8 +63,8 @@ HOLDER_SECTORS = """ARRAY(SELECT DISTINCT o.sector FROM accounts a JOIN parties 
 
 
 async def lot_facts(pg: asyncpg.Connection, lot_id: str) -> asyncpg.Record | None:
-    """A lot with its warehouse, material, unit precision and ``holder_sectors``; None if the id is
-    unknown."""
+    """A lot with its warehouse, material, unit precision, ``holder_sectors`` and ``military_only``
+    (need-to-know: ``stockpile.store.visibility.MILITARY_ONLY_LOT``); None if the id is unknown."""
     try:
         uuid.UUID(lot_id)
     except (ValueError, TypeError, AttributeError):
@@ -71,7 +72,7 @@ async def lot_facts(pg: asyncpg.Connection, lot_id: str) -> asyncpg.Record | Non
     return await pg.fetchrow(
         f"""SELECT l.id::text AS id, l.code, l.warehouse_id, w.code AS warehouse, l.material_id, m.code AS material,
                   m.decimals, l.manufactured_on, l.expires_on, l.status, l.origin_lot_id::text AS origin_lot_id,
-                  {HOLDER_SECTORS} AS holder_sectors
+                  {HOLDER_SECTORS} AS holder_sectors, {MILITARY_ONLY_LOT} AS military_only
              FROM lots l JOIN warehouses w ON w.id = l.warehouse_id JOIN materials m ON m.id = l.material_id
             WHERE l.id = $1::uuid""",
         lot_id,
@@ -306,9 +307,9 @@ async def places_of_accounts(pg: asyncpg.Connection, account_ids: Sequence[int])
     )
 
 
-async def holder_sectors(pg: asyncpg.Connection, lot_id: str) -> set[str]:
-    """The sectors of the parties holding stock in a lot."""
-    return set(await pg.fetchval(f"SELECT {HOLDER_SECTORS} FROM lots l WHERE l.id = $1::uuid", lot_id) or ())
+async def military_only(pg: asyncpg.Connection, lot_id: str) -> bool:
+    """Whether the lot is one a reader without clearance may not know of (``MILITARY_ONLY_LOT``)."""
+    return bool(await pg.fetchval(f"SELECT {MILITARY_ONLY_LOT} FROM lots l WHERE l.id = $1::uuid", lot_id))
 
 
 async def lock_lot_position(pg: asyncpg.Connection, lot_id: str, owner_code: str) -> asyncpg.Record | None:

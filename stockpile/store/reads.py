@@ -8,7 +8,7 @@ from datetime import date, datetime
 import asyncpg
 
 from stockpile.store.db import as_uuid
-from stockpile.store.visibility import MOVEMENTS, POSITIONS, TRANSFERS
+from stockpile.store.visibility import MILITARY_ONLY_LOT, MOVEMENTS, POSITIONS, TRANSFERS
 
 REGION_TREE = """
     WITH RECURSIVE scope(id) AS (
@@ -54,14 +54,16 @@ async def stock(
 async def lot(pg: asyncpg.Connection, lot_id: str, *, warehouse_ids: list[int] | None = None, cleared: bool = True,
               ) -> tuple[asyncpg.Record | None, list[asyncpg.Record], list[asyncpg.Record]]:
     """A lot with the owners' positions the caller may see (those holding stock or reservations, as
-    in ``stock``), and its history. A lot outside the caller's warehouses, or holding only military
-    stock for an uncleared caller, is not found."""
+    in ``stock``; no military position unless ``cleared``), and its history. A lot outside the
+    caller's warehouses is not found; whether an uncleared caller may know of it at all is the head's
+    ``military_only`` (``stockpile.domain.access.lot_disclosed`` decides)."""
     lot_id = as_uuid(lot_id)
     if lot_id is None:
         return None, [], []
     head = await pg.fetchrow(
-        """SELECT l.id::text AS id, l.code, w.code AS warehouse, m.code AS material, m.decimals, m.unit,
-                  l.manufactured_on, l.expires_on, l.status, l.origin_lot_id::text AS origin_lot_id, l.created_at
+        f"""SELECT l.id::text AS id, l.code, w.code AS warehouse, m.code AS material, m.decimals, m.unit,
+                  l.manufactured_on, l.expires_on, l.status, l.origin_lot_id::text AS origin_lot_id, l.created_at,
+                  {MILITARY_ONLY_LOT} AS military_only
              FROM lots l JOIN warehouses w ON w.id = l.warehouse_id JOIN materials m ON m.id = l.material_id
             WHERE l.id = $1::uuid AND ($2::bigint[] IS NULL OR w.id = ANY($2))""",
         lot_id, warehouse_ids,
@@ -73,13 +75,8 @@ async def lot(pg: asyncpg.Connection, lot_id: str, *, warehouse_ids: list[int] |
             WHERE a.lot_id = $1::uuid AND a.type = 'stock' ORDER BY o.code""",
         lot_id,
     )
-    if not cleared:
-        visible = [p for p in positions if p["sector"] != "military"]
-        if len(visible) < len(positions) and not any(p["balance"] or p["reserved"] for p in visible):
-            return None, [], []
-        positions = visible
     # An empty position is no share of the lot (and a refused request may have opened one).
-    positions = [p for p in positions if p["balance"] or p["reserved"]]
+    positions = [p for p in positions if (p["balance"] or p["reserved"]) and (cleared or p["sector"] != "military")]
     events = await pg.fetch(
         """SELECT e.kind, e.from_value, e.to_value, e.reason, p.name AS actor, e.at
              FROM lot_events e LEFT JOIN principals p ON p.id = e.principal_id

@@ -11,7 +11,7 @@ import asyncpg
 from stockpile.store import masterdata
 from stockpile.store.db import as_uuid
 from stockpile.store.ledger import HOLDER_SECTORS
-from stockpile.store.visibility import ROTATION_ORDERS
+from stockpile.store.visibility import MILITARY_ONLY_LOT, ROTATION_ORDERS
 
 POLICY = """
 SELECT p.id, p.code, m.code AS material, p.category, p.trigger_days_before_expiry, p.trigger_fraction_remaining,
@@ -133,7 +133,7 @@ async def lot_for_extension(pg: asyncpg.Connection, lot_id: str) -> asyncpg.Reco
     return await pg.fetchrow(
         f"""SELECT l.id::text AS id, l.code, l.expires_on, l.status, l.warehouse_id, w.code AS warehouse, w.region_id,
                   m.code AS material, m.shelf_life_days, applicable.code AS policy, applicable.max_extension_days,
-                  {HOLDER_SECTORS} AS holder_sectors
+                  {HOLDER_SECTORS} AS holder_sectors, {MILITARY_ONLY_LOT} AS military_only
              FROM lots l
              JOIN warehouses w ON w.id = l.warehouse_id
              JOIN materials m ON m.id = l.material_id

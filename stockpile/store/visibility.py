@@ -21,6 +21,16 @@ ROTATION_ORDERS = ("({warehouses}::bigint[] IS NULL OR w.id = ANY({warehouses}))
 # aggregates count no military stock at all, so no military position can be recovered from them.
 COUNTED_STOCK = "({cleared} OR o.sector <> 'military')"
 
+# A lot (``l``) that does not exist for a reader without clearance: a military party holds (or held)
+# a position in it and no other party holds stock or reservations in it (see
+# ``stockpile.domain.access.lot_disclosed``).
+MILITARY_ONLY_LOT = """(
+    EXISTS (SELECT 1 FROM accounts la JOIN parties lo ON lo.id = la.owner_id
+             WHERE la.lot_id = l.id AND la.type = 'stock' AND lo.sector = 'military')
+    AND NOT EXISTS (SELECT 1 FROM accounts la JOIN parties lo ON lo.id = la.owner_id
+                     WHERE la.lot_id = l.id AND la.type = 'stock' AND lo.sector <> 'military'
+                       AND (la.balance > 0 OR la.reserved > 0)))"""
+
 # A movement (``mv``): it touches a warehouse in scope and, unless the reader is cleared, no
 # military position.
 MOVEMENTS = """

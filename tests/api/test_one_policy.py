@@ -182,3 +182,19 @@ async def test_only_a_cleared_admin_changes_a_military_party(client, admin, make
     renamed = await client.put(f"/api/v1/parties/{w.civil}", headers=uncleared,
                                json={"name": "Civil Reserve Bureau (north)", "sector": "civilian", "parent": None})
     assert renamed.status_code == 200 and renamed.json()["name"] == "Civil Reserve Bureau (north)"
+
+
+async def test_an_emptied_military_lot_stays_unknown_to_an_uncleared_reader_for_reads_and_writes(
+        client, admin, operator, make_token, pg_pool, uid):
+    w = await make_world(client, admin, uid)
+    lot = lot_of(await receive(client, operator, warehouse=w.north, material=w.diesel, owner=w.military,
+                               quantity="40", lot="MIL-GONE"))
+    issued = await post_movement(client, operator, {"kind": "issue", "lot_id": lot, "owner": w.military,
+                                                    "quantity": "40"})
+    assert issued.status_code == 201, issued.text
+    uncleared = bearer(await make_token("operator", warehouses=[w.north]))
+    assert (await client.get(f"/api/v1/lots/{lot}", headers=uncleared)).status_code == 404
+    status = await client.post(f"/api/v1/lots/{lot}/status", headers=uncleared, json={"status": "quarantine"})
+    assert status.status_code == 404 and status.json()["detail"] == f"lot {lot} does not exist"
+    assert await pg_pool.fetchval("SELECT status FROM lots WHERE id = $1::uuid", lot) == "available"
+    assert (await client.get(f"/api/v1/lots/{lot}", headers=operator)).status_code == 200  # cleared: it exists
