@@ -93,8 +93,9 @@ async def acknowledge(pg: asyncpg.Connection, alert_id: str, principal: Principa
 
     An alert outside the principal's visibility answers as a missing one; acknowledging one already
     acknowledged changes nothing; a resolved one cannot be acknowledged (409)."""
-    await get(pg, alert_id, principal)
-    before = await store.acknowledge(pg, alert_id, principal.name, note)
+    before = await store.acknowledge(pg, alert_id, principal.name, note, principal.visibility.params())
+    if before is None:
+        raise NotFound(f"alert {alert_id} does not exist")
     if before == "resolved":
         raise Conflict(f"alert {alert_id} is already resolved")
     row, history = await get(pg, alert_id, principal)

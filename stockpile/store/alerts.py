@@ -130,9 +130,16 @@ async def raise_one(pg: asyncpg.Connection, w: Wanted) -> bool:
     return row["opened"]
 
 
-async def acknowledge(pg: asyncpg.Connection, alert_id: str, actor: str, note: str | None) -> str | None:
-    """Acknowledge an open alert; returns its state before (None when it does not exist)."""
-    row = await pg.fetchrow("SELECT state, severity FROM alerts WHERE id = $1::uuid FOR UPDATE", alert_id)
+VISIBLE = ALERTS.format(warehouses="$1", regions="$2", cleared="$3")
+
+
+async def acknowledge(pg: asyncpg.Connection, alert_id: str, actor: str, note: str | None,
+                      visibility: dict[str, Any]) -> str | None:
+    """Acknowledge an open alert the reader may see (``visibility``, judged under the row's lock);
+    returns its state before (None when it does not exist for that reader)."""
+    row = await pg.fetchrow(
+        f"SELECT a.state, a.severity FROM alerts a WHERE a.id = $4::uuid AND {VISIBLE} FOR UPDATE OF a",
+        visibility["warehouse_ids"], visibility["region_ids"], visibility["cleared"], alert_id)
     if row is None:
         return None
     if row["state"] == "open":
@@ -142,15 +149,13 @@ async def acknowledge(pg: asyncpg.Connection, alert_id: str, actor: str, note: s
     return row["state"]
 
 
-VISIBLE = ALERTS.format(warehouses="$1", regions="$2", cleared="$3")
-
 # An unresolved alert was seen by the last evaluation of its kind (see migration 0008).
 ALERT = """SELECT a.id::text AS id, a.kind, a.subject, a.severity, a.state, a.title, a.details, a.opened_at,
                   CASE WHEN a.state <> 'resolved' THEN greatest(a.last_seen_at, e.evaluated_at)
                        ELSE a.last_seen_at END AS last_seen_at,
                   a.acknowledged_at, a.acknowledged_by, a.resolved_at, w.code AS warehouse, r.code AS region,
                   a.kind = 'shortfall' AND EXISTS (
-                      SELECT 1 FROM reserve_targets t WHERE a.subject = 'target:' || t.code
+                      SELECT 1 FROM reserve_targets t WHERE t.code = substr(a.subject, 8)  -- 'target:CODE'
                          AND t.owner_id IS NULL AND t.sector IS NULL) AS counts_every_owner
              FROM alerts a LEFT JOIN warehouses w ON w.id = a.warehouse_id LEFT JOIN regions r ON r.id = a.region_id
              LEFT JOIN alert_evaluations e ON e.kind = a.kind"""
