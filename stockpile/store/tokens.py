@@ -37,17 +37,25 @@ async def upsert_principal(pg: asyncpg.Connection, name: str, roles: list[str], 
 
 
 async def grant(pg: asyncpg.Connection, principal_id: int, warehouses: list[str], regions: list[str]) -> list[str]:
-    """Grant warehouse and region scopes by code; returns the codes that do not exist."""
-    found_w = await pg.fetch("SELECT id, code FROM warehouses WHERE code = ANY($1::text[])", warehouses)
-    found_r = await pg.fetch("SELECT id, code FROM regions WHERE code = ANY($1::text[])", regions)
-    missing = sorted(set(warehouses) - {r["code"] for r in found_w}) + sorted(set(regions) - {r["code"] for r in found_r})
-    if missing:
-        return missing
-    await pg.executemany(
-        "INSERT INTO principal_grants (principal_id, warehouse_id, region_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        [(principal_id, r["id"], None) for r in found_w] + [(principal_id, None, r["id"]) for r in found_r],
+    """Grant warehouse and region scopes by code; returns the codes that do not exist (and then
+    grants nothing)."""
+    missing = await unknown_codes(pg, warehouses, regions)
+    if not missing:
+        await add_grants(pg, principal_id, warehouses, regions)
+    return missing
+
+
+async def add_grants(pg: asyncpg.Connection, principal_id: int, warehouses: list[str], regions: list[str]) -> None:
+    """Grant warehouse and region scopes by codes the caller has found to exist (``unknown_codes``),
+    in one statement; a grant held already is left as it is."""
+    await pg.execute(
+        """INSERT INTO principal_grants (principal_id, warehouse_id, region_id)
+           SELECT $1::bigint, id, NULL::bigint FROM warehouses WHERE code = ANY($2::text[])
+           UNION ALL
+           SELECT $1::bigint, NULL::bigint, id FROM regions WHERE code = ANY($3::text[])
+           ON CONFLICT DO NOTHING""",
+        principal_id, warehouses, regions,
     )
-    return []
 
 
 async def issue_token(pg: asyncpg.Connection, principal_id: int, label: str | None,
