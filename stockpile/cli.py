@@ -13,7 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from stockpile.config import Settings, get_settings
-from stockpile.domain.access import ROLES
+from stockpile.domain.access import MASTER_DATA_WRITERS, MOVEMENT_POSTERS, PLANNERS, ROLES
+from stockpile.domain.principals import CLI_PREFIX
 
 log = logging.getLogger("stockpile")
 
@@ -149,6 +150,11 @@ def os_user() -> str:
     return getpass.getuser()
 
 
+def cli_principal_name() -> str:
+    """``cli:<user>``: the name a command run without ``--as`` is attributed to."""
+    return f"{CLI_PREFIX}{os_user()}"
+
+
 async def cli_audit(pg, action: str, target: str | None, details: dict, principal=None) -> None:
     """Record a state-changing CLI action in the audit trail (in the caller's transaction): under the
     principal it ran ``--as``, or under ``cli:<user>``."""
@@ -157,7 +163,7 @@ async def cli_audit(pg, action: str, target: str | None, details: dict, principa
     from stockpile.store import audit
 
     if principal is None:
-        actor, roles = f"cli:{os_user()}", []
+        actor, roles = cli_principal_name(), []
     else:
         actor, roles, details = principal.name, sorted(principal.roles), {**details, "os_user": os_user()}
     await audit.append(
@@ -177,17 +183,17 @@ async def _in_transaction(url: str, work):
         await db.dispose()
 
 
-def _refused(run) -> int | None:
-    """Run a unit of work; a refusal by the reserve's rules is printed and becomes the exit status
-    (1: nothing of that name, 2: refused), and nothing was written."""
+def _refused(run):
+    """Run a unit of work: ``(None, what it returned)``; or, when the reserve's rules refuse it,
+    ``(exit status, None)`` with the refusal printed (1: nothing of that name, 2: refused) and
+    nothing written."""
     from stockpile.domain.errors import DomainError, NotFound
 
     try:
-        run()
+        return None, run()
     except DomainError as exc:
         print(exc.detail, file=sys.stderr)
-        return 1 if isinstance(exc, NotFound) else 2
-    return None
+        return 1 if isinstance(exc, NotFound) else 2, None
 
 
 def _asked_rights(args: argparse.Namespace):
@@ -205,7 +211,6 @@ def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     from stockpile.services import principals
 
     asked = _asked_rights(args)
-    issued = []
 
     async def work(pg):
         expires_at = datetime.now(timezone.utc) + timedelta(days=args.expires_in_days) if args.expires_in_days else None
@@ -216,12 +221,11 @@ def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
         if not done.added.empty:
             details["widened"] = done.added.described()
         await cli_audit(pg, "token create", args.name, details)
-        issued.append(done)
+        return done
 
-    status = _refused(lambda: _run(_in_transaction(database_url(settings), work)))
+    status, done = _refused(lambda: _run(_in_transaction(database_url(settings), work)))
     if status is not None:
         return status
-    done = issued[0]
     if not done.added.empty:
         print(f"{args.name} widened: added {done.added.text()}")
     roles = ", ".join(done.record["roles"]) or "none"
@@ -236,7 +240,7 @@ def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from stockpile.store import tokens
 
     async def work(pg):
-        count = await tokens.revoke(pg, token=args.token, token_id=args.id, principal=args.name, by=f"cli:{os_user()}")
+        count = await tokens.revoke(pg, token=args.token, token_id=args.id, principal=args.name, by=cli_principal_name())
         await cli_audit(pg, "token revoke", args.name or (str(args.id) if args.id else "token"), {"revoked": count})
         return count
 
@@ -265,12 +269,10 @@ def _token_lines(rows) -> list[str]:
 def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
     from stockpile.services import principals
 
-    rows = []
-
     async def work(pg):
-        rows.extend(await principals.tokens_of(pg, args.name, include_all=args.all))
+        return await principals.tokens_of(pg, args.name, include_all=args.all)
 
-    status = _refused(lambda: _run(_in_transaction(database_url(settings), work)))
+    status, rows = _refused(lambda: _run(_in_transaction(database_url(settings), work)))
     if status is not None:
         return status
     print("\n".join(_token_lines(rows)))
@@ -280,15 +282,12 @@ def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_principal_show(args: argparse.Namespace, settings: Settings) -> int:
     from stockpile.services import principals
 
-    shown = []
-
     async def work(pg):
-        shown.append(await principals.show(pg, args.name))
+        return await principals.show(pg, args.name)
 
-    status = _refused(lambda: _run(_in_transaction(database_url(settings), work)))
+    status, p = _refused(lambda: _run(_in_transaction(database_url(settings), work)))
     if status is not None:
         return status
-    p = shown[0]
     print(f"principal  {p['name']}")
     print(f"roles      {', '.join(p['roles']) or '-'}")
     print(f"clearance  {p['clearance'] or '-'}")
@@ -305,19 +304,17 @@ def cmd_principal_show(args: argparse.Namespace, settings: Settings) -> int:
 def _principal_change(settings: Settings, action: str, name: str, change, done: str, nothing: str) -> int:
     """Apply one change to a principal and audit it in the same transaction; exit 1 when it changed
     nothing (and nothing is audited)."""
-    changed = []
-
     async def work(pg):
         result = await change(pg)
         if result:
             await cli_audit(pg, action, name, result if isinstance(result, dict) else {})
-        changed.append(result)
+        return result
 
-    status = _refused(lambda: _run(_in_transaction(database_url(settings), work)))
+    status, changed = _refused(lambda: _run(_in_transaction(database_url(settings), work)))
     if status is not None:
         return status
-    print(done if changed[0] else nothing, file=sys.stdout if changed[0] else sys.stderr)
-    return 0 if changed[0] else 1
+    print(done if changed else nothing, file=sys.stdout if changed else sys.stderr)
+    return 0 if changed else 1
 
 
 def cmd_principal_revoke_role(args: argparse.Namespace, settings: Settings) -> int:
@@ -431,8 +428,8 @@ def cmd_drill(args: argparse.Namespace, settings: Settings) -> int:
     from stockpile.services import commands as c
     from stockpile.services import drills
     from stockpile.domain.moments import Clock
+    from stockpile.services import principals
     from stockpile.services.planning import Limits
-    from stockpile.services.principals import RUN_DRILL
 
     try:
         with open(args.file, encoding="utf-8") as f:
@@ -451,15 +448,16 @@ def cmd_drill(args: argparse.Namespace, settings: Settings) -> int:
         db = Database(database_url(settings), pool_size=2)
         try:
             actor = None  # the trusted command line plans every request and sees the whole report
-            if args.as_name:  # refused before the solve, not after it; then its scope and clearance apply
+            # --as is looked up once, before the solve (refused before it, not after it): its scope and
+            # clearance apply to the solve and to the record alike
+            if args.as_name:
                 async with db.transaction() as tx:
-                    actor, _ = await _acting(tx.pg, args.as_name, RUN_DRILL, "run drills")
+                    actor = await principals.acting_as(tx.pg, args.as_name, PLANNERS, "run drills")
             report = await drills.on_snapshot(db, scenario, Clock.utc().today, Limits.of(settings), actor)
             async with db.transaction() as tx:
-                principal, named = await _acting(tx.pg, args.as_name, RUN_DRILL, "run drills")
-                stored = await drills.record(tx.pg, scenario, report, principal.id, principal if named else None)
-                await cli_audit(tx.pg, "drill", scenario.name or None, {"id": stored["id"]},
-                                principal if named else None)
+                principal = actor or await principals.command_line(tx.pg, os_user())
+                stored = await drills.record(tx.pg, scenario, report, principal.id, actor)
+                await cli_audit(tx.pg, "drill", scenario.name or None, {"id": stored["id"]}, actor)
             return stored
         finally:
             await db.dispose()
@@ -487,7 +485,6 @@ def _progress(done: int, total: int) -> None:
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from stockpile.domain.errors import DomainError
     from stockpile.services.imports import ImportError_, run_import
-    from stockpile.services.principals import IMPORT_MASTER_DATA, IMPORT_MOVEMENTS
 
     try:
         with open(args.file, encoding="utf-8-sig", newline="") as f:
@@ -507,7 +504,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                 await tx.start()
                 try:
                     principal, named = await _acting(
-                        pg, args.as_name, IMPORT_MASTER_DATA if master_data else IMPORT_MOVEMENTS,
+                        pg, args.as_name, MASTER_DATA_WRITERS if master_data else MOVEMENT_POSTERS,
                         "import master data" if master_data else "import movements")
                     report = await run_import(pg, text, principal, resource=args.resource, per_row=args.per_row,
                                               progress=_progress)

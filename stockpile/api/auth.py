@@ -39,7 +39,7 @@ from litestar.types import Scope
 from stockpile.api import tasks
 from stockpile.api.problems import Problem
 from stockpile.config import Settings
-from stockpile.domain.access import READERS, Principal
+from stockpile.domain.access import MASTER_DATA_WRITERS, MOVEMENT_POSTERS, READERS, Principal
 from stockpile.domain.limits import Limit, wait_before_next
 from stockpile.store import limits as limits_store
 from stockpile.store import tokens
@@ -387,5 +387,5 @@ def requires(*roles: str):
 
 
 can_read = requires(*READERS)
-can_post_movements = requires("operator", "admin")
-can_write_master_data = requires("admin")
+can_post_movements = requires(*MOVEMENT_POSTERS)
+can_write_master_data = requires(*MASTER_DATA_WRITERS)

@@ -28,11 +28,6 @@ from stockpile.domain.errors import Forbidden, Invalid, NotFound
 from stockpile.domain.principals import CLI_PREFIX, Rights, require_may_issue, reserved_name, rights_to_add
 from stockpile.store import tokens as store
 
-# The roles an action needs, as the API's guards ask them of the same action.
-IMPORT_MOVEMENTS = ("operator", "admin")
-IMPORT_MASTER_DATA = ("admin",)
-RUN_DRILL = ("planner", "commander", "admin")
-
 
 @dataclass(frozen=True)
 class Issued:
@@ -87,8 +82,8 @@ async def issue_token(pg: asyncpg.Connection, name: str, asked: Rights | None, *
         require_may_issue(cleared, name, add.clearance or record["clearance"])
         if add.roles or add.clearance:
             await store.add_rights(pg, principal_id, sorted(add.roles), add.clearance)
-    if add.warehouses or add.regions:
-        await store.grant(pg, principal_id, sorted(add.warehouses), sorted(add.regions))
+    if add.warehouses or add.regions:  # every code asked for was found above
+        await store.add_grants(pg, principal_id, sorted(add.warehouses), sorted(add.regions))
     token = await store.issue_token(pg, principal_id, label, expires_at)
     row = await store.token_by_hash(pg, store.hash_token(token))
     return Issued(token, row, created, Rights() if created else add)

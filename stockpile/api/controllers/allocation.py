@@ -12,12 +12,11 @@ from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
 from stockpile.api.common import decode_cursor, idempotent, json_response, page, page_limit
 from stockpile.api.presenters.allocation import present_request
+from stockpile.domain.access import PLANNERS
 from stockpile.domain.moments import Clock
 from stockpile.services import allocation, drills
 from stockpile.services import commands as c
 from stockpile.services.planning import Limits
-
-PLANNERS = ("planner", "commander", "admin")
 
 
 class RequestController(Controller):
