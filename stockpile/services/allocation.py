@@ -74,11 +74,6 @@ async def request_values(pg: asyncpg.Connection, data: c.AllocationRequestIn, to
     }
 
 
-def seen_by(principal: Principal) -> dict[str, Any]:
-    """The reader's limits as the store's reads take them (stockpile.store.visibility)."""
-    return {"warehouse_ids": principal.warehouse_filter, "cleared": principal.cleared_military}
-
-
 def request_place(destination_id: int, destination_region_id: int, requester_sector: str) -> RequestPlace:
     return RequestPlace(destination_id, destination_region_id, requester_sector == MILITARY)
 
@@ -92,14 +87,15 @@ async def file_request(pg: asyncpg.Connection, data: c.AllocationRequestIn, prin
 
 
 async def get_request(pg: asyncpg.Connection, request_id: str, principal: Principal) -> asyncpg.Record:
-    row = await store.request(pg, request_id, **seen_by(principal))
+    row = await store.request(pg, request_id, **principal.visibility.ledger)
     require_visible(row is not None, f"allocation request {request_id}")
     return row
 
 
 async def list_requests(pg: asyncpg.Connection, principal: Principal, *, state: str | None, priority: str | None,
                         after: str | None, limit: int) -> list[asyncpg.Record]:
-    return await store.requests(pg, state=state, priority=priority, after=after, limit=limit, **seen_by(principal))
+    return await store.requests(pg, state=state, priority=priority, after=after, limit=limit,
+                                **principal.visibility.ledger)
 
 
 async def cancel_request(pg: asyncpg.Connection, request_id: str, principal: Principal) -> asyncpg.Record:
@@ -131,12 +127,12 @@ async def propose(pg: asyncpg.Connection, data: c.PlanIn, principal: Principal, 
         if bad:
             raise Invalid.field("request_ids", f"not request ids: {', '.join(bad[:10])}")
     requests = [dict(r) for r in await store.pending_requests(pg, region_id=region_id, request_ids=ids,
-                                                                 **seen_by(principal))]
+                                                                 **principal.visibility.ledger)]
     if ids is not None and len(requests) != len(ids):
         missing = sorted(set(ids) - {r["id"] for r in requests})
+        seen = await store.requests_seen(pg, missing, **principal.visibility.ledger)
         for request_id in missing:  # a request the caller may not see does not exist for it
-            require_visible(await store.request(pg, request_id, **seen_by(principal)) is not None,
-                            f"allocation request {request_id}")
+            require_visible(request_id in seen, f"allocation request {request_id}")
         raise Invalid.field("request_ids", f"not pending requests: {', '.join(missing[:10])}")
     if not requests:
         raise Invalid.field("region" if ids is None else "request_ids", "no pending requests to plan")
@@ -199,28 +195,31 @@ def present_requests(rows: list[asyncpg.Record]) -> list[dict]:
 
 async def show(pg: asyncpg.Connection, plan_id: str, principal: Principal) -> dict:
     """One plan as the reader may see it (404 when it may not see the plan)."""
-    plan = await store.plan(pg, plan_id, **seen_by(principal))
+    plan = await store.plan(pg, plan_id, **principal.visibility.ledger)
     require_visible(plan is not None, f"allocation plan {plan_id}")
-    return await present_plan(pg, plan, principal)
+    return present_plan(plan, await store.plan_lines(pg, plan_id), await store.plan_requests(pg, plan_id), principal)
 
 
 async def list_plans(pg: asyncpg.Connection, principal: Principal, *, state: str | None, after: str | None,
                      limit: int) -> list[dict]:
-    return [await present_plan(pg, plan, principal)
-            for plan in await store.plans(pg, state=state, after=after, limit=limit, **seen_by(principal))]
+    """A page of the plans the reader may see: their lines and requests read in one statement each."""
+    plans = await store.plans(pg, state=state, after=after, limit=limit, **principal.visibility.ledger)
+    ids = [plan["id"] for plan in plans]
+    lines, requests = await store.plan_lines_of(pg, ids), await store.plan_requests_of(pg, ids)
+    return [present_plan(plan, lines.get(plan["id"], []), requests.get(plan["id"], []), principal) for plan in plans]
 
 
-async def present_plan(pg: asyncpg.Connection, plan: asyncpg.Record, principal: Principal) -> dict:
-    """A plan the reader may see. Each request keeps its planned and unfilled totals (the requester
+def present_plan(plan: asyncpg.Record, lines: list[asyncpg.Record], requests: list[asyncpg.Record],
+                 principal: Principal) -> dict:
+    """A plan the reader may see, with its ``lines`` and ``requests`` (store.plan_lines,
+    store.plan_requests). Each request keeps its planned and unfilled totals (the requester
     receives them), military stock's share included; the lines on military stock are withheld from
     an uncleared reader and ``lines_withheld`` says so — no count, no sum, nothing per line."""
-    plan_id = plan["id"]
-    lines = await store.plan_lines(pg, plan_id)
     shown = present_lines(plan["state"], lines, principal)
     return {
         "id": plan["id"], "state": plan["state"], "rule_version": plan["rule_version"],
         "lines": shown, "lines_withheld": len(shown) < len(lines),
-        "requests": present_requests(await store.plan_requests(pg, plan_id)),
+        "requests": present_requests(requests),
         "solver": {"objective": plan["objective"], "solve_ms": round(plan["solve_ms"], 3),
                    "build_ms": round(plan["build_ms"], 3), "arcs": plan["arcs"]},
         "created_at": rfc3339(plan["created_at"]), "approved_at": rfc3339(plan["approved_at"]),

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from stockpile.domain.access import (
-    MILITARY, Principal, TargetPlace, require_request_writable, require_visible, sees_full_drill, target_visible,
+    MILITARY, Principal, require_request_writable, require_visible, sees_full_drill,
 )
 from stockpile.domain.allocation import PRIORITIES
 from stockpile.domain.coverage import days_of_supply
@@ -40,7 +40,7 @@ async def _ids(pg: asyncpg.Connection, table: str, codes: list[str], field: str)
 
 async def _synthetic(pg: asyncpg.Connection, data: c.DrillIn, today: date,
                      principal: Principal | None) -> list[dict[str, Any]]:
-    requests, errors = [], []
+    checked, errors = [], []
     for i, r in enumerate(data.requests):
         try:
             values = await request_values(pg, r, today, field=f"requests[{i}].")
@@ -50,13 +50,17 @@ async def _synthetic(pg: asyncpg.Connection, data: c.DrillIn, today: date,
         if principal is not None:
             require_request_writable(principal, request_place(values["destination_id"], values["_region_id"],
                                                               values["_sector"]), exists=False)
-        place = await masterdata.warehouse_place(pg, values["destination_id"])
+        checked.append((i, r, values))
+    if errors:
+        raise Invalid(errors)
+    places = await store.destinations(pg, sorted({values["destination_id"] for _, _, values in checked}))
+    requests = []
+    for i, r, values in checked:
+        place = places[values["destination_id"]]
         requests.append({**values, "id": f"drill-{i + 1}", "requester_sector": values["_sector"],
                          "destination_region_id": values["_region_id"], "destination": place["code"],
                          "latitude": place["latitude"], "longitude": place["longitude"],
                          "material": r.material, "requester": r.requester})
-    if errors:
-        raise Invalid(errors)
     return requests
 
 
@@ -84,13 +88,9 @@ async def record(pg: asyncpg.Connection, data: c.DrillIn, reports: dict[str, Any
     return {"id": drill_id, "name": data.name, **shown}
 
 
-def _limits(principal: Principal) -> dict[str, Any]:
-    return {"warehouse_ids": principal.warehouse_filter, "cleared": principal.cleared_military}
-
-
 async def show(pg: asyncpg.Connection, drill_id: str, principal: Principal) -> dict[str, Any]:
     """A stored drill as the reader may see it (404 when it may not see the drill)."""
-    row = await store.drill(pg, drill_id, **_limits(principal))
+    row = await store.drill(pg, drill_id, **principal.visibility.ledger)
     require_visible(row is not None, f"drill {drill_id}")
     scenario = json.loads(row["scenario"])
     report = await _in_scope(pg, json.loads(row["report"]), principal)
@@ -99,7 +99,7 @@ async def show(pg: asyncpg.Connection, drill_id: str, principal: Principal) -> d
 
 
 async def listing(pg: asyncpg.Connection, principal: Principal, *, after: str | None, limit: int) -> list[dict]:
-    rows = await store.drills(pg, after=after, limit=limit, **_limits(principal))
+    rows = await store.drills(pg, after=after, limit=limit, **principal.visibility.ledger)
     return [{"id": r["id"], "name": r["name"], "created_at": r["created_at"].isoformat(),
              "fill_rate": json.loads(r["fill_rate"] or "{}")} for r in rows]
 
@@ -110,13 +110,9 @@ async def _in_scope(pg: asyncpg.Connection, report: dict[str, Any], principal: P
     if principal.national:
         return report
     codes = sorted({f["target"] for f in report["floors_bounding"]} | {d["target"] for d in report["days_of_supply"]})
-    seen = {t["code"] for t in await store.target_places(pg, codes) if target_visible(principal, _place(t))}
+    seen = await store.visible_targets(pg, codes, **principal.visibility.params())
     return {**report, "floors_bounding": [f for f in report["floors_bounding"] if f["target"] in seen],
             "days_of_supply": [d for d in report["days_of_supply"] if d["target"] in seen]}
-
-
-def _place(row: Any) -> TargetPlace:
-    return TargetPlace(row["warehouse_id"], row["region_id"], row["military"], row["every_owner_at_warehouse"])
 
 
 async def run(pg: asyncpg.Connection, data: c.DrillIn, today: date, limits: planning.Limits,
@@ -132,8 +128,7 @@ async def run(pg: asyncpg.Connection, data: c.DrillIn, today: date, limits: plan
     lost = await _ids(pg, "warehouses", sorted(set(data.lost_warehouses)), "lost_warehouses")
     requests = await _synthetic(pg, data, today, principal)
     if data.include_pending:
-        seen = {} if principal is None else {"warehouse_ids": principal.warehouse_filter,
-                                             "cleared": principal.cleared_military}
+        seen = {} if principal is None else principal.visibility.ledger
         requests += [dict(r) for r in await store.pending_requests(pg, region_id=None, request_ids=None, **seen)]
     if not requests:
         raise Invalid.field("requests", "a drill needs synthetic requests or include_pending with pending requests")
@@ -149,30 +144,36 @@ async def run(pg: asyncpg.Connection, data: c.DrillIn, today: date, limits: plan
         restricted = await planning.plan(pg, civilian, **options, cleared=False)
     else:
         restricted = None
-    return {"report": await _report(pg, planned, today),
-            "restricted": await _restricted_report(pg, restricted, today),
+    # the national coverage, military stock counted: read once for both reports
+    counted = await coverage.coverage(pg, today=today, region=None, category=None)
+    return {"report": await _report(pg, planned, counted),
+            "restricted": await _restricted_report(pg, restricted, today, counted),
             "destinations": sorted({r["destination"] for r in requests})}
+
+
 def _ratio(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 1.0
 
 
-async def _report(pg: asyncpg.Connection, planned: planning.Planned, today: date) -> dict[str, Any]:
-    """The drill as computed: every figure, military stock and requesters included."""
-    covered = await coverage.coverage(pg, today=today, region=None, category=None)
-    return await _summary(pg, planned, _days_of_supply(covered, planned.drawn), planned.bound)
+async def _report(pg: asyncpg.Connection, planned: planning.Planned, counted: list[asyncpg.Record]) -> dict[str, Any]:
+    """The drill as computed: every figure, military stock and requesters included (``counted``: the
+    national coverage, military stock counted)."""
+    return await _summary(pg, planned, _days_of_supply(counted, planned.drawn), planned.bound)
 
 
-async def _restricted_report(pg: asyncpg.Connection, planned: planning.Planned | None, today: date) -> dict[str, Any]:
+async def _restricted_report(pg: asyncpg.Connection, planned: planning.Planned | None, today: date,
+                             counted: list[asyncpg.Record]) -> dict[str, Any]:
     """The drill for readers not cleared for military stock, from its solve without military stock
     or requesters (``planned``; None when every request was a military party's): days of supply on
     the stock such a reader may see, of the targets it may see, and only the bounding floors whose
-    figures count no military stock (the others' headroom would include it)."""
+    figures count no military stock (the others' headroom would include it: a target's usable
+    quantity differs from ``counted``, the national coverage with military stock)."""
     seen = await coverage.coverage(pg, today=today, region=None, category=None, cleared=False)
     if planned is None:
         return {"rule_version": None, "levels": {}, "fill_rate": {}, "requests": [], "unmet": [],
                 "floors_bounding": [], "days_of_supply": _days_of_supply(seen, {}), "lines": [], "solver": None}
-    counted = {t["code"]: t["usable"] for t in await coverage.coverage(pg, today=today, region=None, category=None)}
-    civilian = {t["code"] for t in seen if counted.get(t["code"]) == t["usable"]}
+    usable = {t["code"]: t["usable"] for t in counted}
+    civilian = {t["code"] for t in seen if usable.get(t["code"]) == t["usable"]}
     bound = [f for f in planned.bound if f["target"] in civilian]
     return await _summary(pg, planned, _days_of_supply(seen, planned.drawn), bound)
 

@@ -4,11 +4,10 @@ settled only by what actually repaid them (stockpile.domain.obligations)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 
-from stockpile.domain.access import ObligationPlace, Principal, obligation_visible, require_visible
+from stockpile.domain.access import Principal, require_visible
 from stockpile.domain.errors import Conflict, Forbidden, Invalid
 from stockpile.domain.obligations import Repayment, require_repayment
 from stockpile.domain.quantities import format_quantity, parse_quantity
@@ -25,10 +24,6 @@ class Obligation:
     settlements: list[asyncpg.Record]
 
 
-def _limits(principal: Principal) -> dict[str, Any]:
-    return {"warehouse_ids": principal.warehouse_filter, "cleared": principal.cleared_military}
-
-
 async def listing(pg: asyncpg.Connection, principal: Principal, *, state: str | None, party: str | None,
                   after: str | None, limit: int) -> list[asyncpg.Record]:
     """The obligations ``principal`` may see, of one party (by code, creditor or debtor) if given; an
@@ -38,11 +33,12 @@ async def listing(pg: asyncpg.Connection, principal: Principal, *, state: str | 
         party_id = (await masterdata.ids_by_code(pg, "parties", [party])).get(party)
         if party_id is None:
             raise Invalid.field("party", f"unknown code {party!r}")
-    return await store.listing(pg, state=state, party_id=party_id, after=after, limit=limit, **_limits(principal))
+    return await store.listing(pg, state=state, party_id=party_id, after=after, limit=limit,
+                               **principal.visibility.ledger)
 
 
 async def obligation(pg: asyncpg.Connection, obligation_id: str, principal: Principal) -> Obligation:
-    row = await store.get(pg, obligation_id, **_limits(principal))
+    row = await store.get(pg, obligation_id, **principal.visibility.ledger)
     require_visible(row is not None, f"obligation {obligation_id}")
     return Obligation(row, await store.settlements(pg, obligation_id))
 
@@ -52,12 +48,8 @@ async def settle(pg: asyncpg.Connection, obligation_id: str, data: c.SettlementI
     A loan is repaid in kind — the settlement names the movement that repaid it, and settles at most
     what that movement credited the creditor; a requisition is compensated, settled by a planner or
     an admin."""
-    found = await store.place(pg, obligation_id)
-    require_visible(found is not None and obligation_visible(principal, ObligationPlace(
-        creditor_military=found["creditor_military"], debtor_military=found["debtor_military"],
-        lot_warehouse_id=found["lot_warehouse_id"], destination_ids=frozenset(found["destination_ids"]))),
-        f"obligation {obligation_id}")
-    row = await store.get(pg, obligation_id, for_update=True)
+    row = await store.get(pg, obligation_id, for_update=True, **principal.visibility.ledger)
+    require_visible(row is not None, f"obligation {obligation_id}")
     units = parse_quantity(data.quantity, row["decimals"])
     outstanding = row["quantity"] - row["settled_quantity"]
     if units > outstanding:
@@ -66,7 +58,7 @@ async def settle(pg: asyncpg.Connection, obligation_id: str, data: c.SettlementI
     if row["kind"] == "loan":
         if data.movement_id is None:
             raise Invalid.field("movement_id", "a loan is repaid in kind: name the movement that returned the stock")
-        facts = await store.repayment(pg, data.movement_id, row, **_limits(principal))
+        facts = await store.repayment(pg, data.movement_id, row, **principal.visibility.ledger)
         repayment = None if facts is None else Repayment(
             kind=facts["kind"], recorded_after_obligation=facts["recorded_after_obligation"],
             credited=facts["credited"], reversed=facts["reversed"], cited=facts["cited"])

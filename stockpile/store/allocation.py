@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from stockpile.store.visibility import COUNTED_STOCK, DRILLS, PLANS, REQUESTS
+from stockpile.store.visibility import COUNTED_STOCK, DRILLS, PLANS, REQUESTS, TARGETS
 
 _REQUEST = """
 SELECT r.id::text AS id, r.requester_id, p.code AS requester, p.sector AS requester_sector, r.destination_id,
@@ -64,6 +64,26 @@ async def pending_requests(pg: asyncpg.Connection, *, region_id: int | None, req
           AND ($1::bigint IS NULL OR w.region_id IN (SELECT descendant FROM closure WHERE ancestor = $1))
           AND {REQUESTS.format(warehouses='$3', cleared='$4')}
         ORDER BY r.id""" + lock, region_id, request_ids, warehouse_ids, cleared)
+
+
+async def requests_seen(pg: asyncpg.Connection, request_ids: list[str], *, warehouse_ids: list[int] | None = None,
+                        cleared: bool = True) -> set[str]:
+    """Those of ``request_ids`` (as given) naming a request the reader (``warehouse_ids``,
+    ``cleared``; by default everything) may see, whatever its state."""
+    rows = await pg.fetch(
+        f"""SELECT given.id FROM unnest($1::text[]) AS given(id)
+             WHERE EXISTS (SELECT 1 FROM allocation_requests r
+                            WHERE r.id = given.id::uuid AND {REQUESTS.format(warehouses='$2', cleared='$3')})""",
+        request_ids, warehouse_ids, cleared)
+    return {r["id"] for r in rows}
+
+
+async def destinations(pg: asyncpg.Connection, warehouse_ids: list[int]) -> dict[int, asyncpg.Record]:
+    """The ``code`` and the ``latitude`` and ``longitude`` (floats: distances are computed in
+    floating point) of each of the warehouses, by id."""
+    rows = await pg.fetch("SELECT id, code, latitude::float8 AS latitude, longitude::float8 AS longitude "
+                          "FROM warehouses WHERE id = ANY($1::bigint[])", warehouse_ids)
+    return {r["id"]: r for r in rows}
 
 
 async def candidate_positions(pg: asyncpg.Connection, *, material_ids: list[int], groups: list[str], today: date,
@@ -163,22 +183,22 @@ async def rotation_outstanding(pg: asyncpg.Connection, within: tuple[list[int], 
     unless ``cleared``, only of positions not owned by the military."""
     if within is None:
         return await pg.fetch(
-            """SELECT a.id AS account_id, sum(o.quantity - o.out_quantity) AS units
-                 FROM rotation_orders o
-                 JOIN accounts a ON a.lot_id = o.lot_id AND a.owner_id = o.owner_id AND a.type = 'stock'
-                 JOIN parties ow ON ow.id = o.owner_id
-                WHERE o.state IN ('planned', 'in_progress') AND o.out_quantity < o.quantity
-                  AND ($1 OR ow.sector <> 'military')
-                GROUP BY a.id""", cleared)
+            f"""SELECT a.id AS account_id, sum(ro.quantity - ro.out_quantity) AS units
+                  FROM rotation_orders ro
+                  JOIN accounts a ON a.lot_id = ro.lot_id AND a.owner_id = ro.owner_id AND a.type = 'stock'
+                  JOIN parties o ON o.id = ro.owner_id
+                 WHERE ro.state IN ('planned', 'in_progress') AND ro.out_quantity < ro.quantity
+                   AND {COUNTED_STOCK.format(cleared="$1")}
+                 GROUP BY a.id""", cleared)
     return await pg.fetch(
-        """SELECT a.id AS account_id, sum(o.quantity - o.out_quantity) AS units
-             FROM lots l
-             JOIN rotation_orders o ON o.lot_id = l.id AND o.state IN ('planned', 'in_progress')
-             JOIN accounts a ON a.lot_id = o.lot_id AND a.owner_id = o.owner_id AND a.type = 'stock'
-             JOIN parties ow ON ow.id = o.owner_id
-            WHERE l.warehouse_id = ANY($1::bigint[]) AND l.material_id = ANY($2::bigint[])
-              AND o.out_quantity < o.quantity AND ($3 OR ow.sector <> 'military')
-            GROUP BY a.id""", *within, cleared)
+        f"""SELECT a.id AS account_id, sum(ro.quantity - ro.out_quantity) AS units
+              FROM lots l
+              JOIN rotation_orders ro ON ro.lot_id = l.id AND ro.state IN ('planned', 'in_progress')
+              JOIN accounts a ON a.lot_id = ro.lot_id AND a.owner_id = ro.owner_id AND a.type = 'stock'
+              JOIN parties o ON o.id = ro.owner_id
+             WHERE l.warehouse_id = ANY($1::bigint[]) AND l.material_id = ANY($2::bigint[])
+               AND ro.out_quantity < ro.quantity AND {COUNTED_STOCK.format(cleared="$3")}
+             GROUP BY a.id""", *within, cleared)
 
 
 async def insert_plan(pg: asyncpg.Connection, plan: dict[str, Any], requests_: list[tuple], lines: list[tuple]) -> str:
@@ -230,32 +250,57 @@ async def plan_place(pg: asyncpg.Connection, plan_id: str) -> tuple[list[asyncpg
     return requests_, sources
 
 
+_PLAN_LINES = """
+SELECT pl.id, pl.plan_id::text AS plan_id, pl.request_id::text AS request_id, pl.account_id, pl.lot_id::text AS lot_id,
+       l.code AS lot_code, l.expires_on, pl.owner_id, o.code AS owner, o.sector AS owner_sector, pl.warehouse_id,
+       w.code AS warehouse, pl.quantity, pl.distance_km, pl.rule_code, pl.obligation, m.decimals,
+       m.code AS material, l.material_id, pl.transfer_id::text AS transfer_id, t.received_at,
+       pl.obligation_id::text AS obligation_id, r.requester_id, r.destination_id, d.code AS destination
+  FROM plan_lines pl
+  JOIN lots l ON l.id = pl.lot_id
+  JOIN materials m ON m.id = l.material_id
+  JOIN parties o ON o.id = pl.owner_id
+  JOIN warehouses w ON w.id = pl.warehouse_id
+  JOIN allocation_requests r ON r.id = pl.request_id
+  JOIN warehouses d ON d.id = r.destination_id
+  LEFT JOIN transfers t ON t.id = pl.transfer_id
+"""
+
+_PLAN_REQUESTS = """
+SELECT pr.plan_id::text AS plan_id, pr.request_id::text AS request_id, pr.requested, pr.planned, pr.reasons,
+       r.decimals, r.priority, r.needed_by, r.state
+  FROM plan_requests pr JOIN allocation_requests r ON r.id = pr.request_id
+"""
+_PLAN_REQUESTS_ORDER = "r.priority = 'routine', r.priority = 'priority', r.priority = 'immediate', pr.request_id"
+
+
+def _by_plan(rows: list[asyncpg.Record]) -> dict[str, list[asyncpg.Record]]:
+    grouped: dict[str, list[asyncpg.Record]] = {}
+    for row in rows:
+        grouped.setdefault(row["plan_id"], []).append(row)
+    return grouped
+
+
 async def plan_lines(pg: asyncpg.Connection, plan_id: str) -> list[asyncpg.Record]:
     """A plan's lines with what they name, and the state of the transfer that carried each."""
-    return await pg.fetch(
-        """SELECT pl.id, pl.request_id::text AS request_id, pl.account_id, pl.lot_id::text AS lot_id, l.code AS lot_code,
-                  l.expires_on, pl.owner_id, o.code AS owner, o.sector AS owner_sector, pl.warehouse_id,
-                  w.code AS warehouse, pl.quantity, pl.distance_km, pl.rule_code, pl.obligation, m.decimals,
-                  m.code AS material, l.material_id, pl.transfer_id::text AS transfer_id, t.received_at,
-                  pl.obligation_id::text AS obligation_id, r.requester_id, r.destination_id, d.code AS destination
-             FROM plan_lines pl
-             JOIN lots l ON l.id = pl.lot_id
-             JOIN materials m ON m.id = l.material_id
-             JOIN parties o ON o.id = pl.owner_id
-             JOIN warehouses w ON w.id = pl.warehouse_id
-             JOIN allocation_requests r ON r.id = pl.request_id
-             JOIN warehouses d ON d.id = r.destination_id
-             LEFT JOIN transfers t ON t.id = pl.transfer_id
-            WHERE pl.plan_id = $1::uuid ORDER BY pl.id""", plan_id)
+    return await pg.fetch(_PLAN_LINES + " WHERE pl.plan_id = $1::uuid ORDER BY pl.id", plan_id)
+
+
+async def plan_lines_of(pg: asyncpg.Connection, plan_ids: list[str]) -> dict[str, list[asyncpg.Record]]:
+    """The lines of several plans (as ``plan_lines`` reads them) in one statement, by plan id; a plan
+    without lines is left out."""
+    return _by_plan(await pg.fetch(_PLAN_LINES + " WHERE pl.plan_id = ANY($1::uuid[]) ORDER BY pl.plan_id, pl.id",
+                                   plan_ids))
 
 
 async def plan_requests(pg: asyncpg.Connection, plan_id: str) -> list[asyncpg.Record]:
-    return await pg.fetch(
-        """SELECT pr.request_id::text AS request_id, pr.requested, pr.planned, pr.reasons, r.decimals, r.priority,
-                  r.needed_by, r.state
-             FROM plan_requests pr JOIN allocation_requests r ON r.id = pr.request_id
-            WHERE pr.plan_id = $1::uuid ORDER BY r.priority = 'routine', r.priority = 'priority',
-                  r.priority = 'immediate', pr.request_id""", plan_id)
+    return await pg.fetch(_PLAN_REQUESTS + f" WHERE pr.plan_id = $1::uuid ORDER BY {_PLAN_REQUESTS_ORDER}", plan_id)
+
+
+async def plan_requests_of(pg: asyncpg.Connection, plan_ids: list[str]) -> dict[str, list[asyncpg.Record]]:
+    """The requests of several plans (as ``plan_requests`` reads them) in one statement, by plan id."""
+    return _by_plan(await pg.fetch(
+        _PLAN_REQUESTS + f" WHERE pr.plan_id = ANY($1::uuid[]) ORDER BY pr.plan_id, {_PLAN_REQUESTS_ORDER}", plan_ids))
 
 
 async def lock_accounts(pg: asyncpg.Connection, account_ids: list[int]) -> dict[int, asyncpg.Record]:
@@ -342,11 +387,12 @@ async def drills(pg: asyncpg.Connection, *, after: str | None, limit: int, wareh
              ORDER BY d.id LIMIT $2""", after, limit, warehouse_ids, cleared)
 
 
-async def target_places(pg: asyncpg.Connection, codes: list[str]) -> list[asyncpg.Record]:
-    """Reserve targets by code with what the visibility rule needs (stockpile.domain.access.TargetPlace)."""
-    return await pg.fetch(
-        """SELECT t.code, t.scope_warehouse_id AS warehouse_id, t.scope_region_id AS region_id,
-                  coalesce(o.sector, t.sector, '') = 'military' AS military,
-                  (t.owner_id IS NULL AND t.sector IS NULL AND t.scope_warehouse_id IS NOT NULL) AS every_owner_at_warehouse
-             FROM reserve_targets t LEFT JOIN parties o ON o.id = t.owner_id
-            WHERE t.code = ANY($1::text[])""", codes)
+async def visible_targets(pg: asyncpg.Connection, codes: list[str], *, warehouse_ids: list[int] | None = None,
+                          region_ids: list[int] | None = None, cleared: bool = True) -> set[str]:
+    """The codes among ``codes`` of the reserve targets the reader (``warehouse_ids``, ``region_ids``,
+    ``cleared``; by default everything) may see."""
+    rows = await pg.fetch(
+        f"""SELECT t.code FROM reserve_targets t LEFT JOIN parties o ON o.id = t.owner_id
+             WHERE t.code = ANY($1::text[]) AND {TARGETS.format(warehouses='$2', regions='$3', cleared='$4')}""",
+        codes, warehouse_ids, region_ids, cleared)
+    return {r["code"] for r in rows}

@@ -46,18 +46,6 @@ async def listing(pg: asyncpg.Connection, *, state: str | None, party_id: int | 
         ORDER BY o.id LIMIT $5""", state, party_id, cleared, after, limit, warehouse_ids)
 
 
-async def place(pg: asyncpg.Connection, obligation_id: str) -> asyncpg.Record | None:
-    """What the policy needs of an obligation as it is now (stockpile.domain.access.ObligationPlace)."""
-    return await pg.fetchrow(
-        """SELECT c.sector = 'military' AS creditor_military, d.sector = 'military' AS debtor_military,
-                  l.warehouse_id AS lot_warehouse_id,
-                  ARRAY(SELECT r.destination_id FROM plan_lines pl JOIN allocation_requests r ON r.id = pl.request_id
-                         WHERE pl.obligation_id = o.id) AS destination_ids
-             FROM obligations o JOIN parties c ON c.id = o.creditor_id JOIN parties d ON d.id = o.debtor_id
-             JOIN lots l ON l.id = o.lot_id
-            WHERE o.id = $1""", obligation_id)
-
-
 async def settlements(pg: asyncpg.Connection, obligation_id: str) -> list[asyncpg.Record]:
     return await pg.fetch(
         """SELECT s.id, s.movement_id, s.quantity, s.note, s.recorded_at, p.name AS recorded_by
