@@ -151,6 +151,12 @@ async def unsealed_count(pg: asyncpg.Connection) -> int:
     return await pg.fetchval("SELECT count(*) FROM audit_events WHERE chain_seq IS NULL")
 
 
+# An action's route template, as ``domain.audit.route_of`` reads it: what follows the method when it is
+# a path (``PUT /api/v1/reserve-targets/{code}``), else nothing (a job's or the command line's action).
+ROUTE_OF = """CASE WHEN strpos(action, ' ') > 0 AND substr(action, strpos(action, ' ') + 1) LIKE '/%'
+                   THEN substr(action, strpos(action, ' ') + 1) END"""
+
+
 async def events(pg: asyncpg.Connection, *, since: datetime | None, until: datetime | None, actor: str | None,
                  target: str | None, action: str | None, before_id: int | None, limit: int,
                  reader_cleared: bool) -> list[asyncpg.Record]:
@@ -165,7 +171,7 @@ async def events(pg: asyncpg.Connection, *, since: datetime | None, until: datet
                AND ($3::text IS NULL OR actor = $3)
                AND ($4::text IS NULL OR (CASE WHEN $8::boolean OR (NOT restricted AND outcome = 'ok') THEN target
                                               WHEN restricted THEN NULL
-                                              ELSE substr(action, strpos(action, ' ') + 1) END) LIKE $4 || '%')
+                                              ELSE {ROUTE_OF} END) LIKE $4 || '%')
                AND ($5::text IS NULL OR action = $5) AND ($6::bigint IS NULL OR id < $6)
              ORDER BY id DESC LIMIT $7""",
         since, until, actor, target, action, before_id, limit, reader_cleared,

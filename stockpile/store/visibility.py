@@ -9,17 +9,16 @@ here, not in its own module.
 
 from __future__ import annotations
 
-# A stock position (``w`` its lot's warehouse, ``o`` its owner): in the reader's warehouses, and
-# not military-owned unless the reader is cleared.
-POSITIONS = "({warehouses}::bigint[] IS NULL OR w.id = ANY({warehouses})) AND ({cleared} OR o.sector <> 'military')"
-
-# A rotation order (``w`` its lot's warehouse, ``ow`` its owner): the rule of its position.
-ROTATION_ORDERS = ("({warehouses}::bigint[] IS NULL OR w.id = ANY({warehouses})) "
-                   "AND ({cleared} OR ow.sector <> 'military')")
-
 # Stock counted by an aggregate shown to the reader (``o`` the owner): an uncleared reader's
 # aggregates count no military stock at all, so no military position can be recovered from them.
 COUNTED_STOCK = "({cleared} OR o.sector <> 'military')"
+
+# A stock position (``w`` its lot's warehouse, ``o`` its owner): in the reader's warehouses, and
+# not military-owned unless the reader is cleared.
+POSITIONS = "({warehouses}::bigint[] IS NULL OR w.id = ANY({warehouses})) AND " + COUNTED_STOCK
+
+# A rotation order: the rule of its position (its owner is ``ow`` there, ``o`` being the order).
+ROTATION_ORDERS = POSITIONS.replace("o.sector", "ow.sector")
 
 # A lot (``l``) that does not exist for a reader without clearance: a military party holds (or held)
 # a position in it and no other party holds stock or reservations in it (see

@@ -342,6 +342,24 @@ async def test_a_handler_flags_its_event_restricted(database_url, pg_pool, uid):
                                                               ("/api/v1/things/T-True", True)]
 
 
+async def test_an_uncleared_target_filter_matches_only_the_target_it_would_be_shown(pg_pool, uid):
+    """A refused action that is not an HTTP route (a job's, the command line's) is shown with no
+    target to an uncleared reader, so filtering by a guess of its words must not find it."""
+    from datetime import datetime, timezone
+
+    from stockpile.store import audit as audit_store
+
+    actor = f"job-{uid}"
+    async with pg_pool.acquire() as conn:
+        await audit_store.append(conn, at=datetime.now(timezone.utc), actor=actor, roles=[], action=f"job probe-{uid}",
+                                 target=None, outcome="failed", status=None, client=None, request_id=None, details={})
+        uncleared = await audit_store.events(conn, since=None, until=None, actor=actor, target=f"probe-{uid}",
+                                             action=None, before_id=None, limit=10, reader_cleared=False)
+        everyone = await audit_store.events(conn, since=None, until=None, actor=actor, target=None, action=None,
+                                            before_id=None, limit=10, reader_cleared=False)
+    assert uncleared == [] and len(everyone) == 1
+
+
 async def test_uncleared_readers_learn_who_acted_but_not_on_what_military_paths(client, make_token, uid, pg_pool):
     cleared_admin = {"Authorization": f"Bearer {await make_token('admin', name=f'cmdr-{uid}', clearance='military')}"}
     plain_admin = {"Authorization": f"Bearer {await make_token('admin', name=f'plain-{uid}')}"}
