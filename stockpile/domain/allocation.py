@@ -150,15 +150,28 @@ def _chord_km(chord_squared: np.ndarray) -> np.ndarray:
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(chord_squared) / 2))
 
 
-def outlives(expires_on: date | None, needed_by: date) -> bool:
-    """A lot serves a request only if it is still good after the need date."""
-    return expires_on is None or expires_on > needed_by
+def _expiry_days(supplies: Sequence[Supply]) -> np.ndarray:
+    """Per supply, the ordinal of its expiry day; −1 for a lot that never expires."""
+    return np.array([-1 if s.expires_on is None else s.expires_on.toordinal() for s in supplies], dtype=np.int64)
+
+
+def _outlives(expiry: np.ndarray, need_day: int | np.ndarray) -> np.ndarray:
+    """A lot serves a request only if it is still good after the need date (``expiry`` as
+    :func:`_expiry_days` gives it, ``need_day`` an ordinal)."""
+    return (expiry < 0) | (expiry > need_day)
 
 
 def fefo_costs(days_left: np.ndarray) -> np.ndarray:
     """Per-unit cost that makes lots dying sooner after the need date cheaper: one step per 30 days
     of life left after it (capped at ten years); ``days_left < 0`` means the lot never expires."""
     return np.where(days_left < 0, FEFO_NEVER_EXPIRES, np.minimum(days_left, FEFO_HORIZON_DAYS) // 30)
+
+
+def _unit_costs(km: np.ndarray, expiry: np.ndarray, need_day: int | np.ndarray) -> np.ndarray:
+    """Per-unit cost of an arc before the rule's preference: the rounded km (np.rint rounds half to
+    even, as round() does) plus the first-expiry-first term."""
+    days_left = np.where(expiry < 0, -1, expiry - need_day)
+    return np.rint(km).astype(np.int64) + fefo_costs(days_left)
 
 
 @dataclass
@@ -243,8 +256,7 @@ def _nearest_candidates(demand: Demand, group: _Group, supplies: Sequence[Supply
 
     Frozen and expired positions are masked out with arrays first: the walk only stops at the
     warehouses holding some other position, and asks the rules only about those positions."""
-    expiry = expiry_day[group.flat]
-    usable = ~frozen[group.flat] & ((expiry < 0) | (expiry > demand.needed_by.toordinal()))
+    usable = ~frozen[group.flat] & _outlives(expiry_day[group.flat], demand.needed_by.toordinal())
     at = np.bincount(group.flat_warehouse[usable], minlength=len(group.members))  # usable positions per warehouse
     usable_list, flat, start = usable.tolist(), group.flat.tolist(), group.start
     refused, warehouses, passed = False, 0, 0
@@ -324,9 +336,9 @@ def floor_rows(supplies: Sequence[Supply], headroom: Mapping[Hashable, int]) -> 
 
 
 def _select_candidates(demands: list[Demand], supplies: list[Supply], rules: Rules, k: int, max_arcs: int,
-                       deadline: float, frozen: np.ndarray) -> tuple[_Candidates, list[_Walk | None], dict[tuple[str, object], _Group]]:
+                       deadline: float, frozen: np.ndarray,
+                       expiry_day: np.ndarray) -> tuple[_Candidates, list[_Walk | None], dict[tuple[str, object], _Group]]:
     groups = _index_groups(supplies)
-    expiry_day = np.array([-1 if s.expires_on is None else s.expires_on.toordinal() for s in supplies], dtype=np.int64)
     found, walks = _Candidates(), []
     for d, demand in enumerate(demands):
         group = groups.get(_group_key(demand))
@@ -366,12 +378,11 @@ class _Pricer:
 
     def __init__(self, demands: list[Demand], supplies: list[Supply], groups: dict[tuple[str, object], _Group],
                  rules: Rules, arcs: _Arcs, model: lexicographic.Model, k: int, max_arcs: int, deadline: float,
-                 cheapest_preference: int) -> None:
+                 cheapest_preference: int, expiry_day: np.ndarray) -> None:
         self.demands, self.supplies, self.groups, self.rules = demands, supplies, groups, rules
         self.arcs, self.model, self.k, self.max_arcs, self.deadline = arcs, model, k, max_arcs, deadline
         self.cheapest_preference = min(0, cheapest_preference)
-        self.expiry_day = np.array([-1 if s.expires_on is None else s.expires_on.toordinal() for s in supplies],
-                                   dtype=np.int64)
+        self.expiry_day = expiry_day
         self.tier = np.array([PRIORITIES.index(d.priority) for d in demands], dtype=np.int64)
         # per request, per member of its group: an arc in the model, or refused by the rules
         self.in_model: dict[int, np.ndarray] = {}
@@ -388,18 +399,12 @@ class _Pricer:
             if group is not None:  # frozen positions are never priced
                 self.in_model[d] = np.isin(group.flat, list(position.get(d, ()))) | model.frozen[group.flat]
 
-    def _fresh(self, d: int, group: _Group) -> np.ndarray:
-        expiry = self.expiry_day[group.flat]
-        return (expiry < 0) | (expiry > self.demands[d].needed_by.toordinal())
-
     def _costs(self, d: int, group: _Group, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(km, cost without the rule's preference) to each of ``members`` (positions in ``group.flat``)."""
         if d not in self.km:
             self.km[d] = _km_to(self.demands[d], group)
         km = self.km[d][group.flat_warehouse[members]]
-        expiry = self.expiry_day[group.flat[members]]
-        days_left = np.where(expiry < 0, -1, expiry - self.demands[d].needed_by.toordinal())
-        return km, np.rint(km).astype(np.int64) + fefo_costs(days_left)
+        return km, _unit_costs(km, self.expiry_day[group.flat[members]], self.demands[d].needed_by.toordinal())
 
     def __call__(self, duals: lexicographic.Duals) -> lexicographic.Arcs:
         started = time.perf_counter()
@@ -431,7 +436,7 @@ class _Pricer:
                 continue
             position_dual = duals.position[group.flat]
             if d not in self.fresh:
-                self.fresh[d] = self._fresh(d, group)
+                self.fresh[d] = _outlives(self.expiry_day[group.flat], self.demands[d].needed_by.toordinal())
             members = np.flatnonzero(~in_model & self.fresh[d])
             if not members.size:
                 continue
@@ -492,22 +497,20 @@ def solve(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: Mappi
     model = lexicographic.Model(quantity=[d.quantity for d in demands],
                                 tier_of=[PRIORITIES.index(d.priority) for d in demands],
                                 available=[s.available for s in supplies], floor_rows=floor_rows(supplies, headroom))
-    found, walks, groups = _select_candidates(demands, supplies, rules, k, max_arcs, deadline, model.frozen)
+    expiry_day = _expiry_days(supplies)
+    found, walks, groups = _select_candidates(demands, supplies, rules, k, max_arcs, deadline, model.frozen, expiry_day)
 
     arc_start = np.array(found.start, dtype=np.int64)
     arc_demand = np.repeat(np.arange(len(demands), dtype=np.int64), np.diff(arc_start))
     arc_supply = np.array(found.supply, dtype=np.int64)
-    expiry_day = np.array([-1 if s.expires_on is None else s.expires_on.toordinal() for s in supplies], dtype=np.int64)
     need_day = np.array([d.needed_by.toordinal() for d in demands], dtype=np.int64)
-    days_left = np.where(expiry_day[arc_supply] < 0, -1, expiry_day[arc_supply] - need_day[arc_demand])
     preference = np.fromiter((a.preference_cost for a in found.allowance), dtype=np.int64, count=len(arc_supply))
-    # np.rint rounds half to even, as round() does.
-    costs = np.rint(np.array(found.km, dtype=np.float64)).astype(np.int64) + fefo_costs(days_left) + preference
+    costs = _unit_costs(np.array(found.km, dtype=np.float64), expiry_day[arc_supply], need_day[arc_demand]) + preference
 
     model.add_arcs(arc_demand.tolist(), arc_supply.tolist(), costs.tolist())
     arcs = _Arcs(km=list(found.km), rule=[a.rule for a in found.allowance])
     pricer = _Pricer(demands, supplies, groups, rules, arcs, model, k, max_arcs, deadline,
-                     int(preference.min()) if preference.size else 0)
+                     int(preference.min()) if preference.size else 0, expiry_day)
     built = time.perf_counter()
     try:
         outcome = lexicographic.solve(model, pricer, max(1.0, deadline - built))
@@ -516,7 +519,7 @@ def solve(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: Mappi
     solved = time.perf_counter()
     if on_model is not None:  # the benchmark hands the final model to another solver
         on_model(model)
-    solution = _read_plan(demands, supplies, headroom, rules, model, arcs, outcome.flows, walks, groups)
+    solution = _read_plan(demands, supplies, rules, model, arcs, outcome.flows, walks, groups, expiry_day)
     solution.lp_cost = outcome.lp_cost
     solution.widened = len(pricer.widened)
     solution.priced_in = pricer.priced_in
@@ -530,9 +533,9 @@ def solve(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: Mappi
     return solution
 
 
-def _read_plan(demands: list[Demand], supplies: list[Supply], headroom: Mapping[Hashable, int], rules: Rules,
-               model: lexicographic.Model, arcs: _Arcs, flows: np.ndarray, walks: list[_Walk | None],
-               groups: dict[tuple[str, object], _Group]) -> Solution:
+def _read_plan(demands: list[Demand], supplies: list[Supply], rules: Rules, model: lexicographic.Model, arcs: _Arcs,
+               flows: np.ndarray, walks: list[_Walk | None], groups: dict[tuple[str, object], _Group],
+               expiry_day: np.ndarray) -> Solution:
     lines = []
     planned = {d.request_id: 0 for d in demands}
     sent = np.zeros(len(supplies), dtype=np.int64)
@@ -547,7 +550,6 @@ def _read_plan(demands: list[Demand], supplies: list[Supply], headroom: Mapping[
     lines.sort(key=lambda line: (line.request_id, line.supply_key))
     unfilled = {d.request_id: d.quantity - planned[d.request_id] for d in demands}
     exhausted = _Exhausted.of(model, sent)
-    expiry_day = np.array([-1 if s.expires_on is None else s.expires_on.toordinal() for s in supplies], dtype=np.int64)
     reasons = {}
     for d, demand in enumerate(demands):
         if unfilled[demand.request_id] > 0:
@@ -570,10 +572,8 @@ class _Exhausted:
     def of(cls, model: lexicographic.Model, sent: np.ndarray) -> _Exhausted:
         """(A target left out of the model for having less stock than headroom cannot hold a unit
         back: its members' stock runs out first.)"""
-        drawn = np.zeros(len(model.floor_rows), dtype=np.int64)
-        np.add.at(drawn, model.row_of, model.row_units * sent[model.row_supply])
         floor = np.zeros(len(sent), dtype=bool)
-        floor[model.row_supply[model.row_units > (model.row_limit - drawn)[model.row_of]]] = True
+        floor[model.row_supply[model.row_units > (model.row_limit - model.drawn(sent))[model.row_of]]] = True
         return cls(sent >= np.asarray(model.available, dtype=np.int64), floor)
 
 
@@ -591,8 +591,7 @@ def _why_short(demand: Demand, walk: _Walk | None, groups: dict[tuple[str, objec
     if walk is None:
         return ["no_stock"]
     group = groups[_group_key(demand)]
-    expiry = expiry_day[group.flat]
-    fresh = (expiry < 0) | (expiry > demand.needed_by.toordinal())  # outlives the need date, as arrays
+    fresh = _outlives(expiry_day[group.flat], demand.needed_by.toordinal())
     if walk.reach < len(group.members):
         searched = np.zeros(len(group.members), dtype=bool)
         searched[next(_nearest_parts(demand, group, walk.reach))[0][:walk.reach]] = True

@@ -214,10 +214,16 @@ class Model:
         present = np.fromiter(self.y, dtype=np.int64, count=len(self.y))
         y = np.zeros(len(self.available), dtype=np.int64)
         y[present] = self.y_upper[present]
-        # exact integer sums per row: the pairs are grouped by row, so a running total differenced
-        running = np.concatenate(([0], np.cumsum(self.row_units * y[self.row_supply], dtype=np.int64)))
-        drawn = running[self.row_ends] - running[self.row_starts]
-        return self._activate(drawn > self.row_limit)
+        return self._activate(self.drawn(y) > self.row_limit)
+
+    def drawn(self, sent: np.ndarray) -> np.ndarray:
+        """What positions sending ``sent`` (integer units per position) draw on each floor row, summed
+        exactly in int64 (np.bincount would go through float64). The pairs are grouped by row, so one
+        running total, differenced at the rows' bounds, gives every row's sum at once; int64 arithmetic
+        wraps modulo 2**64, so each difference is exact whenever the row's own sum fits."""
+        weighted = self.row_units * np.asarray(sent, dtype=np.int64)[self.row_supply]
+        running = np.concatenate((np.zeros(1, dtype=np.int64), np.cumsum(weighted, dtype=np.int64)))
+        return running[self.row_ends] - running[self.row_starts]
 
     def _add_breached_floors(self) -> bool:
         """Add the floor rows the current solution breaches; True when there were any."""
@@ -310,9 +316,7 @@ def feasible(flows: np.ndarray, model: Model, fills: Sequence[int]) -> bool:
         return False
     if any(int(tier[t]) < fills[t] for t in range(TIERS)):
         return False
-    drawn = np.zeros(len(model.floor_rows), dtype=np.int64)
-    np.add.at(drawn, model.row_of, model.row_units * sent[model.row_supply])
-    return bool((drawn <= model.row_limit).all())
+    return bool((model.drawn(sent) <= model.row_limit).all())
 
 
 def _mip(model: Model, fixed: np.ndarray, free: np.ndarray, fills: Sequence[int], settle: int | None,
