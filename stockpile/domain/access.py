@@ -135,15 +135,32 @@ class TargetPlace:
     """Where a reserve target stands and whose stock it counts, as the policy needs to know it.
 
     ``military``: it counts one military owner's stock or the military sector's.
-    ``every_owner_at_warehouse``: it counts every owner's stock at one warehouse (for an uncleared
-    reader that would place military quantities at a depot, so such a target is theirs to see only
-    with clearance).
+    ``counts_every_owner``: it names neither an owner nor a sector, so its figures include military
+    stock wherever there is some; at one warehouse (``every_owner_at_warehouse``) that would place
+    military quantities at a depot, so such a target is an uncleared reader's to see not at all.
     """
 
     warehouse_id: int | None
     region_id: int | None
     military: bool
-    every_owner_at_warehouse: bool
+    counts_every_owner: bool
+
+    @classmethod
+    def of(cls, warehouse_id: int | None, region_id: int | None, *, names_owner: bool, owner_sector: str | None,
+           sector: str | None) -> TargetPlace:
+        """A target's place from its scope, whether it names an owner (and that owner's sector) and
+        the sector it names."""
+        return cls(warehouse_id, region_id, military=MILITARY in (owner_sector, sector),
+                   counts_every_owner=not names_owner and sector is None)
+
+    @property
+    def every_owner_at_warehouse(self) -> bool:
+        return self.counts_every_owner and self.warehouse_id is not None
+
+    @property
+    def figures_disclosed(self) -> bool:
+        """Its figures count no military stock: it names one non-military owner or sector."""
+        return not self.military and not self.counts_every_owner
 
 
 def target_disclosed(target: TargetPlace) -> bool:
@@ -281,10 +298,6 @@ def sees_full_drill(principal: Principal) -> bool:
     military stock or military requesters (for the others: none of its figures depends on a military
     position, so none can be inverted to one)."""
     return principal.cleared_military
-
-
-# The reader a drill's variant without military stock is computed for; scoped readers see less of it.
-UNCLEARED_READER = Principal(id=0, name="a national reader without clearance", roles=frozenset({"auditor"}))
 
 
 @dataclass(frozen=True)

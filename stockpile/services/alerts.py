@@ -15,10 +15,11 @@ from typing import Any
 
 import asyncpg
 
-from stockpile.domain.access import Principal
+from stockpile.domain.access import Principal, target_disclosed
 from stockpile.domain.alerts import EXPIRY_CRITICAL_WITHIN_DAYS, Wanted
 from stockpile.domain.coverage import coverage_state
 from stockpile.domain.errors import Conflict, NotFound
+from stockpile.services.targets import place
 from stockpile.store import alerts as store
 from stockpile.store import coverage as coverage_store
 
@@ -34,8 +35,7 @@ def shortfalls(coverage: list[asyncpg.Record]) -> list[Wanted]:
         state = coverage_state(ratio, row["warning_ratio"], row["critical_ratio"])
         if state == "ok":
             continue
-        military = "military" in (row["owner_sector"], row["sector"]) or (
-            row["owner"] is None and row["sector"] is None and row["scope_warehouse_id"] is not None)
+        military = not target_disclosed(place(row))  # hidden from uncleared readers, as the target is
         wanted.append(Wanted(
             "shortfall", f"target:{row['code']}", state,
             f"reserve target {row['code']} is {state}: {round(float(ratio) * 100, 1)}% usable",

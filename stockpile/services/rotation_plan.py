@@ -22,7 +22,7 @@ from stockpile.domain.quantities import format_quantity
 from stockpile.domain.rotation import Blocked, OpenOrder, Policy, Position, Target, plan_rotation, units_as_quantity
 from stockpile.domain.access import target_disclosed
 from stockpile.services import alerts
-from stockpile.services.targets import figures_disclosed, place
+from stockpile.services.targets import place
 from stockpile.store import coverage as coverage_store
 from stockpile.store import rotation_plan as store
 from stockpile.store.readiness import effective_levels
@@ -86,7 +86,7 @@ async def targets(pg: asyncpg.Connection, today: date) -> tuple[list[Target], di
         scope = TargetScope(frozenset(by_selector[selector]), row["horizon_days"], row["warehouse"], regions,
                             row["owner"], row["sector"])
         made.append(Target(row["code"], scope, row["quantity"], row["floor_ratio"], row["usable"],
-                           disclosed=target_disclosed(place(row)), figures_disclosed=figures_disclosed(row)))
+                           disclosed=target_disclosed(place(row)), figures_disclosed=place(row).figures_disclosed))
     return made, {row["code"]: row for row in rows}
 
 

@@ -54,8 +54,8 @@ async def upsert(pg: asyncpg.Connection, code: str, data: c.TargetIn, principal:
     current = await store.target(pg, code, for_update=True)
     require_target_writable(
         principal, None if current is None else place(current),
-        TargetPlace(warehouse_id, region_id, military="military" in (owner_sector, data.sector),
-                    every_owner_at_warehouse=data.owner is None and data.sector is None and warehouse_id is not None))
+        TargetPlace.of(warehouse_id, region_id, names_owner=data.owner is not None, owner_sector=owner_sector,
+                       sector=data.sector))
     created = await store.upsert_target(pg, code, {
         "scope_warehouse_id": warehouse_id, "scope_region_id": region_id, "material_id": refs.get("material"),
         "category": data.category, "substitution_group": data.substitution_group, "owner_id": refs.get("owner"),
@@ -67,18 +67,9 @@ async def upsert(pg: asyncpg.Connection, code: str, data: c.TargetIn, principal:
 
 
 def place(row: asyncpg.Record) -> TargetPlace:
-    """A stored target as the policy judges it."""
-    return TargetPlace(row["scope_warehouse_id"], row["scope_region_id"],
-                       military="military" in (row["owner_sector"], row["sector"]),
-                       every_owner_at_warehouse=row["owner_id"] is None and row["sector"] is None
-                       and row["scope_warehouse_id"] is not None)
-
-
-def figures_disclosed(row: asyncpg.Record) -> bool:
-    """A target's figures count no military stock when it counts one non-military owner or sector."""
-    if row["owner_id"] is not None:
-        return row["owner_sector"] != "military"
-    return row["sector"] is not None and row["sector"] != "military"
+    """A stored target (a row of ``store.coverage.TARGET``) as the policy judges it."""
+    return TargetPlace.of(row["scope_warehouse_id"], row["scope_region_id"], names_owner=row["owner_id"] is not None,
+                          owner_sector=row["owner_sector"], sector=row["sector"])
 
 
 async def get(pg: asyncpg.Connection, code: str, principal: Principal) -> asyncpg.Record:
