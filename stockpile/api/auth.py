@@ -159,7 +159,13 @@ class SharedLimiter:
         return counts
 
     def wait(self, key: str, now: float | None = None) -> float | None:
-        """None when one more request of ``key`` fits now, else the seconds until it would."""
+        """None when one more request of ``key`` fits now, else the seconds until it would.
+
+        A key this process has never counted fits and is not tracked: asking is free, so the failure
+        budget, asked on every request, tracks only the addresses that have failed (this process
+        learns another's failures of an address from its first own one on, within one sync)."""
+        if key not in self._keys:
+            return None
         window_id, fraction = self.limit.position(time.time() if now is None else now)
         counts = self._counts(key, window_id)
         return wait_before_next(self.limit, counts.total(window_id - 1), counts.total(window_id), fraction)
