@@ -13,6 +13,11 @@ def rfc3339(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+def iso_day(day: date | None) -> str | None:
+    """A date as the API writes it (``YYYY-MM-DD``); None stays None."""
+    return None if day is None else day.isoformat()
+
+
 @dataclass
 class Clock:
     """The moment a use case runs at, passed in rather than read inside so that one request (or one

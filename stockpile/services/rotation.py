@@ -20,16 +20,13 @@ from stockpile.domain.access import (
 from stockpile.domain.alerts import Wanted
 from stockpile.domain.errors import Conflict, Invalid, NotFound
 from stockpile.domain.lots import is_expired
+from stockpile.domain.moments import iso_day
 from stockpile.domain.quantities import format_quantity
 from stockpile.services import alerts, lots
 from stockpile.services import commands as c
 from stockpile.store import ledger as store_ledger
 from stockpile.store import masterdata
 from stockpile.store import rotation as store
-
-
-def _day(value: date | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 # -- policies ------------------------------------------------------------------------------------
@@ -203,7 +200,7 @@ async def record_shelf_life_test(pg: asyncpg.Connection, lot_id: str, data: c.Sh
             f"lot {lot['code']} of {lot['material']} at {lot['warehouse']} failed shelf-life test "
             f"{data.test_reference} and is quarantined",
             {"lot_id": lot["id"], "lot_code": lot["code"], "material": lot["material"], "warehouse": lot["warehouse"],
-             "test_reference": data.test_reference, "expires_on": _day(previous)},
+             "test_reference": data.test_reference, "expires_on": iso_day(previous)},
             warehouse_id=lot["warehouse_id"], region_id=lot["region_id"], military="military" in sectors,
         ))
     head = await store_ledger.lot_facts(pg, lot["id"])

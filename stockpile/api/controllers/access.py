@@ -52,8 +52,7 @@ def present_token(row) -> dict:
     return {
         "id": row["id"], "principal": row["principal"], "roles": list(row["roles"]), "clearance": row["clearance"],
         "label": row["label"], "created_at": rfc3339(row["created_at"]),
-        "expires_at": rfc3339(row["expires_at"]) if row["expires_at"] else None,
-        "revoked_at": rfc3339(row["revoked_at"]) if row["revoked_at"] else None,
+        "expires_at": rfc3339(row["expires_at"]), "revoked_at": rfc3339(row["revoked_at"]),
     }
 
 

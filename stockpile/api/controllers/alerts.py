@@ -32,7 +32,6 @@ class AcknowledgeIn(Strict):
 def present(row, principal: Principal, history=None) -> dict:
     """An alert as the reader may see it: a shortfall of a target counting every owner's stock
     shows an uncleared reader its state, not the figures (they count military stock)."""
-    when = lambda v: rfc3339(v) if v else None  # noqa: E731
     details = row["details"]
     details = json.loads(details) if isinstance(details, str) else details
     title = row["title"]
@@ -42,13 +41,13 @@ def present(row, principal: Principal, history=None) -> dict:
     body = {
         "id": row["id"], "kind": row["kind"], "subject": row["subject"], "severity": row["severity"],
         "state": row["state"], "title": title, "details": details,
-        "warehouse": row["warehouse"], "region": row["region"], "opened_at": when(row["opened_at"]),
-        "last_seen_at": when(row["last_seen_at"]), "acknowledged_at": when(row["acknowledged_at"]),
-        "acknowledged_by": row["acknowledged_by"], "resolved_at": when(row["resolved_at"]),
+        "warehouse": row["warehouse"], "region": row["region"], "opened_at": rfc3339(row["opened_at"]),
+        "last_seen_at": rfc3339(row["last_seen_at"]), "acknowledged_at": rfc3339(row["acknowledged_at"]),
+        "acknowledged_by": row["acknowledged_by"], "resolved_at": rfc3339(row["resolved_at"]),
     }
     if history is not None:
         body["history"] = [{"event": h["event"], "severity": h["severity"], "by": h["actor"], "note": h["note"],
-                            "at": when(h["at"])} for h in history]
+                            "at": rfc3339(h["at"])} for h in history]
     return body
 
 

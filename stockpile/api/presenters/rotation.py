@@ -7,13 +7,9 @@ from typing import Any
 
 from stockpile.domain import rotation_orders as rules
 from stockpile.domain.access import Principal
-from stockpile.domain.moments import rfc3339
+from stockpile.domain.moments import iso_day, rfc3339
 from stockpile.domain.quantities import format_quantity
 from stockpile.services.rotation import ShelfLifeTest
-
-
-def _day(value: date | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def present_policy(row) -> dict[str, Any]:
@@ -37,7 +33,7 @@ def present_order(row, today: date, principal: Principal) -> dict[str, Any]:
         "warehouse": row["warehouse"], "material": row["material"], "unit": row["unit"], "policy": row["policy"],
         "quantity": format_quantity(row["quantity"], d), "out_quantity": format_quantity(row["out_quantity"], d),
         "in_quantity": format_quantity(row["in_quantity"], d),
-        "out_by": _day(row["out_by"]), "in_by": _day(row["in_by"]), "outlet": row["outlet"], "state": row["state"],
+        "out_by": iso_day(row["out_by"]), "in_by": iso_day(row["in_by"]), "outlet": row["outlet"], "state": row["state"],
         "overdue": rules.is_overdue(row["state"], row["quantity"], row["out_quantity"], row["in_quantity"],
                                     row["out_by"], row["in_by"], today),
         "explanation": row["explanation"] if principal.cleared_military else row["public_explanation"],
@@ -48,8 +44,8 @@ def present_order(row, today: date, principal: Principal) -> dict[str, Any]:
 
 def present_extension(row) -> dict[str, Any]:
     return {
-        "id": row["id"], "lot_id": row["lot_id"], "previous_expires_on": _day(row["previous_expires_on"]),
-        "new_expires_on": _day(row["new_expires_on"]), "test_reference": row["test_reference"],
+        "id": row["id"], "lot_id": row["lot_id"], "previous_expires_on": iso_day(row["previous_expires_on"]),
+        "new_expires_on": iso_day(row["new_expires_on"]), "test_reference": row["test_reference"],
         "result": row["result"], "recorded_by": row["recorded_by"], "recorded_at": rfc3339(row["recorded_at"]),
     }
 
@@ -58,6 +54,6 @@ def present_shelf_life_test(test: ShelfLifeTest) -> dict[str, Any]:
     head = test.lot
     return {
         **present_extension(test.extension),
-        "lot": {"id": head["id"], "code": head["code"], "expires_on": _day(head["expires_on"]),
+        "lot": {"id": head["id"], "code": head["code"], "expires_on": iso_day(head["expires_on"]),
                 "expired": test.expired, "status": head["status"]},
     }

@@ -11,8 +11,7 @@ THOUSANDTH = Decimal("0.001")
 
 
 def _num(value: Decimal) -> str:
-    text = format(value.quantize(THOUSANDTH).normalize(), "f")
-    return text if "." in text or "E" not in text else str(value)
+    return format(value.quantize(THOUSANDTH).normalize(), "f")
 
 
 def present_target(row) -> dict[str, Any]:
