@@ -52,11 +52,11 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_FLOOR, Decimal
 
+from stockpile.domain.access import MILITARY
 from stockpile.domain.coverage import Holding, TargetScope, outlives_horizon
 from stockpile.domain.quantities import format_quantity
 
 SUSPENDING_LEVELS = frozenset({"emergency", "wartime"})
-MILITARY = "military"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from stockpile.domain.alerts import Wanted
-from stockpile.store.visibility import ALERTS
+from stockpile.store.visibility import ALERTS, TARGET_COUNTS_EVERY_OWNER
 
 EVALUATION_LOCK = 0x5710C9A2
 
@@ -156,7 +156,7 @@ ALERT = """SELECT a.id::text AS id, a.kind, a.subject, a.severity, a.state, a.ti
                   a.acknowledged_at, a.acknowledged_by, a.resolved_at, w.code AS warehouse, r.code AS region,
                   a.kind = 'shortfall' AND EXISTS (
                       SELECT 1 FROM reserve_targets t WHERE t.code = substr(a.subject, 8)  -- 'target:CODE'
-                         AND t.owner_id IS NULL AND t.sector IS NULL) AS counts_every_owner
+                         AND """ + TARGET_COUNTS_EVERY_OWNER + """) AS counts_every_owner
              FROM alerts a LEFT JOIN warehouses w ON w.id = a.warehouse_id LEFT JOIN regions r ON r.id = a.region_id
              LEFT JOIN alert_evaluations e ON e.kind = a.kind"""
 

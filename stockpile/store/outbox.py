@@ -18,6 +18,8 @@ from datetime import timedelta
 
 import asyncpg
 
+from stockpile.store.visibility import TARGET_FIGURES_HIDDEN
+
 # Every name a payload carries: each string member, what follows the "kind:" of a subject
 # ("lot:…", "target:…"), and each word of a title or explanation.
 _NAMED = r"""
@@ -40,8 +42,7 @@ military_name AS (
     SELECT p.code AS name FROM parties p WHERE p.sector = 'military' AND p.code IN (SELECT name FROM named)
      UNION
     SELECT t.code FROM reserve_targets t LEFT JOIN parties o ON o.id = t.owner_id
-     WHERE t.code IN (SELECT name FROM named)
-       AND (coalesce(o.sector, t.sector, '') = 'military' OR (t.owner_id IS NULL AND t.sector IS NULL))
+     WHERE t.code IN (SELECT name FROM named) AND {target_figures_hidden}
      UNION
     SELECT l.code FROM lots l WHERE l.code IN (SELECT name FROM named) AND {military_lot}
      UNION
@@ -54,7 +55,7 @@ DISPATCH = f"""
 WITH fresh AS MATERIALIZED (
     SELECT id, military, payload FROM outbox WHERE dispatched_at IS NULL
      ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED),
-{_NAMED.replace('{military_lot}', MILITARY_LOT)},
+{_NAMED.replace('{military_lot}', MILITARY_LOT).replace('{target_figures_hidden}', TARGET_FIGURES_HIDDEN)},
 decided AS (
     SELECT f.id, f.military OR EXISTS (SELECT 1 FROM named n JOIN military_name m ON m.name = n.name
                                         WHERE n.id = f.id) AS military

@@ -47,14 +47,22 @@ TRANSFERS = """
         SELECT 1 FROM transfer_lines tl JOIN parties o ON o.id = tl.owner_id
          WHERE tl.transfer_id = t.id AND o.sector = 'military'))"""
 
-# A reserve target (``t``, ``o`` its owner; see ``stockpile.domain.access.target_visible``): its
-# scope is the reader's, and — without clearance — it is not military and does not count every
-# owner's stock at one warehouse (that would place a military quantity at a depot).
+# A reserve target (``t``, ``o`` its owner) as ``stockpile.domain.access.TargetPlace`` judges it:
+# military (one military owner's stock, or the military sector's); counting every owner's stock (so
+# its figures include military stock wherever there is some); and so whether its figures may be
+# shown to a reader without clearance at all.
+TARGET_MILITARY = "coalesce(o.sector, t.sector, '') = 'military'"
+TARGET_COUNTS_EVERY_OWNER = "(t.owner_id IS NULL AND t.sector IS NULL)"
+TARGET_FIGURES_HIDDEN = f"({TARGET_MILITARY} OR {TARGET_COUNTS_EVERY_OWNER})"
+
+# A reserve target the reader may see (``stockpile.domain.access.target_visible``): its scope is the
+# reader's, and — without clearance — it is not military and does not count every owner's stock at
+# one warehouse (that would place a military quantity at a depot).
 TARGETS = """
     ({warehouses}::bigint[] IS NULL
        OR t.scope_warehouse_id = ANY({warehouses}) OR t.scope_region_id = ANY({regions}))
-    AND ({cleared} OR (coalesce(o.sector, t.sector, '') <> 'military'
-                       AND NOT (t.owner_id IS NULL AND t.sector IS NULL AND t.scope_warehouse_id IS NOT NULL)))"""
+    AND ({cleared} OR NOT (""" + TARGET_MILITARY + " OR (" + TARGET_COUNTS_EVERY_OWNER + """
+                                AND t.scope_warehouse_id IS NOT NULL)))"""
 
 # An alert (``a``): about a warehouse or region in scope (or national), and not military unless cleared.
 ALERTS = """
