@@ -17,7 +17,6 @@ from stockpile.services import commands as c
 from stockpile.services.movements import Posted, _resolve
 from stockpile.services.workspace import Pending, Workspace
 from stockpile.store import ledger as store
-from stockpile.store import reads
 from stockpile.store import transfers as transfer_store
 
 
@@ -165,26 +164,28 @@ async def _append(pg: asyncpg.Connection, posted: Posted, principal: Principal) 
     await store.insert_movements(pg, [Pending(posted, principal.id)])
 
 
-async def show(pg: asyncpg.Connection, transfer_id: str) -> dict:
-    head = await transfer_store.get(pg, transfer_id)
+async def show(pg: asyncpg.Connection, transfer_id: str, *, warehouse_ids: list[int] | None = None,
+               cleared: bool = True) -> dict:
+    """One transfer as a reader limited to ``warehouse_ids`` and ``cleared`` may see it (by default
+    any transfer, as after its own dispatch or receipt); one they may not see is missing."""
+    head = await transfer_store.get(pg, transfer_id, warehouse_ids=warehouse_ids, cleared=cleared)
     if head is None:
         raise NotFound(f"transfer {transfer_id} does not exist")
-    return _present(head, await transfer_store.lines(pg, transfer_id))
+    lines = await transfer_store.lines_of(pg, [head["id"]])
+    return _present(head, lines.get(head["id"], []))
 
 
 async def get(pg: asyncpg.Connection, transfer_id: str, principal: Principal) -> dict:
     """One transfer; one ``principal`` may not see answers as a missing one."""
-    if not await reads.transfer_visible(pg, transfer_id, **principal.visibility.ledger):
-        raise NotFound(f"transfer {transfer_id} does not exist")
-    return await show(pg, transfer_id)
+    return await show(pg, transfer_id, **principal.visibility.ledger)
 
 
 async def listing(pg: asyncpg.Connection, principal: Principal, *, state: str | None, warehouse: str | None,
                   after: tuple[datetime, uuid.UUID] | None, size: int) -> tuple[list[dict], asyncpg.Record | None]:
     """A page of the transfers ``principal`` may see, newest first, each as ``show`` presents it (the
     lines of the whole page read in one statement), and the last row when more follow."""
-    heads = await reads.transfers(pg, state=state, warehouse=warehouse, after=after, limit=size + 1,
-                                  **principal.visibility.ledger)
+    heads = await transfer_store.page(pg, state=state, warehouse=warehouse, after=after, limit=size + 1,
+                                      **principal.visibility.ledger)
     more, heads = len(heads) > size, heads[:size]
     lines = await transfer_store.lines_of(pg, [head["id"] for head in heads])
     return [_present(head, lines.get(head["id"], [])) for head in heads], heads[-1] if more and heads else None

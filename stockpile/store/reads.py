@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, datetime
 
 import asyncpg
 
 from stockpile.store.db import as_uuid
-from stockpile.store.visibility import MILITARY_ONLY_LOT, MOVEMENTS, POSITIONS, TRANSFERS
+from stockpile.store.visibility import MILITARY_ONLY_LOT, MOVEMENTS, POSITIONS
 
 REGION_TREE = """
     WITH RECURSIVE scope(id) AS (
@@ -159,37 +158,6 @@ async def movement(pg: asyncpg.Connection, movement_id: str, *, warehouse_ids: l
     return await pg.fetchrow(
         f"{MOVEMENT_SELECT} WHERE mv.id = $1::uuid AND {MOVEMENTS.format(warehouses='$2', cleared='$3')}",
         movement_id, warehouse_ids, cleared,
-    )
-
-
-async def transfers(pg: asyncpg.Connection, *, state: str | None, warehouse: str | None,
-                    after: tuple[datetime, uuid.UUID] | None, limit: int, warehouse_ids: list[int] | None = None,
-                    cleared: bool = True) -> list[asyncpg.Record]:
-    """Transfer heads newest first (the columns of ``store.transfers.get``); their keyset
-    (dispatched_at, id) is the next page's cursor, and ``store.transfers.lines_of`` adds their lines."""
-    after_at, after_id = after if after else (None, None)
-    return await pg.fetch(
-        f"""SELECT t.id::text AS id, fw.code AS from_warehouse, tw.code AS to_warehouse, t.state, t.expected_at,
-                   t.dispatched_at, t.received_at
-              FROM transfers t
-             JOIN warehouses fw ON fw.id = t.from_warehouse_id JOIN warehouses tw ON tw.id = t.to_warehouse_id
-            WHERE ($1::text IS NULL OR t.state = $1) AND ($2::text IS NULL OR $2 IN (fw.code, tw.code))
-              AND ($3::timestamptz IS NULL OR (t.dispatched_at, t.id) < ($3, $4::uuid))
-              AND {TRANSFERS.format(warehouses="$6", cleared="$7")}
-            ORDER BY t.dispatched_at DESC, t.id DESC LIMIT $5""",
-        state, warehouse, after_at, after_id, limit, warehouse_ids, cleared,
-    )
-
-
-async def transfer_visible(pg: asyncpg.Connection, transfer_id: str, *, warehouse_ids: list[int] | None,
-                           cleared: bool) -> bool:
-    transfer_id = as_uuid(transfer_id)
-    if transfer_id is None:
-        return False
-    return await pg.fetchval(
-        f"SELECT EXISTS (SELECT 1 FROM transfers t WHERE t.id = $1::uuid AND "
-        f"{TRANSFERS.format(warehouses='$2', cleared='$3')})",
-        transfer_id, warehouse_ids, cleared,
     )
 
 

@@ -8,6 +8,24 @@ from datetime import datetime
 
 import asyncpg
 
+from stockpile.store.visibility import TRANSFERS
+
+# A transfer's head as every read presents it (``t`` the transfer).
+HEAD_SELECT = """
+    SELECT t.id::text AS id, fw.code AS from_warehouse, tw.code AS to_warehouse, t.state, t.expected_at,
+           t.dispatched_at, t.received_at
+      FROM transfers t
+      JOIN warehouses fw ON fw.id = t.from_warehouse_id JOIN warehouses tw ON tw.id = t.to_warehouse_id"""
+
+# A transfer's lines (``t`` the line), with what both the presentation and a receipt need.
+LINE_SELECT = """
+    SELECT t.transfer_id::text AS transfer_id, t.line_no, t.source_lot_id::text AS source_lot_id,
+           l.code AS lot_code, l.manufactured_on, l.expires_on, t.owner_id, o.code AS owner,
+           o.sector AS owner_sector, l.material_id, m.code AS material, m.decimals, t.quantity, t.received,
+           t.transit_account_id, t.destination_lot_id::text AS destination_lot_id
+      FROM transfer_lines t JOIN lots l ON l.id = t.source_lot_id JOIN parties o ON o.id = t.owner_id
+      JOIN materials m ON m.id = l.material_id"""
+
 
 def _uuids(values: Sequence[str]) -> list[str]:
     out = []
@@ -74,27 +92,16 @@ async def lock_transfer(pg, transfer_id: str) -> asyncpg.Record | None:
 
 
 async def lines(pg, transfer_id: str) -> list[asyncpg.Record]:
-    return await pg.fetch(
-        """SELECT t.line_no, t.source_lot_id::text AS source_lot_id, l.code AS lot_code, l.manufactured_on, l.expires_on,
-                  t.owner_id, o.code AS owner, o.sector AS owner_sector, l.material_id, m.code AS material, m.decimals, t.quantity, t.received,
-                  t.transit_account_id, t.destination_lot_id::text AS destination_lot_id
-             FROM transfer_lines t JOIN lots l ON l.id = t.source_lot_id JOIN parties o ON o.id = t.owner_id
-             JOIN materials m ON m.id = l.material_id
-            WHERE t.transfer_id = $1::uuid ORDER BY t.line_no""",
-        transfer_id,
-    )
+    """A transfer's lines in line order, with what a receipt needs (owners, materials, source lots'
+    dates, transit accounts)."""
+    return await pg.fetch(f"{LINE_SELECT} WHERE t.transfer_id = $1::uuid ORDER BY t.line_no", transfer_id)
 
 
 async def lines_of(pg, transfer_ids: list[str]) -> dict[str, list[asyncpg.Record]]:
     """The lines of many transfers in one statement (a page of the list need not ask per transfer),
     keyed by transfer id, each transfer's lines in line order; a transfer without lines is absent."""
     rows = await pg.fetch(
-        """SELECT t.transfer_id::text AS transfer_id, t.line_no, t.source_lot_id::text AS source_lot_id,
-                  l.code AS lot_code, o.code AS owner, m.code AS material, m.decimals, t.quantity, t.received,
-                  t.destination_lot_id::text AS destination_lot_id
-             FROM transfer_lines t JOIN lots l ON l.id = t.source_lot_id JOIN parties o ON o.id = t.owner_id
-             JOIN materials m ON m.id = l.material_id
-            WHERE t.transfer_id = ANY($1::uuid[]) ORDER BY t.transfer_id, t.line_no""",
+        f"{LINE_SELECT} WHERE t.transfer_id = ANY($1::uuid[]) ORDER BY t.transfer_id, t.line_no",
         _uuids(transfer_ids),
     )
     out: dict[str, list[asyncpg.Record]] = {}
@@ -113,13 +120,29 @@ async def mark_received(pg, transfer_id: str, destination_lot_ids: list[str], re
     await pg.execute("UPDATE transfers SET state = 'received', received_at = $2 WHERE id = $1::uuid", transfer_id, now)
 
 
-async def get(pg, transfer_id: str) -> asyncpg.Record | None:
+async def get(pg, transfer_id: str, *, warehouse_ids: list[int] | None = None,
+              cleared: bool = True) -> asyncpg.Record | None:
+    """A transfer's head, if the reader may see it (``visibility.TRANSFERS``; the defaults see every
+    transfer): one that may not be seen reads as a missing one."""
     if not _uuids([transfer_id]):
         return None
     return await pg.fetchrow(
-        """SELECT t.id::text AS id, fw.code AS from_warehouse, tw.code AS to_warehouse, t.state, t.expected_at,
-                  t.dispatched_at, t.received_at
-             FROM transfers t JOIN warehouses fw ON fw.id = t.from_warehouse_id JOIN warehouses tw ON tw.id = t.to_warehouse_id
-            WHERE t.id = $1::uuid""",
-        transfer_id,
+        f"{HEAD_SELECT} WHERE t.id = $1::uuid AND {TRANSFERS.format(warehouses='$2', cleared='$3')}",
+        transfer_id, warehouse_ids, cleared,
+    )
+
+
+async def page(pg: asyncpg.Connection, *, state: str | None, warehouse: str | None,
+               after: tuple[datetime, uuid.UUID] | None, limit: int, warehouse_ids: list[int] | None = None,
+               cleared: bool = True) -> list[asyncpg.Record]:
+    """Transfer heads the reader may see, newest first; their keyset (dispatched_at, id) is the next
+    page's cursor, and ``lines_of`` adds their lines."""
+    after_at, after_id = after if after else (None, None)
+    return await pg.fetch(
+        f"""{HEAD_SELECT}
+            WHERE ($1::text IS NULL OR t.state = $1) AND ($2::text IS NULL OR $2 IN (fw.code, tw.code))
+              AND ($3::timestamptz IS NULL OR (t.dispatched_at, t.id) < ($3, $4::uuid))
+              AND {TRANSFERS.format(warehouses="$6", cleared="$7")}
+            ORDER BY t.dispatched_at DESC, t.id DESC LIMIT $5""",
+        state, warehouse, after_at, after_id, limit, warehouse_ids, cleared,
     )
