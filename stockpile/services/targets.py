@@ -41,16 +41,19 @@ async def upsert(pg: asyncpg.Connection, code: str, data: c.TargetIn, principal:
     refs = {}
     for field, table, given in (("scope.warehouse", "warehouses", data.scope.warehouse),
                                 ("scope.region", "regions", data.scope.region),
-                                ("material", "materials", data.material), ("owner", "parties", data.owner)):
+                                ("material", "materials", data.material)):
         if given is not None:
             found = await masterdata.ids_by_code(pg, table, [given])
             if given not in found:
                 errors.append({"field": field, "message": f"unknown code {given!r}"})
             refs[field] = found.get(given)
+    owner = None if data.owner is None else await masterdata.party_by_code(pg, data.owner)
+    if data.owner is not None and owner is None:
+        errors.append({"field": "owner", "message": f"unknown code {data.owner!r}"})
     if errors:
         raise Invalid(errors)
     warehouse_id, region_id = refs.get("scope.warehouse"), refs.get("scope.region")
-    owner_sector = await masterdata.party_sector(pg, refs["owner"]) if refs.get("owner") else None
+    owner_sector = None if owner is None else owner["sector"]
     current = await store.target(pg, code, for_update=True)
     require_target_writable(
         principal, None if current is None else place(current),
@@ -58,7 +61,7 @@ async def upsert(pg: asyncpg.Connection, code: str, data: c.TargetIn, principal:
                        sector=data.sector))
     created = await store.upsert_target(pg, code, {
         "scope_warehouse_id": warehouse_id, "scope_region_id": region_id, "material_id": refs.get("material"),
-        "category": data.category, "substitution_group": data.substitution_group, "owner_id": refs.get("owner"),
+        "category": data.category, "substitution_group": data.substitution_group, "owner_id": None if owner is None else owner["id"],
         "sector": data.sector, "quantity": data.quantity, "warning_ratio": data.warning_ratio,
         "critical_ratio": data.critical_ratio, "floor_ratio": data.floor_ratio, "horizon_days": data.horizon_days,
         "population": data.population,

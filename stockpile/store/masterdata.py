@@ -131,10 +131,6 @@ async def material_decimals(pg: asyncpg.Connection, code: str) -> int | None:
     return await pg.fetchval("SELECT decimals FROM materials WHERE code = $1", code)
 
 
-async def party_sector(pg: asyncpg.Connection, party_id: int) -> str | None:
-    return await pg.fetchval("SELECT sector FROM parties WHERE id = $1", party_id)
-
-
 async def party_sector_by_code(pg: asyncpg.Connection, code: str) -> str | None:
     """The party's sector, its row locked (a write judges the party as it is); None if new."""
     return await pg.fetchval("SELECT sector FROM parties WHERE code = $1 FOR UPDATE", code)
