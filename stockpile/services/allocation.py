@@ -201,12 +201,15 @@ async def show(pg: asyncpg.Connection, plan_id: str, principal: Principal) -> di
 
 
 async def list_plans(pg: asyncpg.Connection, principal: Principal, *, state: str | None, after: str | None,
-                     limit: int) -> list[dict]:
-    """A page of the plans the reader may see: their lines and requests read in one statement each."""
-    plans = await store.plans(pg, state=state, after=after, limit=limit, **principal.visibility.ledger)
+                     size: int) -> tuple[list[dict], bool]:
+    """A page of the plans the reader may see, their lines and requests read in one statement each,
+    and whether more follow (the look-ahead plan is read, not presented)."""
+    plans = await store.plans(pg, state=state, after=after, limit=size + 1, **principal.visibility.ledger)
+    more, plans = len(plans) > size, plans[:size]
     ids = [plan["id"] for plan in plans]
     lines, requests = await store.plan_lines_of(pg, ids), await store.plan_requests_of(pg, ids)
-    return [present_plan(plan, lines.get(plan["id"], []), requests.get(plan["id"], []), principal) for plan in plans]
+    return [present_plan(plan, lines.get(plan["id"], []), requests.get(plan["id"], []), principal)
+            for plan in plans], more
 
 
 def present_plan(plan: asyncpg.Record, lines: list[asyncpg.Record], requests: list[asyncpg.Record],

@@ -10,7 +10,7 @@ from litestar.datastructures import State
 
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
-from stockpile.api.common import decode_cursor, idempotent, json_response, page, page_limit
+from stockpile.api.common import decode_cursor, encode_cursor, idempotent, json_response, page, page_limit
 from stockpile.api.presenters.allocation import present_request
 from stockpile.domain.access import PLANNERS
 from stockpile.domain.moments import Clock
@@ -75,9 +75,9 @@ class PlanController(Controller):
         size = page_limit(limit)
         after = decode_cursor(cursor, UUID)
         async with state.db.transaction() as tx:
-            items = await allocation.list_plans(tx.pg, request.user, state=state_,
-                                                after=None if after is None else str(after), limit=size + 1)
-        return json_response(page(items, size, lambda item: item["id"]))
+            items, more = await allocation.list_plans(tx.pg, request.user, state=state_,
+                                                      after=None if after is None else str(after), size=size)
+        return json_response({"items": items, "next_cursor": encode_cursor(items[-1]["id"]) if more else None})
 
     @get("/{plan_id:uuid}", guards=[can_read], summary="One plan with its lines and per-request outcome")
     async def read(self, request: Request, state: State, plan_id: UUID) -> Response:
