@@ -88,3 +88,13 @@ async def list_all(client, headers: dict, path: str, **params) -> list[dict]:
         cursor = r.json()["next_cursor"]
         if cursor is None:
             return items
+
+
+async def declare(client, commanders, region: str, level: str) -> None:
+    """Declare a readiness level on a region; wartime confirmed by the second commander."""
+    r = await client.post("/api/v1/readiness/declarations", headers=commanders[0],
+                          json={"region": region, "level": level, "reason": "exercise"})
+    assert r.status_code == 201, r.text
+    if r.json()["state"] == "pending_confirmation":
+        c = await client.post(f"/api/v1/readiness/declarations/{r.json()['id']}/confirm", headers=commanders[1])
+        assert c.status_code == 200, c.text

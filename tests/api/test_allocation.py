@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from tests.factories import idem, list_all, lot_of, make_world, receive
+from tests.factories import declare, idem, list_all, lot_of, make_world, receive
 
 SOON = (date.today() + timedelta(days=10)).isoformat()
 
@@ -49,15 +49,6 @@ async def held(client, headers, lot_id: str, owner: str) -> tuple[str, str]:
     """(balance, reserved) of an owner's position in a lot."""
     found = await position(client, headers, lot_id, owner)
     return found["balance"], found["reserved"]
-
-
-async def declare(client, commanders, region: str, level: str) -> None:
-    r = await client.post("/api/v1/readiness/declarations", headers=commanders[0],
-                          json={"region": region, "level": level, "reason": "exercise"})
-    assert r.status_code == 201, r.text
-    if r.json()["state"] == "pending_confirmation":
-        c = await client.post(f"/api/v1/readiness/declarations/{r.json()['id']}/confirm", headers=commanders[1])
-        assert c.status_code == 200, c.text
 
 
 async def test_a_plan_is_proposed_approved_dispatched_and_received(client, operator, planner, world):

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from tests.factories import idem, list_all, lot_of, make_world, receive
+from tests.factories import declare, idem, list_all, lot_of, make_world, receive
 
 SOON = (date.today() + timedelta(days=10)).isoformat()
 MILITARY_CANARY = "73191"  # a quantity only the military holds; nothing an uncleared reader gets may show it
@@ -62,15 +62,6 @@ async def propose(client, headers, region: str) -> dict:
     r = await client.post("/api/v1/allocation-plans", headers=headers, json={"region": region})
     assert r.status_code == 201, r.text
     return r.json()
-
-
-async def declare(client, commanders, region: str, level: str) -> None:
-    r = await client.post("/api/v1/readiness/declarations", headers=commanders[0],
-                          json={"region": region, "level": level, "reason": "exercise"})
-    assert r.status_code == 201, r.text
-    if r.json()["state"] == "pending_confirmation":
-        c = await client.post(f"/api/v1/readiness/declarations/{r.json()['id']}/confirm", headers=commanders[1])
-        assert c.status_code == 200, c.text
 
 
 async def plan_row(pg_pool, plan_id: str):
@@ -347,17 +338,23 @@ async def test_obligations_are_seen_only_by_whom_they_concern(
     assert paid.status_code == 200 and paid.json()["state"] == "settled"
 
 
+async def _vaccine_loan(client, admin, commanders, cleared, w) -> str:
+    """In an emergency, the civil bureau's request for 30 doses is served from military vaccine as
+    a loan; the loan's obligation (the region is back at peace after)."""
+    await declare(client, commanders, w.region, "emergency")
+    try:
+        await file(client, cleared, requester=w.civil, destination=w.south, material=w.vaccine, quantity="30")
+        return await _dispatched_obligation(client, admin, commanders, cleared, w, w.vaccine)
+    finally:
+        await declare(client, commanders, w.region, "peacetime")
+
+
 async def test_a_loan_is_settled_only_by_a_movement_that_repaid_it(
         client, admin, operator, make_token, commanders, cleared, world, pg_pool):
     w = world
     early = await receive(client, operator, warehouse=w.north, material=w.vaccine, owner=w.military,
                           quantity="100", lot="V-M")
-    await declare(client, commanders, w.region, "emergency")
-    try:
-        await file(client, cleared, requester=w.civil, destination=w.south, material=w.vaccine, quantity="30")
-        loan = await _dispatched_obligation(client, admin, commanders, cleared, w, w.vaccine)
-    finally:
-        await declare(client, commanders, w.region, "peacetime")
+    loan = await _vaccine_loan(client, admin, commanders, cleared, w)
     path = f"/api/v1/obligations/{loan}/settlements"
 
     async def offer(headers, movement_id: str, quantity: str = "30"):
@@ -403,12 +400,7 @@ async def test_one_repayment_cited_by_two_settlements_at_once_settles_once(
         client, admin, operator, commanders, cleared, world, pg_pool):
     w = world
     await receive(client, operator, warehouse=w.north, material=w.vaccine, owner=w.military, quantity="100", lot="V-M")
-    await declare(client, commanders, w.region, "emergency")
-    try:
-        await file(client, cleared, requester=w.civil, destination=w.south, material=w.vaccine, quantity="30")
-        loan = await _dispatched_obligation(client, admin, commanders, cleared, w, w.vaccine)
-    finally:
-        await declare(client, commanders, w.region, "peacetime")
+    loan = await _vaccine_loan(client, admin, commanders, cleared, w)
     repaid = await receive(client, operator, warehouse=w.north, material=w.vaccine, owner=w.military,
                            quantity="30", lot="V-M2")
 

@@ -7,8 +7,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from tests.api.test_allocation import commanders, declare  # noqa: F401 (a fixture)
-from tests.factories import make_world, receive
+from tests.api.test_allocation import commanders  # noqa: F401 (a fixture)
+from tests.factories import declare, make_world, receive
 
 SOON = (date.today() + timedelta(days=10)).isoformat()
 
