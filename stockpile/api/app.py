@@ -20,6 +20,7 @@ from stockpile.api.audit import DenialCounts, record_failure
 from stockpile.api.auth import ApiTokenAuthenticator, BearerAuthMiddleware, RequestLimits, authenticate_bearer
 from stockpile.api.group_commit import GroupCommitter
 from stockpile.api.controllers.alerts import AlertController
+from stockpile.api.controllers.capacities import CapacityController, PotentialController
 from stockpile.api.controllers.allocation import DrillController, PlanController, RequestController
 from stockpile.api.controllers.access import AuditController, AuditDenialController, TokenController
 from stockpile.api.controllers.health import HealthController
@@ -99,7 +100,8 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
                         StockController, LotController, *MASTER_DATA, TokenController, AuditController, AuditDenialController, TargetController, CoverageController, AlertController,
                         ReadinessController, RuleController, ObligationController, RequestController, PlanController,
                         DrillController,
-                        RotationPolicyController, RotationOrderController, ShelfLifeController],
+                        RotationPolicyController, RotationOrderController, ShelfLifeController,
+                        CapacityController, PotentialController],
         state=State({"db": db, "settings": settings,
                      "authenticators": [ApiTokenAuthenticator(db, settings.token_cache_seconds, settings.token_cache_size)],
                      "limits": limits, "denials": denials,

@@ -365,3 +365,39 @@ def movement_disclosed(principal: Principal, touched_sectors: set[str]) -> bool:
     """A movement touching any military position does not exist for a reader without clearance
     (the rule of ``stockpile.store.visibility.MOVEMENTS``)."""
     return principal.cleared_military or MILITARY not in touched_sectors
+
+
+# Mobilisation potential ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CapacityPlace:
+    """A capacity as the policy needs it: the region (and warehouse) it delivers to, and whether it
+    is military (a military party's, or held for the military: ``domain.potential.capacity_military``)."""
+
+    region_id: int
+    warehouse_id: int | None
+    military: bool
+
+
+def capacity_visible(principal: Principal, capacity: CapacityPlace) -> bool:
+    """Seen by readers whose scope holds the region it delivers to (or its warehouse), and — without
+    clearance — only when it is not military (``stockpile.store.visibility.CAPACITIES`` in SQL)."""
+    in_scope = principal.covers_region(capacity.region_id) or (
+        capacity.warehouse_id is not None and principal.covers_warehouse(capacity.warehouse_id))
+    return in_scope and (principal.cleared_military or not capacity.military)
+
+
+def require_capacity_writable(principal: Principal, now: CapacityPlace | None, becomes: CapacityPlace) -> None:
+    """Surveying a capacity: the caller must see it as it is now (else it does not exist for it), and
+    both as it is and as it becomes it must lie in the caller's regions, a military one needing
+    clearance (else 403)."""
+    if now is not None:
+        require_visible(capacity_visible(principal, now), "capacity with this code")
+    for place in (now, becomes):
+        if place is None:
+            continue
+        if place.military and not principal.cleared_military:
+            raise Forbidden("a capacity of a military party, or held for the military, needs military clearance")
+        if not principal.covers_region(place.region_id):
+            raise Forbidden(f"{principal.name} may not survey capacities outside its regions")

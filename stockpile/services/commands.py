@@ -303,3 +303,26 @@ class DrillIn(Strict):
     requests: Annotated[list[AllocationRequestIn], msgspec.Meta(max_length=5000)] = []
     lost_warehouses: list[Code] = []
     include_pending: bool = False
+
+
+class CapacityIn(Strict):
+    """A capacity outside the reserve that can be mobilised, as last surveyed: a party's daily output
+    of a material, delivered to a region (and optionally a warehouse) from ``lead_days`` after tasking.
+    ``held_for``: the sector its output is earmarked for (a capacity held for the military is military)."""
+
+    party: Code
+    material: Code
+    daily_quantity: Amount
+    lead_days: Annotated[int, msgspec.Meta(ge=0, le=3650)]
+    region: Code
+    surveyed_on: date
+    survey_interval_days: Annotated[int, msgspec.Meta(ge=1, le=3650)]
+    warehouse: Code | None = None
+    held_for: Sector | None = None
+    note: Text = ""
+
+
+class TaskingReceiptIn(Strict):
+    """A receipt movement that delivered (part of) a tasking order's output."""
+
+    movement_id: Id

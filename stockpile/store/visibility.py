@@ -109,3 +109,20 @@ OBLIGATIONS = """
          OR EXISTS (SELECT 1 FROM lots vl WHERE vl.id = o.lot_id AND vl.warehouse_id = ANY({warehouses}))
          OR EXISTS (SELECT 1 FROM plan_lines vpl JOIN allocation_requests vr ON vr.id = vpl.request_id
                      WHERE vpl.obligation_id = o.id AND vr.destination_id = ANY({warehouses})))"""
+
+# Mobilisation potential (``stockpile.domain.access``: capacity_visible).
+
+# A capacity (``k``, ``kp`` its party) is military when its party is, or it is held for the military.
+CAPACITY_MILITARY = "(kp.sector = 'military' OR k.held_for IS NOT DISTINCT FROM 'military')"
+
+# A capacity the reader may see: the region it delivers to (or its warehouse) in the reader's scope,
+# and not military unless the reader is cleared.
+CAPACITIES = """
+    ({warehouses}::bigint[] IS NULL OR k.region_id = ANY({regions}) OR k.warehouse_id = ANY({warehouses}))
+    AND ({cleared} OR NOT """ + CAPACITY_MILITARY + ")"
+
+# A tasking order (``tk``, of the capacity ``k`` whose party is ``kp``): the capacity's rule, or — so
+# the depot that receives it can — its destination in the reader's warehouses.
+TASKINGS = """
+    ({warehouses}::bigint[] IS NULL OR k.region_id = ANY({regions}) OR tk.destination_id = ANY({warehouses}))
+    AND ({cleared} OR NOT """ + CAPACITY_MILITARY + ")"
