@@ -20,7 +20,7 @@ from stockpile.api.audit import DenialCounts, record_failure
 from stockpile.api.auth import ApiTokenAuthenticator, BearerAuthMiddleware, RequestLimits, authenticate_bearer
 from stockpile.api.group_commit import GroupCommitter
 from stockpile.api.controllers.alerts import AlertController
-from stockpile.api.controllers.capacities import CapacityController, PotentialController
+from stockpile.api.controllers.capacities import CapacityController, PotentialController, TaskingController
 from stockpile.api.controllers.allocation import DrillController, PlanController, RequestController
 from stockpile.api.controllers.access import AuditController, AuditDenialController, TokenController
 from stockpile.api.controllers.health import HealthController
@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
                         ReadinessController, RuleController, ObligationController, RequestController, PlanController,
                         DrillController,
                         RotationPolicyController, RotationOrderController, ShelfLifeController,
-                        CapacityController, PotentialController],
+                        CapacityController, PotentialController, TaskingController],
         state=State({"db": db, "settings": settings,
                      "authenticators": [ApiTokenAuthenticator(db, settings.token_cache_seconds, settings.token_cache_size)],
                      "limits": limits, "denials": denials,

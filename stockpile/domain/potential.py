@@ -44,7 +44,7 @@ class DaysOfSupply:
 
 def days_with_capacity(stock: Decimal, daily_need: Decimal, outputs: Iterable[Output]) -> DaysOfSupply:
     """How many days ``stock`` lasts a ``daily_need`` (> 0), alone and with ``outputs`` mobilised,
-    each from its lead day (to a tenth of a day, rounded down: a reserve never lasts longer on paper)."""
+    each from its lead day (to a tenth of a day, as ``stockpile.domain.coverage.days_of_supply``)."""
     if daily_need <= 0:
         raise ValueError("days of supply need a positive daily need")
     stock = max(stock, Decimal(0))
@@ -64,7 +64,7 @@ def days_with_capacity(stock: Decimal, daily_need: Decimal, outputs: Iterable[Ou
 
 
 def _tenths(days: Decimal) -> Decimal:
-    return days.quantize(TENTH, rounding="ROUND_FLOOR")
+    return days.quantize(TENTH)
 
 
 def capacity_military(party_sector: str, held_for: str | None) -> bool:
@@ -93,7 +93,7 @@ class Tasked:
     material_id: int
     daily: int
     lead_days: int
-    region_ids: frozenset[int] = frozenset()  # the region it delivers to and every region above it
+    region_ids: frozenset[int] = frozenset()  # the region it delivers to and every region under it
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def output_by(capacity: Tasked, today: date, day: date) -> int:
 def plan_taskings(needs: Sequence[Need], capacities: Sequence[Tasked], today: date) -> list[Tasking]:
     """Task capacity for what stock left unmet, after stock, tier by tier: flash needs first (then by
     need date), each from the capacities whose lead fits its need date — the nearest first (one
-    delivering to the destination's region or above), then the fastest — and never more than a
+    delivering to a region that holds the destination), then the fastest — and never more than a
     capacity delivers by that date beyond what earlier taskings took from it. Exact integers."""
     taken: dict[int, int] = {c.key: 0 for c in capacities}
     taskings = []

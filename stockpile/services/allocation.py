@@ -26,7 +26,7 @@ from stockpile.domain.errors import Conflict, FloorProtected, Forbidden, Insuffi
 from stockpile.domain.moments import Clock, rfc3339
 from stockpile.domain.quantities import format_quantity, parse_quantity
 from stockpile.services import commands as c
-from stockpile.services import planning, transfers
+from stockpile.services import planning, taskings, transfers
 from stockpile.services.movements import post_movement
 from stockpile.services.workspace import Workspace
 from stockpile.store import allocation as store
@@ -143,6 +143,7 @@ async def propose(pg: asyncpg.Connection, data: c.PlanIn, principal: Principal, 
     # a planner plans on the stock it may see: what it proposes never shows military stock's share
     planned = await planning.plan(pg, requests, today=today, limits=limits, cleared=principal.cleared_military)
     plan_id = await _store(pg, planned, region_id, principal)
+    await taskings.store_proposed(pg, plan_id, planned)
     return await show(pg, plan_id, principal)
 
 
@@ -176,7 +177,7 @@ def present_lines(plan_state: str, lines: list[asyncpg.Record], principal: Princ
 
 
 def _present_line(plan_state: str, line: asyncpg.Record) -> dict:
-    return {"request_id": line["request_id"], "lot_id": line["lot_id"], "lot_code": line["lot_code"],
+    return {"kind": "stock", "request_id": line["request_id"], "lot_id": line["lot_id"], "lot_code": line["lot_code"],
              "owner": line["owner"], "warehouse": line["warehouse"], "material": line["material"],
              "quantity": format_quantity(line["quantity"], line["decimals"]), "distance_km": float(line["distance_km"]),
              "rule": line["rule_code"], "obligation": line["obligation"],
@@ -197,7 +198,8 @@ async def show(pg: asyncpg.Connection, plan_id: str, principal: Principal) -> di
     """One plan as the reader may see it (404 when it may not see the plan)."""
     plan = await store.plan(pg, plan_id, **principal.visibility.ledger)
     require_visible(plan is not None, f"allocation plan {plan_id}")
-    return present_plan(plan, await store.plan_lines(pg, plan_id), await store.plan_requests(pg, plan_id), principal)
+    return present_plan(plan, await store.plan_lines(pg, plan_id), await store.plan_requests(pg, plan_id), principal,
+                        (await taskings.of_plans(pg, [plan_id])).get(plan_id, []))
 
 
 async def list_plans(pg: asyncpg.Connection, principal: Principal, *, state: str | None, after: str | None,
@@ -208,20 +210,25 @@ async def list_plans(pg: asyncpg.Connection, principal: Principal, *, state: str
     more, plans = len(plans) > size, plans[:size]
     ids = [plan["id"] for plan in plans]
     lines, requests = await store.plan_lines_of(pg, ids), await store.plan_requests_of(pg, ids)
-    return [present_plan(plan, lines.get(plan["id"], []), requests.get(plan["id"], []), principal)
-            for plan in plans], more
+    tasked = await taskings.of_plans(pg, ids)
+    return [present_plan(plan, lines.get(plan["id"], []), requests.get(plan["id"], []), principal,
+                         tasked.get(plan["id"], [])) for plan in plans], more
 
 
 def present_plan(plan: asyncpg.Record, lines: list[asyncpg.Record], requests: list[asyncpg.Record],
-                 principal: Principal) -> dict:
+                 principal: Principal, tasked: list[asyncpg.Record] = ()) -> dict:
     """A plan the reader may see, with its ``lines`` and ``requests`` (store.plan_lines,
-    store.plan_requests). Each request keeps its planned and unfilled totals (the requester
-    receives them), military stock's share included; the lines on military stock are withheld from
-    an uncleared reader and ``lines_withheld`` says so — no count, no sum, nothing per line."""
+    store.plan_requests) and its tasking lines (``tasked``, services.taskings.of_plans) after the
+    lines on stock. Each request keeps its planned and unfilled totals (the requester receives
+    them), military stock's share included; the lines on military stock, and the tasking lines of
+    military capacities, are withheld from an uncleared reader and ``lines_withheld`` says so — no
+    count, no sum, nothing per line."""
     shown = present_lines(plan["state"], lines, principal)
+    tasking_lines = [taskings.present_line(row) for row in taskings.shown(principal, tasked)]
     return {
         "id": plan["id"], "state": plan["state"], "rule_version": plan["rule_version"],
-        "lines": shown, "lines_withheld": len(shown) < len(lines),
+        "lines": shown + tasking_lines,
+        "lines_withheld": len(shown) < len(lines) or len(tasking_lines) < len(tasked),
         "requests": present_requests(requests),
         "solver": {"objective": plan["objective"], "solve_ms": round(plan["solve_ms"], 3),
                    "build_ms": round(plan["build_ms"], 3), "arcs": plan["arcs"]},
@@ -264,6 +271,7 @@ async def approve(pg: asyncpg.Connection, plan_id: str, principal: Principal, no
     """Reserve every line, after checking again under lock that the stock, the rules and the floors still
     allow it. A line that no longer fits fails the approval and is reported; nothing is shrunk silently."""
     await _locked_plan(pg, plan_id, principal, "approve", "proposed")
+    await taskings.require_orderable(pg, plan_id, principal)
     lines = await store.plan_lines(pg, plan_id)
     request_ids = sorted({line["request_id"] for line in lines} | {r["request_id"] for r in await store.plan_requests(pg, plan_id)})
     requests = {r["id"]: r for r in await store.pending_requests(pg, region_id=None, request_ids=request_ids, for_update=True)}
@@ -320,6 +328,7 @@ async def approve(pg: asyncpg.Connection, plan_id: str, principal: Principal, no
     await store.set_plan_state(pg, plan_id, "approved", approved_by=principal.id, approved_at=now,
                                reserved_until=now + timedelta(hours=reservation_hours))
     await store.set_requests_state(pg, request_ids, "allocated")
+    await taskings.order(pg, plan_id, now)
     return await show(pg, plan_id, principal)
 
 
@@ -397,6 +406,7 @@ async def _end(pg: asyncpg.Connection, plan: asyncpg.Record, state: str, reason:
         requests = [r["request_id"] for r in await store.plan_requests(pg, plan["id"])]
         await store.set_requests_state(pg, requests, "pending")
     await store.set_plan_state(pg, plan["id"], state, ended_at=now, end_reason=reason)
+    await taskings.cancel(pg, plan["id"])
 
 
 async def expire_reservations(pg: asyncpg.Connection, now: datetime) -> list[str]:

@@ -162,3 +162,23 @@ async def want_overdue_surveys(pg: asyncpg.Connection, today: date) -> None:
               FROM capacities k JOIN parties kp ON kp.id = k.party_id JOIN materials m ON m.id = k.material_id
              WHERE k.surveyed_on + k.survey_interval_days < $1::date""",
         today)
+
+
+async def outputs_of_targets(pg: asyncpg.Connection, target_ids: list[int], *, cleared: bool = True,
+                             ) -> list[asyncpg.Record]:
+    """The capacity that delivers into each target's scope (its warehouse, or its region and every
+    region under it) of the materials it counts, per lead day (``daily`` in material units, exact);
+    unless ``cleared``, no military capacity."""
+    return await pg.fetch(
+        f"""{_CLOSURE}
+            SELECT t.id AS target_id, k.lead_days, sum(k.daily_quantity / 10::numeric ^ m.decimals) AS daily
+              FROM reserve_targets t
+              JOIN materials m ON m.id = t.material_id OR m.category = t.category
+                               OR m.substitution_group = t.substitution_group
+              JOIN capacities k ON k.material_id = m.id
+              JOIN parties kp ON kp.id = k.party_id
+             WHERE t.id = ANY($1::bigint[]) AND ($2 OR NOT {CAPACITY_MILITARY})
+               AND (k.warehouse_id = t.scope_warehouse_id
+                    OR k.region_id IN (SELECT descendant FROM closure WHERE ancestor = t.scope_region_id))
+             GROUP BY 1, 2 ORDER BY 1, 2""",
+        target_ids, cleared)

@@ -21,20 +21,26 @@ SELECT tk.id::text AS id, tk.plan_id::text AS plan_id, tk.request_id::text AS re
   JOIN warehouses d ON d.id = tk.destination_id"""
 
 
-async def capacities_for(pg: asyncpg.Connection, material_ids: list[int], *, cleared: bool = True) -> list[asyncpg.Record]:
-    """The capacities of the materials that a plan may task, each with the region it delivers to and
-    every region above it (``region_ids``); unless ``cleared``, no military capacity."""
+async def capacities_for(pg: asyncpg.Connection, material_ids: list[int], groups: list[str], *,
+                         lost_warehouse_ids: list[int] = (), cleared: bool = True) -> list[asyncpg.Record]:
+    """The capacities a plan may task for the materials or substitution groups asked for, each with
+    the region it delivers to and every region under it (``region_ids``); none delivering to a lost
+    warehouse and, unless ``cleared``, no military capacity."""
     return await pg.fetch(
-        f"""WITH RECURSIVE up(capacity_id, region_id) AS (
-                SELECT k.id, k.region_id FROM capacities k WHERE k.material_id = ANY($1::bigint[])
-                UNION SELECT u.capacity_id, r.parent_id FROM up u JOIN regions r ON r.id = u.region_id
-                 WHERE r.parent_id IS NOT NULL)
-            SELECT k.id, k.code, k.material_id, k.daily_quantity, k.lead_days, {CAPACITY_MILITARY} AS military,
-                   (SELECT array_agg(u.region_id) FROM up u WHERE u.capacity_id = k.id) AS region_ids
-              FROM capacities k JOIN parties kp ON kp.id = k.party_id
-             WHERE k.material_id = ANY($1::bigint[]) AND ($2 OR NOT {CAPACITY_MILITARY})
+        f"""WITH RECURSIVE asked AS MATERIALIZED (
+                SELECT k.* FROM capacities k JOIN materials m ON m.id = k.material_id
+                 WHERE (k.material_id = ANY($1::bigint[]) OR m.substitution_group = ANY($2::text[]))
+                   AND (k.warehouse_id IS NULL OR NOT k.warehouse_id = ANY($3::bigint[]))),
+            down(capacity_id, region_id) AS (
+                SELECT id, region_id FROM asked
+                UNION SELECT d.capacity_id, r.id FROM down d JOIN regions r ON r.parent_id = d.region_id)
+            SELECT k.id, k.code, kp.code AS party, k.material_id, m.code AS material, m.decimals, m.substitution_group,
+                   k.daily_quantity, k.lead_days, {CAPACITY_MILITARY} AS military,
+                   (SELECT array_agg(d.region_id) FROM down d WHERE d.capacity_id = k.id) AS region_ids
+              FROM asked k JOIN parties kp ON kp.id = k.party_id JOIN materials m ON m.id = k.material_id
+             WHERE $4 OR NOT {CAPACITY_MILITARY}
              ORDER BY k.id""",
-        material_ids, cleared)
+        material_ids, groups, list(lost_warehouse_ids), cleared)
 
 
 async def insert_proposed(pg: asyncpg.Connection, plan_id: str, rows: list[tuple]) -> None:
@@ -92,14 +98,16 @@ async def one(pg: asyncpg.Connection, tasking_id: str, *, warehouse_ids: list[in
 
 async def receipt(pg: asyncpg.Connection, movement_id: str) -> asyncpg.Record | None:
     """A receipt movement as a tasking order counts it: its warehouse, material and quantity, and the
-    order it already counts toward (if any); None when no receipt has that id."""
+    order it already counts toward (if any), and whether it posted to a military owner; None when no
+    receipt (not reversed) has that id."""
     return await pg.fetchrow(
-        """SELECT l.warehouse_id, l.material_id, sum(p.delta) AS quantity,
+        """SELECT l.warehouse_id, l.material_id, sum(p.delta) AS quantity, bool_or(o.sector = 'military') AS military,
                   (SELECT tr.tasking_id::text FROM tasking_receipts tr WHERE tr.movement_id = mv.id) AS linked_to
              FROM movements mv
              JOIN postings p ON p.movement_id = mv.id AND p.account_id IS NOT NULL
              JOIN accounts a ON a.id = p.account_id
              JOIN lots l ON l.id = a.lot_id
+             JOIN parties o ON o.id = a.owner_id
             WHERE mv.id = $1::uuid AND mv.kind = 'receipt'
               AND NOT EXISTS (SELECT 1 FROM movements rv WHERE rv.reverses_id = mv.id)
             GROUP BY mv.id, l.warehouse_id, l.material_id""",

@@ -44,7 +44,7 @@ def test_capacities_of_one_lead_day_add_up():
     assert days("1000", "100", (2, "30"), (2, "30")).with_capacity == Decimal("22.0")
 
 
-def test_days_are_rounded_down_to_a_tenth():
+def test_days_are_counted_to_a_tenth():
     supply = days("1000", "300", (1, "100"))  # 3.33… alone; day 1: 700 left, −200 a day: 4.5
     assert (supply.without, supply.with_capacity) == (Decimal("3.3"), Decimal("4.5"))
 

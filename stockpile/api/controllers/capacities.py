@@ -3,17 +3,21 @@ view, and tasking orders."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
+from uuid import UUID
 
-from litestar import Controller, Request, Response, get, put
+from litestar import Controller, Request, Response, get, post, put
 from litestar.datastructures import State
+from litestar.params import Parameter
 
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
 from stockpile.api.common import decode_cursor, json_response, page, page_limit
-from stockpile.api.presenters.capacities import present_capacity, present_capacity_with_surveys, present_potential
+from stockpile.api.presenters.capacities import (
+    present_capacity, present_capacity_with_surveys, present_order, present_potential,
+)
 from stockpile.domain.moments import Clock
-from stockpile.services import capacities
+from stockpile.services import capacities, taskings
 from stockpile.services import commands as c
 
 
@@ -58,3 +62,34 @@ class PotentialController(Controller):
             items = await capacities.potential(tx.pg, request.user, today=Clock.utc().today, region=region,
                                                category=category)
         return json_response({"items": [present_potential(i) for i in items], "next_cursor": None})
+
+
+class TaskingController(Controller):
+    path = "/api/v1/taskings"
+    tags = ["potential"]
+
+    @get("/", guards=[can_read], summary="Tasking orders made by approved plans, tracked until their receipts arrive")
+    async def listing(self, request: Request, state: State,
+                      state_: Annotated[Literal["open", "completed", "cancelled"] | None, Parameter(query="state")] = None,
+                      capacity: str | None = None, limit: int | None = None, cursor: str | None = None) -> Response:
+        size, today = page_limit(limit), Clock.utc().today
+        after = decode_cursor(cursor, UUID)
+        async with state.db.transaction() as tx:
+            rows = await taskings.listing(tx.pg, request.user, state=state_, capacity=capacity,
+                                          after=None if after is None else str(after), limit=size + 1)
+        return json_response(page([present_order(r, today) for r in rows], size, lambda item: item["id"]))
+
+    @get("/{tasking_id:uuid}", guards=[can_read], summary="One tasking order")
+    async def read(self, request: Request, state: State, tasking_id: UUID) -> Response:
+        async with state.db.transaction() as tx:
+            row = await taskings.get(tx.pg, str(tasking_id), request.user)
+        return json_response(present_order(row, Clock.utc().today))
+
+    @post("/{tasking_id:uuid}/receipts", guards=[requires("operator", "admin")], status_code=200,
+          summary="Count a receipt movement of the tasked output toward the order")
+    async def receipt(self, request: Request, state: State, tasking_id: UUID, data: c.TaskingReceiptIn) -> Response:
+        clock = Clock.utc()
+        async with write_transaction(request, state.db) as (tx, note):
+            row = await taskings.record_receipt(tx.pg, str(tasking_id), data.movement_id, request.user, clock.now)
+            note.details["id"] = row["id"]
+        return json_response(present_order(row, clock.today))

@@ -50,3 +50,14 @@ def present_potential(item: Potential) -> dict[str, Any]:
         "days_of_supply_with_capacity": None if days is None else _days(days.with_capacity),
         "sustained": days is not None and days.sustained,
     }
+
+
+def present_order(row, today: date) -> dict[str, Any]:
+    """A tasking order: ``overdue`` while open past its due date."""
+    d = row["decimals"]
+    return {"id": row["id"], "plan_id": row["plan_id"], "request_id": row["request_id"], "capacity": row["capacity"],
+            "party": row["party"], "material": row["material"], "unit": row["unit"], "destination": row["destination"],
+            "quantity": format_quantity(row["quantity"], d), "received": format_quantity(row["received"], d),
+            "start_on": iso_day(row["start_on"]), "ready_on": iso_day(row["ready_on"]), "due_on": iso_day(row["due_on"]),
+            "state": row["state"], "overdue": row["state"] == "open" and row["due_on"] < today,
+            "ordered_at": rfc3339(row["ordered_at"]), "completed_at": rfc3339(row["completed_at"])}
