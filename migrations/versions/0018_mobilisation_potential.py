@@ -106,12 +106,33 @@ COMMENT ON TABLE tasking_receipts IS 'receipt movements that delivered a tasking
 """
 
 
+KINDS = "ARRAY['survey_overdue', 'tasking_overdue']"
+
+
+def _alert_kinds(change: str) -> str:
+    """Rebuild the alert kinds' CHECK from the kinds it allows now, ``change`` (an array expression
+    over ``kinds``) applied: other revisions add kinds of their own, in whatever order they run."""
+    return f"""
+DO $$
+DECLARE kinds text[];
+BEGIN
+    SELECT array_agg(DISTINCT m[1]) INTO kinds
+      FROM pg_constraint c, regexp_matches(pg_get_constraintdef(c.oid), '''([a-z_]+)''', 'g') AS m
+     WHERE c.conname = 'alerts_kind_check' AND c.conrelid = 'alerts'::regclass;
+    kinds := {change};
+    ALTER TABLE alerts DROP CONSTRAINT alerts_kind_check;
+    EXECUTE format('ALTER TABLE alerts ADD CONSTRAINT alerts_kind_check CHECK (kind = ANY (%L::text[]))', kinds);
+END $$"""
+
+
 def upgrade() -> None:
     for statement in split_sql(SCHEMA):
         op.execute(statement)
+    op.execute(_alert_kinds(f"ARRAY(SELECT DISTINCT k FROM unnest(kinds || {KINDS}) k ORDER BY k)"))
 
 
 def downgrade() -> None:
+    op.execute(_alert_kinds(f"ARRAY(SELECT k FROM unnest(kinds) k WHERE k <> ALL ({KINDS}) ORDER BY k)"))
     for table in ("tasking_receipts", "taskings", "capacity_surveys", "capacities"):
         op.execute(f"DROP TABLE {table}")
     op.execute("DROP FUNCTION capacity_surveys_kept()")

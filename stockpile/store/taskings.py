@@ -12,7 +12,7 @@ from stockpile.store.visibility import CAPACITY_MILITARY, TASKINGS
 TASKING = f"""
 SELECT tk.id::text AS id, tk.plan_id::text AS plan_id, tk.request_id::text AS request_id, tk.capacity_id,
        k.code AS capacity, kp.code AS party, m.code AS material, m.unit, m.decimals, d.code AS destination,
-       tk.destination_id, tk.quantity, tk.received, tk.start_on, tk.ready_on, tk.due_on, tk.state, tk.ordered_at,
+       tk.destination_id, tk.material_id, tk.quantity, tk.received, tk.start_on, tk.ready_on, tk.due_on, tk.state, tk.ordered_at,
        tk.completed_at, k.lead_days, k.region_id, {CAPACITY_MILITARY} AS military
   FROM taskings tk
   JOIN capacities k ON k.id = tk.capacity_id
@@ -123,7 +123,7 @@ async def link_receipt(pg: asyncpg.Connection, tasking_id: str, movement_id: str
     await pg.execute(
         """UPDATE taskings SET received = received + $2,
                   state = CASE WHEN received + $2 >= quantity THEN 'completed' ELSE state END,
-                  completed_at = CASE WHEN received + $2 >= quantity THEN $3 END
+                  completed_at = CASE WHEN received + $2 >= quantity THEN $3::timestamptz END
             WHERE id = $1::uuid""", tasking_id, quantity, now)
 
 
