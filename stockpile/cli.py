@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from stockpile.config import Settings, get_settings
-from stockpile.domain.access import MASTER_DATA_WRITERS, MOVEMENT_POSTERS, PLANNERS, ROLES
+from stockpile.domain.access import CAPACITY_SURVEYORS, MASTER_DATA_WRITERS, MOVEMENT_POSTERS, PLANNERS, ROLES
 from stockpile.domain.principals import CLI_PREFIX
 
 log = logging.getLogger("stockpile")
@@ -504,7 +504,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                 await tx.start()
                 try:
                     principal, named = await _acting(
-                        pg, args.as_name, MASTER_DATA_WRITERS if master_data else MOVEMENT_POSTERS,
+                        pg, args.as_name, CAPACITY_SURVEYORS if args.resource == "capacities"
+                        else MASTER_DATA_WRITERS if master_data else MOVEMENT_POSTERS,
                         "import master data" if master_data else "import movements")
                     report = await run_import(pg, text, principal, resource=args.resource, per_row=args.per_row,
                                               progress=_progress)
@@ -584,7 +585,8 @@ def parser() -> argparse.ArgumentParser:
 
     imp = sub.add_parser("import", help="import movements or master data from a CSV file (all or nothing by default)")
     imp.add_argument("file", help="CSV with a header of API member names (nested ones dotted: lot.code)")
-    imp.add_argument("--resource", choices=["movements", "parties", "regions", "warehouses", "materials"],
+    imp.add_argument("--resource", choices=["movements", "parties", "regions", "warehouses", "materials",
+                                            "capacities"],
                      help="what the file holds (default: movements when it has a kind column)")
     imp.add_argument("--per-row", action="store_true", help="write the rows that pass and report the refused ones")
     imp.add_argument("--as", dest="as_name", metavar="NAME", help=AS_HELP)

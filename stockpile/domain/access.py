@@ -27,6 +27,7 @@ READERS = frozenset({"operator", "planner", "commander", "auditor", "admin"})
 MOVEMENT_POSTERS = ("operator", "admin")
 MASTER_DATA_WRITERS = ("admin",)
 PLANNERS = ("planner", "commander", "admin")
+CAPACITY_SURVEYORS = ("planner", "admin")  # recording capacities (and importing their surveys)
 NATIONAL_ROLES = frozenset({"admin", "auditor", "commander"})
 MILITARY = "military"
 

@@ -16,6 +16,7 @@ from stockpile.api.common import decode_cursor, json_response, page, page_limit
 from stockpile.api.presenters.capacities import (
     present_capacity, present_capacity_with_surveys, present_order, present_potential,
 )
+from stockpile.domain.access import CAPACITY_SURVEYORS
 from stockpile.domain.moments import Clock
 from stockpile.services import capacities, taskings
 from stockpile.services import commands as c
@@ -25,7 +26,7 @@ class CapacityController(Controller):
     path = "/api/v1/capacities"
     tags = ["potential"]
 
-    @put("/{code:str}", guards=[requires("planner", "admin")],
+    @put("/{code:str}", guards=[requires(*CAPACITY_SURVEYORS)],
          summary="Create or replace a capacity as surveyed (a new surveyed_on is a new survey)")
     async def upsert(self, request: Request, state: State, code: str, data: c.CapacityIn) -> Response:
         today = Clock.utc().today
