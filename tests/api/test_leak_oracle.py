@@ -73,7 +73,7 @@ def path_values(k: Canary, ctx: "Context") -> dict[str, Callable[[str], list[str
     codes = {f"{API}/parties/": [k.military, k.military2], f"{API}/regions/": [k.region],
              f"{API}/warehouses/": [k.joint, k.depot], f"{API}/materials/": [k.material],
              f"{API}/reserve-targets/": [k.target, ctx.own_target], f"{API}/rotation-policies/": [k.policy],
-             f"{API}/allocation-rules/": [ctx.rule_code]}
+             f"{API}/allocation-rules/": [ctx.rule_code], f"{API}/capacities/": [k.capacity]}
     by_code = lambda path: next(v for prefix, v in codes.items() if path.startswith(prefix))  # noqa: E731
     return {
         "code": by_code,
@@ -88,6 +88,7 @@ def path_values(k: Canary, ctx: "Context") -> dict[str, Callable[[str], list[str
         "order_id": lambda _: list(k.order_ids) + list(k.civil_order_ids),
         "declaration_id": lambda _: [k.emergency_declaration_id],
         "token_id": lambda _: [str(ctx.spare_token_id)],
+        "tasking_id": lambda _: [k.tasking_id],
     }
 
 
@@ -102,7 +103,7 @@ def query_values(k: Canary, ctx: "Context") -> dict[str, list[str]]:
         "requester": [k.military], "destination": [k.depot], "lot_id": [k.lot_id], "subject": [k.lot_id],
         "kind": [], "state": [], "state_": [], "priority": [], "until": [], "version": [], "principal": [],
         "action": [], "route": [], "status": [], "limit": [], "cursor": [], "Idempotency-Key": [],
-        "Accept": [], "step": [],
+        "Accept": [], "step": [], "capacity": [k.capacity],
     }
 
 
@@ -180,6 +181,11 @@ def write_bodies(k: Canary, ctx: "Context") -> dict[str, list[tuple[str, Any]]]:
             "category": "medical", "trigger_days_before_expiry": 90, "max_out_share": "0.05", "outlet": "donation"}),
         f"POST {API}/rotation-orders/{{order_id}}/cancel": (f"{API}/rotation-orders/{k.order_ids[0]}/cancel",
                                                             {"reason": "oracle"}),
+        f"PUT {API}/capacities/{{code}}": (f"{API}/capacities/{k.capacity}", {
+            "party": k.enterprise, "material": k.jet, "daily_quantity": "1", "lead_days": 1, "region": k.region,
+            "surveyed_on": day(0), "survey_interval_days": 365}),
+        f"POST {API}/taskings/{{tasking_id}}/receipts": (f"{API}/taskings/{k.tasking_id}/receipts",
+                                                         {"movement_id": k.receipt_id}),
     }
     writes: dict[str, list[tuple[str, Any]]] = defaultdict(list)
     for key, attempt in one.items():  # "#…": another attempt at the same operation
@@ -203,6 +209,7 @@ KNOWN_GETS = {f"GET {API}/{path}" for path in (
     "readiness/declarations/{declaration_id}", "regions", "regions/{code}", "reserve-targets", "reserve-targets/{code}",
     "rotation-orders", "rotation-orders/{order_id}", "rotation-policies", "rotation-policies/{code}", "stock",
     "tokens", "transfers", "transfers/{transfer_id}", "warehouses", "warehouses/{code}",
+    "capacities", "capacities/{code}", "potential", "taskings", "taskings/{tasking_id}",
 )} | {"GET /health/live", "GET /health/ready"}  # the health routes take no parameter: read as they are
 
 
@@ -450,8 +457,8 @@ async def _walk_everything(make_database, settings) -> None:
                             planner=cleared["planner"], commander=cleared["commander"], uid=uid, settings=settings)
             ctx.twins = {hidden: str(uuid.uuid4()) for hidden in (
                 k.lot_id, k.transfer_id, k.plan_id, k.request_id, k.pending_request_id, k.obligation_id,
-                *k.order_ids, *k.alert_ids, *k.movement_ids)}
-            ctx.twins |= {k.target: f"NONE-{uid}", k.shared_target: f"NOTHING-{uid}"}
+                *k.order_ids, *k.alert_ids, *k.movement_ids, k.tasking_id)}
+            ctx.twins |= {k.target: f"NONE-{uid}", k.shared_target: f"NOTHING-{uid}", k.capacity: f"NOCAP-{uid}"}
             readers = {}
             for role in ROLES:  # every role the service knows, none cleared
                 scoped = {"regions": [k.region]} if role in ("operator", "planner") else (

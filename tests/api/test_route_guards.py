@@ -62,6 +62,10 @@ ROLE_MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/allocation-plans/{plan_id}/cancel"): {"planner", "commander", "admin"},
     ("POST", "/api/v1/drills"): {"planner", "commander", "admin"}, ("GET", "/api/v1/drills"): READ,
     ("GET", "/api/v1/drills/{drill_id}"): READ,
+    ("PUT", "/api/v1/capacities/{code}"): {"planner", "admin"}, ("GET", "/api/v1/capacities"): READ,
+    ("GET", "/api/v1/capacities/{code}"): READ, ("GET", "/api/v1/potential"): READ,
+    ("GET", "/api/v1/taskings"): READ, ("GET", "/api/v1/taskings/{tasking_id}"): READ,
+    ("POST", "/api/v1/taskings/{tasking_id}/receipts"): {"operator", "admin"},
 }
 
 PUBLIC = re.compile(r"^/(health|docs|schema|metrics)")
