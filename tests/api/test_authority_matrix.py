@@ -159,6 +159,27 @@ class Arrange:
         assert found
         return found
 
+    async def capacity(self, region: str, held_for: str | None = None, material: str | None = None) -> str:
+        """A capacity delivering to ``region``, as the admin surveyed it."""
+        code = f"AZ-CAP-{short()}"
+        await self.put(f"/api/v1/capacities/{code}", {
+            "party": self.w.civ, "material": material or self.w.diesel, "daily_quantity": "100", "lead_days": 0,
+            "region": region, "held_for": held_for, "surveyed_on": date.today().isoformat(),
+            "survey_interval_days": 365})
+        return code
+
+    async def tasking(self, region: str, destination: str, held_for: str | None = None) -> str:
+        """An open tasking order: a fuel no one holds, a capacity of it, a request only it can meet,
+        planned and approved by the admin."""
+        fuel = f"AZ-JET-{short()}"
+        await self.put(f"/api/v1/materials/{fuel}", {"name": "Jet fuel", "category": "fuel", "unit": "L",
+                                                     "decimals": 1, "storage_class": "bulk_liquid"})
+        code = await self.capacity(region, held_for, fuel)
+        made = await self.post("/api/v1/allocation-plans", {"request_ids": [await self.request(destination, fuel, "50")]})
+        await self.post(f"/api/v1/allocation-plans/{made['id']}/approve")
+        [order] = (await self.client.get("/api/v1/taskings", params={"capacity": code}, headers=self.admin)).json()["items"]
+        return order["id"]
+
     async def pending_wartime(self) -> str:
         """A wartime declaration on a fresh sub-region of B, waiting for a second commander."""
         region = f"AZ-RB-SUB-{short()}"
@@ -320,6 +341,7 @@ ORDER_CANCEL, ACK = "/api/v1/rotation-orders/{order_id}/cancel", "/api/v1/alerts
 SETTLE = "/api/v1/obligations/{obligation_id}/settlements"
 DECLARATIONS = "/api/v1/readiness/declarations"
 TOKENS = "/api/v1/tokens"
+CAPACITY, TASKING_RECEIPT = "/api/v1/capacities/{code}", "/api/v1/taskings/{tasking_id}/receipts"
 
 
 def fill(route: str, value: str) -> str:
@@ -618,6 +640,26 @@ CASES: list[Case] = [
          settle_citing(lambda w: w["REPAID-CITED"]), REFUSED),
     Case("settle another region's loan", "POST", SETTLE, "opB_c", settle_with_fresh_repayment()),
     Case("settle a loan of military stock, uncleared", "POST", SETTLE, "opA", settle_with_fresh_repayment()),
+    # -- mobilisation potential ----------------------------------------------------------------------
+    Case("capacity of another region surveyed by a planner", "PUT", CAPACITY, "plA_c",
+         lambda a: _capacity_put(a, a.w.region_b, a.w.region_b)),
+    Case("capacity moved into own district by a planner", "PUT", CAPACITY, "plA_c",
+         lambda a: _capacity_put(a, a.w.region_b, a.w.district_a)),
+    Case("capacity created in another region by a planner", "PUT", CAPACITY, "plA_c",
+         lambda a: _capacity_put(a, None, a.w.region_b)),
+    Case("military capacity surveyed by an uncleared planner", "PUT", CAPACITY, "plA",
+         lambda a: _capacity_put(a, a.w.district_a, a.w.district_a, held_for="military")),
+    Case("capacity made military by an uncleared planner", "PUT", CAPACITY, "plA",
+         lambda a: _capacity_put(a, a.w.district_a, a.w.district_a, becomes="military")),
+    Case("capacity surveyed by an operator", "PUT", CAPACITY, "opA_c",
+         lambda a: _capacity_put(a, a.w.district_a, a.w.district_a)),
+    Case("tasking receipt at another region's depot", "POST", TASKING_RECEIPT, "opA_c",
+         on(TASKING_RECEIPT, lambda a: a.tasking(a.w.region_b, a.w.wh_b2), {"movement_id": str(uuid.uuid4())})),
+    Case("tasking receipt for a military capacity, uncleared", "POST", TASKING_RECEIPT, "opA",
+         on(TASKING_RECEIPT, lambda a: a.tasking(a.w.district_a, a.w.wh_a2, "military"),
+            {"movement_id": str(uuid.uuid4())})),
+    Case("tasking receipt by a planner", "POST", TASKING_RECEIPT, "plA_c",
+         on(TASKING_RECEIPT, lambda a: a.tasking(a.w.district_a, a.w.wh_a2), {"movement_id": str(uuid.uuid4())})),
     # -- readiness, rules -----------------------------------------------------------------------------
     Case("declaration by an admin", "POST", DECLARATIONS, "admin",
          lambda a: (DECLARATIONS, {"region": a.w.region_b, "level": "emergency", "reason": "authority matrix"})),
@@ -661,6 +703,15 @@ CASES: list[Case] = [
 
 async def _plan_by_id(a: Arrange) -> tuple[str, dict]:
     return "/api/v1/allocation-plans", {"request_ids": [await a.request(a.w.wh_b2, a.w.diesel, "5")]}
+
+
+async def _capacity_put(a: Arrange, now_in: str | None, into: str, held_for: str | None = None,
+                        becomes: str | None = None) -> tuple[str, dict]:
+    """A PUT of a capacity the admin surveyed in ``now_in`` (None: a new code), delivering ``into``."""
+    code = f"AZ-CAP-NEW-{short()}" if now_in is None else await a.capacity(now_in, held_for)
+    return fill(CAPACITY, code), {"party": a.w.civ, "material": a.w.diesel, "daily_quantity": "1", "lead_days": 0,
+                                  "region": into, "held_for": becomes, "surveyed_on": date.today().isoformat(),
+                                  "survey_interval_days": 30}
 
 
 async def _rule_edit(a: Arrange, code: str) -> tuple[str, dict]:
