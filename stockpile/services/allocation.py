@@ -325,8 +325,9 @@ async def approve(pg: asyncpg.Connection, plan_id: str, principal: Principal, no
         error = FloorProtected if kinds == {"floor"} else InsufficientStock if kinds == {"stock"} else Conflict
         raise error(f"{len(failures)} line(s) of the plan no longer fit; propose a new plan", failures=failures)
     await store.reserve(pg, dict(want))
+    # a plan that only tasks capacity reserves nothing, so nothing of it lapses
     await store.set_plan_state(pg, plan_id, "approved", approved_by=principal.id, approved_at=now,
-                               reserved_until=now + timedelta(hours=reservation_hours))
+                               reserved_until=now + timedelta(hours=reservation_hours) if lines else None)
     await store.set_requests_state(pg, request_ids, "allocated")
     await taskings.order(pg, plan_id, now)
     return await show(pg, plan_id, principal)

@@ -344,7 +344,8 @@ async def lapsed_plans(pg: asyncpg.Connection, now) -> list[str]:
 
 
 async def unfilled_requests(pg: asyncpg.Connection, today: date) -> list[asyncpg.Record]:
-    """Requests past their need date that have not received all they asked for."""
+    """Requests past their need date that have not received all they asked for (by the transfers of
+    their plan's lines, and the receipts counted toward the tasking orders made for them)."""
     return await pg.fetch(
         _REQUEST + """
         LEFT JOIN LATERAL (
@@ -352,7 +353,10 @@ async def unfilled_requests(pg: asyncpg.Connection, today: date) -> list[asyncpg
               FROM plan_lines pl JOIN allocation_plans ap ON ap.id = pl.plan_id
               LEFT JOIN transfers t ON t.id = pl.transfer_id
              WHERE pl.request_id = r.id AND ap.state IN ('approved', 'dispatched')) got ON true
-        WHERE r.state <> 'cancelled' AND r.needed_by < $1 AND got.received < r.quantity""", today)
+        LEFT JOIN LATERAL (  -- and the output of the capacity tasked for it, as its receipts arrived
+            SELECT coalesce(sum(least(tk.received, tk.quantity)), 0) AS received
+              FROM taskings tk WHERE tk.request_id = r.id AND tk.state IN ('open', 'completed')) tasked ON true
+        WHERE r.state <> 'cancelled' AND r.needed_by < $1 AND got.received + tasked.received < r.quantity""", today)
 
 
 async def insert_drill(pg: asyncpg.Connection, name: str, scenario: dict, report: dict, principal_id: int) -> str:

@@ -137,7 +137,8 @@ async def test_cancelling_an_approved_plan_cancels_its_tasking_orders(client, op
     assert (await client.post("/api/v1/allocation-requests", headers=planner, json=flash(w, "100", 2))).status_code == 201
     plan = (await client.post("/api/v1/allocation-plans", headers=planner, json={"region": w.region})).json()
     assert [line["kind"] for line in plan["lines"]] == ["tasking"]
-    await client.post(f"/api/v1/allocation-plans/{plan['id']}/approve", headers=planner)
+    approved = await client.post(f"/api/v1/allocation-plans/{plan['id']}/approve", headers=planner)
+    assert approved.json()["reserved_until"] is None  # it reserves nothing, so nothing lapses
     r = await client.post(f"/api/v1/allocation-plans/{plan['id']}/cancel", headers=planner, json={"reason": "stood down"})
     assert r.status_code == 200, r.text
     [order] = await list_all(client, planner, "/api/v1/taskings", capacity=f"CAP-{uid}")

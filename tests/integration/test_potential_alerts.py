@@ -12,6 +12,7 @@ from litestar.testing import AsyncTestClient
 
 from stockpile.api.app import create_app
 from stockpile.services import alerts
+from stockpile.store import allocation as allocation_store
 from stockpile.store.db import Database
 from tests.factories import make_world, receive
 from tests.live import make_admin_token
@@ -110,6 +111,7 @@ async def test_tasking_overdue_is_raised_while_an_order_is_late_and_resolved_whe
     assert await _of_kind(db, "tasking_overdue") == []
     await evaluate(TODAY + timedelta(days=3))  # a day past its due date, nothing received
     assert await _of_kind(db, "tasking_overdue") == [(f"tasking:{order['id']}", "critical", "open")]
+    assert await _unfilled(db, TODAY + timedelta(days=3)) == [r.json()["id"]]
 
     receipt = await receive(c, dict(c.headers), warehouse=w.south, material=w.diesel, owner=w.civil,
                             quantity="800", lot="REFINERY-RUN-1")
@@ -117,3 +119,10 @@ async def test_tasking_overdue_is_raised_while_an_order_is_late_and_resolved_whe
     assert done.status_code == 200 and done.json()["state"] == "completed"
     await evaluate(TODAY + timedelta(days=3))
     assert await _of_kind(db, "tasking_overdue") == [(f"tasking:{order['id']}", "critical", "resolved")]
+    assert await _unfilled(db, TODAY + timedelta(days=3)) == []  # the tasked output counts as received
+
+
+async def _unfilled(db: Database, today: date) -> list[str]:
+    """The requests ``allocation_unfilled`` would be raised for on ``today``."""
+    async with db.transaction() as tx:
+        return [row["id"] for row in await allocation_store.unfilled_requests(tx.pg, today)]
