@@ -93,7 +93,7 @@ async def record_receipt(pg: asyncpg.Connection, tasking_id: str, movement_id: s
         receipt = None  # a movement on military stock does not exist for this reader
     if receipt is None or receipt["warehouse_id"] != row["destination_id"] or receipt["material_id"] != row["material_id"]:
         raise Invalid.field("movement_id", f"not a receipt of {row['material']} at {row['destination']}")
-    if receipt["linked_to"] is not None:
-        raise Conflict("this receipt already counts toward a tasking order", tasking_id=receipt["linked_to"])
-    await store.link_receipt(pg, tasking_id, movement_id, int(receipt["quantity"]), principal.id, now)
+    if receipt["linked_to"] is not None or not await store.link_receipt(
+            pg, tasking_id, movement_id, int(receipt["quantity"]), principal.id, now):
+        raise Conflict("this receipt already counts toward a tasking order")
     return await store.one(pg, tasking_id)

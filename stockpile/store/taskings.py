@@ -115,16 +115,22 @@ async def receipt(pg: asyncpg.Connection, movement_id: str) -> asyncpg.Record | 
 
 
 async def link_receipt(pg: asyncpg.Connection, tasking_id: str, movement_id: str, quantity: int,
-                       principal_id: int, now: datetime) -> None:
-    """Count a receipt toward a tasking order; the order completes once its receipts cover it."""
-    await pg.execute(
+                       principal_id: int, now: datetime) -> bool:
+    """Count a receipt toward a tasking order (the order's row locked by the caller); the order
+    completes once its receipts cover it. False, and nothing written, when the receipt already counts
+    toward an order (another may have linked it meanwhile: the unique movement decides)."""
+    linked = await pg.fetchval(
         """INSERT INTO tasking_receipts (tasking_id, movement_id, quantity, principal_id)
-           VALUES ($1::uuid, $2::uuid, $3, $4)""", tasking_id, movement_id, quantity, principal_id)
+           VALUES ($1::uuid, $2::uuid, $3, $4) ON CONFLICT (movement_id) DO NOTHING RETURNING true""",
+        tasking_id, movement_id, quantity, principal_id)
+    if not linked:
+        return False
     await pg.execute(
         """UPDATE taskings SET received = received + $2,
                   state = CASE WHEN received + $2 >= quantity THEN 'completed' ELSE state END,
                   completed_at = CASE WHEN received + $2 >= quantity THEN $3::timestamptz END
             WHERE id = $1::uuid""", tasking_id, quantity, now)
+    return True
 
 
 async def want_overdue_taskings(pg: asyncpg.Connection, today: date) -> None:
