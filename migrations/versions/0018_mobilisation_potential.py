@@ -7,8 +7,8 @@ Guarantees (enforced here):
 - a capacity's daily quantity is positive, its lead and survey interval are whole days;
 - a capacity's survey history keeps one row per survey date, and a survey once recorded is never
   deleted (trigger ``capacity_surveys_kept``);
-- a tasking order never counts more received than it links receipts for, and a receipt movement
-  counts toward one tasking order at most (``tasking_receipts.movement_id`` is unique).
+- a receipt movement counts toward one tasking order at most (``tasking_receipts.movement_id`` is
+  unique), and an order is completed only once what it received covers its quantity (a CHECK).
 
 Revision ID: 0018
 Revises: 0016
