@@ -11,7 +11,8 @@ Guarantees enforced here:
   by time.
 - A rollup hour holds what the raw readings it replaced held: their count, minimum, maximum and
   exact sum (numeric), so the mean is the raw mean.
-- Alerts gain the kinds ``cold_chain_excursion``, ``stock_variance`` and ``sensor_offline``.
+- Alerts gain the kinds ``cold_chain_excursion``, ``stock_variance`` and ``sensor_offline``;
+  principals the role ``sensor`` (a device that may only post readings).
 
 Revision ID: 0017
 Revises: 0016
@@ -99,13 +100,13 @@ COMMENT ON FUNCTION sensor_readings_partition(date) IS 'create the partition of 
 QUOTED_KINDS = SENSOR_ALERT_KINDS.replace("'", "''")
 
 
-def _alert_kinds(old: str, new: str) -> str:
-    """Rewrite the alert kinds' CHECK, keeping whatever kinds it holds besides (replace ``old`` by ``new``)."""
+def _rewrite_check(table: str, name: str, old: str, new: str) -> str:
+    """Rewrite a list CHECK, keeping whatever values it holds besides (``old`` replaced by ``new``)."""
     return f"""DO $$
-        DECLARE def text := (SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'alerts_kind_check');
+        DECLARE def text := (SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = '{name}');
         BEGIN
-            ALTER TABLE alerts DROP CONSTRAINT alerts_kind_check;
-            EXECUTE 'ALTER TABLE alerts ADD CONSTRAINT alerts_kind_check ' || replace(def, '{old}', '{new}');
+            ALTER TABLE {table} DROP CONSTRAINT {name};
+            EXECUTE 'ALTER TABLE {table} ADD CONSTRAINT {name} ' || replace(def, '{old}', '{new}');
         END $$"""
 
 
@@ -114,11 +115,14 @@ def upgrade() -> None:
         op.execute(statement)
     # the days around the upgrade; the maintain-readings job keeps a week ahead from then on
     op.execute("SELECT sensor_readings_partition(current_date + d) FROM generate_series(-1, 7) d")
-    op.execute(_alert_kinds("]))", f", {QUOTED_KINDS}]))"))
+    op.execute(_rewrite_check("alerts", "alerts_kind_check", "]))", f", {QUOTED_KINDS}]))"))
+    op.execute(_rewrite_check("principals", "principals_roles_check", "]))", ", ''sensor''::text]))"))
 
 
 def downgrade() -> None:
-    op.execute(_alert_kinds(f", {QUOTED_KINDS}", ""))
+    op.execute("UPDATE principals SET roles = array_remove(roles, 'sensor') WHERE 'sensor' = ANY (roles)")
+    op.execute(_rewrite_check("principals", "principals_roles_check", ", ''sensor''::text", ""))
+    op.execute(_rewrite_check("alerts", "alerts_kind_check", f", {QUOTED_KINDS}", ""))
     op.execute("DROP FUNCTION sensor_readings_partition(date)")
     op.execute("DROP TABLE sensor_readings_hourly")
     op.execute("DROP TABLE sensor_readings")

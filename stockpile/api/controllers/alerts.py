@@ -22,7 +22,7 @@ from stockpile.services.commands import Strict
 AlertState = Literal["open", "acknowledged", "resolved"]
 AlertKind = Literal["shortfall", "expiring", "expired_on_hand", "rotation_overdue", "rotation_blocked",
                     "transfer_overdue", "allocation_unfilled", "count_discrepancy", "ledger_invariant",
-                    "shelf_life_failed"]
+                    "shelf_life_failed", "cold_chain_excursion", "stock_variance", "sensor_offline"]
 
 
 class AcknowledgeIn(Strict):
