@@ -146,7 +146,7 @@ WITH watched AS (
            s.created_at, w.code AS warehouse, w.kind AS warehouse_kind, w.region_id, m.code AS material,
            m.decimals, m.unit AS material_unit, coalesce(s.storage_class, m.storage_class) AS storage_class,
            CASE WHEN s.kind = 'tank_level' THEN (
-               SELECT coalesce(sum(a.balance), 0) FROM lots l JOIN accounts a ON a.lot_id = l.id AND a.type = 'stock'
+               SELECT coalesce(sum(a.balance), 0)::bigint FROM lots l JOIN accounts a ON a.lot_id = l.id AND a.type = 'stock'
                 WHERE l.warehouse_id = s.warehouse_id AND l.material_id = s.material_id) END AS book,
            {MILITARY_TANK} AS military_tank
       FROM sensors s JOIN warehouses w ON w.id = s.warehouse_id LEFT JOIN materials m ON m.id = s.material_id),
