@@ -254,7 +254,7 @@ async def maintain(pg: asyncpg.Connection, *, today: date, retention_days: int, 
     """Make the daily partitions of the week ahead; replace the raw readings older than
     ``retention_days`` by their hourly rollups (whole days: a partition is rolled up and dropped,
     the default partition's old rows rolled up and deleted)."""
-    made = await store.make_partitions(pg, today - timedelta(days=1), today + timedelta(days=ahead_days))
+    made = await store.make_partitions(pg, today, today + timedelta(days=ahead_days))
     cutoff = today - timedelta(days=retention_days)
     rolled = {}
     for row in await store.partitions_before(pg, cutoff):
