@@ -22,6 +22,9 @@ The world, in the region ``R-<uid>``:
 - two allocation requests of the military party (one planned, approved and so reserved by a cleared
   planner; one left pending), a drill of a cleared planner drawing on the canary, and an emergency
   loan of military rations to a civilian requester (an obligation whose creditor is military).
+- a tank gauge ``K9GAUGE-<uid>`` on the canary material at the joint depot (a military tank: only
+  military parties hold that material there), reading 29,876.543 kg against the book, so the
+  ``evaluate-sensors`` job raises its ``stock_variance``.
 - the region left at ``emergency`` (so an uncleared planner's own plans and drills may borrow
   military medical stock, and must not be shown it), the audit chain sealed, the business-metrics
   snapshot refreshed and the alerts' outbox messages written.
@@ -57,6 +60,7 @@ VACCINE = "45000"  # a civilian vaccine lot at the joint depot …
 SHARE = "17093"  # … into which the military receives its own share (one lot, owned in shares) …
 SHARED_TOTAL = "62093"  # … so the lot holds this much (only the civilian share may show uncleared)
 SHARED_TARGET_QUANTITY = "71803"  # an every-owner target over that lot at the joint depot (hidden)
+GAUGE_READ = "29876.543"  # the canary tank's gauge, at variance with the book
 
 
 def day(n: int) -> str:
@@ -94,6 +98,7 @@ class Canary:
     target: str
     shared_target: str
     policy: str
+    gauge: str = ""  # a military tank's gauge
     lot_id: str = ""
     receipt_id: str = ""
     ration_lot_id: str = ""
@@ -155,6 +160,7 @@ async def build(client, url: str, *, admin: dict, operator: dict, planner: dict,
         military=f"K9MIL-{uid}", military2=f"K9MIL2-{uid}", civil=f"CIV-{uid}", enterprise=f"ENT-{uid}",
         material=f"K9MED-{uid}", rations=f"RTN-{uid}", diesel=f"DSL-{uid}", vaccine=f"VAX-{uid}",
         lot_code=f"K9LOT-{uid}", target=f"K9TGT-{uid}", shared_target=f"K9ALL-{uid}", policy=f"ROT-MED-{uid}",
+        gauge=f"K9GAUGE-{uid}",
     )
 
     async def ok(method: str, path: str, headers: dict, body=None, status=(200, 201)) -> dict:
@@ -222,6 +228,13 @@ async def build(client, url: str, *, admin: dict, operator: dict, planner: dict,
         "expected_at": (datetime.now(timezone.utc) + timedelta(days=2)).isoformat()}, status=(201,))
     k.transfer_id = transfer["id"]
 
+    # The gauge of the canary's tank, at variance with the book (tolerance 0: at once).
+    await ok("PUT", f"/api/v1/sensors/{k.gauge}", admin, {
+        "warehouse": k.joint, "kind": "tank_level", "material": k.material, "unit": "kg", "tolerance_minutes": 0})
+    read = await ok("POST", "/api/v1/sensor-readings", operator, {"readings": [
+        {"sensor": k.gauge, "at": (datetime.now(timezone.utc) - timedelta(minutes=2)).isoformat(), "value": GAUGE_READ}]})
+    assert read["accepted"] == 1, read
+
     # The military target over it (counting the lot: horizon 0), in shortfall.
     await ok("PUT", f"/api/v1/reserve-targets/{k.target}", admin, {
         "scope": {"warehouse": k.joint}, "material": k.material, "owner": k.military, "quantity": TARGET_QUANTITY,
@@ -284,7 +297,7 @@ async def build(client, url: str, *, admin: dict, operator: dict, planner: dict,
 
         # Alerts (expiring canary lot, the military target's shortfall), their outbox messages, the
         # audit chain sealed and the business-metrics snapshot refreshed.
-        for job in ("evaluate-alerts", "seal-audit", "refresh-metrics"):
+        for job in ("evaluate-sensors", "evaluate-alerts", "seal-audit", "refresh-metrics"):
             outcome = await run_slot(db, catalog(settings)[job], slot=-1)
             assert outcome.outcome == "ok", (job, outcome.detail)
     finally:
@@ -336,9 +349,11 @@ async def _collect(client, admin: dict, k: Canary) -> None:
     k.derived["the every-owner target's floor"] = coverage[k.shared_target]["floor"]
 
     alerts = await _all(client, admin, "/api/v1/alerts")
-    marks = (k.lot_id, k.target, k.shared_target, k.transfer_id, k.lot_code)
+    marks = (k.lot_id, k.target, k.shared_target, k.transfer_id, k.lot_code, k.gauge)
     k.alert_ids = [a["id"] for a in alerts if any(m in str(a) for m in marks)]
-    assert len(k.alert_ids) >= 2, alerts  # expiring canary lot, shortfall of the military target
+    assert len(k.alert_ids) >= 3, alerts  # expiring canary lot, shortfall of the military target, gauge variance
+    [variance] = [a for a in alerts if a["kind"] == "stock_variance" and a["subject"] == f"sensor:{k.gauge}"]
+    k.derived["the gauge's difference from the book"] = str(abs(Decimal(variance["details"]["difference"])))
 
     secrets = [text_secret("lot code", k.lot_code), text_secret("military target code", k.target),
                text_secret("every-owner target code", k.shared_target),
@@ -347,7 +362,7 @@ async def _collect(client, admin: dict, k: Canary) -> None:
                text_secret("pending military request id", k.pending_request_id),
                text_secret("military plan id", k.plan_id), text_secret("obligation id", k.obligation_id),
                text_secret("military party code", k.military), text_secret("second military party code", k.military2),
-               text_secret("canary material code", k.material)]
+               text_secret("canary material code", k.material), text_secret("military tank's gauge code", k.gauge)]
     secrets += [text_secret("movement id", m) for m in k.movement_ids]
     secrets += [text_secret("rotation order id", o) for o in k.order_ids]
     secrets += [text_secret("alert id", a) for a in k.alert_ids]
@@ -356,7 +371,8 @@ async def _collect(client, admin: dict, k: Canary) -> None:
              "military request quantity": REQUESTED, "pending military request quantity": PENDING,
              "drilled military need": DRILLED, "military rations received": RATIONS,
              "military share of the civilian vaccine lot": SHARE, "the shared lot's total": SHARED_TOTAL,
-             "every-owner target quantity": SHARED_TARGET_QUANTITY, **k.derived}
+             "every-owner target quantity": SHARED_TARGET_QUANTITY, "the military tank's gauge reading": GAUGE_READ,
+             **k.derived}
     by_value: dict[Decimal, list[str]] = {}
     for what, quantity in named.items():  # one secret per value, named by everything it is
         by_value.setdefault(Decimal(quantity).normalize(), []).append(what)
