@@ -258,3 +258,21 @@ async def roll_up_default(pg: asyncpg.Connection, cutoff: datetime) -> int:
     await pg.execute(ROLL_UP.format(source="(SELECT * FROM sensor_readings_default WHERE at < $1) r"), cutoff)
     status = await pg.execute("DELETE FROM sensor_readings_default WHERE at < $1", cutoff)
     return int(status.split()[-1])
+
+
+async def simulated(pg: asyncpg.Connection, since: datetime) -> list[asyncpg.Record]:
+    """Every sensor with what a simulation of it needs: its band, and for a gauge the book now (in
+    the material's unit) and the stock movements at its tank since ``since`` (when, how much), so its
+    level can follow the ledger back in time."""
+    return await pg.fetch(
+        """SELECT s.id, s.code, s.kind, s.band_min, s.band_max, w.code AS warehouse, m.decimals,
+                  (SELECT coalesce(sum(a.balance), 0)::bigint FROM lots l JOIN accounts a ON a.lot_id = l.id
+                     AND a.type = 'stock' WHERE l.warehouse_id = s.warehouse_id AND l.material_id = s.material_id) AS book,
+                  (SELECT coalesce(json_agg(json_build_array(extract(epoch FROM mv.occurred_at), p.delta)
+                                            ORDER BY mv.occurred_at), '[]')
+                     FROM lots l JOIN accounts a ON a.lot_id = l.id AND a.type = 'stock'
+                     JOIN postings p ON p.account_id = a.id JOIN movements mv ON mv.id = p.movement_id
+                    WHERE s.kind = 'tank_level' AND l.warehouse_id = s.warehouse_id AND l.material_id = s.material_id
+                      AND mv.occurred_at > $1)::text AS moved
+             FROM sensors s JOIN warehouses w ON w.id = s.warehouse_id LEFT JOIN materials m ON m.id = s.material_id
+            ORDER BY s.code""", since)
