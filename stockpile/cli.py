@@ -567,6 +567,7 @@ def cmd_simulate_sensors(args: argparse.Namespace, settings: Settings) -> int:
         return await _in_transaction(database_url(settings), work)
 
     end = datetime.now(timezone.utc).replace(microsecond=0)
+    end -= timedelta(seconds=end.timestamp() % args.step_seconds)  # on the step: a rerun resends, stores nothing twice
     start, seed = end - timedelta(hours=args.hours), args.seed
     while True:
         done = _run(round_(start, end, seed))

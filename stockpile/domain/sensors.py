@@ -105,13 +105,27 @@ def reading_value(sent: object) -> Decimal | None:
     return value if value.is_finite() and abs(value) <= MAX_VALUE else None
 
 
-def moment_refused(at: datetime, now: datetime, retention_days: int) -> str | None:
-    """Why a reading taken ``at`` is refused (None: it is taken)."""
-    if at > now + FUTURE_SKEW:
-        return f"is more than {int(FUTURE_SKEW.total_seconds() // 60)} minutes after the server's clock"
-    if at < now - timedelta(days=retention_days):
-        return f"is older than the {retention_days} days raw readings are kept"
-    return None
+@dataclass(frozen=True)
+class ReadingWindow:
+    """The times a reading may carry when it arrives at ``now``: not more than ``FUTURE_SKEW``
+    ahead (a device clock that far ahead is wrong), not before the raw retention period (it would be
+    dropped at once)."""
+
+    earliest: datetime
+    latest: datetime
+    retention_days: int
+
+    @classmethod
+    def at(cls, now: datetime, retention_days: int) -> ReadingWindow:
+        return cls(now - timedelta(days=retention_days), now + FUTURE_SKEW, retention_days)
+
+    def refusal(self, at: datetime) -> str | None:
+        """Why a reading taken ``at`` is refused (None: it is taken)."""
+        if at > self.latest:
+            return f"is more than {int(FUTURE_SKEW.total_seconds() // 60)} minutes after the server's clock"
+        if at < self.earliest:
+            return f"is older than the {self.retention_days} days raw readings are kept"
+        return None
 
 
 def outside_band(value: Decimal, band_min: Decimal | None, band_max: Decimal | None) -> bool:

@@ -116,13 +116,14 @@ async def ingest(pg: asyncpg.Connection, readings: list[ReadingIn], principal: P
     refusal = {code: reading_refused(principal, code, s["warehouse_id"], s["military_tank"])
                for code, s in found.items()}
     done = Ingested()
+    window = rules.ReadingWindow.at(now, retention_days)
     ids, ats, values = [], [], []
     for index, reading in enumerate(readings):
         sensor = found.get(reading.sensor)
         problem = unknown_sensor(reading.sensor) if sensor is None else refusal[reading.sensor]
         if problem is None:
             value = rules.reading_value(reading.value)
-            why = rules.moment_refused(reading.at, now, retention_days)
+            why = window.refusal(reading.at)
             if value is None:
                 problem = Invalid.field(f"readings[{index}].value", "is not a finite number")
             elif why is not None:

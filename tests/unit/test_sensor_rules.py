@@ -10,7 +10,7 @@ import pytest
 
 from stockpile.domain.errors import Invalid
 from stockpile.domain.sensors import (
-    SensorSpec, check_sensor, gauge_disagrees, lasted, moment_refused, outside_band, reading_value, silent,
+    ReadingWindow, SensorSpec, check_sensor, gauge_disagrees, lasted, outside_band, reading_value, silent,
 )
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=timezone.utc)
@@ -29,9 +29,10 @@ def test_a_reading_value_is_a_finite_number_as_the_device_wrote_it():
 
 
 def test_a_reading_far_ahead_of_the_clock_or_past_the_retention_is_refused():
-    assert moment_refused(NOW + timedelta(minutes=5), NOW, 90) is None
-    assert "after the server's clock" in moment_refused(NOW + timedelta(minutes=11), NOW, 90)
-    assert "older than the 90 days" in moment_refused(NOW - timedelta(days=91), NOW, 90)
+    window = ReadingWindow.at(NOW, 90)
+    assert window.refusal(NOW + timedelta(minutes=5)) is None and window.refusal(NOW - timedelta(days=89)) is None
+    assert "after the server's clock" in window.refusal(NOW + timedelta(minutes=11))
+    assert "older than the 90 days" in window.refusal(NOW - timedelta(days=91))
 
 
 def test_a_probe_is_outside_its_band_below_min_or_above_max_and_an_open_bound_never_trips():
