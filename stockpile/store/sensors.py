@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from stockpile.domain.sensors import EVIDENCE_GAP
 from stockpile.store.visibility import MILITARY_TANK, SENSORS
 
 VISIBLE = SENSORS.format(warehouses="$1", regions="NULL", cleared="$2")
@@ -138,6 +139,8 @@ def _shows(value: str) -> str:
                      ELSE coalesce({value} < j.band_min, false) OR coalesce({value} > j.band_max, false) END)"""
 
 
+GAP = f"interval '{int(EVIDENCE_GAP.total_seconds())} seconds'"  # ``domain.sensors.lasted``'s
+
 # $1 now, $2 the oldest reading looked at, $3 the gauge tolerance (a fraction), $4 the silence
 # window in minutes. A row per sensor whose condition lasted or that is silent.
 EVALUATE = f"""
@@ -160,7 +163,7 @@ anchored AS (
       FROM latest j LEFT JOIN LATERAL (
           SELECT at FROM sensor_readings r
            WHERE r.sensor_id = j.id AND r.at <= j.last_at - j.tolerance_minutes * interval '1 minute'
-             AND r.at >= j.last_at - j.tolerance_minutes * interval '1 minute' - interval '1 hour'
+             AND r.at >= j.last_at - j.tolerance_minutes * interval '1 minute' - {GAP}
            ORDER BY at DESC LIMIT 1) an ON j.last_at IS NOT NULL AND {_shows("j.last_value")}),
 judged AS (
     SELECT j.*,

@@ -5,12 +5,16 @@ corrects the book; a silent sensor raises ``sensor_offline``; a military tank's 
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 
 from stockpile.jobs.catalog import catalog
+from stockpile.domain.sensors import lasted
 from stockpile.jobs.runs import manual_slot, run_slot
+from stockpile.store import sensors as store
 from stockpile.store.db import Database
 from tests.factories import list_all, lot_of, make_world, post_movement, receive
 
@@ -194,3 +198,29 @@ async def test_a_military_tanks_variance_is_seen_only_by_cleared_readers(client,
     assert await alert_of(client, operator, "stock_variance", code) is not None
     assert await alert_of(client, uncleared, "stock_variance", code) is None
     assert code not in str(await list_all(client, uncleared, "/api/v1/alerts"))
+
+
+async def test_the_evaluation_judges_as_the_rule_states(client, admin, operator, world, pg_pool):
+    """The set-wise SQL and ``domain.sensors.lasted`` agree on random probes: readings at random
+    times over the last three hours, in or out of band, with tolerances from 0 to an hour."""
+    rng = random.Random(world.uid)
+    now = datetime.now(timezone.utc)
+    expected, readings = {}, []
+    for n in range(40):
+        tolerance = rng.choice((0, 10, 30, 60))
+        code = await register(client, admin, f"R-{world.uid}-{n}", {
+            "warehouse": world.north, "kind": "temperature", "storage_class": f"class-{world.uid}", "unit": "C",
+            "band": {"min": "2", "max": "8"}, "tolerance_minutes": tolerance})
+        minutes = sorted(rng.sample(range(1, 180), rng.randint(1, 12)), reverse=True)
+        values = [rng.choice(("5", "5", "9.5")) for _ in minutes]
+        expected[code] = lasted([(now - timedelta(minutes=m), v != "5") for m, v in zip(minutes, values)], tolerance)
+        readings += [{"sensor": code, "at": (now - timedelta(minutes=m)).isoformat(), "value": v}
+                     for m, v in zip(minutes, values)]
+    r = await client.post("/api/v1/sensor-readings", headers=operator, json={"readings": readings})
+    assert r.json()["accepted"] == len(readings)
+    async with pg_pool.acquire() as pg:
+        found = await store.judged(pg, now=now, oldest=now - timedelta(days=1), gauge_tolerance=Decimal("0.005"),
+                                   silence_minutes=10**6)
+    judged = {row["code"] for row in found if row["lasted"]}
+    assert {code for code, yes in expected.items() if yes} == judged & set(expected)
+    assert any(expected.values()) and not all(expected.values())
