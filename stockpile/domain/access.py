@@ -9,6 +9,7 @@ Rules:
   and a read answers as if the object did not exist.
 - Need-to-know: stock owned by a ``military`` party is shown in detail only to principals with
   ``military`` clearance; others may not act on it and see it at most as an aggregate.
+- A ``sensor`` is a device: it may only post readings, of sensors at the warehouses granted to it.
 """
 
 from __future__ import annotations

@@ -71,9 +71,9 @@ async def upsert(pg: asyncpg.Connection, code: str, data: SensorIn, principal: P
     return created, await get(pg, code, principal)
 
 
-async def get(pg: asyncpg.Connection, code: str, principal: Principal, now: datetime | None = None) -> asyncpg.Record:
+async def get(pg: asyncpg.Connection, code: str, principal: Principal) -> asyncpg.Record:
     """One sensor with its last reading; one the principal may not see answers as a missing one."""
-    row = await store.get(pg, code, _last_reading_since(now), principal.visibility.params())
+    row = await store.get(pg, code, _last_reading_since(), principal.visibility.params())
     if row is None:
         raise NotFound(f"no sensor {code}")
     return row
@@ -83,12 +83,12 @@ async def listing(pg: asyncpg.Connection, principal: Principal, *, warehouse: st
                   limit: int) -> list[asyncpg.Record]:
     """The sensors the principal may see (of its warehouses; a military tank's gauge only with
     clearance), by code, each with its last reading."""
-    return await store.page(pg, warehouse=warehouse, after=after, limit=limit, since=_last_reading_since(None),
+    return await store.page(pg, warehouse=warehouse, after=after, limit=limit, since=_last_reading_since(),
                             visibility=principal.visibility.params())
 
 
-def _last_reading_since(now: datetime | None) -> datetime:
-    return (now or datetime.now(timezone.utc)) - LAST_READING_WITHIN
+def _last_reading_since() -> datetime:
+    return datetime.now(timezone.utc) - LAST_READING_WITHIN
 
 
 # -- readings --------------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ async def tank_is_military(pg: asyncpg.Connection, warehouse_id: int, material_i
 
 # A sensor as it is read: its references by code and its latest reading (of the last
 # ``$3`` — a bound, so the probe stays on the recent partitions).
-SENSOR = f"""
+SENSOR = """
     SELECT s.id, s.code, s.kind, s.storage_class, s.unit, s.band_min, s.band_max, s.tolerance_minutes,
            s.created_at, s.updated_at, w.code AS warehouse, m.code AS material, r.at AS last_at, r.value AS last_value
       FROM sensors s JOIN warehouses w ON w.id = s.warehouse_id LEFT JOIN materials m ON m.id = s.material_id
