@@ -3,6 +3,7 @@ is refused on its own), reading them back raw or averaged, and who may post and 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -187,3 +188,17 @@ async def test_sensors_out_of_scope_answer_as_missing(client, admin, make_token,
     assert (await client.get(f"/api/v1/sensors/{code}", headers=reader)).status_code == 404
     assert (await client.get(f"/api/v1/sensors/{code}/readings", headers=reader)).status_code == 404
     assert code not in str((await client.get("/api/v1/sensors", headers=reader)).json())
+
+
+async def test_concurrent_resends_store_each_reading_once(client, admin, operator, world):
+    """A device that times out resends while its first request is still running: eight clients post
+    the same 500 readings at once; each is stored once, and the answers add up."""
+    code = await probe(client, admin, world)
+    batch = [{"sensor": code, "at": ago(600 - m), "value": f"{5 + m % 7 / 10}"} for m in range(500)]
+    answers = await asyncio.gather(*(post(client, operator, batch) for _ in range(8)))
+    assert all(a.status_code == 200 for a in answers)
+    assert sum(a.json()["accepted"] for a in answers) == 500
+    assert sum(a.json()["duplicates"] for a in answers) == 7 * 500
+    stored = await client.get(f"/api/v1/sensors/{code}/readings", headers=operator,
+                              params={"since": ago(700), "limit": 1000})
+    assert len(stored.json()["items"]) == 500
