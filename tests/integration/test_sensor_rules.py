@@ -1,7 +1,8 @@
 """The sensor rules as the worker's ``evaluate-sensors`` job applies them: a cold-chain excursion
 that lasts quarantines the lots and raises ``cold_chain_excursion`` with its readings (a shorter one
 does nothing); a gauge at variance with the book raises ``stock_variance`` until an operator's count
-corrects the book; a silent sensor raises ``sensor_offline``; a military tank's variance is military."""
+corrects the book; a silent sensor raises ``sensor_offline``; a military tank's variance is military;
+and the metrics count sensors by warehouse kind and storage class."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from prometheus_client import REGISTRY
 
-from stockpile.jobs.catalog import catalog
 from stockpile.domain.sensors import lasted
+from stockpile.jobs.catalog import catalog
 from stockpile.jobs.runs import manual_slot, run_slot
 from stockpile.store import sensors as store
+from stockpile.store import snapshots
 from stockpile.store.db import Database
 from tests.factories import list_all, lot_of, make_world, post_movement, receive
 
@@ -224,3 +227,25 @@ async def test_the_evaluation_judges_as_the_rule_states(client, admin, operator,
     judged = {row["code"] for row in found if row["lasted"]}
     assert {code for code, yes in expected.items() if yes} == judged & set(expected)
     assert any(expected.values()) and not all(expected.values())
+
+
+async def test_metrics_count_sensors_by_warehouse_kind_and_class_never_one_series_per_sensor(
+        client, admin, operator, world, evaluate, pg_pool):
+    before = REGISTRY.get_sample_value("stockpile_sensor_readings_ingested_total",
+                                       {"warehouse_kind": "joint", "storage_class": "cold_chain"}) or 0
+    await receive(client, operator, warehouse=world.north, material=world.vaccine, owner=world.civil,
+                  quantity="10", lot=f"V-{world.uid}")
+    code = await probe(client, admin, world, world.north, tolerance=0)
+    await send(client, operator, code, [(2, "5"), (1, "12")])
+    assert REGISTRY.get_sample_value("stockpile_sensor_readings_ingested_total",
+                                     {"warehouse_kind": "joint", "storage_class": "cold_chain"}) == before + 2
+    await evaluate()
+    async with pg_pool.acquire() as pg:
+        samples = [s for s in await snapshots.aggregate(pg, datetime.now(timezone.utc).date())
+                   if s["metric"].startswith("stockpile_sensor")]
+    by = {(s["metric"], s["labels"].get("state"), s["labels"]["warehouse_kind"], s["labels"]["storage_class"]): s["value"]
+          for s in samples}
+    assert by[("stockpile_sensors", "excursion", "joint", "cold_chain")] >= 1
+    assert by[("stockpile_sensor_excursions_open", None, "joint", "cold_chain")] >= 1
+    assert all(set(s["labels"]) <= {"state", "warehouse_kind", "storage_class"} for s in samples)
+    assert code not in str(samples)
