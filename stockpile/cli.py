@@ -114,7 +114,7 @@ async def _first_look(settings: Settings, url: str) -> None:
     db = Database(url, pool_size=2)
     try:
         jobs = catalog(settings)
-        for name in ("plan-rotation", "evaluate-alerts", "refresh-metrics"):
+        for name in ("plan-rotation", "evaluate-alerts", "evaluate-sensors", "refresh-metrics"):
             await run_slot(db, jobs[name], slot=manual_slot())
     finally:
         await db.dispose()
@@ -544,6 +544,45 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.refused else 0
 
 
+def cmd_simulate_sensors(args: argparse.Namespace, settings: Settings) -> int:
+    """Post realistic readings for every registered sensor (see ``services.sensor_simulation``): the
+    last ``--hours`` now, then — with ``--follow`` — one round every ``--step-seconds`` until stopped."""
+    import time as clock
+    from datetime import datetime, timedelta, timezone
+
+    from stockpile.services import principals
+    from stockpile.services.sensor_simulation import Scenario, simulate
+
+    scenario = Scenario(excursion=args.excursion or None, leak=args.leak or None)
+    step = timedelta(seconds=args.step_seconds)
+
+    async def round_(start: datetime, end: datetime, seed: int):
+        async def work(pg):
+            principal = await principals.command_line(pg, os_user())
+            done = await simulate(pg, principal, scenario, start=start, end=end, step=step, seed=seed,
+                                  retention_days=settings.readings_retention_days)
+            await cli_audit(pg, "simulate-sensors", None, {"accepted": done.accepted, "duplicates": done.duplicates,
+                                                           "refused": len(done.refused)})
+            return done
+
+        return await _in_transaction(database_url(settings), work)
+
+    end = datetime.now(timezone.utc).replace(microsecond=0)
+    end -= timedelta(seconds=end.timestamp() % args.step_seconds)  # on the step: a rerun resends, stores nothing twice
+    start, seed = end - timedelta(hours=args.hours), args.seed
+    while True:
+        done = _run(round_(start, end, seed))
+        print(f"{end.isoformat()}: {done.accepted} readings stored, {done.duplicates} already there"
+              + (f", {len(done.refused)} refused" if done.refused else ""), flush=True)
+        if not args.follow:
+            return 0
+        try:
+            clock.sleep(args.step_seconds)
+        except KeyboardInterrupt:
+            return 0
+        start, end, seed = end + step, end + step, seed + 1
+
+
 AS_HELP = ("act as this existing principal: its roles, scope and clearance apply and the audit names it "
            "(default: the trusted command line, recorded as cli:<OS user>)")
 
@@ -582,6 +621,17 @@ def parser() -> argparse.ArgumentParser:
     job_run = job.add_parser("run", help="run one job now and print what it did")
     job_run.add_argument("name")
     job_run.set_defaults(func=cmd_job_run)
+
+    simulate_sensors = sub.add_parser("simulate-sensors", help="post realistic readings for the registered sensors "
+                                                            "(the demo's: one cold-chain excursion, one slow leak)")
+    simulate_sensors.add_argument("--hours", type=float, default=1.0, help="readings of the last H hours first (default 1)")
+    simulate_sensors.add_argument("--follow", action="store_true", help="then keep posting, one round a step, until stopped")
+    simulate_sensors.add_argument("--step-seconds", type=int, default=60, help="time between readings (default 60)")
+    simulate_sensors.add_argument("--seed", type=int, default=11)
+    simulate_sensors.add_argument("--excursion", default="TEMP-W02-COLD",
+                                  help="the probe in a cold-chain excursion ('' for none)")
+    simulate_sensors.add_argument("--leak", default="GAUGE-N01-DIESEL", help="the gauge with a slow leak ('' for none)")
+    simulate_sensors.set_defaults(func=cmd_simulate_sensors)
 
     imp = sub.add_parser("import", help="import movements or master data from a CSV file (all or nothing by default)")
     imp.add_argument("file", help="CSV with a header of API member names (nested ones dotted: lot.code)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from functools import cached_property, lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -34,6 +35,20 @@ def _int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _fraction(name: str, default: Decimal) -> Decimal:
+    """A share, as a fraction (``0.005``) or a percentage (``0.5%``), between 0 and 1."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = Decimal(raw[:-1].strip()) / 100 if raw.endswith("%") else Decimal(raw)
+    except InvalidOperation:
+        raise ValueError(f"{name} must be a fraction (0.005) or a percentage (0.5%), got {raw!r}") from None
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must be at least 0 and below 100%, got {raw!r}")
+    return value
 
 
 def _audit_key() -> str:
@@ -134,6 +149,11 @@ class Settings:
     allocation_solvers: int = 1
     reservation_hours: int = 48
     job_expire_reservations_seconds: int = 300
+    gauge_tolerance: Decimal = Decimal("0.005")  # a fraction of the book
+    sensor_silence_minutes: int = 30
+    readings_retention_days: int = 90
+    job_evaluate_sensors_seconds: int = 60
+    job_maintain_readings_seconds: int = 3600
 
     @property
     def audit_key_bytes(self) -> bytes | None:
@@ -206,6 +226,11 @@ class Settings:
             allocation_solvers=_int("STOCKPILE_ALLOCATION_SOLVERS", 1),
             reservation_hours=_int("STOCKPILE_RESERVATION_HOURS", 48),
             job_expire_reservations_seconds=_int("STOCKPILE_JOB_EXPIRE_RESERVATIONS_SECONDS", 300),
+            gauge_tolerance=_fraction("STOCKPILE_GAUGE_TOLERANCE", Decimal("0.005")),
+            sensor_silence_minutes=_int("STOCKPILE_SENSOR_SILENCE_MINUTES", 30),
+            readings_retention_days=_int("STOCKPILE_READINGS_RETENTION_DAYS", 90),
+            job_evaluate_sensors_seconds=_int("STOCKPILE_JOB_EVALUATE_SENSORS_SECONDS", 60),
+            job_maintain_readings_seconds=_int("STOCKPILE_JOB_MAINTAIN_READINGS_SECONDS", 3600),
         )
 
 

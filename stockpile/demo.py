@@ -41,6 +41,7 @@ from pathlib import Path
 
 import asyncpg
 
+from stockpile import demo_sensors
 from stockpile.domain.access import Principal
 from stockpile.domain.moments import Clock
 from stockpile.services import commands as c
@@ -353,6 +354,7 @@ async def load_demo(url: str, *, seed: int = 7, tokens_file: Path | None = None,
             await loader.targets()
             await demo_potential.load(pg, loader.actors["admin"], now.date())
             await loader.finish()
+            issued += await demo_sensors.load(pg, now, tokens_expire_at, loader.actors["admin"])
             counts = await reads.reserve_counts(pg, now.date())
             await audit.append(pg, at=now, actor="cli:demo", roles=[], action="cli demo", target=None, outcome="ok",
                                status=None, client=None, request_id=None, details={"seed": seed, **counts})

@@ -17,6 +17,11 @@ IDEMPOTENT_REPLAYS = Counter(
     "stockpile_idempotent_replays_total",
     "Ledger POSTs answered from a stored response because their Idempotency-Key was seen before.",
 )
+READINGS_INGESTED = Counter(
+    "stockpile_sensor_readings_ingested_total",
+    "New sensor readings stored by this process, by warehouse kind and storage class (never per sensor).",
+    ["warehouse_kind", "storage_class"],
+)
 
 # The worker's own metrics (served by the worker on STOCKPILE_WORKER_METRICS_PORT).
 JOB_RUNS = Counter("stockpile_job_runs_total", "Job slots run by this worker, by job and outcome.", ["job", "outcome"])
@@ -43,6 +48,8 @@ SNAPSHOT_METRICS = {
     "stockpile_rotation_overdue_quantity": "Quantity overdue rotation orders have not yet replaced, by category and unit.",
     "stockpile_allocation_requests": "Allocation requests by state and priority.",
     "stockpile_allocation_plans": "Allocation plans by state.",
+    "stockpile_sensors": "Sensors by warehouse kind, storage class and state (ok, excursion, variance, offline).",
+    "stockpile_sensor_excursions_open": "Open cold-chain excursions by warehouse kind and storage class.",
 }
 SNAPSHOT_COUNTERS = {"stockpile_ledger_movements"}  # exposed as ``…_total``
 

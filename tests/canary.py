@@ -25,6 +25,9 @@ The world, in the region ``R-<uid>``:
 - a capacity ``K9CAP-<uid>`` of the military party (a jet-fuel plant delivering to the military
   depot, overdue for its survey), tasked by an approved plan for a military request no stock can
   meet: a tasking order, a ``survey_overdue`` alert.
+- a tank gauge ``K9GAUGE-<uid>`` on the canary material at the joint depot (a military tank: only
+  military parties hold that material there), reading 29,876.543 kg against the book, so the
+  ``evaluate-sensors`` job raises its ``stock_variance``.
 - the region left at ``emergency`` (so an uncleared planner's own plans and drills may borrow
   military medical stock, and must not be shown it), the audit chain sealed, the business-metrics
   snapshot refreshed and the alerts' outbox messages written.
@@ -62,6 +65,7 @@ SHARED_TOTAL = "62093"  # … so the lot holds this much (only the civilian shar
 SHARED_TARGET_QUANTITY = "71803"  # an every-owner target over that lot at the joint depot (hidden)
 CAPACITY_DAILY = "7331.9"  # the military capacity's daily jet fuel (1 decimal, the material's)
 TASKING_NEED = "12345.6"  # the military request for jet fuel that only the capacity can meet
+GAUGE_READ = "29876.543"  # the canary tank's gauge, at variance with the book
 
 
 def day(n: int) -> str:
@@ -102,6 +106,7 @@ class Canary:
     jet: str = ""  # a fuel no one holds: only the military capacity makes it
     capacity: str = ""
     tasking_id: str = ""
+    gauge: str = ""  # a military tank's gauge
     lot_id: str = ""
     receipt_id: str = ""
     ration_lot_id: str = ""
@@ -164,6 +169,7 @@ async def build(client, url: str, *, admin: dict, operator: dict, planner: dict,
         material=f"K9MED-{uid}", rations=f"RTN-{uid}", diesel=f"DSL-{uid}", vaccine=f"VAX-{uid}",
         lot_code=f"K9LOT-{uid}", target=f"K9TGT-{uid}", shared_target=f"K9ALL-{uid}", policy=f"ROT-MED-{uid}",
         jet=f"JET-{uid}", capacity=f"K9CAP-{uid}",
+        gauge=f"K9GAUGE-{uid}",
     )
 
     async def ok(method: str, path: str, headers: dict, body=None, status=(200, 201)) -> dict:
@@ -232,6 +238,13 @@ async def build(client, url: str, *, admin: dict, operator: dict, planner: dict,
         "lines": [{"lot_id": k.lot_id, "owner": k.military, "quantity": SENT}],
         "expected_at": (datetime.now(timezone.utc) + timedelta(days=2)).isoformat()}, status=(201,))
     k.transfer_id = transfer["id"]
+
+    # The gauge of the canary's tank, at variance with the book (tolerance 0: at once).
+    await ok("PUT", f"/api/v1/sensors/{k.gauge}", admin, {
+        "warehouse": k.joint, "kind": "tank_level", "material": k.material, "unit": "kg", "tolerance_minutes": 0})
+    read = await ok("POST", "/api/v1/sensor-readings", operator, {"readings": [
+        {"sensor": k.gauge, "at": (datetime.now(timezone.utc) - timedelta(minutes=2)).isoformat(), "value": GAUGE_READ}]})
+    assert read["accepted"] == 1, read
 
     # The military target over it (counting the lot: horizon 0), in shortfall.
     await ok("PUT", f"/api/v1/reserve-targets/{k.target}", admin, {
@@ -310,7 +323,7 @@ async def build(client, url: str, *, admin: dict, operator: dict, planner: dict,
 
         # Alerts (expiring canary lot, the military target's shortfall), their outbox messages, the
         # audit chain sealed and the business-metrics snapshot refreshed.
-        for job in ("evaluate-alerts", "seal-audit", "refresh-metrics"):
+        for job in ("evaluate-sensors", "evaluate-alerts", "seal-audit", "refresh-metrics"):
             outcome = await run_slot(db, catalog(settings)[job], slot=-1)
             assert outcome.outcome == "ok", (job, outcome.detail)
     finally:
@@ -363,8 +376,11 @@ async def _collect(client, admin: dict, k: Canary) -> None:
 
     alerts = await _all(client, admin, "/api/v1/alerts")
     marks = (k.lot_id, k.target, k.shared_target, k.transfer_id, k.lot_code, k.capacity)
+    marks = (k.lot_id, k.target, k.shared_target, k.transfer_id, k.lot_code, k.gauge)
     k.alert_ids = [a["id"] for a in alerts if any(m in str(a) for m in marks)]
-    assert len(k.alert_ids) >= 2, alerts  # expiring canary lot, shortfall of the military target
+    assert len(k.alert_ids) >= 3, alerts  # expiring canary lot, shortfall of the military target, gauge variance
+    [variance] = [a for a in alerts if a["kind"] == "stock_variance" and a["subject"] == f"sensor:{k.gauge}"]
+    k.derived["the gauge's difference from the book"] = str(abs(Decimal(variance["details"]["difference"])))
 
     secrets = [text_secret("lot code", k.lot_code), text_secret("military target code", k.target),
                text_secret("every-owner target code", k.shared_target),
@@ -375,6 +391,7 @@ async def _collect(client, admin: dict, k: Canary) -> None:
                text_secret("military party code", k.military), text_secret("second military party code", k.military2),
                text_secret("canary material code", k.material),
                text_secret("military capacity code", k.capacity), text_secret("tasking order id", k.tasking_id)]
+               text_secret("canary material code", k.material), text_secret("military tank's gauge code", k.gauge)]
     secrets += [text_secret("movement id", m) for m in k.movement_ids]
     secrets += [text_secret("rotation order id", o) for o in k.order_ids]
     secrets += [text_secret("alert id", a) for a in k.alert_ids]
@@ -385,6 +402,8 @@ async def _collect(client, admin: dict, k: Canary) -> None:
              "military share of the civilian vaccine lot": SHARE, "the shared lot's total": SHARED_TOTAL,
              "every-owner target quantity": SHARED_TARGET_QUANTITY, "military capacity per day": CAPACITY_DAILY,
              "military need only the capacity meets": TASKING_NEED, **k.derived}
+             "every-owner target quantity": SHARED_TARGET_QUANTITY, "the military tank's gauge reading": GAUGE_READ,
+             **k.derived}
     by_value: dict[Decimal, list[str]] = {}
     for what, quantity in named.items():  # one secret per value, named by everything it is
         by_value.setdefault(Decimal(quantity).normalize(), []).append(what)

@@ -11,7 +11,7 @@ Guarantees (enforced here):
   unique), and an order is completed only once what it received covers its quantity (a CHECK).
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 """
 
 from alembic import op
@@ -19,7 +19,7 @@ from alembic import op
 from stockpile.store.engine import split_sql
 
 revision = "0018"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 

@@ -27,6 +27,7 @@ from stockpile.api.controllers.health import HealthController
 from stockpile.api.controllers.ledger import MovementController, TransferController
 from stockpile.api.controllers.masterdata import CONTROLLERS as MASTER_DATA
 from stockpile.api.controllers.readiness import ObligationController, ReadinessController, RuleController
+from stockpile.api.controllers.sensors import ReadingController, SensorController
 from stockpile.api.controllers.rotation import RotationOrderController, RotationPolicyController, ShelfLifeController
 from stockpile.api.controllers.stock import LotController, StockController
 from stockpile.api.controllers.targets import CoverageController, TargetController
@@ -101,7 +102,8 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
                         ReadinessController, RuleController, ObligationController, RequestController, PlanController,
                         DrillController,
                         RotationPolicyController, RotationOrderController, ShelfLifeController,
-                        CapacityController, PotentialController, TaskingController],
+                        CapacityController, PotentialController, TaskingController,
+                        SensorController, ReadingController],
         state=State({"db": db, "settings": settings,
                      "authenticators": [ApiTokenAuthenticator(db, settings.token_cache_seconds, settings.token_cache_size)],
                      "limits": limits, "denials": denials,

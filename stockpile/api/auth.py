@@ -39,7 +39,7 @@ from litestar.types import Scope
 from stockpile.api import tasks
 from stockpile.api.problems import Problem
 from stockpile.config import Settings
-from stockpile.domain.access import MASTER_DATA_WRITERS, MOVEMENT_POSTERS, READERS, Principal
+from stockpile.domain.access import MASTER_DATA_WRITERS, MOVEMENT_POSTERS, READERS, READING_POSTERS, Principal
 from stockpile.domain.limits import Limit, wait_before_next
 from stockpile.store import limits as limits_store
 from stockpile.store import tokens
@@ -395,3 +395,4 @@ def requires(*roles: str):
 can_read = requires(*READERS)
 can_post_movements = requires(*MOVEMENT_POSTERS)
 can_write_master_data = requires(*MASTER_DATA_WRITERS)
+can_post_readings = requires(*READING_POSTERS)

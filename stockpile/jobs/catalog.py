@@ -11,6 +11,7 @@ from stockpile.config import Settings
 from stockpile.domain.alerts import Wanted
 from stockpile.services import alerts, allocation
 from stockpile.services import rotation_plan
+from stockpile.services import sensors
 from stockpile.jobs.deliver import deliver_notifications
 from stockpile.jobs.runs import Job
 from stockpile.metrics import LEDGER_MISMATCHED_ACCOUNTS
@@ -99,6 +100,28 @@ async def plan_rotation(db: Database) -> dict[str, Any]:
         return await rotation_plan.plan(tx.pg, today=datetime.now(timezone.utc).date())
 
 
+def evaluate_sensors(settings: Settings):
+    """Judge every sensor: a cold-chain excursion quarantines its lots and raises
+    ``cold_chain_excursion``; a gauge at variance with the book raises ``stock_variance``; a silent
+    sensor ``sensor_offline`` (see ``services.sensors``)."""
+    async def run(db: Database) -> dict[str, Any]:
+        async with db.transaction() as tx:
+            return await sensors.evaluate(tx.pg, now=datetime.now(timezone.utc), gauge_tolerance=settings.gauge_tolerance,
+                                          silence_minutes=settings.sensor_silence_minutes)
+
+    return run
+
+
+def maintain_readings(settings: Settings):
+    """Make the readings' partitions of the week ahead; roll raw readings past their retention up by hour."""
+    async def run(db: Database) -> dict[str, Any]:
+        async with db.transaction() as tx:
+            return await sensors.maintain(tx.pg, today=datetime.now(timezone.utc).date(),
+                                          retention_days=settings.readings_retention_days)
+
+    return run
+
+
 def catalog(settings: Settings) -> dict[str, Job]:
     jobs_ = [
         Job("seal-audit", seal_audit(settings), settings.job_seal_audit_seconds, changes_state=True),
@@ -109,5 +132,7 @@ def catalog(settings: Settings) -> dict[str, Job]:
         Job("refresh-metrics", refresh_metrics, settings.job_refresh_metrics_seconds, changes_state=False),
         Job("plan-rotation", plan_rotation, settings.job_plan_rotation_seconds, changes_state=True),
         Job("expire-reservations", expire_reservations, settings.job_expire_reservations_seconds, changes_state=True),
+        Job("evaluate-sensors", evaluate_sensors(settings), settings.job_evaluate_sensors_seconds, changes_state=True),
+        Job("maintain-readings", maintain_readings(settings), settings.job_maintain_readings_seconds, changes_state=True),
     ]
     return {job.name: job for job in jobs_}

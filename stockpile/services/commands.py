@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import msgspec
 
@@ -326,3 +326,31 @@ class TaskingReceiptIn(Strict):
     """A receipt movement that delivered (part of) a tasking order's output."""
 
     movement_id: Id
+class BandIn(Strict):
+    """A probe's allowed range; either bound may be left open."""
+
+    min: Decimal | None = None
+    max: Decimal | None = None
+
+
+class SensorIn(Strict):
+    warehouse: Code
+    kind: Literal["temperature", "humidity", "tank_level"]
+    unit: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+    tolerance_minutes: int
+    storage_class: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    material: Code | None = None
+    band: BandIn | None = None
+
+
+class ReadingIn(Strict):
+    """One reading. ``value`` is taken as sent (a number or a decimal string) and judged on its own
+    (``domain.sensors.reading_value``), so one bad value refuses that reading, not the batch."""
+
+    sensor: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    at: Moment
+    value: Any
+
+
+class ReadingsIn(Strict):
+    readings: Annotated[list[ReadingIn], msgspec.Meta(max_length=10_000)]

@@ -11,6 +11,7 @@ import asyncpg
 from stockpile.domain.coverage import coverage_state
 from stockpile.store import coverage
 from stockpile.store import rotation_plan
+from stockpile.store import sensors
 
 
 ALL, CLEARED, UNCLEARED = "all", "cleared", "uncleared"
@@ -111,6 +112,11 @@ async def aggregate(pg: asyncpg.Connection, today: date, max_targets: int = 100)
     plans = {r["state"]: r["n"] for r in await pg.fetch("SELECT state, count(*) AS n FROM allocation_plans GROUP BY 1")}
     for state in ("proposed", "approved", "dispatched", "cancelled", "expired"):
         add("stockpile_allocation_plans", plans.get(state, 0), state=state)
+    for row in await sensors.sensor_counts(pg):  # counts of sensors, no reading: shown to every audience
+        where = {"warehouse_kind": row["warehouse_kind"], "storage_class": row["storage_class"]}
+        add("stockpile_sensors", row["n"], state=row["state"], **where)
+        if row["state"] == "excursion":
+            add("stockpile_sensor_excursions_open", row["n"], **where)
     return samples
 
 

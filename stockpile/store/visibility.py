@@ -126,3 +126,14 @@ CAPACITIES = """
 TASKINGS = """
     ({warehouses}::bigint[] IS NULL OR k.region_id = ANY({regions}) OR tk.destination_id = ANY({warehouses}))
     AND ({cleared} OR NOT """ + CAPACITY_MILITARY + ")"
+# A tank gauge (``s``) in a tank where a military party holds, or held, stock of the material it
+# measures: its readings would place military quantities (``stockpile.domain.access.sensor_disclosed``).
+MILITARY_TANK = """(s.kind = 'tank_level' AND EXISTS (
+    SELECT 1 FROM lots tl JOIN accounts ta ON ta.lot_id = tl.id AND ta.type = 'stock'
+      JOIN parties tp ON tp.id = ta.owner_id
+     WHERE tl.warehouse_id = s.warehouse_id AND tl.material_id = s.material_id AND tp.sector = 'military'))"""
+
+# A sensor (``s``): at a warehouse in the reader's scope and, unless the reader is cleared, not a
+# military tank's gauge (``stockpile.domain.access.sensor_visible``).
+SENSORS = "({warehouses}::bigint[] IS NULL OR s.warehouse_id = ANY({warehouses})) AND ({cleared} OR NOT " \
+          + MILITARY_TANK + ")"

@@ -232,6 +232,7 @@ async def build_world(a: Arrange) -> World:
     await token("admin_u", "admin")
     await token("cmd1", "commander", clearance="military")
     await token("cmd2", "commander", clearance="military")
+    await token("sensA", "sensor", regions=ours)
     w.headers["admin"] = a.admin
 
     # Shared stock (cases that could change it arrange their own lots instead).
@@ -342,6 +343,7 @@ SETTLE = "/api/v1/obligations/{obligation_id}/settlements"
 DECLARATIONS = "/api/v1/readiness/declarations"
 TOKENS = "/api/v1/tokens"
 CAPACITY, TASKING_RECEIPT = "/api/v1/capacities/{code}", "/api/v1/taskings/{tasking_id}/receipts"
+SENSOR, READINGS = "/api/v1/sensors/{code}", "/api/v1/sensor-readings"
 
 
 def fill(route: str, value: str) -> str:
@@ -432,6 +434,34 @@ def drill(**request: Callable[[World], str]) -> Build:
     return lambda a: ("/api/v1/drills", {"name": "authority matrix", "requests": [{
         "priority": "immediate", "needed_by": SOON, "quantity": "10", "material": a.w.diesel,
         **{k: v(a.w) for k, v in request.items()}}]})
+
+
+def sensor_spec(warehouse: str, w: World, gauge: bool) -> dict:
+    """A diesel tank gauge or a cold-chain probe at ``warehouse``."""
+    if gauge:
+        return {"warehouse": warehouse, "kind": "tank_level", "material": w.diesel, "unit": "L", "tolerance_minutes": 30}
+    return {"warehouse": warehouse, "kind": "temperature", "storage_class": "cold_chain", "unit": "C",
+            "band": {"min": "2", "max": "8"}, "tolerance_minutes": 30}
+
+
+def readings_of(where: Callable[[World], str], gauge: bool = False) -> Build:
+    """Readings of a sensor the admin registers at ``where(w)`` (A1 holds military diesel: its gauge is a
+    military tank's)."""
+    async def build(a: Arrange):
+        code = f"AZ-S-{short()}"
+        await a.put(fill(SENSOR, code), sensor_spec(where(a.w), a.w, gauge))
+        return READINGS, {"readings": [{"sensor": code, "at": f"{date.today().isoformat()}T00:00:00Z", "value": "5"}]}
+    return build
+
+
+def sensor_put(where: Callable[[World], str], exists: bool) -> Build:
+    """A gauge at ``where(w)`` PUT by the caller: one the admin registered there before, or a new one."""
+    async def build(a: Arrange):
+        code = f"AZ-S-{short()}"
+        if exists:
+            await a.put(fill(SENSOR, code), sensor_spec(where(a.w), a.w, gauge=True))
+        return fill(SENSOR, code), {**sensor_spec(where(a.w), a.w, gauge=True), "tolerance_minutes": 1}
+    return build
 
 
 async def _fresh_principal(a: Arrange) -> str:
@@ -675,6 +705,15 @@ CASES: list[Case] = [
          lambda a: _rule_edit(a, "EME-CIV-MIL-MED")),
     Case("rule edit by a planner", "PUT", RULE, "plA_c",
          lambda a: _rule_edit(a, "EME-CIV-MIL-FOOD")),
+    # -- sensors: readings are answered each on its own (200 with every one refused, nothing stored) ---
+    Case("readings of another region's sensor, device", "POST", READINGS, "sensA", readings_of(lambda w: w.wh_b1)),
+    Case("readings of another region's sensor, operator", "POST", READINGS, "opA_c", readings_of(lambda w: w.wh_b1)),
+    Case("readings of a military tank's gauge, uncleared device", "POST", READINGS, "sensA",
+         readings_of(lambda w: w.wh_a1, gauge=True)),
+    Case("military tank's gauge replaced by an uncleared admin", "PUT", SENSOR, "admin_u",
+         sensor_put(lambda w: w.wh_a1, exists=True)),
+    Case("new gauge in a military tank by an uncleared admin", "PUT", SENSOR, "admin_u",
+         sensor_put(lambda w: w.wh_a1, exists=False)),
     # -- tokens ---------------------------------------------------------------------------------------
     Case("token minted by a planner for itself", "POST", TOKENS, "plA_c", lambda a: (
         TOKENS, {"principal": a.w.names["plA_c"], "roles": ["admin"], "clearance": "military"})),
@@ -783,6 +822,10 @@ async def test_a_write_outside_the_callers_remit_is_refused_and_writes_nothing(c
         # A non-atomic batch answers each item on its own, and keeps that answer for its Idempotency-Key.
         assert all(x.get("problem", {}).get("type") in DENIED.values() for x in r.json()["results"]), outcome
         changes.pop("idempotency_keys", None)
+    elif r.status_code == 200 and case.route == READINGS:
+        # Readings too are answered each on its own: every one refused, none stored.
+        assert r.json()["accepted"] == 0 and r.json()["refused"], outcome
+        assert all(x["problem"]["type"] in DENIED.values() for x in r.json()["refused"]), outcome
     else:
         assert r.status_code in case.refused, outcome
         assert r.headers["content-type"].startswith(PROBLEM), outcome

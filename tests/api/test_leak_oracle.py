@@ -73,7 +73,8 @@ def path_values(k: Canary, ctx: "Context") -> dict[str, Callable[[str], list[str
     codes = {f"{API}/parties/": [k.military, k.military2], f"{API}/regions/": [k.region],
              f"{API}/warehouses/": [k.joint, k.depot], f"{API}/materials/": [k.material],
              f"{API}/reserve-targets/": [k.target, ctx.own_target], f"{API}/rotation-policies/": [k.policy],
-             f"{API}/allocation-rules/": [ctx.rule_code], f"{API}/capacities/": [k.capacity]}
+             f"{API}/allocation-rules/": [ctx.rule_code], f"{API}/capacities/": [k.capacity],
+             f"{API}/sensors/": [k.gauge]}
     by_code = lambda path: next(v for prefix, v in codes.items() if path.startswith(prefix))  # noqa: E731
     return {
         "code": by_code,
@@ -186,6 +187,10 @@ def write_bodies(k: Canary, ctx: "Context") -> dict[str, list[tuple[str, Any]]]:
             "surveyed_on": day(0), "survey_interval_days": 365}),
         f"POST {API}/taskings/{{tasking_id}}/receipts": (f"{API}/taskings/{k.tasking_id}/receipts",
                                                          {"movement_id": k.receipt_id}),
+        f"PUT {API}/sensors/{{code}}": (f"{API}/sensors/{k.gauge}", {
+            "warehouse": k.joint, "kind": "tank_level", "material": k.material, "unit": "kg", "tolerance_minutes": 5}),
+        f"POST {API}/sensor-readings": (f"{API}/sensor-readings", {"readings": [
+            {"sensor": k.gauge, "at": f"{day(0)}T00:00:00Z", "value": "1"}]}),
     }
     writes: dict[str, list[tuple[str, Any]]] = defaultdict(list)
     for key, attempt in one.items():  # "#…": another attempt at the same operation
@@ -210,6 +215,7 @@ KNOWN_GETS = {f"GET {API}/{path}" for path in (
     "rotation-orders", "rotation-orders/{order_id}", "rotation-policies", "rotation-policies/{code}", "stock",
     "tokens", "transfers", "transfers/{transfer_id}", "warehouses", "warehouses/{code}",
     "capacities", "capacities/{code}", "potential", "taskings", "taskings/{tasking_id}",
+    "sensors", "sensors/{code}", "sensors/{code}/readings",
 )} | {"GET /health/live", "GET /health/ready"}  # the health routes take no parameter: read as they are
 
 
@@ -458,7 +464,8 @@ async def _walk_everything(make_database, settings) -> None:
             ctx.twins = {hidden: str(uuid.uuid4()) for hidden in (
                 k.lot_id, k.transfer_id, k.plan_id, k.request_id, k.pending_request_id, k.obligation_id,
                 *k.order_ids, *k.alert_ids, *k.movement_ids, k.tasking_id)}
-            ctx.twins |= {k.target: f"NONE-{uid}", k.shared_target: f"NOTHING-{uid}", k.capacity: f"NOCAP-{uid}"}
+            ctx.twins |= {k.target: f"NONE-{uid}", k.shared_target: f"NOTHING-{uid}", k.capacity: f"NOCAP-{uid}",
+                          k.gauge: f"NOGAUGE-{uid}"}
             readers = {}
             for role in ROLES:  # every role the service knows, none cleared
                 scoped = {"regions": [k.region]} if role in ("operator", "planner") else (

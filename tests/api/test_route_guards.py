@@ -15,7 +15,7 @@ from stockpile.api.app import create_app
 from stockpile.config import Settings
 
 READ = {"operator", "planner", "commander", "auditor", "admin"}
-ROLES = ("operator", "planner", "commander", "auditor", "admin", "metrics")
+ROLES = ("operator", "planner", "commander", "auditor", "admin", "metrics", "sensor")
 
 ROLE_MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/parties"): READ, ("GET", "/api/v1/parties/{code}"): READ, ("PUT", "/api/v1/parties/{code}"): {"admin"},
@@ -66,6 +66,9 @@ ROLE_MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/capacities/{code}"): READ, ("GET", "/api/v1/potential"): READ,
     ("GET", "/api/v1/taskings"): READ, ("GET", "/api/v1/taskings/{tasking_id}"): READ,
     ("POST", "/api/v1/taskings/{tasking_id}/receipts"): {"operator", "admin"},
+    ("PUT", "/api/v1/sensors/{code}"): {"admin"}, ("GET", "/api/v1/sensors"): READ,
+    ("GET", "/api/v1/sensors/{code}"): READ, ("GET", "/api/v1/sensors/{code}/readings"): READ,
+    ("POST", "/api/v1/sensor-readings"): {"sensor", "operator", "admin"},
 }
 
 PUBLIC = re.compile(r"^/(health|docs|schema|metrics)")

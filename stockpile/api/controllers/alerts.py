@@ -22,8 +22,8 @@ from stockpile.services.commands import Strict
 AlertState = Literal["open", "acknowledged", "resolved"]
 AlertKind = Literal["shortfall", "expiring", "expired_on_hand", "rotation_overdue", "rotation_blocked",
                     "transfer_overdue", "allocation_unfilled", "count_discrepancy", "ledger_invariant",
-                    "shelf_life_failed",
-                    "survey_overdue", "tasking_overdue"]
+                    "shelf_life_failed", "survey_overdue", "tasking_overdue",
+                    "cold_chain_excursion", "stock_variance", "sensor_offline"]
 
 
 class AcknowledgeIn(Strict):
