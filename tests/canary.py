@@ -375,8 +375,7 @@ async def _collect(client, admin: dict, k: Canary) -> None:
     k.derived["the every-owner target's floor"] = coverage[k.shared_target]["floor"]
 
     alerts = await _all(client, admin, "/api/v1/alerts")
-    marks = (k.lot_id, k.target, k.shared_target, k.transfer_id, k.lot_code, k.capacity)
-    marks = (k.lot_id, k.target, k.shared_target, k.transfer_id, k.lot_code, k.gauge)
+    marks = (k.lot_id, k.target, k.shared_target, k.transfer_id, k.lot_code, k.capacity, k.gauge)
     k.alert_ids = [a["id"] for a in alerts if any(m in str(a) for m in marks)]
     assert len(k.alert_ids) >= 3, alerts  # expiring canary lot, shortfall of the military target, gauge variance
     [variance] = [a for a in alerts if a["kind"] == "stock_variance" and a["subject"] == f"sensor:{k.gauge}"]
@@ -390,8 +389,8 @@ async def _collect(client, admin: dict, k: Canary) -> None:
                text_secret("military plan id", k.plan_id), text_secret("obligation id", k.obligation_id),
                text_secret("military party code", k.military), text_secret("second military party code", k.military2),
                text_secret("canary material code", k.material),
-               text_secret("military capacity code", k.capacity), text_secret("tasking order id", k.tasking_id)]
-               text_secret("canary material code", k.material), text_secret("military tank's gauge code", k.gauge)]
+               text_secret("military capacity code", k.capacity), text_secret("tasking order id", k.tasking_id),
+               text_secret("military tank's gauge code", k.gauge)]
     secrets += [text_secret("movement id", m) for m in k.movement_ids]
     secrets += [text_secret("rotation order id", o) for o in k.order_ids]
     secrets += [text_secret("alert id", a) for a in k.alert_ids]
