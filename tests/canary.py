@@ -400,8 +400,7 @@ async def _collect(client, admin: dict, k: Canary) -> None:
              "drilled military need": DRILLED, "military rations received": RATIONS,
              "military share of the civilian vaccine lot": SHARE, "the shared lot's total": SHARED_TOTAL,
              "every-owner target quantity": SHARED_TARGET_QUANTITY, "military capacity per day": CAPACITY_DAILY,
-             "military need only the capacity meets": TASKING_NEED, **k.derived}
-             "every-owner target quantity": SHARED_TARGET_QUANTITY, "the military tank's gauge reading": GAUGE_READ,
+             "military need only the capacity meets": TASKING_NEED, "the military tank's gauge reading": GAUGE_READ,
              **k.derived}
     by_value: dict[Decimal, list[str]] = {}
     for what, quantity in named.items():  # one secret per value, named by everything it is
