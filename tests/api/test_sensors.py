@@ -50,11 +50,12 @@ async def test_a_probe_is_registered_replaced_and_read_with_its_last_reading(cli
         "band": {"min": "2.0", "max": "8.0"}, "tolerance_minutes": 20})
     assert again.status_code == 200 and again.json()["tolerance_minutes"] == 20
     assert again.json()["last_reading"] is None
+    last = ago(1)
     r = await post(client, operator, [{"sensor": code, "at": ago(2), "value": 4.5},
-                                      {"sensor": code, "at": ago(1), "value": "5.25"}])
+                                      {"sensor": code, "at": last, "value": "5.25"}])
     assert r.status_code == 200 and r.json() == {"accepted": 2, "duplicates": 0, "refused": []}
     shown = (await client.get(f"/api/v1/sensors/{code}", headers=operator)).json()
-    assert shown["band"] == {"min": "2.0", "max": "8.0"} and shown["last_reading"] == {"at": ago(1).replace("+00:00", "Z"),
+    assert shown["band"] == {"min": "2.0", "max": "8.0"} and shown["last_reading"] == {"at": last.replace("+00:00", "Z"),
                                                                                        "value": "5.25"}
     listed = await client.get("/api/v1/sensors", params={"warehouse": world.north}, headers=operator)
     assert [s["code"] for s in listed.json()["items"]] == [code]
