@@ -134,6 +134,8 @@ class Settings:
     allocation_solvers: int = 1
     reservation_hours: int = 48
     job_expire_reservations_seconds: int = 300
+    console_secret: str = field(default="", repr=False)  # seals console session cookies; empty: one per process
+    console_session_minutes: int = 480
 
     @property
     def audit_key_bytes(self) -> bytes | None:
@@ -206,6 +208,8 @@ class Settings:
             allocation_solvers=_int("STOCKPILE_ALLOCATION_SOLVERS", 1),
             reservation_hours=_int("STOCKPILE_RESERVATION_HOURS", 48),
             job_expire_reservations_seconds=_int("STOCKPILE_JOB_EXPIRE_RESERVATIONS_SECONDS", 300),
+            console_secret=os.environ.get("STOCKPILE_CONSOLE_SECRET", ""),
+            console_session_minutes=_int("STOCKPILE_CONSOLE_SESSION_MINUTES", 480),
         )
 
 
