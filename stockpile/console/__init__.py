@@ -19,6 +19,7 @@ from litestar.plugins import InitPluginProtocol
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from stockpile.api import problems
 from stockpile.config import Settings
 from stockpile.console.session import Sealer
 from stockpile.console.web import SessionMiddleware, failure_page
@@ -43,7 +44,7 @@ def router() -> Router:
         route_handlers=[static, *signin.HANDLERS, *operator.HANDLERS, *planner.HANDLERS, *commander.HANDLERS,
                         *auditor.HANDLERS],
         middleware=[DefineMiddleware(SessionMiddleware, exclude=["/console/static"])],
-        exception_handlers={Exception: failure_page},
+        exception_handlers={kind: failure_page for kind in problems.HANDLERS},
     )
 
 

@@ -4,6 +4,8 @@ cases and guards."""
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from litestar import Request, Response, get, post
 
 from stockpile.api.auth import can_read, requires
@@ -61,7 +63,7 @@ async def declare(request: Request) -> Response:
 
 
 def _step(name: str, use_case):
-    async def handler(request: Request, declaration_id: str) -> Response:
+    async def handler(request: Request, declaration_id: UUID) -> Response:
         form = await read_form(request)
 
         async def action() -> Response:

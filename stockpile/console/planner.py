@@ -4,6 +4,8 @@ drills — through the same use cases as the API, with its guards."""
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from collections import defaultdict
 from datetime import date
 from typing import Any
@@ -191,23 +193,23 @@ async def _plan_page(request: Request, plan_id: str, failure: Failure | None = N
 
 
 @get("/allocation/plans/{plan_id:uuid}", guards=[signed_in, can_read])
-async def plan_page(request: Request, plan_id: str) -> Response:
+async def plan_page(request: Request, plan_id: UUID) -> Response:
     return await _plan_page(request, str(plan_id))
 
 
 def _plan_action(name: str, guard, step):
-    async def handler(request: Request, plan_id: str) -> Response:
+    async def handler(request: Request, plan_id: UUID) -> Response:
         form = await read_form(request)
-        plan_id = str(plan_id)
+        plan = str(plan_id)
 
         async def action() -> Response:
             async def run(tx):
-                return 200, await step(request, tx.pg, plan_id, form)
+                return 200, await step(request, tx.pg, plan, form)
 
-            plan = await apply(request, form, run)
-            return done(request, f"/console/allocation/plans/{plan_id}", f"{name}: {plan['state']}")
+            changed = await apply(request, form, run)
+            return done(request, f"/console/allocation/plans/{plan}", f"{name}: {changed['state']}")
 
-        return await attempt(request, name, action, lambda failure: _plan_page(request, plan_id, failure))
+        return await attempt(request, name, action, lambda failure: _plan_page(request, plan, failure))
 
     handler.__name__ = f"plan_{name}"
     return post(f"/allocation/plans/{{plan_id:uuid}}/{name}", guards=[signed_in, guard])(handler)
@@ -275,7 +277,7 @@ async def run_drill(request: Request) -> Response:
 
 
 @get("/drills/{drill_id:uuid}", guards=[signed_in, can_read])
-async def drill_page(request: Request, drill_id: str) -> Response:
+async def drill_page(request: Request, drill_id: UUID) -> Response:
     voice = speaker(request)
     async with request.app.state.db.transaction() as tx:
         drill = await drills.show(tx.pg, str(drill_id), request.user)
