@@ -77,7 +77,8 @@ async def warehouse_context(request: Request, code: str) -> dict[str, Any]:
             pg, principal, warehouse=code, material=None, owner=None, kind=None, since=None, until=None,
             before_seq=None, limit=15)]
         materials = await masterdata.page(pg, "materials", principal, after=None, limit=ROWS)
-        parties = await masterdata.page(pg, "parties", principal, after=None, limit=ROWS)
+        parties = [p for p in await masterdata.page(pg, "parties", principal, after=None, limit=ROWS)
+                   if principal.may_see_owner(p["sector"])]
         others = await masterdata.page(pg, "warehouses", principal, after=None, limit=ROWS)
     return {
         "warehouse": warehouse, "positions": positions, "today": today,
