@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gettext
 import io
+import logging
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -25,6 +26,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import Translations
+
+log = logging.getLogger("stockpile.console")
 
 TRANSLATIONS = Path(__file__).parent / "translations"
 LANG_COOKIE = "stockpile_console_lang"
@@ -43,6 +46,12 @@ def catalogue(lang: str) -> gettext.NullTranslations:
         write_mo(compiled, read_po(po, locale=LANGUAGES[lang]))
     compiled.seek(0)
     return Translations(compiled)
+
+
+@lru_cache(maxsize=1024)
+def _untranslated(lang: str, message: str) -> None:
+    """Say once per process that a message shown has no translation (the catalogue needs it)."""
+    log.warning("untranslated console message lang=%s message=%r", lang, message)
 
 
 def choose(query: str | None, cookie: str | None, accept_language: str | None) -> str:
@@ -81,10 +90,16 @@ class Speaker:
         return "zh-Hans" if self.lang == "zh" else "en"
 
     def gettext(self, message: str) -> str:
-        return catalogue(self.lang).gettext(message)
+        if self.lang == "en" or not message:
+            return message
+        translated = catalogue(self.lang).gettext(message)
+        if translated == message:
+            _untranslated(self.lang, message)
+        return translated
 
     def ngettext(self, singular: str, plural: str, n: int) -> str:
-        return catalogue(self.lang).ngettext(singular, plural, n)
+        """The plural form for ``n``, with ``%(num)d`` filled in."""
+        return catalogue(self.lang).ngettext(singular, plural, n) % {"num": n}
 
     def quantity(self, text: str | None, decimals: int | None = None) -> str:
         """A decimal quantity string written per locale, every digit kept."""
