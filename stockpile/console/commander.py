@@ -12,8 +12,9 @@ from stockpile.api.auth import can_read, requires
 from stockpile.api.presenters.masterdata import present_master
 from stockpile.api.presenters.readiness import present_declaration
 from stockpile.console import charts
-from stockpile.console.operator import _command
-from stockpile.console.web import Failure, Form, apply, attempt, done, read_form, render, signed_in, speaker
+from stockpile.console.web import (
+    Failure, Form, apply, attempt, command_of, done, read_form, render, signed_in, speaker,
+)
 from stockpile.domain.moments import Clock
 from stockpile.services import commands as c
 from stockpile.services import masterdata, readiness
@@ -50,7 +51,7 @@ async def declare(request: Request) -> Response:
     form = await read_form(request)
 
     async def action() -> Response:
-        command = _command(c.DeclarationIn, {"region": form.text("region"), "level": form.text("level"),
+        command = command_of(c.DeclarationIn, {"region": form.text("region"), "level": form.text("level"),
                                              "reason": form.text("reason") or ""})
 
         async def run(tx):

@@ -7,10 +7,9 @@ form posts the same command the API's route would, through the same use case, on
 from __future__ import annotations
 
 from datetime import date, datetime, time, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-import msgspec
 from litestar import Request, Response, get, post
 
 from stockpile.api.auth import can_post_movements, can_read
@@ -19,7 +18,9 @@ from stockpile.api.controllers.stock import present_position
 from stockpile.api.presenters.masterdata import present_master
 from stockpile.api.presenters.movements import present_movement, present_posted
 from stockpile.api.presenters.rotation import present_order
-from stockpile.console.web import Failure, Form, apply, attempt, done, read_form, render, signed_in
+from stockpile.console.web import (
+    Failure, Form, apply, attempt, command_of, day_field, decimal_field, done, read_form, render, signed_in,
+)
 from stockpile.domain.errors import Invalid
 from stockpile.domain.moments import Clock
 from stockpile.metrics import MOVEMENTS_POSTED
@@ -116,27 +117,6 @@ async def find_lot(request: Request, code: str, lot: str = "") -> Response:
 
 # -- forms ----------------------------------------------------------------------------------------
 
-def _decimal(form: Form, name: str) -> str:
-    value = form.text(name)
-    if value is None:
-        raise Invalid.field(name, "is required")
-    try:
-        Decimal(value.replace(",", ""))
-    except InvalidOperation:
-        raise Invalid.field(name, "must be a number") from None
-    return value.replace(",", "")
-
-
-def _day(form: Form, name: str) -> str | None:
-    value = form.text(name)
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value).isoformat()
-    except ValueError:
-        raise Invalid.field(name, "must be a date (YYYY-MM-DD)") from None
-
-
 async def _lot_id(request: Request, code: str, lot_code: str | None, field: str = "lot") -> str | None:
     """The id of the lot a code names at this warehouse (among the positions the reader sees)."""
     if lot_code is None:
@@ -148,13 +128,6 @@ async def _lot_id(request: Request, code: str, lot_code: str | None, field: str 
         if p["lot_code"] == lot_code:
             return str(p["lot_id"])
     raise Invalid.field(field, f"no lot {lot_code} with stock at {code}")
-
-
-def _command(kind: type, body: dict) -> Any:
-    try:
-        return msgspec.convert({k: v for k, v in body.items() if v is not None}, kind, strict=False)
-    except msgspec.ValidationError as exc:
-        raise Invalid.field(str(exc).rpartition("$.")[2].rstrip("`") or "form", str(exc)) from None
 
 
 async def _post(request: Request, form: Form, command: c.Movement) -> dict:
@@ -185,20 +158,20 @@ def _movement_form(name: str, build):
 
 
 async def _receipt(request: Request, code: str, form: Form) -> c.Receipt:
-    return _command(c.Receipt, {
+    return command_of(c.Receipt, {
         "warehouse": code, "material": form.text("material"), "owner": form.text("owner"),
-        "quantity": _decimal(form, "quantity"),
-        "lot": {"code": form.text("lot") or "", "manufactured_on": _day(form, "manufactured_on"),
-                "expires_on": _day(form, "expires_on")},
+        "quantity": decimal_field(form, "quantity"),
+        "lot": {"code": form.text("lot") or "", "manufactured_on": day_field(form, "manufactured_on"),
+                "expires_on": day_field(form, "expires_on")},
         "note": form.text("note"),
     })
 
 
 async def _issue(request: Request, code: str, form: Form) -> c.Issue:
     lot_id = await _lot_id(request, code, form.text("lot"))
-    return _command(c.Issue, {
+    return command_of(c.Issue, {
         "warehouse": code, "material": None if lot_id else form.text("material"), "owner": form.text("owner"),
-        "quantity": _decimal(form, "quantity"), "lot_id": lot_id, "reason": form.text("reason") or "consumption",
+        "quantity": decimal_field(form, "quantity"), "lot_id": lot_id, "reason": form.text("reason") or "consumption",
     })
 
 
@@ -206,12 +179,12 @@ async def _count(request: Request, code: str, form: Form) -> c.Adjustment:
     lot_id = await _lot_id(request, code, form.text("lot"))
     if lot_id is None:
         raise Invalid.field("lot", "is required")
-    return _command(c.Adjustment, {"lot_id": lot_id, "owner": form.text("owner"),
-                                   "counted": _decimal(form, "counted"), "reason": form.text("reason")})
+    return command_of(c.Adjustment, {"lot_id": lot_id, "owner": form.text("owner"),
+                                   "counted": decimal_field(form, "counted"), "reason": form.text("reason")})
 
 
 async def _reversal(request: Request, code: str, form: Form) -> c.Reversal:
-    return _command(c.Reversal, {"movement_id": form.text("movement_id"), "reason": form.text("reason")})
+    return command_of(c.Reversal, {"movement_id": form.text("movement_id"), "reason": form.text("reason")})
 
 
 receipt = _movement_form("receipt", _receipt)
@@ -228,10 +201,10 @@ async def dispatch_transfer(request: Request, code: str) -> Response:
         lot_id = await _lot_id(request, code, form.text("lot"))
         if lot_id is None:
             raise Invalid.field("lot", "is required")
-        expected = _day(form, "expected_on")
-        command = _command(c.TransferIn, {
+        expected = day_field(form, "expected_on")
+        command = command_of(c.TransferIn, {
             "from_warehouse": code, "to_warehouse": form.text("to_warehouse"),
-            "lines": [{"lot_id": lot_id, "owner": form.text("owner"), "quantity": _decimal(form, "quantity")}],
+            "lines": [{"lot_id": lot_id, "owner": form.text("owner"), "quantity": decimal_field(form, "quantity")}],
             "expected_at": datetime.combine(date.fromisoformat(expected), time(12), timezone.utc) if expected else None,
             "note": form.text("note"),
         })
@@ -248,7 +221,7 @@ async def receive_transfer(request: Request, code: str, transfer_id: str) -> Res
     async def action() -> Response:
         lines = [{"lot_id": lot_id, "owner": owner, "received": received.replace(",", "")}
                  for lot_id, owner, received in zip(form.all("line_lot"), form.all("line_owner"), form.all("received"))]
-        command = _command(c.TransferReceiptIn, {"lines": lines})
+        command = command_of(c.TransferReceiptIn, {"lines": lines})
         moved = await _transfer_step(request, form,
                                      lambda pg, clock: transfers.receive(pg, transfer_id, command, request.user, clock))
         return done(request, f"/console/warehouses/{code}", f"transfer {moved['id']} received")
@@ -273,7 +246,7 @@ async def lot_status(request: Request, code: str) -> Response:
         lot_id = await _lot_id(request, code, form.text("lot"))
         if lot_id is None:
             raise Invalid.field("lot", "is required")
-        command = _command(c.LotStatusIn, {"status": form.text("status"), "reason": form.text("reason")})
+        command = command_of(c.LotStatusIn, {"status": form.text("status"), "reason": form.text("reason")})
 
         async def run(tx):
             previous = await lots.change_status(tx.pg, lot_id, command.status, command.reason, request.user)

@@ -4,11 +4,10 @@ drills — through the same use cases as the API, with its guards."""
 
 from __future__ import annotations
 
-from uuid import UUID
-
 from collections import defaultdict
 from datetime import date
 from typing import Any
+from uuid import UUID
 
 from litestar import Request, Response, get, post
 from litestar.response import Redirect
@@ -19,8 +18,9 @@ from stockpile.api.presenters.allocation import present_request
 from stockpile.api.presenters.masterdata import present_master
 from stockpile.api.presenters.targets import present_coverage
 from stockpile.console import charts, exports
-from stockpile.console.operator import _command, _day, _decimal
-from stockpile.console.web import Failure, Form, apply, attempt, done, read_form, render, signed_in, speaker
+from stockpile.console.web import (
+    Failure, Form, apply, attempt, command_of, day_field, decimal_field, done, read_form, render, signed_in, speaker,
+)
 from stockpile.domain.access import PLANNERS
 from stockpile.domain.moments import Clock
 from stockpile.services import allocation, drills, lots, masterdata, targets
@@ -150,10 +150,10 @@ async def file_request(request: Request) -> Response:
     form = await read_form(request)
 
     async def action() -> Response:
-        command = _command(c.AllocationRequestIn, {
+        command = command_of(c.AllocationRequestIn, {
             "requester": form.text("requester"), "destination": form.text("destination"),
-            "material": form.text("material"), "quantity": _decimal(form, "quantity"),
-            "priority": form.text("priority"), "needed_by": _day(form, "needed_by"), "purpose": form.text("purpose") or "",
+            "material": form.text("material"), "quantity": decimal_field(form, "quantity"),
+            "priority": form.text("priority"), "needed_by": day_field(form, "needed_by"), "purpose": form.text("purpose") or "",
         })
 
         async def run(tx):
@@ -171,7 +171,7 @@ async def propose(request: Request) -> Response:
 
     async def action() -> Response:
         chosen = form.all("request_id")
-        command = _command(c.PlanIn, {"region": form.text("region"), "request_ids": chosen or None})
+        command = command_of(c.PlanIn, {"region": form.text("region"), "request_ids": chosen or None})
         limits = Limits.of(request.app.state.settings)
 
         async def run(tx):
@@ -258,7 +258,7 @@ async def run_drill(request: Request) -> Response:
 
     async def action() -> Response:
         level, region = form.text("level"), form.text("region")
-        command = _command(c.DrillIn, {
+        command = command_of(c.DrillIn, {
             "name": form.text("name") or "", "include_pending": True,
             "readiness": {region: level} if region and level else {},
             "lost_warehouses": [w for w in form.all("lost") if w],

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
@@ -28,7 +30,7 @@ from stockpile.api.auth import authenticate_token
 from stockpile.api.common import apply_once
 from stockpile.console import i18n
 from stockpile.console.session import COOKIE, Sealer, form_key, fingerprint, same
-from stockpile.domain.errors import DomainError
+from stockpile.domain.errors import DomainError, Invalid
 
 log = logging.getLogger("stockpile.console")
 
@@ -130,6 +132,37 @@ async def read_form(request: Request) -> Form:
     if session is None or not same(session.csrf, fields.get("_csrf")):
         raise PermissionDeniedException("this form has expired or did not come from the console; reload the page")
     return Form(fields, multi)
+
+
+def decimal_field(form: Form, name: str) -> str:
+    """A decimal amount as typed (thousands separators dropped); the use case checks its precision."""
+    value = form.text(name)
+    if value is None:
+        raise Invalid.field(name, "is required")
+    try:
+        Decimal(value.replace(",", ""))
+    except InvalidOperation:
+        raise Invalid.field(name, "must be a number") from None
+    return value.replace(",", "")
+
+
+def day_field(form: Form, name: str) -> str | None:
+    """A date field, ISO-written, or None when empty."""
+    value = form.text(name)
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise Invalid.field(name, "must be a date (YYYY-MM-DD)") from None
+
+
+def command_of(kind: type, body: dict) -> Any:
+    """The use case's command from a form's values (empty ones left out), shape-checked as the API checks a body."""
+    try:
+        return msgspec.convert({k: v for k, v in body.items() if v is not None}, kind, strict=False)
+    except msgspec.ValidationError as exc:
+        raise Invalid.field(str(exc).rpartition("$.")[2].rstrip("`") or "form", str(exc)) from None
 
 
 async def apply(request: Request, form: Form, run: Callable[[Any], Awaitable[tuple[int, Any]]]) -> dict:

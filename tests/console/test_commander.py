@@ -36,7 +36,7 @@ async def test_wartime_declared_by_one_commander_takes_effect_when_a_second_conf
         .locator("form.confirm button").click()
     await second.wait_for_url("**done=**")
     assert await second.locator(f"tr[data-region={REGION}]").get_attribute("data-level") == "wartime"
-    assert await second.locator(f"svg.map g.place[data-level=wartime]").count() >= 1
+    assert await second.locator("svg.map g.place[data-level=wartime]").count() >= 1
     await screenshot(second, "commander-readiness")
 
     with demo_service.api("demo-admin") as api:

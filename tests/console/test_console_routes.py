@@ -97,3 +97,35 @@ async def test_a_role_without_the_right_is_forbidden_a_form(client, make_token, 
         assert "text/html" in r.headers["content-type"]
     finally:
         client.cookies.clear()
+
+
+def test_a_session_ends_at_its_expiry_and_cannot_be_forged_or_altered():
+    import time
+
+    from stockpile.console.session import Sealer, Session
+
+    sealer = Sealer("a secret of the service that is long enough", 1)
+    live = sealer.new("sp_token")
+    assert sealer.open(sealer.seal(live)) == live
+    assert sealer.open(sealer.seal(Session("sp_token", time.time() - 1, "c"))) is None  # expired
+    other = Sealer("another service's secret, just as long as that", 1)
+    assert other.open(sealer.seal(live)) is None  # sealed by another key
+    sealed = sealer.seal(live)
+    assert sealer.open(sealed[:-2] + ("AA" if sealed[-2:] != "AA" else "BB")) is None  # altered
+
+
+async def test_over_https_the_session_cookie_is_secure_and_signing_out_ends_it(database_url, settings, make_token):
+    from litestar.testing import AsyncTestClient
+
+    app = create_app(settings, database_url)
+    async with AsyncTestClient(app=app, base_url="https://console.example") as client:
+        cookie = await _signed_in(client, await make_token("auditor"))
+        assert "Secure" in cookie
+        page = await client.get("/console/audit")
+        assert page.status_code == 200
+        csrf = re.search(r'name="_csrf" value="([^"]+)"', page.text).group(1)
+        r = await client.post("/console/sign-out", data={"_csrf": csrf}, follow_redirects=False)
+        assert r.status_code == 303 and 'stockpile_console=""' in r.headers["set-cookie"]
+        client.cookies.clear()
+        r = await client.get("/console/audit", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/console/sign-in")
