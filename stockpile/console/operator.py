@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from litestar import Request, Response, get, post
 
@@ -85,7 +86,9 @@ async def warehouse_context(request: Request, code: str) -> dict[str, Any]:
         "warehouse": warehouse, "positions": positions, "today": today,
         "incoming": [t for t in moving if t["to_warehouse"] == code],
         "outgoing": [t for t in moving if t["from_warehouse"] == code],
-        "orders": [o for o in orders if o["state"] in OPEN_ORDERS],
+        "orders": [o | {"quantity_left_out": str(Decimal(o["quantity"]) - Decimal(o["out_quantity"])),
+                        "quantity_left_in": str(Decimal(o["quantity"]) - Decimal(o["in_quantity"]))}
+                   for o in orders if o["state"] in OPEN_ORDERS],
         "alerts": [a for a in open_alerts if a["warehouse"] == code],
         "recent": recent, "materials": materials, "parties": parties,
         "destinations": [w for w in others if w["code"] != code],
@@ -193,6 +196,35 @@ count = _movement_form("count", _count)
 reversal = _movement_form("reversal", _reversal)
 
 
+async def _order(request: Request, order_id: str) -> dict:
+    async with request.app.state.db.transaction() as tx:
+        return present_order(await rotation.get_order(tx.pg, order_id, request.user), Clock.utc().today, request.user)
+
+
+@post("/warehouses/{code:str}/rotation/{order_id:uuid}/{direction:str}", guards=[signed_in, can_post_movements])
+async def work_rotation(request: Request, code: str, order_id: UUID, direction: str) -> Response:
+    """Work a rotation order: its old stock out (``rotation_out`` of its lot) or fresh stock in
+    (``rotation_in``, a receipt carrying the order)."""
+    form = await read_form(request)
+    name = f"rotation-{direction}-{order_id}"
+
+    async def action() -> Response:
+        order = await _order(request, str(order_id))
+        common = {"owner": order["owner"], "quantity": decimal_field(form, "quantity"),
+                  "rotation_order_id": order["id"], "warehouse": code, "material": order["material"]}
+        if direction == "out":
+            movement = command_of(c.RotationOut, {**common, "lot_id": order["lot_id"]})
+        elif direction == "in":
+            movement = command_of(c.RotationIn, {**common, "lot": {
+                "code": form.text("lot") or "", "expires_on": day_field(form, "expires_on")}})
+        else:
+            raise Invalid.field("direction", "is out or in")
+        moved = await _post(request, form, movement)
+        return done(request, f"/console/warehouses/{code}", f"{moved['kind']} {moved['id']}")
+
+    return await attempt(request, name, action, lambda failure: _page(request, code, failure, form))
+
+
 @post("/warehouses/{code:str}/transfer", guards=[signed_in, can_post_movements])
 async def dispatch_transfer(request: Request, code: str) -> Response:
     form = await read_form(request)
@@ -258,4 +290,5 @@ async def lot_status(request: Request, code: str) -> Response:
     return await attempt(request, "lot-status", action, lambda failure: _page(request, code, failure, form))
 
 
-HANDLERS = [warehouse, find_lot, receipt, issue, count, reversal, dispatch_transfer, receive_transfer, lot_status]
+HANDLERS = [warehouse, find_lot, receipt, issue, count, reversal, work_rotation, dispatch_transfer, receive_transfer,
+            lot_status]

@@ -73,12 +73,22 @@ def stop_service(service: Service) -> None:
 
 
 @pytest.fixture(scope="session")
-async def demo_service(make_database):
-    """The demo reserve (as ``./dev serve`` loads it) served on a free port; its tokens by name."""
+async def demo_service(make_database, settings):
+    """The demo reserve as ``./dev serve`` starts it (loaded, then rotation planned, alerts evaluated
+    and a metrics snapshot taken once) served on a free port; its tokens by name."""
     from stockpile.demo import load_demo
+    from stockpile.jobs.catalog import catalog
+    from stockpile.jobs.runs import manual_slot, run_slot
+    from stockpile.store.db import Database
 
     url = make_database()
     result = await load_demo(url)
+    db = Database(url, pool_size=2)
+    try:
+        for job in ("plan-rotation", "evaluate-alerts", "refresh-metrics"):
+            assert (await run_slot(db, catalog(settings)[job], slot=manual_slot())).outcome == "ok", job
+    finally:
+        await db.dispose()
     service = start_service(url, {name: token for _, name, token in result.tokens})
     yield service
     stop_service(service)

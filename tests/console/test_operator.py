@@ -104,3 +104,20 @@ async def test_a_double_submitted_issue_makes_one_movement(watched, demo_service
 
     assert _movements(demo_service, lot) == movements + 1
     assert await _balance(page, lot, owner) == before - 1
+
+
+async def test_working_a_rotation_order_out_counts_exactly_that_amount_on_the_order(watched, demo_service):
+    page = await (await watched()).page()
+    await sign_in(page, demo_service.tokens["demo-operator"])
+    await page.goto(f"/console/warehouses/{WAREHOUSE}")
+    work = page.locator("tr.work[data-order]").first
+    order_id = await work.get_attribute("data-order")
+    with demo_service.api("demo-admin") as api:
+        before = api.get(f"/api/v1/rotation-orders/{order_id}").json()
+    await work.locator("form.rotation-out input[name=quantity]").fill("1")
+    await work.locator("form.rotation-out button").click()
+    await page.wait_for_url("**done=**")
+    with demo_service.api("demo-admin") as api:
+        after = api.get(f"/api/v1/rotation-orders/{order_id}").json()
+    assert Decimal(after["out_quantity"]) == Decimal(before["out_quantity"]) + 1
+    assert after["in_quantity"] == before["in_quantity"]
