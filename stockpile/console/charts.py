@@ -110,28 +110,33 @@ class Place:
     label: str  # the level as the reader reads it
 
 
-def region_map(title: str, places: list[Place]) -> Markup:
+def region_map(title: str, places: list[Place], legend: list[tuple[str, str]] = ()) -> Markup:
     """Warehouses placed by their coordinates (an equirectangular projection of their bounding box,
-    no tiles), each a marker patterned and labelled by its region's effective level."""
-    width, height, pad = 720, 480, 60
+    no tiles), each a marker patterned and labelled by its region's effective level; ``legend``:
+    (level, its name) per marker kind."""
+    width, height, pad, right = 720, 480, 40, 170
     if not places:
         return Markup(f'<svg class="chart" role="img" viewBox="0 0 {width} 60" xmlns="http://www.w3.org/2000/svg">'
                       f'<title>{escape(title)}</title></svg>')
     lats = [p.latitude for p in places]
     lons = [p.longitude for p in places]
     span_lat, span_lon = (max(lats) - min(lats)) or 1, (max(lons) - min(lons)) or 1
-    scale = min((width - 2 * pad) / span_lon, (height - 2 * pad) / span_lat)
+    scale = min((width - pad - right) / span_lon, (height - 2 * pad - 20) / span_lat)
     out = [f'<svg class="chart map" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
            f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>{_DEFS}'
            f'<rect x="1" y="1" width="{width - 2}" height="{height - 2}" fill="#f4f7fb" stroke="#d5d9e0"/>']
     for p in places:
         x = pad + (p.longitude - min(lons)) * scale
-        y = height - pad - (p.latitude - min(lats)) * scale
+        y = height - pad - 20 - (p.latitude - min(lats)) * scale
         colour, pattern = STATES.get(p.kind, SERIES[0])
         out.append(f'<g class="place" data-warehouse="{escape(p.code)}" data-level="{escape(p.kind)}">'
                    f'<title>{escape(p.code)} · {escape(p.name)} · {escape(p.label)}</title>'
                    f'<circle cx="{x:.1f}" cy="{y:.1f}" r="9" {_fill(colour, pattern)} stroke-width="2"/>'
                    f'<text x="{x + 12:.1f}" y="{y + 4:.1f}" font-size="11" paint-order="stroke" stroke="#fff" '
                    f'stroke-width="3">{escape(p.code)} ({escape(p.label)})</text></g>')
+    for i, (kind, label) in enumerate(legend):
+        colour, pattern = STATES.get(kind, SERIES[0])
+        out.append(f'<circle cx="{pad + i * 130}" cy="{height - 16}" r="7" {_fill(colour, pattern)} stroke-width="2"/>'
+                   f'<text x="{pad + i * 130 + 12}" y="{height - 12}" font-size="12">{escape(label)}</text>')
     out.append("</svg>")
     return Markup("".join(out))

@@ -37,7 +37,8 @@ async def _page(request: Request, failure: Failure | None = None, values: Form |
                            voice.gettext(level_of.get(w["region"], "peacetime"))) for w in warehouses]
     return render(request, "readiness.html", status=failure.status if failure else 200, failure=failure,
                   values=values or {}, levels=levels, declarations=declarations, level_names=LEVELS,
-                  map=charts.region_map(voice.gettext("Readiness of the regions, by warehouse"), places),
+                  map=charts.region_map(voice.gettext("Readiness of the regions, by warehouse"), places,
+                                        [(level, voice.gettext(level)) for level in LEVELS]),
                   may_declare=principal.has_any({"commander"}), done_message=request.query_params.get("done"))
 
 
