@@ -56,5 +56,5 @@ async def test_every_page_renders_in_chinese_without_a_missing_translation(watch
             assert answer.status == 200, (name, path)
             assert await page.get_attribute("html", "lang") == "zh-Hans"
             assert "退出" in await page.inner_text("header")
-        await screenshot(page, f"zh-{name}")
+            await screenshot(page, f"zh-{name}-{path.strip('/').replace('/', '-').replace('?', '-')}")
     assert "untranslated console message" not in demo_service.log_path.read_text()

@@ -30,6 +30,16 @@ async def test_a_planner_files_proposes_approves_and_dispatches_a_plan(watched, 
     assert await filed.count() == 1
     request_id = await filed.get_attribute("data-request")
 
+    # A drill on the pending requests (the new one among them) posts nothing and reports its fill rates.
+    await page.goto("/console/drills")
+    await page.locator("#drill-name").fill("ferry port shelter")
+    await page.locator("#drill-form button[type=submit]").click()
+    await page.wait_for_url("**/console/drills/*")
+    assert await page.locator("section[aria-labelledby=fill] svg.chart rect").count() >= 1
+    await screenshot(page, "planner-drill")
+
+    await page.goto("/console/allocation")
+    filed = page.locator(f"tr[data-request='{request_id}']")
     await filed.locator("input[name=request_id]").check()
     await page.locator("#propose-form button[type=submit]").click()
     await page.wait_for_url("**/console/allocation/plans/*")
