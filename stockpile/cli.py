@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import sys
 import warnings
 from dataclasses import replace
@@ -96,6 +97,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     elif settings.database_url and settings.migrate_on_start and not args.no_demo and _run(_is_empty(url)):
         log.info("the database is empty; demo data goes into a DATABASE_URL database only with serve --demo")
     os.environ["STOCKPILE_HOST"], os.environ["STOCKPILE_PORT"] = settings.host, str(settings.port)
+    # Every worker process seals console sessions with one key (sessions end when the service restarts).
+    os.environ.setdefault("STOCKPILE_CONSOLE_SECRET", secrets.token_hex(32))
     print(f"stockpile serving on http://{settings.host}:{settings.port} (API docs at /docs)", flush=True)
     uvicorn.run(
         "stockpile.api.app:app_from_env", factory=True, host=settings.host, port=settings.port,

@@ -154,6 +154,8 @@ class Settings:
     readings_retention_days: int = 90
     job_evaluate_sensors_seconds: int = 60
     job_maintain_readings_seconds: int = 3600
+    console_secret: str = field(default="", repr=False)  # seals console session cookies; empty: one per process
+    console_session_minutes: int = 480
 
     @property
     def audit_key_bytes(self) -> bytes | None:
@@ -231,6 +233,8 @@ class Settings:
             readings_retention_days=_int("STOCKPILE_READINGS_RETENTION_DAYS", 90),
             job_evaluate_sensors_seconds=_int("STOCKPILE_JOB_EVALUATE_SENSORS_SECONDS", 60),
             job_maintain_readings_seconds=_int("STOCKPILE_JOB_MAINTAIN_READINGS_SECONDS", 3600),
+            console_secret=os.environ.get("STOCKPILE_CONSOLE_SECRET", ""),
+            console_session_minutes=_int("STOCKPILE_CONSOLE_SESSION_MINUTES", 480),
         )
 
 

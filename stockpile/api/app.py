@@ -32,6 +32,7 @@ from stockpile.api.controllers.rotation import RotationOrderController, Rotation
 from stockpile.api.controllers.stock import LotController, StockController
 from stockpile.api.controllers.targets import CoverageController, TargetController
 from stockpile.config import Settings, get_settings
+from stockpile.console import ConsolePlugin
 from stockpile.metrics import SCRAPE_CLEARED, SNAPSHOT
 from stockpile.store import snapshots
 from stockpile.store.db import Database
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         on_startup=[on_startup, limits.start, denials.start],
         on_shutdown=[limits.stop, denials.stop, on_shutdown],
         debug=False,
+        plugins=[ConsolePlugin(settings)],
     )
 
 

@@ -96,6 +96,16 @@ async def idempotent(request: Request, db: Database, run: Callable[[Tx], Awaitab
     ``stockpile.api.group_commit``, with the same rule: ``domain.idempotency.reuse_conflict``.)
     """
     key, fingerprint = await request_fingerprint(request)
+    status, content, was_replayed = await apply_once(request, db, key, fingerprint, run)
+    if was_replayed:
+        return replayed(content, status)
+    return json_response(content, status)
+
+
+async def apply_once(request: Request, db: Database, key: str, fingerprint: bytes,
+                     run: Callable[[Tx], Awaitable[tuple[int, Any]]]) -> tuple[int, bytes, bool]:
+    """``idempotent`` for an entry point that reads its key and fingerprint elsewhere (the console's
+    forms): (status, stored JSON body, whether it was a replay)."""
     principal = request.user
     async with write_transaction(request, db) as (tx, note):
         note.details["idempotency_key"] = key
@@ -110,5 +120,5 @@ async def idempotent(request: Request, db: Database, run: Callable[[Tx], Awaitab
         else:
             note.status, note.details["replayed"] = stored.status_code, True
     if stored is not None:
-        return replayed(stored.body, stored.status_code)
-    return json_response(content, status)
+        return stored.status_code, stored.body, True
+    return status, content, False

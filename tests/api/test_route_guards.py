@@ -71,7 +71,8 @@ ROLE_MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/sensor-readings"): {"sensor", "operator", "admin"},
 }
 
-PUBLIC = re.compile(r"^/(health|docs|schema|metrics)")
+# The console signs in with a session, not a bearer token: tests/console/test_console_routes.py guards it.
+PUBLIC = re.compile(r"^/(health|docs|schema|metrics|console)")
 
 
 def _api_routes() -> list[tuple[str, str]]:
