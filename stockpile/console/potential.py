@@ -5,8 +5,6 @@ for the military, is not there for an uncleared reader)."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 from litestar import Request, Response, get
 
 from stockpile.api.auth import can_read
@@ -14,6 +12,7 @@ from stockpile.api.presenters.capacities import present_capacity, present_order,
 from stockpile.console import charts
 from stockpile.console.planner import CATEGORIES
 from stockpile.console.web import render, signed_in, speaker
+from stockpile.domain.errors import Invalid
 from stockpile.domain.moments import Clock
 from stockpile.services import capacities, masterdata, taskings
 
@@ -31,8 +30,11 @@ def _state(item: dict) -> str:
 
 
 @get("/potential", guards=[signed_in, can_read])
-async def potential_page(request: Request, region: str | None = None,
-                         category: Literal["fuel", "food", "medical"] | None = None) -> Response:
+async def potential_page(request: Request, region: str | None = None, category: str | None = None) -> Response:
+    """The filter form sends its empty choices as empty values: they mean every region and category."""
+    region, category = region or None, category or None
+    if category is not None and category not in CATEGORIES:
+        raise Invalid.field("category", f"is one of {', '.join(CATEGORIES)}")
     voice = speaker(request)
     today = Clock.utc().today
     async with request.app.state.db.transaction() as tx:
