@@ -277,9 +277,9 @@ async def _transfer_lines(request: Request, code: str, form: Form) -> list[dict]
         for name, given in (("lot", lot_code), ("owner", owner), ("quantity", quantity)):
             if not given:
                 raise Invalid.field(f"lines[{i}].{name}", "is required")
-        one = Form({"quantity": quantity}, {})
+        amount = f"lines[{i}].quantity"
         lines.append({"lot_id": await _lot_id(request, code, lot_code, f"lines[{i}].lot"), "owner": owner,
-                      "quantity": decimal_field(one, "quantity")})
+                      "quantity": decimal_field(Form({amount: quantity}, {}), amount)})
     if not lines:
         raise Invalid.field("lines", "fill in at least one line")
     return lines

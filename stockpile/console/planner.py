@@ -299,9 +299,9 @@ def _synthetic_requests(form: Form) -> list[dict]:
         for name in ("requester", "destination", "material", "needed_by"):
             if not values[name]:
                 raise Invalid.field(f"requests[{i}].{name}", "is required")
-        one = Form(values, {})
-        requests.append({**values, "quantity": decimal_field(one, "quantity"),
-                         "needed_by": day_field(one, "needed_by"), "purpose": "drill"})
+        row = Form({f"requests[{i}].{name}": value for name, value in values.items()}, {})
+        requests.append({**values, "quantity": decimal_field(row, f"requests[{i}].quantity"),
+                         "needed_by": day_field(row, f"requests[{i}].needed_by"), "purpose": "drill"})
     return requests
 
 
