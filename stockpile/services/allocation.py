@@ -25,10 +25,11 @@ from stockpile.domain.allocation import Line
 from stockpile.domain.errors import Conflict, FloorProtected, Forbidden, InsufficientStock, Invalid
 from stockpile.domain.moments import Clock, rfc3339
 from stockpile.domain.quantities import format_quantity, parse_quantity
+from stockpile.domain.refs import LotRef, MaterialRef, PartyRef, WarehouseRef
 from stockpile.services import commands as c
 from stockpile.services import planning, transfers
-from stockpile.services.movements import post_movement
-from stockpile.services.workspace import Workspace
+from stockpile.services import movements
+from stockpile.services.workspace import Pending, Workspace
 from stockpile.store import allocation as store
 from stockpile.store import masterdata, obligations, readiness, rules
 from stockpile.store.db import as_uuid
@@ -349,17 +350,21 @@ async def dispatch(pg: asyncpg.Connection, plan_id: str, principal: Principal, c
         raise Conflict("the plan's reservations have lapsed; propose and approve a new plan")
     lines = await store.plan_lines(pg, plan_id)
     await _release(pg, lines)
-    parties = await masterdata.codes_by_id(pg, "parties", list({line["requester_id"] for line in lines}))
     ws = Workspace(pg)
-    carried: dict[tuple[int, int], dict[tuple[str, str], int]] = defaultdict(lambda: defaultdict(int))
+    carried: dict[tuple[WarehouseRef, WarehouseRef], dict[tuple[LotRef, PartyRef], int]] = \
+        defaultdict(lambda: defaultdict(int))
     for line in lines:
-        owner = line["owner"]
+        source = WarehouseRef(line["warehouse_id"], line["warehouse"])
+        lot = LotRef(line["lot_id"], line["lot_code"], source,
+                     MaterialRef(line["material_id"], line["material"], line["decimals"]))
+        owner = PartyRef(line["owner_id"], line["owner"], line["owner_sector"])
         if line["owner_id"] != line["requester_id"]:
-            requester = parties[line["requester_id"]]
-            moved = await post_movement(ws, c.OwnershipTransfer(
-                lot_id=line["lot_id"], from_owner=owner, to_owner=requester,
-                quantity=format_quantity(line["quantity"], line["decimals"]),
-                reason=f"allocation plan {plan_id} under rule {line['rule_code']}"), principal, clock)
+            requester = PartyRef(line["requester_id"], line["requester"], line["requester_sector"])
+            moved = await movements.transfer_ownership(
+                ws, lot, owner, requester, line["quantity"], principal, clock,
+                reason=f"allocation plan {plan_id} under rule {line['rule_code']}")
+            ws.append(Pending(moved, principal.id))
+            await ws.flush()
             if line["obligation"] is not None:
                 obligation_id = await obligations.record(
                     pg, kind=line["obligation"], rule_code=line["rule_code"], rule_version=plan["rule_version"],
@@ -367,18 +372,15 @@ async def dispatch(pg: asyncpg.Connection, plan_id: str, principal: Principal, c
                     creditor_id=line["owner_id"], debtor_id=line["requester_id"], quantity=line["quantity"])
                 await store.mark_line(pg, line["id"], obligation_id=obligation_id)
             owner = requester
-        carried[(line["warehouse_id"], line["destination_id"])][(line["lot_id"], owner)] += line["quantity"]
-    codes = await masterdata.codes_by_id(pg, "warehouses", list({w for pair in carried for w in pair}))
-    decimals = {line["lot_id"]: line["decimals"] for line in lines}
-    for (source, destination), positions in sorted(carried.items()):
-        shown, _ = await transfers.dispatch(pg, c.TransferIn(
-            from_warehouse=codes[source], to_warehouse=codes[destination],
-            lines=[c.TransferLineIn(lot_id=lot, owner=owner, quantity=format_quantity(q, decimals[lot]))
-                   for (lot, owner), q in sorted(positions.items())],
-            note=f"allocation plan {plan_id}"), principal, clock)
+        carried[(source, WarehouseRef(line["destination_id"], line["destination"]))][(lot, owner)] += line["quantity"]
+    for (source, destination), positions in sorted(carried.items(), key=lambda item: (item[0][0].id, item[0][1].id)):
+        transfer_id, _ = await transfers.send(
+            pg, source, destination,
+            [transfers.Line(lot, owner, q) for (lot, owner), q in sorted(positions.items(), key=lambda i: (i[0][0].id, i[0][1].code))],
+            principal, clock, note=f"allocation plan {plan_id}")
         for line in lines:
-            if (line["warehouse_id"], line["destination_id"]) == (source, destination):
-                await store.mark_line(pg, line["id"], transfer_id=shown["id"])
+            if (line["warehouse_id"], line["destination_id"]) == (source.id, destination.id):
+                await store.mark_line(pg, line["id"], transfer_id=transfer_id)
     await store.set_plan_state(pg, plan_id, "dispatched", dispatched_at=clock.now)
     return await show(pg, plan_id, principal)
 
