@@ -11,6 +11,7 @@ queue; the second sees the first.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -23,12 +24,11 @@ from stockpile.domain.access import (
 )
 from stockpile.domain.allocation import Line
 from stockpile.domain.errors import Conflict, FloorProtected, Forbidden, InsufficientStock, Invalid
-from stockpile.domain.moments import Clock, rfc3339
+from stockpile.domain.moments import Clock
 from stockpile.domain.quantities import format_quantity, parse_quantity
 from stockpile.domain.refs import LotRef, MaterialRef, PartyRef, WarehouseRef
 from stockpile.services import commands as c
-from stockpile.services import planning, transfers
-from stockpile.services import movements
+from stockpile.services import movements, planning, transfers
 from stockpile.services.workspace import Pending, Workspace
 from stockpile.store import allocation as store
 from stockpile.store import masterdata, obligations, readiness, rules
@@ -113,7 +113,7 @@ async def cancel_request(pg: asyncpg.Connection, request_id: str, principal: Pri
 
 
 async def propose(pg: asyncpg.Connection, data: c.PlanIn, principal: Principal, today: date,
-                  limits: planning.Limits) -> dict:
+                  limits: planning.Limits) -> PlanView:
     region_id = None
     if data.region is not None:
         region_id = (await masterdata.ids_by_code(pg, "regions", [data.region])).get(data.region)
@@ -162,74 +162,43 @@ async def _store(pg: asyncpg.Connection, planned: planning.Planned, region_id: i
         "created_by": principal.id}, reqs, lines)
 
 
-def line_state(plan_state: str, line: asyncpg.Record) -> str:
-    if line["received_at"] is not None:
-        return "received"
-    if line["transfer_id"] is not None:
-        return "in_transit"
-    return {"approved": "reserved", "proposed": "proposed"}.get(plan_state, "void")
+@dataclass(frozen=True)
+class PlanView:
+    """A plan as one reader may see it (``api.presenters.allocation.present_plan`` shows it): its
+    row, the ``lines`` the reader may see and whether others were ``withheld``, and its requests.
+    A line drawing on military stock is withheld from a reader not cleared for it — not masked,
+    since its quantity and distance would place the stock; each request keeps its planned and
+    unfilled totals (the requester receives them), military stock's share included."""
+
+    plan: asyncpg.Record
+    lines: list[asyncpg.Record]
+    withheld: bool
+    requests: list[asyncpg.Record]
+
+    @classmethod
+    def of(cls, plan: asyncpg.Record, lines: list[asyncpg.Record], requests: list[asyncpg.Record],
+           principal: Principal) -> PlanView:
+        shown = [line for line in lines if line_shown(principal, line["owner_sector"])]
+        return cls(plan, shown, len(shown) < len(lines), requests)
 
 
-def present_lines(plan_state: str, lines: list[asyncpg.Record], principal: Principal) -> list[dict]:
-    """A plan's lines the reader may see: one drawing on military stock is withheld from a reader
-    not cleared for it — not masked, since its quantity and distance would place the stock."""
-    return [_present_line(plan_state, line) for line in lines if line_shown(principal, line["owner_sector"])]
-
-
-def _present_line(plan_state: str, line: asyncpg.Record) -> dict:
-    return {"request_id": line["request_id"], "lot_id": line["lot_id"], "lot_code": line["lot_code"],
-             "owner": line["owner"], "warehouse": line["warehouse"], "material": line["material"],
-             "quantity": format_quantity(line["quantity"], line["decimals"]), "distance_km": float(line["distance_km"]),
-             "rule": line["rule_code"], "obligation": line["obligation"],
-             "expires_on": None if line["expires_on"] is None else line["expires_on"].isoformat(),
-             "destination": line["destination"], "state": line_state(plan_state, line),
-             "transfer_id": line["transfer_id"], "obligation_id": line["obligation_id"]}
-
-
-def present_requests(rows: list[asyncpg.Record]) -> list[dict]:
-    return [{"id": r["request_id"], "priority": r["priority"], "needed_by": r["needed_by"].isoformat(),
-             "requested": format_quantity(r["requested"], r["decimals"]),
-             "planned": format_quantity(r["planned"], r["decimals"]),
-             "unfilled": format_quantity(r["requested"] - r["planned"], r["decimals"]), "reasons": list(r["reasons"])}
-            for r in rows]
-
-
-async def show(pg: asyncpg.Connection, plan_id: str, principal: Principal) -> dict:
+async def show(pg: asyncpg.Connection, plan_id: str, principal: Principal) -> PlanView:
     """One plan as the reader may see it (404 when it may not see the plan)."""
     plan = await store.plan(pg, plan_id, **principal.visibility.ledger)
     require_visible(plan is not None, f"allocation plan {plan_id}")
-    return present_plan(plan, await store.plan_lines(pg, plan_id), await store.plan_requests(pg, plan_id), principal)
+    return PlanView.of(plan, await store.plan_lines(pg, plan_id), await store.plan_requests(pg, plan_id), principal)
 
 
 async def list_plans(pg: asyncpg.Connection, principal: Principal, *, state: str | None, after: str | None,
-                     size: int) -> tuple[list[dict], bool]:
+                     size: int) -> tuple[list[PlanView], bool]:
     """A page of the plans the reader may see, their lines and requests read in one statement each,
-    and whether more follow (the look-ahead plan is read, not presented)."""
+    and whether more follow (the look-ahead plan is read, not shown)."""
     plans = await store.plans(pg, state=state, after=after, limit=size + 1, **principal.visibility.ledger)
     more, plans = len(plans) > size, plans[:size]
     ids = [plan["id"] for plan in plans]
     lines, requests = await store.plan_lines_of(pg, ids), await store.plan_requests_of(pg, ids)
-    return [present_plan(plan, lines.get(plan["id"], []), requests.get(plan["id"], []), principal)
+    return [PlanView.of(plan, lines.get(plan["id"], []), requests.get(plan["id"], []), principal)
             for plan in plans], more
-
-
-def present_plan(plan: asyncpg.Record, lines: list[asyncpg.Record], requests: list[asyncpg.Record],
-                 principal: Principal) -> dict:
-    """A plan the reader may see, with its ``lines`` and ``requests`` (store.plan_lines,
-    store.plan_requests). Each request keeps its planned and unfilled totals (the requester
-    receives them), military stock's share included; the lines on military stock are withheld from
-    an uncleared reader and ``lines_withheld`` says so — no count, no sum, nothing per line."""
-    shown = present_lines(plan["state"], lines, principal)
-    return {
-        "id": plan["id"], "state": plan["state"], "rule_version": plan["rule_version"],
-        "lines": shown, "lines_withheld": len(shown) < len(lines),
-        "requests": present_requests(requests),
-        "solver": {"objective": plan["objective"], "solve_ms": round(plan["solve_ms"], 3),
-                   "build_ms": round(plan["build_ms"], 3), "arcs": plan["arcs"]},
-        "created_at": rfc3339(plan["created_at"]), "approved_at": rfc3339(plan["approved_at"]),
-        "reserved_until": rfc3339(plan["reserved_until"]), "dispatched_at": rfc3339(plan["dispatched_at"]),
-        "ended_at": rfc3339(plan["ended_at"]), "end_reason": plan["end_reason"],
-    }
 
 
 async def plan_place(pg: asyncpg.Connection, plan_id: str) -> PlanPlace:
@@ -261,7 +230,7 @@ async def _locked_plan(pg: asyncpg.Connection, plan_id: str, principal: Principa
 
 
 async def approve(pg: asyncpg.Connection, plan_id: str, principal: Principal, now: datetime, today: date,
-                  reservation_hours: int) -> dict:
+                  reservation_hours: int) -> PlanView:
     """Reserve every line, after checking again under lock that the stock, the rules and the floors still
     allow it. A line that no longer fits fails the approval and is reported; nothing is shrunk silently."""
     await _locked_plan(pg, plan_id, principal, "approve", "proposed")
@@ -341,7 +310,7 @@ async def _release(pg: asyncpg.Connection, lines: list[asyncpg.Record]) -> None:
     await store.reserve(pg, dict(amounts))
 
 
-async def dispatch(pg: asyncpg.Connection, plan_id: str, principal: Principal, clock: Clock) -> dict:
+async def dispatch(pg: asyncpg.Connection, plan_id: str, principal: Principal, clock: Clock) -> PlanView:
     """Post the plan: reservations are consumed; where the owner is not the requester the title moves
     first (an ownership_transfer, with the obligation its rule creates); then one transfer per
     (source, destination) carries the lines into transit. Receiving a transfer closes its lines."""
@@ -385,7 +354,7 @@ async def dispatch(pg: asyncpg.Connection, plan_id: str, principal: Principal, c
     return await show(pg, plan_id, principal)
 
 
-async def cancel(pg: asyncpg.Connection, plan_id: str, reason: str, now: datetime, principal: Principal) -> dict:
+async def cancel(pg: asyncpg.Connection, plan_id: str, reason: str, now: datetime, principal: Principal) -> PlanView:
     """Void a proposed or approved plan: reservations are released, its requests wait for a new plan."""
     plan = await _locked_plan(pg, plan_id, principal, "cancel", "proposed", "approved")
     await _end(pg, plan, "cancelled", reason or "cancelled", now)
