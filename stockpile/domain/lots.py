@@ -6,8 +6,6 @@ from datetime import date, timedelta
 
 from stockpile.domain.errors import Invalid
 
-LOT_STATUSES = ("available", "quarantine", "recalled")
-
 
 def is_expired(expires_on: date | None, today: date) -> bool:
     """A lot is expired from its ``expires_on`` date on; non-perishables never expire."""
