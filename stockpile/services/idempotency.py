@@ -60,6 +60,11 @@ class Keys:
         return refused if refused is not None else Answer(stored.status_code, stored.body, replayed=True)
 
     @staticmethod
+    async def record(pg: asyncpg.Connection, ident: Ident, status: int, body: bytes) -> None:
+        """Store the answer a claimed key's replays will get (in the claiming transaction)."""
+        await store.record(pg, ident[0], ident[1], status, body)
+
+    @staticmethod
     async def release(pg: asyncpg.Connection, idents: list[Ident]) -> None:
         """Free the keys of refused requests in the transaction that refused them (no trace left)."""
         await store.release_many(pg, idents)
@@ -78,5 +83,5 @@ async def once(pg: asyncpg.Connection, principal_id: int, key: str, fingerprint:
             raise answer
         return answer
     status, body = await run()
-    await store.record(pg, principal_id, key, status, body)
+    await Keys.record(pg, ident, status, body)
     return Answer(status, body, replayed=False)

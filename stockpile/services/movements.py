@@ -1,7 +1,10 @@
-"""Posting movements to the ledger: one function per kind, one entry point ``post_movement``.
+"""Movements: one function per kind, from a decoded command to its postings.
 
-The caller owns the transaction. Every kind follows the same shape: resolve codes, open the
-accounts it needs, lock them in id order, let the domain build the postings, append the movement.
+``prepare_movement`` reads and locks what a movement touches (through the ``Workspace``), checks
+scope and need-to-know, turns its amounts into integer units and lets ``domain.ledger`` build the
+postings; it appends no movement itself. ``services.posting`` (the movement routes) and ``post_movement``
+(imports, the demo) queue the result and append it. ``transfer_ownership`` is the entry point for a
+use case that already holds the lot and parties (a plan's dispatch).
 """
 
 from __future__ import annotations

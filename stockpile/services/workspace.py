@@ -1,20 +1,21 @@
 """A transaction's working set for posting movements: what it has read and locked, and the
 movements it has yet to append.
 
-A single request uses a bare workspace: each read goes to the database, each movement is appended
-at once. A batch first *preloads*: it resolves every code, opens every receipt's lot and position,
-and locks every position the batch touches in one ordered statement; then the rules run in memory,
-movement after movement, each seeing the balances the previous ones left; and everything is
-appended in one statement at the end. The rules are the same either way — only the number of round
-trips changes.
+A bare workspace (an import, a plan's dispatch) reads from the database as it goes and appends when
+flushed. The group commit (``services.posting``) first *preloads*: it resolves every code, opens every
+receipt's lot and position, and locks every position the group touches in one ordered statement;
+then the rules run in memory, movement after movement, each seeing the balances the previous ones
+left, and everything is appended in as few statements as possible. The rules are the same either
+way — only the number of round trips changes.
 
-Any read that the cache cannot answer first appends what is pending, so the database and the
-cache never disagree.
+A read the cache cannot answer goes through ``flushed_connection()``, which first appends what is
+pending, so the database and the cache never disagree; a write that reads nothing the pending
+movements change goes through ``connection()``, which leaves them pending.
 
 A workspace may also append in the background (``background=N``, as the group commit does): once
 N movements are pending and no append is under way, ``append_soon`` sends them and lets the rules
-go on with the next movements while PostgreSQL writes these. Reads the cache cannot answer, and
-``flush``, wait for that append first; ``settle`` waits for it when the transaction is given up.
+go on with the next movements while PostgreSQL writes these. Both connections, and ``flush``, wait
+for that append first; ``settle`` waits for it when the transaction is given up.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ async def test_duplicates_of_a_stored_key_are_judged_by_what_was_stored(database
         token = await tokens.issue_token(conn, principal_id, "t")
         principal = await tokens.principal_for_token(conn, token)
         async with conn.transaction():
-            await idempotency.claim(conn, principal.id, "stored-key", hashlib.sha256(b"original").digest())
+            await idempotency.claim_many(conn, [(principal.id, "stored-key", hashlib.sha256(b"original").digest())])
             await idempotency.record(conn, principal.id, "stored-key", 201, b'{"id":"first"}')
     db = Database(database_url, pool_size=1)
     try:
