@@ -99,17 +99,12 @@ APPEND_EVERY = 250
 
 class GroupCommit:
     """Groups at most ``limit`` requests and, beyond the first request, at most ``movements``
-    movements in one transaction; up to ``in_flight`` groups' transactions run at once, so one group
-    is read, locked and prepared while the previous one commits (they queue on the rows they share,
-    locked in id order like any two movements)."""
+    movements in one transaction."""
 
-    def __init__(self, db: Database, presenters: Presenters, limit: int = 256, movements: int = 2000,
-                 in_flight: int = 2) -> None:
+    def __init__(self, db: Database, presenters: Presenters, limit: int = 256, movements: int = 2000) -> None:
         self.db, self.presenters, self.limit, self.movements = db, presenters, limit, movements
         self._waiting: list[LedgerRequest] = []
         self._drainer: asyncio.Task | None = None
-        self._slots = asyncio.Semaphore(in_flight)
-        self._running: set[asyncio.Task] = set()
 
     async def post(self, request: LedgerRequest) -> Answer:
         """Post a movement or a batch: queued for the next group, answered once that group's
@@ -121,7 +116,6 @@ class GroupCommit:
 
     async def _drain(self) -> None:
         while self._waiting:
-            await self._slots.acquire()  # meanwhile the next group grows
             size = len(self._waiting[0].movements)
             count = 1
             while count < min(self.limit, len(self._waiting)):
@@ -130,15 +124,7 @@ class GroupCommit:
                     break
                 count += 1
             group, self._waiting = self._waiting[:count], self._waiting[count:]
-            task = asyncio.create_task(self._in_slot(group))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-
-    async def _in_slot(self, group: list[LedgerRequest]) -> None:
-        try:
             await self._run(group)
-        finally:
-            self._slots.release()
 
     async def _run(self, group: list[LedgerRequest]) -> None:
         if not group:
