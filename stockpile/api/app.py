@@ -18,7 +18,6 @@ from stockpile import __version__
 from stockpile.api import problems, tasks
 from stockpile.api.audit import DenialCounts, record_failure
 from stockpile.api.auth import ApiTokenAuthenticator, BearerAuthMiddleware, RequestLimits, authenticate_bearer
-from stockpile.api.group_commit import GroupCommitter
 from stockpile.api.controllers.alerts import AlertController
 from stockpile.api.controllers.capacities import CapacityController, PotentialController, TaskingController
 from stockpile.api.controllers.allocation import DrillController, PlanController, RequestController
@@ -31,9 +30,12 @@ from stockpile.api.controllers.sensors import ReadingController, SensorControlle
 from stockpile.api.controllers.rotation import RotationOrderController, RotationPolicyController, ShelfLifeController
 from stockpile.api.controllers.stock import LotController, StockController
 from stockpile.api.controllers.targets import CoverageController, TargetController
+from stockpile.api.presenters.movements import present_posted
+from stockpile.api.problems import problem_body
 from stockpile.config import Settings, get_settings
 from stockpile.console import ConsolePlugin
 from stockpile.metrics import SCRAPE_CLEARED, SNAPSHOT
+from stockpile.services.posting import GroupCommit, Presenters
 from stockpile.store import snapshots
 from stockpile.store.db import Database
 
@@ -108,7 +110,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         state=State({"db": db, "settings": settings,
                      "authenticators": [ApiTokenAuthenticator(db, settings.token_cache_seconds, settings.token_cache_size)],
                      "limits": limits, "denials": denials,
-                     "committer": GroupCommitter(db)}),
+                     "ledger": GroupCommit(db, Presenters(movement=present_posted, problem=problem_body))}),
         middleware=[
             prometheus.middleware,
             DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS),

@@ -255,13 +255,15 @@ SELECT pl.id, pl.plan_id::text AS plan_id, pl.request_id::text AS request_id, pl
        l.code AS lot_code, l.expires_on, pl.owner_id, o.code AS owner, o.sector AS owner_sector, pl.warehouse_id,
        w.code AS warehouse, pl.quantity, pl.distance_km, pl.rule_code, pl.obligation, m.decimals,
        m.code AS material, l.material_id, pl.transfer_id::text AS transfer_id, t.received_at,
-       pl.obligation_id::text AS obligation_id, r.requester_id, r.destination_id, d.code AS destination
+       pl.obligation_id::text AS obligation_id, r.requester_id, rq.code AS requester, rq.sector AS requester_sector,
+       r.destination_id, d.code AS destination
   FROM plan_lines pl
   JOIN lots l ON l.id = pl.lot_id
   JOIN materials m ON m.id = l.material_id
   JOIN parties o ON o.id = pl.owner_id
   JOIN warehouses w ON w.id = pl.warehouse_id
   JOIN allocation_requests r ON r.id = pl.request_id
+  JOIN parties rq ON rq.id = r.requester_id
   JOIN warehouses d ON d.id = r.destination_id
   LEFT JOIN transfers t ON t.id = pl.transfer_id
 """

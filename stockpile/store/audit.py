@@ -60,7 +60,12 @@ def insert_sql(first: int, *, restricted: bool = False) -> str:
 
 async def append(pg: asyncpg.Connection, *, restricted: bool = False, **event: Any) -> None:
     """Record one event in the caller's transaction (it commits or vanishes with the change it records)."""
-    await pg.execute(insert_sql(1, restricted=restricted), *event_values(**event))
+    await insert_event(pg, event_values(**event), restricted=restricted)
+
+
+async def insert_event(pg: asyncpg.Connection, values: list[Any], *, restricted: bool = False) -> None:
+    """Record one event given as its ``event_values``, in the caller's transaction."""
+    await pg.execute(insert_sql(1, restricted=restricted), *values)
 
 
 async def seal(pg: asyncpg.Connection, key: bytes | None = None, batch: int = 5000) -> int:

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
+from stockpile.domain.refs import PartyRef
 from stockpile.store.visibility import TRANSFERS
 
 # A transfer's head as every read presents it (``t`` the transfer).
@@ -37,10 +38,10 @@ def _uuids(values: Sequence[str]) -> list[str]:
     return out
 
 
-async def party_ids(pg: asyncpg.Connection, codes: list[str]) -> dict[str, tuple[int, str]]:
-    """(id, sector) of each known party code."""
+async def parties(pg: asyncpg.Connection, codes: list[str]) -> dict[str, PartyRef]:
+    """Each known party code's reference."""
     rows = await pg.fetch("SELECT code, id, sector FROM parties WHERE code = ANY($1::text[])", codes)
-    return {r["code"]: (r["id"], r["sector"]) for r in rows}
+    return {r["code"]: PartyRef(r["id"], r["code"], r["sector"]) for r in rows}
 
 
 async def lots_by_id(pg: asyncpg.Connection, lot_ids: list[str]) -> dict[str, asyncpg.Record]:

@@ -16,13 +16,13 @@ from stockpile.api.auth import can_post_movements, can_read
 from stockpile.api.common import (
     RowCursor, decode_cursor, encode_cursor, idempotent, json_response, page, page_limit, replayed, request_fingerprint,
 )
-from stockpile.api.group_commit import Job
 from stockpile.api.presenters.movements import present_movement, present_posted
 from stockpile.domain.errors import Invalid
 from stockpile.domain.moments import Clock
 from stockpile.metrics import MOVEMENTS_POSTED
 from stockpile.services import commands as c
 from stockpile.services import ledger, transfers
+from stockpile.services.posting import LedgerRequest
 
 IDEMPOTENCY_HEADER = Parameter(header="Idempotency-Key", required=True, description="1–200 printable characters; replays answer the first result")
 
@@ -75,10 +75,10 @@ class MovementController(Controller):
 
 
 async def _commit(request: Request, state: State, data: c.Movement | c.Batch) -> Response:
-    """Post a movement or a batch in the process's next group-committed transaction."""
+    """Post a movement or a batch (``services.posting``: group-committed with concurrent ones)."""
     key, fingerprint = await request_fingerprint(request)
     note = AuditNote(request, target=request.url.path, details={"idempotency_key": key})
-    answer = await state.committer.submit(Job(data, request.user, key, fingerprint, note, Clock.utc()))
+    answer = await state.ledger.post(LedgerRequest(data, request.user, key, fingerprint, note, Clock.utc()))
     if answer.replayed:
         return replayed(answer.body, answer.status)
     for kind in answer.kinds:
