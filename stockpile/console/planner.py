@@ -13,7 +13,7 @@ from litestar import Request, Response, get, post
 from litestar.response import Redirect
 
 from stockpile.api.auth import can_read, requires
-from stockpile.api.controllers.stock import present_position
+from stockpile.api.presenters.stock import present_position
 from stockpile.api.presenters.allocation import present_request
 from stockpile.api.presenters.masterdata import present_master
 from stockpile.api.presenters.targets import present_coverage
