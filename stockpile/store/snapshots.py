@@ -21,7 +21,8 @@ def _by_sector(sector: str) -> str:
     return CLEARED if sector == "military" else ALL
 
 
-async def aggregate(pg: asyncpg.Connection, today: date, max_targets: int = 100) -> list[dict[str, Any]]:
+async def aggregate(pg: asyncpg.Connection, today: date, max_targets: int = 100,
+                    job_intervals: dict[str, float] | None = None) -> list[dict[str, Any]]:
     """Every business gauge, aggregated (never per lot). Series are bounded: provinces (top-level
     regions) × categories × sectors × units for stock, categories × sectors × units for expiring stock,
     the ``max_targets`` worst-covered targets (with counts by state for all of them), kinds ×
@@ -89,7 +90,10 @@ async def aggregate(pg: asyncpg.Connection, today: date, max_targets: int = 100)
         add("stockpile_ledger_movements", row["n"], kind=row["kind"])
     for row in await pg.fetch(
         """SELECT job, extract(epoch FROM max(finished_at)) AS at FROM job_runs WHERE outcome = 'ok' GROUP BY job"""):
-        add("stockpile_job_last_success_timestamp_seconds", row["at"], job=row["job"])
+        add("stockpile_job_last_success_timestamp_seconds", row["at"], job_name=row["job"])
+    for job, seconds in sorted((job_intervals or {}).items()):
+        add("stockpile_job_interval_seconds", seconds, job_name=job)
+    await _webhook_backlog(pg, add)
     states, overdue = await rotation_plan.rotation_gauges(pg, today)
     by_state = {row["state"]: row["n"] for row in states}
     for state in ("planned", "in_progress", "completed", "cancelled"):
@@ -112,6 +116,19 @@ async def aggregate(pg: asyncpg.Connection, today: date, max_targets: int = 100)
     for state in ("proposed", "approved", "dispatched", "cancelled", "expired"):
         add("stockpile_allocation_plans", plans.get(state, 0), state=state)
     return samples
+
+
+async def _webhook_backlog(pg: asyncpg.Connection, add) -> None:
+    """Deliveries not yet made and the oldest one's age, by the endpoints' clearance: those to
+    cleared endpoints may be about military stock, so only a cleared scrape sees their figures."""
+    rows = {r["cleared"]: r for r in await pg.fetch(
+        """SELECT d.cleared, count(*) AS n, extract(epoch FROM now() - min(o.created_at)) AS oldest
+             FROM outbox_deliveries d JOIN outbox o ON o.id = d.message_id
+            WHERE d.delivered_at IS NULL GROUP BY 1""")}
+    for cleared, clearance, audience in ((False, "uncleared", ALL), (True, "military", CLEARED)):
+        row = rows.get(cleared)
+        add("stockpile_webhook_deliveries_pending", row["n"] if row else 0, audience, clearance=clearance)
+        add("stockpile_webhook_oldest_pending_seconds", row["oldest"] if row else 0, audience, clearance=clearance)
 
 
 async def store(pg: asyncpg.Connection, name: str, samples: list[dict[str, Any]]) -> None:
