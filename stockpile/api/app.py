@@ -20,6 +20,7 @@ from stockpile.api import problems, tasks
 from stockpile.api.audit import DenialCounts, record_failure
 from stockpile.api.auth import ApiTokenAuthenticator, BearerAuthMiddleware, RequestLimits, authenticate_bearer
 from stockpile.api.group_commit import GroupCommitter
+from stockpile.api.request_log import log_response, request_log
 from stockpile.api.controllers.alerts import AlertController
 from stockpile.api.controllers.allocation import DrillController, PlanController, RequestController
 from stockpile.api.controllers.access import AuditController, AuditDenialController, TokenController
@@ -108,11 +109,13 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
                      "limits": limits, "denials": denials,
                      "committer": GroupCommitter(db)}),
         middleware=[
+            request_log,
             prometheus.middleware,
             DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS),
         ],
         exception_handlers=problems.HANDLERS,
         after_exception=[record_failure],
+        before_send=[log_response],
         openapi_config=OpenAPIConfig(
             title="stockpile", version=__version__, path="/schema",
             description="Jointly held national reserves: ledger, stock, transfers. Every /api/v1 route needs "
@@ -123,6 +126,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         on_startup=[on_startup, limits.start, denials.start],
         on_shutdown=[limits.stop, denials.stop, on_shutdown],
         debug=False,
+        logging_config=None,  # every process logs as stockpile.logs configures it (JSON lines)
     )
 
 
