@@ -107,6 +107,10 @@ async def aggregate(pg: asyncpg.Connection, today: date, max_targets: int = 100,
     for (category, unit), by_audience in sorted(totals.items()):
         for audience, quantity in by_audience.items():
             add("stockpile_rotation_overdue_quantity", quantity, audience, category=category, unit=unit)
+    # Nothing overdue is a figure too (0), for every category and unit the reserve holds materials in.
+    for row in await pg.fetch("SELECT DISTINCT category, unit FROM materials ORDER BY 1, 2"):
+        if (row["category"], row["unit"]) not in totals:
+            add("stockpile_rotation_overdue_quantity", 0, category=row["category"], unit=row["unit"])
     requests = {(r["state"], r["priority"]): r["n"] for r in await pg.fetch(
         "SELECT state, priority, count(*) AS n FROM allocation_requests GROUP BY 1, 2")}
     for state in ("pending", "allocated", "cancelled"):
