@@ -679,4 +679,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"stockpile: configuration refused: {exc}", file=sys.stderr)
         sys.exit(2)
     _configure_logging(settings.log_level)
-    sys.exit(args.func(args, settings))
+    from stockpile.store.engine import EmbeddedUnavailable
+
+    try:
+        sys.exit(args.func(args, settings))
+    except EmbeddedUnavailable as exc:
+        print(f"stockpile: {exc}", file=sys.stderr)
+        sys.exit(2)
