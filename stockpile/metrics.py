@@ -14,6 +14,7 @@ same copy once, so dashboards and rules take ``max by (<its labels>)`` across re
 
 import os
 from contextvars import ContextVar
+from functools import cache
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
@@ -33,8 +34,14 @@ JOB_RUNS = Counter("stockpile_job_runs_total", "Job slots run by this worker, by
 JOB_DURATION = Histogram("stockpile_job_duration_seconds", "Wall time of one job run.", ["job_name"])
 JOB_LAST_SUCCESS = Gauge("stockpile_worker_job_last_success_timestamp_seconds",
                          "Unix time of the job's last successful run in this worker.", ["job_name"])
-LEDGER_MISMATCHED_ACCOUNTS = Gauge("stockpile_ledger_mismatched_accounts",
-                                   "Accounts whose stored balance differs from the sum of their postings (must be 0).")
+
+
+@cache
+def ledger_mismatched_accounts() -> Gauge:
+    """Made where the ledger check runs (the worker, ``job run``): an API process, which never
+    runs it, does not export a 0 of its own."""
+    return Gauge("stockpile_ledger_mismatched_accounts",
+                 "Accounts whose stored balance differs from the sum of their postings (must be 0).")
 
 # Database connections of each process (API and worker); summed over the processes of one instance.
 DB_CONNECTIONS_IN_USE = Gauge("stockpile_db_connections_in_use",

@@ -13,7 +13,7 @@ from stockpile.services import alerts, allocation
 from stockpile.services import rotation_plan
 from stockpile.jobs.deliver import deliver_notifications
 from stockpile.jobs.runs import Job
-from stockpile.metrics import LEDGER_MISMATCHED_ACCOUNTS
+from stockpile.metrics import ledger_mismatched_accounts
 from stockpile.store import allocation as allocation_store
 from stockpile.store import audit, jobs, snapshots
 from stockpile.store.db import Database, repeatable_read
@@ -42,7 +42,7 @@ async def check_ledger(db: Database) -> dict[str, Any]:
         await repeatable_read(tx.pg)  # one consistent snapshot
         broken = await jobs.ledger_mismatches(tx.pg)
         checked = await jobs.account_count(tx.pg)
-    LEDGER_MISMATCHED_ACCOUNTS.set(len(broken))
+    ledger_mismatched_accounts().set(len(broken))
     for row in broken:
         log.error("ledger invariant broken account=%s balance=%s postings=%s", row["id"], row["balance"], row["postings"])
     wanted = [Wanted("ledger_invariant", f"account:{r['id']}", "critical",

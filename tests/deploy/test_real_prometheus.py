@@ -194,6 +194,12 @@ async def _healthy(prom: httpx.AsyncClient, processes: Processes) -> None:
     alerts = (await prom.get("/api/v1/alerts")).json()["data"]["alerts"]
     raised = [(a["labels"]["alertname"], a["state"], a["labels"]) for a in alerts if a["labels"]["alertname"] in operational]
     assert raised == [], f"{raised}\n{processes.logs()}"
+    # Prometheus's job and instance are the only ones: none of the service's series had to be renamed
+    for clash in ('{exported_job=~".+"}', '{exported_instance=~".+"}'):
+        assert await _query(prom, clash) == [], clash
+    # each figure from the role that owns it: the snapshot from the API, the ledger check from the worker
+    assert await _query(prom, 'stockpile_metrics_snapshot_timestamp_seconds{job!="stockpile-api"}') == []
+    assert await _query(prom, 'stockpile_ledger_mismatched_accounts{job!="stockpile-worker"}') == []
     for title, expr in _panel_queries():
         result = await _query(prom, expr)
         assert result and any(math.isfinite(float(r["value"][1])) for r in result), f"panel {title!r}: {expr} → {result}"
