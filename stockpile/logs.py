@@ -20,7 +20,7 @@ from typing import Any
 REQUEST_ID: ContextVar[str | None] = ContextVar("log_request_id", default=None)
 
 # Members a caller may add with ``extra=``; anything else on a record stays out of the line.
-FIELDS = ("request_id", "principal", "route", "method", "status", "duration_ms", "client", "job_name")
+FIELDS = ("request_id", "principal", "route", "method", "status", "duration_ms", "client")
 QUIET = ("pgserver", "alembic", "asyncio")
 
 

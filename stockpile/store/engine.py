@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 # The top-level migrations/ folder, shipped inside the package as stockpile.migrations (see
-# pyproject.toml): found the same way from a checkout, an editable install and a wheel.
+# setup.py): found the same way from a checkout, an editable install and a wheel.
 MIGRATIONS = Path(str(files("stockpile.migrations")))
 MIGRATION_LOCK = "stockpile migrations"  # the advisory lock replicas migrate under (migrations/env.py)
 EMBEDDED_DATABASE = "stockpile"

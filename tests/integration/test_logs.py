@@ -11,9 +11,12 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from stockpile.logs import JsonFormatter, RoutineAtDebug
 from tests.live import free_port, make_admin_token
@@ -30,17 +33,27 @@ def _lines(path: Path) -> list[dict]:
     return parsed
 
 
-async def test_api_processes_log_each_request_as_one_json_line(database_url, tmp_path):
+@dataclass
+class TwoProcessApi:
+    base_url: str
+    token: str
+    log_path: Path
+
+
+@pytest.fixture(scope="module")
+async def two_process_api(database_url, tmp_path_factory):
+    """``stockpile serve --workers 2`` as production runs it, trusting 127.0.0.1 as its proxy."""
+    tmp = tmp_path_factory.mktemp("two-process-api")
     token = await make_admin_token(database_url, "log-reader")
     port = free_port()
-    log_path = tmp_path / "serve.log"
+    log_path = tmp / "serve.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "stockpile", "serve", "--no-demo", "--workers", "2", "--port", str(port)],
             env={**os.environ, "DATABASE_URL": database_url, "STOCKPILE_TRUSTED_PROXIES": "127.0.0.1",
                  "STOCKPILE_MIGRATE_ON_START": "false", "STOCKPILE_RATE_LIMIT_PER_SECOND": "0",
-                 "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")},
-            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+                 "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")},
+            stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
                 for _ in range(300):
@@ -51,20 +64,25 @@ async def test_api_processes_log_each_request_as_one_json_line(database_url, tmp
                     except httpx.TransportError:
                         pass
                     await asyncio.sleep(0.1)
-                auth = {"Authorization": f"Bearer {token}"}
-                proxied = await c.get("/api/v1/regions", headers={**auth, "X-Forwarded-For": "203.0.113.7",
-                                                                  "X-Request-Id": "trace-123"})
-                missing = await c.get("/api/v1/lots/not-a-lot", headers=auth)
-            # from 127.0.0.2, not a configured proxy: its X-Forwarded-For is not believed
-            transport = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", transport=transport, timeout=10) as c:
-                spoofed = await c.get("/api/v1/regions", headers={**auth, "X-Forwarded-For": "198.51.100.1"})
+            yield TwoProcessApi(f"http://127.0.0.1:{port}", token, log_path)
         finally:
             process.terminate()
             process.wait(timeout=20)
+
+
+async def test_api_processes_log_each_request_as_one_json_line(two_process_api):
+    api, auth = two_process_api, {"Authorization": f"Bearer {two_process_api.token}"}
+    async with httpx.AsyncClient(base_url=api.base_url, timeout=10) as c:
+        proxied = await c.get("/api/v1/regions", headers={**auth, "X-Forwarded-For": "203.0.113.7",
+                                                          "X-Request-Id": "trace-123"})
+        missing = await c.get("/api/v1/lots/not-a-lot", headers=auth)
+    # from 127.0.0.2, not a configured proxy: its X-Forwarded-For is not believed
+    transport = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with httpx.AsyncClient(base_url=api.base_url, transport=transport, timeout=10) as c:
+        spoofed = await c.get("/api/v1/regions", headers={**auth, "X-Forwarded-For": "198.51.100.1"})
     assert proxied.status_code == 200 and proxied.headers["x-request-id"] == "trace-123"
     assert missing.status_code == 404 and spoofed.status_code == 200
-    lines = _lines(log_path)
+    lines = await _logged(api.log_path, spoofed.headers["x-request-id"])
     assert {"time", "level", "logger", "message"} <= set(lines[0])
     requests = {line["request_id"]: line for line in lines if line["logger"] == "stockpile.api.requests"}
     assert requests["trace-123"] | {"time": None, "duration_ms": None} == {
@@ -78,7 +96,29 @@ async def test_api_processes_log_each_request_as_one_json_line(database_url, tmp
     # both uvicorn worker processes started and logged as JSON
     started = [line for line in lines if line["message"].startswith("Started server process")]
     assert len(started) == 2 and all(line["logger"] == "uvicorn.error" for line in started)
-    assert token not in log_path.read_text()
+    assert api.token not in api.log_path.read_text()
+
+
+async def test_a_scrape_of_either_process_counts_both(two_process_api):
+    """Multiprocess mode: each request on a connection of its own (the two processes share the
+    listening socket, so they take turns); one scrape counts every one of them."""
+    for _ in range(40):
+        async with httpx.AsyncClient(base_url=two_process_api.base_url, timeout=10) as c:
+            assert (await c.get("/health/live")).status_code == 200
+    async with httpx.AsyncClient(base_url=two_process_api.base_url, timeout=10) as c:
+        text = (await c.get("/metrics", headers={"Authorization": f"Bearer {two_process_api.token}"})).text
+    (counted,) = [s.value for family in text_string_to_metric_families(text) for s in family.samples
+                  if s.name == "stockpile_requests_total" and s.labels["path"] == "/health/live"]
+    assert counted == 40
+
+
+async def _logged(path: Path, request_id: str) -> list[dict]:
+    """The log's lines once the request ``request_id`` is in it (the processes write as they go)."""
+    for _ in range(100):
+        if request_id in path.read_text():
+            break
+        await asyncio.sleep(0.1)
+    return _lines(path)
 
 
 def test_the_worker_logs_its_routine_at_debug(database_url, tmp_path):
