@@ -135,7 +135,8 @@ def test_prometheus_scrapes_each_role_as_the_rules_expect(layer):
         assert {e["port"] for e in monitor["spec"]["endpoints"]} <= ports
     assert set(by_kind(layer, "ServiceMonitor")) == {"stockpile-api", "stockpile-worker"}
     rules = yaml.safe_load((DEPLOY / "prometheus" / "rules.yml").read_text())
-    assert by_kind(layer, "PrometheusRule")["stockpile"]["spec"]["groups"] == rules["groups"]
+    assert by_kind(layer, "PrometheusRule")["stockpile"]["spec"]["groups"] == rules["groups"], \
+        "deploy/k8s/base/prometheusrule.yaml must carry deploy/prometheus/rules.yml's groups unchanged"
 
 
 def test_production_runs_more_of_a_pinned_image():
