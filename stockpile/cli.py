@@ -21,12 +21,9 @@ log = logging.getLogger("stockpile")
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), stream=sys.stderr,
-        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
-    )
-    for quiet in ("pgserver", "alembic"):
-        logging.getLogger(quiet).setLevel(logging.WARNING)
+    from stockpile.logs import configure
+
+    configure(level)
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # pgserver's runtime-dir notice
 
 
@@ -99,12 +96,34 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     os.environ["STOCKPILE_HOST"], os.environ["STOCKPILE_PORT"] = settings.host, str(settings.port)
     # Every worker process seals console sessions with one key (sessions end when the service restarts).
     os.environ.setdefault("STOCKPILE_CONSOLE_SECRET", secrets.token_hex(32))
+    if settings.workers > 1:
+        _count_across_processes()
     print(f"stockpile serving on http://{settings.host}:{settings.port} (API docs at /docs)", flush=True)
+    from stockpile.logs import logging_config
+
+    # proxy_headers off: a forwarded client address is believed only from STOCKPILE_TRUSTED_PROXIES,
+    # decided in one place (stockpile.api.auth.RequestLimits.client_address), not by uvicorn.
     uvicorn.run(
         "stockpile.api.app:app_from_env", factory=True, host=settings.host, port=settings.port,
         workers=settings.workers, log_level=settings.log_level, access_log=False, lifespan="on",
+        log_config=logging_config(settings.log_level), proxy_headers=False,
     )
     return 0
+
+
+def _count_across_processes() -> None:
+    """Several API processes: Prometheus's multiprocess mode, so a scrape of any of them counts all.
+    The directory is this instance's own (``PROMETHEUS_MULTIPROC_DIR`` if set), its count files
+    removed at start: counts of an earlier run must not be added to this one's."""
+    import tempfile
+
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for counts in Path(directory).glob("*.db"):
+            counts.unlink()
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="stockpile-metrics-")
 
 
 async def _first_look(settings: Settings, url: str) -> None:
@@ -715,4 +734,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"stockpile: configuration refused: {exc}", file=sys.stderr)
         sys.exit(2)
     _configure_logging(settings.log_level)
-    sys.exit(args.func(args, settings))
+    from stockpile.store.engine import EmbeddedUnavailable
+
+    try:
+        sys.exit(args.func(args, settings))
+    except EmbeddedUnavailable as exc:
+        print(f"stockpile: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from stockpile.metrics import DB_CONNECTIONS_IN_USE, DB_CONNECTIONS_MAX
 from stockpile.store.engine import asyncpg_dsn
 
 
@@ -51,18 +52,25 @@ class Database:
                         max_inactive_connection_lifetime=300, timeout=10,
                         server_settings={"application_name": "stockpile", "jit": "off"}, **kwargs,
                     )
+                    DB_CONNECTIONS_MAX.inc(self.pool_size)
         return self._pool
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         pool = await self.pool()
-        async with pool.acquire() as conn, conn.transaction():
-            yield Tx(conn)
+        async with pool.acquire() as conn:
+            DB_CONNECTIONS_IN_USE.inc()  # the pool's saturation, as the alert StockpileDatabasePoolSaturated reads it
+            try:
+                async with conn.transaction():
+                    yield Tx(conn)
+            finally:
+                DB_CONNECTIONS_IN_USE.dec()
 
     async def dispose(self) -> None:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+            DB_CONNECTIONS_MAX.dec(self.pool_size)
 
 
 async def repeatable_read(pg: asyncpg.Connection, *, read_only: bool = False) -> None:
