@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Literal
+from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 
+from stockpile.api import exports
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_post_movements, can_read
 from stockpile.api.common import RowCursor, decode_cursor, json_response, page, page_limit
 from stockpile.api.presenters.rotation import present_extension
 from stockpile.domain.lots import is_expired
-from stockpile.domain.moments import Clock, rfc3339
+from stockpile.domain.moments import Clock, iso_day, rfc3339
 from stockpile.domain.quantities import format_quantity
 from stockpile.services import commands as c
 from stockpile.services import lots, rotation
@@ -35,6 +37,16 @@ def present_position(row, today: date) -> dict:
     }
 
 
+def present_lot(row, today: date) -> dict:
+    """A lot's head: what the list of lots shows, and ``GET /lots/{id}`` before its owners and history."""
+    return {
+        "id": row["id"], "code": row["code"], "warehouse": row["warehouse"], "material": row["material"],
+        "unit": row["unit"], "manufactured_on": iso_day(row["manufactured_on"]), "expires_on": iso_day(row["expires_on"]),
+        "expired": is_expired(row["expires_on"], today), "status": row["status"], "origin_lot_id": row["origin_lot_id"],
+        "balance": format_quantity(row["balance"], row["decimals"]),
+    }
+
+
 class StockController(Controller):
     path = "/api/v1/stock"
     tags = ["stock"]
@@ -45,6 +57,8 @@ class StockController(Controller):
         region: str | None = None, category: Category | None = None, expiring_before: date | None = None,
         status: LotStatus | None = None, limit: int | None = None, cursor: str | None = None,
     ) -> Response:
+        if exports.wants_csv(request):
+            return await exports.respond(request, state, "stock")
         size = page_limit(limit)
         today = Clock.utc().today
         async with state.db.transaction() as tx:
@@ -62,6 +76,23 @@ class StockController(Controller):
 class LotController(Controller):
     path = "/api/v1/lots"
     tags = ["stock"]
+
+    @get("/", guards=[can_read], summary="Lots by id, emptied ones too, each with the balance the reader may see")
+    async def listing(
+        self, request: Request, state: State, warehouse: str | None = None, material: str | None = None,
+        status: LotStatus | None = None, expiring_before: date | None = None, limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Response:
+        if exports.wants_csv(request):
+            return await exports.respond(request, state, "lots")
+        size = page_limit(limit)
+        after = decode_cursor(cursor, UUID)
+        today = Clock.utc().today
+        async with state.db.transaction() as tx:
+            rows = await lots.lots(tx.pg, request.user, warehouse=warehouse, material=material, status=status,
+                                   expiring_before=expiring_before, after=None if after is None else str(after),
+                                   limit=size + 1)
+        return json_response(page([present_lot(r, today) for r in rows], size, lambda item: item["id"]))
 
     @get("/{lot_id:str}", guards=[can_read], summary="One lot: its owners' shares and its history")
     async def read(self, request: Request, state: State, lot_id: str) -> Response:
@@ -81,15 +112,8 @@ class LotController(Controller):
 async def _lot(pg, lot_id: str, principal) -> dict:
     head, positions, events = await lots.lot(pg, lot_id, principal)
     d = head["decimals"]
-    today = Clock.utc().today
     return {
-        "id": head["id"], "code": head["code"], "warehouse": head["warehouse"], "material": head["material"],
-        "unit": head["unit"],
-        "manufactured_on": head["manufactured_on"].isoformat() if head["manufactured_on"] else None,
-        "expires_on": head["expires_on"].isoformat() if head["expires_on"] else None,
-        "expired": is_expired(head["expires_on"], today), "status": head["status"],
-        "origin_lot_id": head["origin_lot_id"],
-        "balance": format_quantity(sum(p["balance"] for p in positions), d),
+        **present_lot({**head, "balance": sum(p["balance"] for p in positions)}, Clock.utc().today),
         "owners": [{
             "owner": p["owner"], "sector": p["sector"], "balance": format_quantity(p["balance"], d),
             "reserved": format_quantity(p["reserved"], d), "available": format_quantity(p["balance"] - p["reserved"], d),
