@@ -100,10 +100,11 @@ def _cells(item: dict[str, Any], paths: list[tuple[str, ...]]) -> list[str]:
     return out
 
 
+@dataclass
 class Counted:
     """How many rows an export has written so far."""
 
-    rows = 0
+    rows: int = 0
 
 
 async def csv_chunks(columns: tuple[str, ...], items: AsyncIterable[dict[str, Any]],
@@ -187,6 +188,11 @@ def _presented(rows_of: Callable[..., AsyncIterator[Any]], present: Callable[[An
     return items
 
 
+def _as_is(item: dict[str, Any], principal: Principal, today: date) -> dict[str, Any]:
+    """The items of a use case that presents them itself (transfers, audit events)."""
+    return item
+
+
 @functools.cache
 def catalog() -> dict[str, Export]:
     """Every export by name (the list's path). Built on first use: the controllers, whose filter
@@ -208,19 +214,11 @@ def catalog() -> dict[str, Export]:
         for item in await targets.coverage(pg, principal, today=today, **filters):
             yield present_coverage(item)
 
-    async def every_transfer(pg, principal, filters, today):
-        async for transfer in transfers.every_transfer(pg, principal, **filters):
-            yield transfer
-
     async def every_request(pg, principal, filters, today):
-        # the JSON list's query names its state filter ``state_``
-        async for row in allocation.every_request(pg, principal, state=filters["state_"],
-                                                  priority=filters["priority"]):
+        # the JSON list's handler gives its ``state_`` parameter no query alias: the query says ``state_``
+        state = filters.get("state", filters.get("state_"))
+        async for row in allocation.every_request(pg, principal, state=state, priority=filters["priority"]):
             yield present_request(row)
-
-    async def every_event(pg, principal, filters, today):
-        async for event in audit.every_event(pg, principal, **filters):
-            yield event
 
     async def seal(db: Database, settings: Settings) -> None:
         await audit.seal_committed(db, settings.audit_key_bytes)
@@ -240,7 +238,7 @@ def catalog() -> dict[str, Export]:
             _presented(ledger.every_movement, lambda row, _, __: present_movement(row))),
         Export("transfers", (
             "id", "from_warehouse", "to_warehouse", "state", "expected_at", "dispatched_at", "received_at", "overdue",
-            "lines"), ledger_views.TransferController.listing, every_transfer),
+            "lines"), ledger_views.TransferController.listing, _presented(transfers.every_transfer, _as_is)),
         Export("coverage", (
             "code", "scope.warehouse", "scope.region", "material", "category", "substitution_group", "owner", "sector",
             "quantity", "warning_ratio", "critical_ratio", "floor_ratio", "horizon_days", "population", "target",
@@ -262,6 +260,6 @@ def catalog() -> dict[str, Export]:
         Export("audit-events", (
             "id", "at", "actor", "roles", "action", "target", "outcome", "status", "client", "request_id", "details",
             "chain_seq", "restricted", "content_hash", "chain_hash"), access_views.AuditController.listing,
-            every_event, needs=frozenset({"auditor", "admin"}), before=seal),
+            _presented(audit.every_event, _as_is), needs=frozenset({"auditor", "admin"}), before=seal),
     ]
     return {export.name: export for export in exports}
