@@ -255,6 +255,17 @@ async def test_a_bad_filter_is_a_validation_problem_not_a_file(client, operator,
     assert body["type"] == "validation" and field in str(body["errors"]), body
 
 
+@pytest.mark.parametrize("path, params", [
+    ("movements", {"since": "2026-01-01"}), ("movements", {"since": "2026-01-01T00:00:00"}),
+    ("movements", {"until": "2026-01-01T02:00:00+02:00"}), ("stock", {"expiring_before": "2026-01-01T00:00:00Z"}),
+    ("rotation-orders", {"due_before": "20260101"}), ("audit-events", {"since": "0"}),
+])
+async def test_csv_and_json_take_and_refuse_the_same_filter_values(client, admin, path, params):
+    as_json = await client.get(f"{API}/{path}", headers=admin, params=params)
+    as_csv = await client.get(f"{API}/{path}", headers={**admin, **CSV}, params=params)
+    assert as_json.status_code == as_csv.status_code, (as_json.text[:300], as_csv.text[:300])
+
+
 async def test_the_audit_trail_export_needs_an_auditor(client, operator):
     r = await client.get(f"{API}/audit-events", headers={**operator, **CSV})
     assert r.status_code == 403 and r.json()["type"] == "forbidden"
