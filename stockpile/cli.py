@@ -591,7 +591,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         print(f"the export was refused: {exc.detail}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"cannot write {args.output}: {exc}", file=sys.stderr)
+        print(f"cannot write {args.output or 'standard output'}: {exc}", file=sys.stderr)
         return 2
     finally:
         if partial is not None:
