@@ -27,6 +27,7 @@ import os
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -39,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from bench.coverage import throwaway_database  # noqa: E402
 from bench.limits import start_server  # noqa: E402
 from stockpile.store.engine import asyncpg_dsn  # noqa: E402
-from stockpile.store.reads import movements_statement  # noqa: E402
+from stockpile.store import reads  # noqa: E402
 from tests.live import make_admin_token  # noqa: E402
 
 LOTS = 1000
@@ -110,11 +111,9 @@ async def since_for(url: str, rows: int) -> str:
 
 async def copy_anchor(url: str, since: str | None) -> tuple[int, float]:
     """Rows and seconds of COPY (the export's statement, as a cleared national reader) TO STDOUT."""
-    from datetime import datetime
-
-    statement = movements_statement(warehouse=None, material=None, owner=None, kind=None,
-                                    since=datetime.fromisoformat(since) if since else None, until=None,
-                                    before_seq=None, limit=None)
+    statement = reads.movements(warehouse=None, material=None, owner=None, kind=None,
+                                since=datetime.fromisoformat(since) if since else None, until=None,
+                                before_seq=None, limit=None)
     dsn, kwargs = asyncpg_dsn(url)
     conn = await asyncpg.connect(dsn, **kwargs)
 

@@ -17,7 +17,7 @@ async def movements(pg: asyncpg.Connection, principal: Principal, *, warehouse: 
                     before_seq: int | None, limit: int) -> list[asyncpg.Record]:
     """The movements ``principal`` may see (touching its warehouses; none touching military stock
     without clearance), newest first."""
-    return await reads.movements_statement(
+    return await reads.movements(
         warehouse=warehouse, material=material, owner=owner, kind=kind, since=since, until=until,
         before_seq=before_seq, limit=limit, **principal.visibility.ledger,
     ).fetch(pg)
@@ -25,7 +25,7 @@ async def movements(pg: asyncpg.Connection, principal: Principal, *, warehouse: 
 
 def every_movement(pg: asyncpg.Connection, principal: Principal, **filters) -> AsyncIterator[asyncpg.Record]:
     """Every movement ``movements`` pages through with these filters, streamed (an export)."""
-    return reads.movements_statement(**filters, before_seq=None, limit=None, **principal.visibility.ledger).stream(pg)
+    return reads.movements(**filters, before_seq=None, limit=None, **principal.visibility.ledger).stream(pg)
 
 
 async def movement(pg: asyncpg.Connection, movement_id: str, principal: Principal) -> asyncpg.Record:

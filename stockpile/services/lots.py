@@ -46,7 +46,7 @@ async def positions(pg: asyncpg.Connection, principal: Principal, *, warehouse: 
                     status: str | None, after: int | None, limit: int) -> list[asyncpg.Record]:
     """Stock positions holding stock, as ``principal`` may see them (its warehouses; military-owned
     ones only with clearance), oldest account first."""
-    return await reads.stock_statement(
+    return await reads.stock(
         warehouse=warehouse, material=material, owner=owner, region=region, category=category,
         expiring_before=expiring_before, status=status, after=after, limit=limit, **principal.visibility.ledger,
     ).fetch(pg)
@@ -54,7 +54,7 @@ async def positions(pg: asyncpg.Connection, principal: Principal, *, warehouse: 
 
 def every_position(pg: asyncpg.Connection, principal: Principal, **filters) -> AsyncIterator[asyncpg.Record]:
     """Every position ``positions`` pages through with these filters, streamed (an export)."""
-    return reads.stock_statement(**filters, after=None, limit=None, **principal.visibility.ledger).stream(pg)
+    return reads.stock(**filters, after=None, limit=None, **principal.visibility.ledger).stream(pg)
 
 
 async def lots(pg: asyncpg.Connection, principal: Principal, *, warehouse: str | None, material: str | None,
@@ -62,7 +62,7 @@ async def lots(pg: asyncpg.Connection, principal: Principal, *, warehouse: str |
                limit: int) -> list[asyncpg.Record]:
     """The lots ``principal`` may know of (its warehouses; none only a military party holds without
     clearance), by id, each with the balance of the positions it may see."""
-    return await reads.lots_statement(
+    return await reads.lots(
         warehouse=warehouse, material=material, status=status, expiring_before=expiring_before, after=after,
         limit=limit, **principal.visibility.ledger,
     ).fetch(pg)
@@ -70,7 +70,7 @@ async def lots(pg: asyncpg.Connection, principal: Principal, *, warehouse: str |
 
 def every_lot(pg: asyncpg.Connection, principal: Principal, **filters) -> AsyncIterator[asyncpg.Record]:
     """Every lot ``lots`` pages through with these filters, streamed (an export)."""
-    return reads.lots_statement(**filters, after=None, limit=None, **principal.visibility.ledger).stream(pg)
+    return reads.lots(**filters, after=None, limit=None, **principal.visibility.ledger).stream(pg)
 
 
 async def lot(pg: asyncpg.Connection, lot_id: str, principal: Principal

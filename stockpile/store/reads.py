@@ -16,7 +16,7 @@ REGION_TREE = """
 
 
 
-def stock_statement(
+def stock(
     *, warehouse: str | None, material: str | None, owner: str | None, region: str | None,
     category: str | None, expiring_before: date | None, status: str | None, after: int | None, limit: int | None,
     warehouse_ids: list[int] | None = None, cleared: bool = True,
@@ -51,7 +51,7 @@ def stock_statement(
     )
 
 
-def lots_statement(
+def lots(
     *, warehouse: str | None, material: str | None, status: str | None, expiring_before: date | None,
     after: str | None, limit: int | None, warehouse_ids: list[int] | None = None, cleared: bool = True,
 ) -> Statement:
@@ -146,7 +146,7 @@ MOVEMENT_SELECT = """
       FROM movements mv LEFT JOIN principals pr ON pr.id = mv.principal_id"""
 
 
-def movements_statement(
+def movements(
     *, warehouse: str | None, material: str | None, owner: str | None, kind: str | None,
     since: datetime | None, until: datetime | None, before_seq: int | None, limit: int | None,
     warehouse_ids: list[int] | None = None, cleared: bool = True,
