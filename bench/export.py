@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import threading
@@ -213,6 +214,9 @@ def main() -> None:
     small, every = results["small"], results["all"]
     print(f"peak RSS exporting {every['rows']:,} rows is {every['rss_peak_mb'] - small['rss_peak_mb']:+.1f} MB "
           f"from exporting {small['rows']:,}")
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"export-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
