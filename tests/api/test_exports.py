@@ -8,6 +8,7 @@ the canary; an uncleared reader's CSV must equal its own JSON list and hold none
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import os
@@ -16,6 +17,7 @@ import sys
 import uuid
 
 import asyncpg
+import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -320,3 +322,55 @@ def test_the_command_line_export_of_the_audit_trail_needs_an_auditor(world, tmp_
     done = stockpile(world.url, "export", "audit-events", "--as", world.names["uncleared-auditor"], "-o", str(out))
     assert done.returncode == 0, done.stderr
     assert [s.what for s in world.k.secrets if s.pattern.search(out.read_text())] == []
+
+
+# -- a client that walks away --------------------------------------------------------------------
+
+async def test_clients_that_walk_away_mid_export_leave_no_connection_behind(make_database):
+    """Each export holds one pooled connection in a read-only transaction while it streams; a
+    client that disconnects after the first chunk must give it back. More abandoned exports than
+    the pool holds, then a list that needs a connection still answers and none is left open."""
+    from tests.live import running_server
+
+    url = make_database()
+    async with running_server(url, STOCKPILE_DB_POOL_SIZE="4") as (base, token):
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as c:
+            for path, body in [
+                ("/api/v1/regions/WALK", {"name": "r"}),
+                ("/api/v1/parties/WALK-CIV", {"name": "o", "sector": "civilian"}),
+                ("/api/v1/warehouses/WALK-W", {"name": "w", "operator": "WALK-CIV", "region": "WALK",
+                                               "kind": "civilian", "latitude": 1, "longitude": 1}),
+                ("/api/v1/materials/WALK-M", {"name": "m", "category": "fuel", "unit": "L", "decimals": 0}),
+            ]:
+                assert (await c.put(path, json=body)).status_code == 201
+            for batch in range(12):  # some 4 MB of CSV: more than the sockets between them buffer
+                receipts = [{"kind": "receipt", "warehouse": "WALK-W", "material": "WALK-M", "owner": "WALK-CIV",
+                             "quantity": "5", "lot": {"code": f"L-{batch}-{i}", "expires_on": "2031-01-01"},
+                             "note": "delivery note " + "x" * 100} for i in range(1000)]
+                r = await c.post("/api/v1/movements/batch", json={"movements": receipts, "atomic": True},
+                                 headers=idem())
+                assert r.status_code == 201, r.text
+        for _ in range(12):  # three times the pool
+            async with httpx.AsyncClient(base_url=base, headers={**headers, **CSV}, timeout=30) as c:
+                async with c.stream("GET", "/api/v1/movements") as r:
+                    assert r.status_code == 200
+                    first = await anext(r.aiter_raw())
+                    assert first.startswith(b"id,kind,")
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as c:
+            r = await c.get("/api/v1/movements", params={"limit": 1})
+            assert r.status_code == 200 and len(r.json()["items"]) == 1
+        dsn, kwargs = asyncpg_dsn(url)
+        conn = await asyncpg.connect(dsn, **kwargs)
+        try:
+            for _ in range(100):
+                left = await conn.fetchval(
+                    """SELECT count(*) FROM pg_stat_activity
+                        WHERE datname = current_database() AND application_name = 'stockpile'
+                          AND state <> 'idle'""")
+                if left == 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert left == 0
+        finally:
+            await conn.close()
