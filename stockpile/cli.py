@@ -605,6 +605,63 @@ def cmd_simulate_sensors(args: argparse.Namespace, settings: Settings) -> int:
         start, end, seed = end + step, end + step, seed + 1
 
 
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    """Write a list as CSV (as ``Accept: text/csv`` answers it) to a file or to stdout."""
+    from stockpile.api import exports
+    from stockpile.domain.errors import DomainError, Invalid
+
+    export = exports.catalog().get(args.resource)
+    if export is None:
+        print(f"no export {args.resource!r}; one of: {', '.join(exports.catalog())}", file=sys.stderr)
+        return 2
+    given: dict[str, str] = {}
+    for pair in args.filter or []:
+        name, sep, value = pair.partition("=")
+        if not sep or name in given:
+            print(f"--filter {pair!r}: give each filter once, as NAME=VALUE", file=sys.stderr)
+            return 2
+        given[name] = value
+    try:
+        filters = exports.decode_filters(export, given)
+    except Invalid as exc:
+        print(f"--filter: {exc.detail} (filters of {export.name}: {', '.join(export.filters.__struct_fields__)})",
+              file=sys.stderr)
+        return 2
+
+    async def work(out) -> int:
+        from stockpile.store.db import Database
+
+        db = Database(database_url(settings), pool_size=1)
+        try:
+            async with db.transaction() as tx:
+                principal, _ = await _acting(tx.pg, args.as_name, tuple(sorted(export.needs)), f"read {export.name}")
+            return await exports.write(db, settings, export, principal, filters, out)
+        finally:
+            await db.dispose()
+
+    target = Path(args.output) if args.output else None
+    partial = target.with_name(f".{target.name}.partial") if target else None
+    try:
+        if partial is None:
+            rows = _run(work(sys.stdout.buffer))
+            sys.stdout.flush()
+        else:
+            with open(partial, "wb") as out:
+                rows = _run(work(out))
+            partial.replace(target)  # the file appears whole, or not at all
+    except DomainError as exc:  # --as a principal that may not read this
+        print(f"the export was refused: {exc.detail}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"cannot write {args.output or 'standard output'}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+    print(f"{rows} {export.name} rows exported" + (f" to {target}" if target else ""), file=sys.stderr)
+    return 0
+
+
 AS_HELP = ("act as this existing principal: its roles, scope and clearance apply and the audit names it "
            "(default: the trusted command line, recorded as cli:<OS user>)")
 
@@ -663,6 +720,14 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--per-row", action="store_true", help="write the rows that pass and report the refused ones")
     imp.add_argument("--as", dest="as_name", metavar="NAME", help=AS_HELP)
     imp.set_defaults(func=cmd_import)
+    exp = sub.add_parser("export", help="write a list as CSV (stock, lots, movements, transfers, coverage, alerts, "
+                                        "rotation-orders, allocation-requests, audit-events)")
+    exp.add_argument("resource", help="the list, named as its path (rotation-orders, audit-events, …)")
+    exp.add_argument("--filter", action="append", metavar="NAME=VALUE",
+                     help="a filter of the list, as its query parameter (repeatable): --filter warehouse=WH-N-01")
+    exp.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: standard output)")
+    exp.add_argument("--as", dest="as_name", metavar="NAME", help=AS_HELP)
+    exp.set_defaults(func=cmd_export)
     drill = sub.add_parser("drill", help="run a drill from a YAML/JSON scenario and print its report (posts nothing)")
     drill.add_argument("file", help="scenario: readiness overrides, requests, lost_warehouses (as POST /api/v1/drills)")
     drill.add_argument("--json", action="store_true", help="print the full report as JSON")

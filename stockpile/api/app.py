@@ -36,7 +36,6 @@ from stockpile.api.presenters.movements import present_posted
 from stockpile.api.problems import problem_body
 from stockpile.config import Settings, get_settings
 from stockpile.console import ConsolePlugin
-from stockpile.metrics import SCRAPE_CLEARED, SNAPSHOT
 from stockpile.services.posting import GroupCommit, Presenters
 from stockpile.metrics import SCRAPE_CLEARED, SNAPSHOT, api_exposition, process_exited
 from stockpile.store import snapshots

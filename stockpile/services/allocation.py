@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -95,8 +96,15 @@ async def get_request(pg: asyncpg.Connection, request_id: str, principal: Princi
 
 async def list_requests(pg: asyncpg.Connection, principal: Principal, *, state: str | None, priority: str | None,
                         after: str | None, limit: int) -> list[asyncpg.Record]:
-    return await store.requests(pg, state=state, priority=priority, after=after, limit=limit,
-                                **principal.visibility.ledger)
+    return await store.requests(state=state, priority=priority, after=after, limit=limit,
+                                **principal.visibility.ledger).fetch(pg)
+
+
+def every_request(pg: asyncpg.Connection, principal: Principal, *, state: str | None,
+                  priority: str | None) -> AsyncIterator[asyncpg.Record]:
+    """Every request ``list_requests`` pages through, streamed (an export)."""
+    return store.requests(state=state, priority=priority, after=None, limit=None,
+                          **principal.visibility.ledger).stream(pg)
 
 
 async def cancel_request(pg: asyncpg.Connection, request_id: str, principal: Principal) -> asyncpg.Record:

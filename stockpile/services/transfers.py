@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 import asyncpg
@@ -20,6 +21,7 @@ from stockpile.services.movements import Posted
 from stockpile.services.workspace import Pending, Workspace
 from stockpile.store import ledger as store
 from stockpile.store import transfers as transfer_store
+from stockpile.store.db import STREAM_BATCH
 
 
 @dataclass(frozen=True)
@@ -211,11 +213,31 @@ async def listing(pg: asyncpg.Connection, principal: Principal, *, state: str | 
                   after: tuple[datetime, uuid.UUID] | None, size: int) -> tuple[list[dict], asyncpg.Record | None]:
     """A page of the transfers ``principal`` may see, newest first, each as ``show`` presents it (the
     lines of the whole page read in one statement), and the last row when more follow."""
-    heads = await transfer_store.page(pg, state=state, warehouse=warehouse, after=after, limit=size + 1,
-                                      **principal.visibility.ledger)
+    heads = await transfer_store.heads(state=state, warehouse=warehouse, after=after, limit=size + 1,
+                                       **principal.visibility.ledger).fetch(pg)
     more, heads = len(heads) > size, heads[:size]
-    lines = await transfer_store.lines_of(pg, [head["id"] for head in heads])
-    return [_present(head, lines.get(head["id"], [])) for head in heads], heads[-1] if more and heads else None
+    return await _with_lines(pg, heads), heads[-1] if more and heads else None
+
+
+async def every_transfer(pg: asyncpg.Connection, principal: Principal, *, state: str | None,
+                         warehouse: str | None) -> AsyncIterator[dict]:
+    """Every transfer ``listing`` pages through, streamed (an export): heads through a cursor, the
+    lines of each batch of heads in one statement."""
+    batch: list[asyncpg.Record] = []
+    async for head in transfer_store.heads(state=state, warehouse=warehouse, after=None, limit=None,
+                                           **principal.visibility.ledger).stream(pg):
+        batch.append(head)
+        if len(batch) == STREAM_BATCH:
+            for transfer in await _with_lines(pg, batch):
+                yield transfer
+            batch = []
+    for transfer in await _with_lines(pg, batch):
+        yield transfer
+
+
+async def _with_lines(pg: asyncpg.Connection, heads: list[asyncpg.Record]) -> list[dict]:
+    lines = await transfer_store.lines_of(pg, [head["id"] for head in heads]) if heads else {}
+    return [_present(head, lines.get(head["id"], [])) for head in heads]
 
 
 def _present(head, lines) -> dict:

@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from stockpile.store.db import Statement
 from stockpile.store.visibility import COUNTED_STOCK, DRILLS, PLANS, REQUESTS, TARGETS
 
 _REQUEST = """
@@ -43,13 +44,14 @@ async def request(pg: asyncpg.Connection, request_id: str, *, warehouse_ids: lis
         + (" FOR UPDATE OF r" if for_update else ""), request_id, warehouse_ids, cleared)
 
 
-async def requests(pg: asyncpg.Connection, *, state: str | None, priority: str | None, after: str | None,
-                   limit: int, warehouse_ids: list[int] | None = None, cleared: bool = True) -> list[asyncpg.Record]:
-    return await pg.fetch(
+def requests(*, state: str | None, priority: str | None, after: str | None, limit: int | None,
+             warehouse_ids: list[int] | None = None, cleared: bool = True) -> Statement:
+    """Requests the reader may see, by id; ``limit`` None: every one."""
+    return Statement(
         _REQUEST + f""" WHERE ($1::text IS NULL OR r.state = $1) AND ($2::text IS NULL OR r.priority = $2)
                          AND ($3::uuid IS NULL OR r.id > $3) AND {REQUESTS.format(warehouses='$5', cleared='$6')}
                        ORDER BY r.id LIMIT $4""",
-        state, priority, after, limit, warehouse_ids, cleared)
+        (state, priority, after, limit, warehouse_ids, cleared))
 
 
 async def pending_requests(pg: asyncpg.Connection, *, region_id: int | None, request_ids: list[str] | None,

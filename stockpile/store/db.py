@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -26,6 +27,27 @@ def as_uuid(value: object) -> str | None:
         return str(uuid.UUID(value))  # type: ignore[arg-type]
     except (ValueError, TypeError, AttributeError):
         return None
+
+
+# Rows a server-side cursor fetches per round trip when a read is streamed (an export).
+STREAM_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One read's SQL and its parameters, built once and run either way: ``fetch`` for a page,
+    ``stream`` for every row through a server-side cursor, ``batch`` rows per round trip, so memory
+    stays flat however many rows match (it must run inside a transaction)."""
+
+    sql: str
+    args: tuple[Any, ...]
+
+    async def fetch(self, pg: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await pg.fetch(self.sql, *self.args)
+
+    async def stream(self, pg: asyncpg.Connection, batch: int = STREAM_BATCH) -> AsyncIterator[asyncpg.Record]:
+        async for row in pg.cursor(self.sql, *self.args, prefetch=batch):
+            yield row
 
 
 @dataclass

@@ -9,6 +9,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 
+from stockpile.api import exports
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import requires
 from stockpile.api.common import decode_cursor, json_response, page, page_limit
@@ -96,6 +97,8 @@ class AuditController(Controller):
         actor: str | None = None, target: str | None = None, action: str | None = None, limit: int | None = None,
         cursor: str | None = None,
     ) -> Response:
+        if exports.wants_csv(request):
+            return await exports.respond(request, state, "audit-events")
         size = page_limit(limit)
         items = await audit.events(state.db, state.settings.audit_key_bytes, request.user, since=since, until=until,
                                    actor=actor, target=target, action=action, before_id=decode_cursor(cursor, int),

@@ -10,6 +10,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import Parameter
 
+from stockpile.api import exports
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
 from stockpile.api.common import decode_cursor, encode_cursor, json_response, page_limit
@@ -38,6 +39,8 @@ class AlertController(Controller):
         state_: Annotated[AlertState | None, Parameter(query="state")] = None, kind: AlertKind | None = None,
         limit: int | None = None, cursor: str | None = None,
     ) -> Response:
+        if exports.wants_csv(request):
+            return await exports.respond(request, state, "alerts")
         size = page_limit(limit)
         async with state.db.transaction() as tx:
             rows = await alerts.listing(tx.pg, request.user, state=state_, kind=kind, after=decode_cursor(cursor),

@@ -8,6 +8,7 @@ from uuid import UUID
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 
+from stockpile.api import exports
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
 from stockpile.api.common import decode_cursor, encode_cursor, idempotent, json_response, page, page_limit
@@ -35,6 +36,8 @@ class RequestController(Controller):
                       state_: Literal["pending", "allocated", "cancelled"] | None = None,
                       priority: Literal["flash", "immediate", "priority", "routine"] | None = None,
                       limit: int | None = None, cursor: str | None = None) -> Response:
+        if exports.wants_csv(request):
+            return await exports.respond(request, state, "allocation-requests")
         size = page_limit(limit)
         after = decode_cursor(cursor, UUID)
         async with state.db.transaction() as tx:

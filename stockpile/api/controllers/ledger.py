@@ -11,6 +11,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import Parameter
 
+from stockpile.api import exports
 from stockpile.api.audit import AuditNote
 from stockpile.api.auth import can_post_movements, can_read
 from stockpile.api.common import (
@@ -56,6 +57,8 @@ class MovementController(Controller):
         owner: str | None = None, kind: MovementKind | None = None, since: datetime | None = None,
         until: datetime | None = None, limit: int | None = None, cursor: str | None = None,
     ) -> Response:
+        if exports.wants_csv(request):
+            return await exports.respond(request, state, "movements")
         size = page_limit(limit)
         async with state.db.transaction() as tx:
             rows = await ledger.movements(
@@ -131,6 +134,8 @@ class TransferController(Controller):
         state_: Annotated[Literal["in_transit", "received"] | None, Parameter(query="state")] = None,
         warehouse: str | None = None, limit: int | None = None, cursor: str | None = None,
     ) -> Response:
+        if exports.wants_csv(request):
+            return await exports.respond(request, state, "transfers")
         size = page_limit(limit)
         async with state.db.transaction() as tx:
             items, last = await transfers.listing(tx.pg, request.user, state=state_, warehouse=warehouse,

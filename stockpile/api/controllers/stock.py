@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Literal
+from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 
+from stockpile.api import exports
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_post_movements, can_read
 from stockpile.api.common import RowCursor, decode_cursor, json_response, page, page_limit
-from stockpile.api.presenters.stock import present_lot, present_position
+from stockpile.api.presenters.stock import present_lot, present_lot_head, present_position
 from stockpile.domain.moments import Clock
 from stockpile.services import commands as c
 from stockpile.services import lots, rotation
@@ -30,6 +32,8 @@ class StockController(Controller):
         region: str | None = None, category: Category | None = None, expiring_before: date | None = None,
         status: LotStatus | None = None, limit: int | None = None, cursor: str | None = None,
     ) -> Response:
+        if exports.wants_csv(request):
+            return await exports.respond(request, state, "stock")
         size = page_limit(limit)
         today = Clock.utc().today
         async with state.db.transaction() as tx:
@@ -47,6 +51,23 @@ class StockController(Controller):
 class LotController(Controller):
     path = "/api/v1/lots"
     tags = ["stock"]
+
+    @get("/", guards=[can_read], summary="Lots by id, emptied ones too, each with the balance the reader may see")
+    async def listing(
+        self, request: Request, state: State, warehouse: str | None = None, material: str | None = None,
+        status: LotStatus | None = None, expiring_before: date | None = None, limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Response:
+        if exports.wants_csv(request):
+            return await exports.respond(request, state, "lots")
+        size = page_limit(limit)
+        after = decode_cursor(cursor, UUID)
+        today = Clock.utc().today
+        async with state.db.transaction() as tx:
+            rows = await lots.lots(tx.pg, request.user, warehouse=warehouse, material=material, status=status,
+                                   expiring_before=expiring_before, after=None if after is None else str(after),
+                                   limit=size + 1)
+        return json_response(page([present_lot_head(r, today) for r in rows], size, lambda item: item["id"]))
 
     @get("/{lot_id:str}", guards=[can_read], summary="One lot: its owners' shares and its history")
     async def read(self, request: Request, state: State, lot_id: str) -> Response:

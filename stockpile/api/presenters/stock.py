@@ -7,7 +7,7 @@ from typing import Any
 
 from stockpile.api.presenters.rotation import present_extension
 from stockpile.domain.lots import is_expired
-from stockpile.domain.moments import rfc3339
+from stockpile.domain.moments import iso_day, rfc3339
 from stockpile.domain.quantities import format_quantity
 
 
@@ -24,17 +24,21 @@ def present_position(row, today: date) -> dict[str, Any]:
     }
 
 
+def present_lot_head(row, today: date) -> dict[str, Any]:
+    """A lot's head: what the list of lots shows, and ``GET /lots/{id}`` before its owners and history."""
+    return {
+        "id": row["id"], "code": row["code"], "warehouse": row["warehouse"], "material": row["material"],
+        "unit": row["unit"], "manufactured_on": iso_day(row["manufactured_on"]), "expires_on": iso_day(row["expires_on"]),
+        "expired": is_expired(row["expires_on"], today), "status": row["status"], "origin_lot_id": row["origin_lot_id"],
+        "balance": format_quantity(row["balance"], row["decimals"]),
+    }
+
+
 def present_lot(head, positions, events, extensions, today: date) -> dict[str, Any]:
     """A lot with its owners' shares, its status history and its shelf-life extensions."""
     d = head["decimals"]
     return {
-        "id": head["id"], "code": head["code"], "warehouse": head["warehouse"], "material": head["material"],
-        "unit": head["unit"],
-        "manufactured_on": head["manufactured_on"].isoformat() if head["manufactured_on"] else None,
-        "expires_on": head["expires_on"].isoformat() if head["expires_on"] else None,
-        "expired": is_expired(head["expires_on"], today), "status": head["status"],
-        "origin_lot_id": head["origin_lot_id"],
-        "balance": format_quantity(sum(p["balance"] for p in positions), d),
+        **present_lot_head({**head, "balance": sum(p["balance"] for p in positions)}, today),
         "owners": [{
             "owner": p["owner"], "sector": p["sector"], "balance": format_quantity(p["balance"], d),
             "reserved": format_quantity(p["reserved"], d), "available": format_quantity(p["balance"] - p["reserved"], d),
