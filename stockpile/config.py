@@ -49,11 +49,23 @@ def _fraction(name: str, default: Decimal) -> Decimal:
     if not 0 <= value < 1:
         raise ValueError(f"{name} must be at least 0 and below 100%, got {raw!r}")
     return value
+def _secret(name: str) -> str:
+    """A secret setting: ``NAME``, or the content of the file ``NAME_FILE`` names (a container
+    secret), stripped of surrounding whitespace. Both set is refused: which one wins is a guess."""
+    value, path = os.environ.get(name, ""), os.environ.get(f"{name}_FILE", "")
+    if value and path:
+        raise ValueError(f"set {name} or {name}_FILE, not both")
+    if not path:
+        return value
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
 
 
 def _audit_key() -> str:
     """The audit checkpoints' HMAC key: unset, or at least 32 characters (a short key is guessable)."""
-    raw = os.environ.get("STOCKPILE_AUDIT_KEY", "")
+    raw = _secret("STOCKPILE_AUDIT_KEY")
     if raw and len(raw) < 32:
         raise ValueError("STOCKPILE_AUDIT_KEY must be at least 32 characters "
                          "(python -c 'import secrets; print(secrets.token_hex(32))')")
@@ -187,7 +199,7 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
-            database_url=os.environ.get("DATABASE_URL") or None,
+            database_url=_secret("DATABASE_URL") or None,
             host=os.environ.get("STOCKPILE_HOST", "127.0.0.1"),
             port=_int("STOCKPILE_PORT", 8000),
             workers=_int("STOCKPILE_WORKERS", 1),
@@ -218,7 +230,7 @@ class Settings:
             job_plan_rotation_seconds=_int("STOCKPILE_JOB_PLAN_ROTATION_SECONDS", 86400),
             metrics_reload_seconds=_int("STOCKPILE_METRICS_RELOAD_SECONDS", 5),
             webhook_urls=tuple(u.strip() for u in os.environ.get("STOCKPILE_WEBHOOK_URLS", "").split(",") if u.strip()),
-            webhook_secret=os.environ.get("STOCKPILE_WEBHOOK_SECRET", ""),
+            webhook_secret=_secret("STOCKPILE_WEBHOOK_SECRET"),
             webhook_timeout_seconds=float(os.environ.get("STOCKPILE_WEBHOOK_TIMEOUT_SECONDS", "5")),
             worker_metrics_port=_int("STOCKPILE_WORKER_METRICS_PORT", 9101),
             allocation_k=_int("STOCKPILE_ALLOCATION_K", 50),

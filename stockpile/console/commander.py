@@ -10,7 +10,7 @@ from litestar import Request, Response, get, post
 
 from stockpile.api.auth import can_read, requires
 from stockpile.api.presenters.masterdata import present_master
-from stockpile.api.presenters.readiness import present_declaration
+from stockpile.api.presenters.readiness import present_declaration, present_level
 from stockpile.console import charts
 from stockpile.console.web import (
     Failure, Form, apply, attempt, command_of, done, read_form, render, signed_in, speaker,
@@ -27,7 +27,7 @@ async def _page(request: Request, failure: Failure | None = None, values: Form |
     principal = request.user
     voice = speaker(request)
     async with request.app.state.db.transaction() as tx:
-        levels = await readiness.levels(tx.pg)
+        levels = [present_level(item) for item in await readiness.levels(tx.pg)]
         declarations = [present_declaration(r) for r in await readiness.declarations(
             tx.pg, region=None, state=None, before=None, limit=50)]
         warehouses = [present_master("warehouses", w)

@@ -14,8 +14,8 @@ from uuid import UUID
 from litestar import Request, Response, get, post
 
 from stockpile.api.auth import can_post_movements, can_read, requires
-from stockpile.api.controllers.alerts import present as present_alert
-from stockpile.api.controllers.stock import present_position
+from stockpile.api.presenters.alerts import present_alert
+from stockpile.api.presenters.stock import present_position
 from stockpile.api.presenters.masterdata import present_master
 from stockpile.api.presenters.movements import present_movement, present_posted
 from stockpile.api.presenters.rotation import present_order

@@ -13,8 +13,8 @@ from litestar import Request, Response, get, post
 from litestar.response import Redirect
 
 from stockpile.api.auth import can_read, requires
-from stockpile.api.controllers.stock import present_position
-from stockpile.api.presenters.allocation import present_request
+from stockpile.api.presenters.stock import present_position
+from stockpile.api.presenters.allocation import present_plan, present_request
 from stockpile.api.presenters.masterdata import present_master
 from stockpile.api.presenters.targets import present_coverage
 from stockpile.console import charts, exports
@@ -129,7 +129,8 @@ async def _allocation_page(request: Request, failure: Failure | None = None, val
     async with request.app.state.db.transaction() as tx:
         requests = [present_request(r) for r in await allocation.list_requests(
             tx.pg, principal, state=None, priority=None, after=None, limit=200)]
-        plans, _ = await allocation.list_plans(tx.pg, principal, state=None, after=None, size=50)
+        views, _ = await allocation.list_plans(tx.pg, principal, state=None, after=None, size=50)
+        plans = [present_plan(view) for view in views]
         materials = await masterdata.page(tx.pg, "materials", principal, after=None, limit=ROWS)
         parties = [p for p in await masterdata.page(tx.pg, "parties", principal, after=None, limit=ROWS)
                    if principal.may_see_owner(p["sector"])]
@@ -177,7 +178,7 @@ async def propose(request: Request) -> Response:
         limits = Limits.of(request.app.state.settings)
 
         async def run(tx):
-            return 201, await allocation.propose(tx.pg, command, request.user, Clock.utc().today, limits)
+            return 201, present_plan(await allocation.propose(tx.pg, command, request.user, Clock.utc().today, limits))
 
         plan = await apply(request, form, run)
         return Redirect(f"/console/allocation/plans/{plan['id']}", status_code=303)
@@ -187,7 +188,7 @@ async def propose(request: Request) -> Response:
 
 async def _plan_page(request: Request, plan_id: str, failure: Failure | None = None) -> Response:
     async with request.app.state.db.transaction() as tx:
-        plan = await allocation.show(tx.pg, plan_id, request.user)
+        plan = present_plan(await allocation.show(tx.pg, plan_id, request.user))
     principal = request.user
     return render(request, "plan.html", status=failure.status if failure else 200, failure=failure, plan=plan,
                   done_message=request.query_params.get("done"),
@@ -206,7 +207,7 @@ def _plan_action(name: str, guard, step):
 
         async def action() -> Response:
             async def run(tx):
-                return 200, await step(request, tx.pg, plan, form)
+                return 200, present_plan(await step(request, tx.pg, plan, form))
 
             changed = await apply(request, form, run)
             return done(request, f"/console/allocation/plans/{plan}", f"{name}: {changed['state']}")
@@ -299,9 +300,9 @@ def _synthetic_requests(form: Form) -> list[dict]:
         for name in ("requester", "destination", "material", "needed_by"):
             if not values[name]:
                 raise Invalid.field(f"requests[{i}].{name}", "is required")
-        row = Form({f"requests[{i}].{name}": value for name, value in values.items()}, {})
-        requests.append({**values, "quantity": decimal_field(row, f"requests[{i}].quantity"),
-                         "needed_by": day_field(row, f"requests[{i}].needed_by"), "purpose": "drill"})
+        named = Form({f"requests[{i}].{name}": value for name, value in values.items()}, {})
+        requests.append({**values, "quantity": decimal_field(named, f"requests[{i}].quantity"),
+                         "needed_by": day_field(named, f"requests[{i}].needed_by"), "purpose": "drill"})
     return requests
 
 

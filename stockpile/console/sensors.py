@@ -10,7 +10,7 @@ from decimal import Decimal
 from litestar import Request, Response, get
 
 from stockpile.api.auth import can_read
-from stockpile.api.controllers.alerts import present as present_alert
+from stockpile.api.presenters.alerts import present_alert
 from stockpile.api.presenters.sensors import present_reading, present_sensor
 from stockpile.console import charts
 from stockpile.console.web import render, signed_in, speaker

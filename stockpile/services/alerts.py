@@ -9,6 +9,7 @@ and its outbox message, in that same transaction.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -80,8 +81,15 @@ async def listing(pg: asyncpg.Connection, principal: Principal, *, state: str | 
                   after: str | None, limit: int) -> list[asyncpg.Record]:
     """The alerts ``principal`` may see (of its warehouses and regions, and national ones; none about
     military stock without clearance), newest first."""
-    return await store.alerts(pg, state=state, kind=kind, after=after, limit=limit,
-                              visibility=principal.visibility.params())
+    return await store.alerts(state=state, kind=kind, after=after, limit=limit,
+                              visibility=principal.visibility.params()).fetch(pg)
+
+
+def every_alert(pg: asyncpg.Connection, principal: Principal, *, state: str | None,
+                kind: str | None) -> AsyncIterator[asyncpg.Record]:
+    """Every alert ``listing`` pages through, streamed (an export)."""
+    return store.alerts(state=state, kind=kind, after=None, limit=None,
+                        visibility=principal.visibility.params()).stream(pg)
 
 
 async def get(pg: asyncpg.Connection, alert_id: str, principal: Principal) -> tuple[asyncpg.Record, list[asyncpg.Record]]:

@@ -135,8 +135,8 @@ async def run(pg: asyncpg.Connection, data: c.DrillIn, today: date, limits: plan
         requests += [dict(r) for r in await store.pending_requests(pg, region_id=None, request_ids=None, **seen)]
     if not requests:
         raise Invalid.field("requests", "a drill needs synthetic requests or include_pending with pending requests")
-    options = {"today": today, "limits": limits, "lost_warehouse_ids": list(lost.values()),
-               "level_overrides": {overrides[code]: level for code, level in data.readiness.items()}}
+    in_force = await planning.InForce.read(pg, {overrides[code]: level for code, level in data.readiness.items()})
+    options = {"today": today, "limits": limits, "lost_warehouse_ids": list(lost.values()), "in_force": in_force}
     planned = await planning.plan(pg, requests, **options)
     civilian = [r for r in requests if r["requester_sector"] != MILITARY]
     military_in_it = len(civilian) < len(requests) or any(

@@ -34,10 +34,9 @@ from stockpile.domain.access import Principal
 from stockpile.domain.errors import DomainError
 from stockpile.domain.moments import Clock
 from stockpile.services import commands as c
-from stockpile.services import capacities, masterdata
+from stockpile.services import capacities, idempotency, masterdata
 from stockpile.services.movements import post_movement
 from stockpile.services.workspace import Workspace
-from stockpile.store import idempotency
 
 MASTER_DATA = {"parties": c.PartyIn, "regions": c.RegionIn, "warehouses": c.WarehouseIn, "materials": c.MaterialIn}
 BY_CODE = {**MASTER_DATA, "capacities": c.CapacityIn}  # files with a code column
@@ -133,9 +132,10 @@ async def run_import(pg: asyncpg.Connection, text: str, principal: Principal, *,
     header, rows = read_rows(text)
     report = Report(resource_of(header, resource), rows=len(rows))
     digest = hashlib.sha256(text.encode()).digest()
-    stored = await idempotency.claim(pg, principal.id, f"import:{digest.hex()}", digest)
-    if stored is not None:
-        report.already_imported_at = stored.body.decode() or "an earlier run"
+    key = (principal.id, f"import:{digest.hex()}")
+    keys = await idempotency.Keys.claim(pg, [(*key, digest)])
+    if key not in keys.claimed:
+        report.already_imported_at = keys.replay(key, digest).body.decode() or "an earlier run"
         return report
     done = 0
     if report.resource == "movements":
@@ -175,8 +175,7 @@ async def run_import(pg: asyncpg.Connection, text: str, principal: Principal, *,
     if report.refused and not per_row:
         report.written = 0
     else:
-        await idempotency.record(pg, principal.id, f"import:{digest.hex()}", 200,
-                                 Clock.utc().now.isoformat(timespec="seconds").encode())
+        await idempotency.Keys.record(pg, key, 200, Clock.utc().now.isoformat(timespec="seconds").encode())
     return report
 
 

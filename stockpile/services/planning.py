@@ -157,16 +157,32 @@ def _solve(requests: list[Mapping[str, Any]], positions: list[asyncpg.Record], m
                             max_requests=limits.max_requests, max_arcs=limits.max_arcs, time_limit_s=limits.time_limit_s)
 
 
+@dataclass(frozen=True)
+class InForce:
+    """The rule table in force (its version) and every region's effective readiness level."""
+
+    version: int
+    ruleset: list[Rule]
+    levels: dict[int, str]
+
+    @classmethod
+    async def read(cls, pg: asyncpg.Connection, level_overrides: dict[int, str] | None = None) -> InForce:
+        """What is in force now, with a drill's ``level_overrides`` (region id → level) applied."""
+        version, ruleset = await rules.ruleset(pg)
+        return cls(version, ruleset, await readiness.effective_levels(pg, level_overrides))
+
+
 async def plan(pg: asyncpg.Connection, requests: list[Mapping[str, Any]], *, today: date, limits: Limits,
-               level_overrides: dict[int, str] | None = None, lost_warehouse_ids: Iterable[int] = (),
+               in_force: InForce | None = None, lost_warehouse_ids: Iterable[int] = (),
                cleared: bool = True) -> Planned:
-    """Solve ``requests`` (rows of allocation_requests, or a drill's synthetic ones) against the stock now.
+    """Solve ``requests`` (rows of allocation_requests, or a drill's synthetic ones) against the stock now,
+    under the rules and levels ``in_force`` (read now when not given).
 
     Unless ``cleared``, on the stock a reader without military clearance may know of: no military
     position is a candidate, and the floors count no military stock, so no figure of the plan
     depends on a military position."""
-    version, ruleset = await rules.ruleset(pg)
-    levels = await readiness.effective_levels(pg, level_overrides)
+    in_force = in_force or await InForce.read(pg)
+    version, ruleset, levels = in_force.version, in_force.ruleset, in_force.levels
     level_of = {r["id"]: levels.get(r["destination_region_id"], "peacetime") for r in requests}
     positions = await store.candidate_positions(
         pg, material_ids=sorted({r["material_id"] for r in requests if r["material_id"] is not None}),

@@ -14,8 +14,6 @@ import asyncpg
 
 from stockpile.domain.access import Principal, require_visible, require_warehouse
 from stockpile.domain.errors import Conflict, Forbidden, Invalid
-from stockpile.domain.moments import iso_day
-from stockpile.domain.quantities import format_quantity
 from stockpile.services import planning
 from stockpile.store import taskings as store
 from stockpile.store.db import as_uuid
@@ -37,15 +35,6 @@ async def of_plans(pg: asyncpg.Connection, plan_ids: list[str]) -> dict[str, lis
 def shown(principal: Principal, rows: list[asyncpg.Record]) -> list[asyncpg.Record]:
     """The tasking lines the reader may see: a military capacity's only with clearance."""
     return [row for row in rows if principal.cleared_military or not row["military"]]
-
-
-def present_line(row: asyncpg.Record) -> dict:
-    """A plan's tasking line, among its lines (``kind`` tells it from a line drawing on stock)."""
-    return {"kind": "tasking", "request_id": row["request_id"], "capacity": row["capacity"], "party": row["party"],
-            "material": row["material"], "destination": row["destination"],
-            "quantity": format_quantity(row["quantity"], row["decimals"]), "lead_days": row["lead_days"],
-            "start_on": iso_day(row["start_on"]), "ready_on": iso_day(row["ready_on"]), "due_on": iso_day(row["due_on"]),
-            "state": row["state"], "tasking_id": row["id"] if row["state"] != "proposed" else None}
 
 
 async def require_orderable(pg: asyncpg.Connection, plan_id: str, principal: Principal) -> None:

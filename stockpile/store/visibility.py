@@ -30,6 +30,10 @@ MILITARY_ONLY_LOT = """(
                      WHERE la.lot_id = l.id AND la.type = 'stock' AND lo.sector <> 'military'
                        AND (la.balance > 0 OR la.reserved > 0)))"""
 
+# A lot (``l``, ``w`` its warehouse) in a list: in the reader's warehouses, and not military-only
+# unless the reader is cleared (its figures then count only the stock ``COUNTED_STOCK`` lets through).
+LOTS = "({warehouses}::bigint[] IS NULL OR w.id = ANY({warehouses})) AND ({cleared} OR NOT " + MILITARY_ONLY_LOT + ")"
+
 # A movement (``mv``): it touches a warehouse in scope and, unless the reader is cleared, no
 # military position.
 MOVEMENTS = """

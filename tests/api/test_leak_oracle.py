@@ -209,7 +209,7 @@ CONTROL = "cleared control"
 KNOWN_GETS = {f"GET {API}/{path}" for path in (
     "alerts", "alerts/{alert_id}", "allocation-plans", "allocation-plans/{plan_id}", "allocation-requests",
     "allocation-requests/{request_id}", "allocation-rules", "audit-denials", "audit-events", "coverage", "drills",
-    "drills/{drill_id}", "lots/{lot_id}", "materials", "materials/{code}", "movements", "movements/{movement_id}",
+    "drills/{drill_id}", "lots", "lots/{lot_id}", "materials", "materials/{code}", "movements", "movements/{movement_id}",
     "obligations", "obligations/{obligation_id}", "parties", "parties/{code}", "readiness", "readiness/declarations",
     "readiness/declarations/{declaration_id}", "regions", "regions/{code}", "reserve-targets", "reserve-targets/{code}",
     "rotation-orders", "rotation-orders/{order_id}", "rotation-policies", "rotation-policies/{code}", "stock",

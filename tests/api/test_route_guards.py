@@ -29,7 +29,7 @@ ROLE_MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/transfers"): {"operator", "admin"},
     ("POST", "/api/v1/transfers/{transfer_id}/receipt"): {"operator", "admin"},
     ("GET", "/api/v1/transfers"): READ, ("GET", "/api/v1/transfers/{transfer_id}"): READ,
-    ("GET", "/api/v1/stock"): READ, ("GET", "/api/v1/lots/{lot_id}"): READ,
+    ("GET", "/api/v1/stock"): READ, ("GET", "/api/v1/lots"): READ, ("GET", "/api/v1/lots/{lot_id}"): READ,
     ("POST", "/api/v1/lots/{lot_id}/status"): {"operator", "admin"},
     ("POST", "/api/v1/tokens"): {"admin"}, ("GET", "/api/v1/tokens"): {"admin"},
     ("POST", "/api/v1/tokens/{token_id}/revoke"): {"admin"},
