@@ -35,6 +35,10 @@ fresh stock in. The planner turns the positions a rotation policy calls due into
   the first-expiring order, so planning again with the orders just planned as open orders plans
   nothing.
 
+The planner weighs the open orders as sums (:class:`OpenOrders`): per target, what they have out
+and still to go; per position, what its order still has to take out. :func:`open_orders_of` is the
+rule order by order; the service reads the same sums set-wise in SQL.
+
 Quantities of positions and orders are integers in the material's smallest unit; targets are
 decimals in the material's unit (as coverage reports them). Every comparison is exact.
 
@@ -126,6 +130,25 @@ class OpenOrder:
     def still_to_go(self) -> int:
         """What the order has still to take out of the position."""
         return max(self.quantity - self.out_quantity, 0)
+
+
+@dataclass(frozen=True)
+class Outstanding:
+    """What the open orders hold against one target, in its materials' unit: ``out`` — gone or going
+    and not yet replaced, of every position the target counts; ``to_go`` — what they still have to
+    take out of stock the target counts as usable."""
+
+    out: Decimal = Decimal(0)
+    to_go: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class OpenOrders:
+    """The open orders as the planner weighs them: per target code (``Outstanding``), and per position
+    key what its order still has to take out (a position in ``by_position`` has an open order)."""
+
+    by_target: Mapping[str, Outstanding] = field(default_factory=dict)
+    by_position: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -289,27 +312,32 @@ def _ratio(value: Decimal) -> str:
 
 
 def _headroom(position: Position, policy: Policy, target: Target, standing: _Standing, today: date
-              ) -> tuple[int, str, Why]:
-    """(whole units the target lets go out, the binding rule, why) for a position it counts."""
+              ) -> tuple[int, str]:
+    """(whole units the target lets go out, the binding rule: ``out_share`` or ``floor``) for a
+    position it counts."""
     d = position.decimals
-    cap = policy.max_out_share * target.quantity
-    room = whole_units(cap - standing.out, d)
+    room = whole_units(policy.max_out_share * target.quantity - standing.out, d)
     reason = "out_share"
-    figures = (f" has {_ratio(standing.out / target.quantity)} out for rotation, cap "
-               f"{_ratio(policy.max_out_share)}")
-    why = Why(f"out-share cap reached: target {target.code}{figures}",
-              f"out-share cap reached: {target.public_name}" + (figures if target.figures_disclosed else ""))
     if counts_towards(position.holding, target, today):
-        left = target.usable - standing.to_go
-        floor_room = whole_units(left - target.floor, d)
+        floor_room = whole_units(target.usable - standing.to_go - target.floor, d)
         if floor_room < room:
             room, reason = floor_room, "floor"
-            figures = (f" at {_ratio(left / target.quantity)}, floor {_ratio(target.floor_ratio)} "
-                       f"({left:f} of {target.quantity:f} usable once the open orders are out)")
-            why = Why(f"replacement must arrive before more can go: target {target.code}{figures}",
-                      f"replacement must arrive before more can go: {target.public_name}"
-                      + (figures if target.figures_disclosed else " is at its protected floor"))
-    return max(room, 0), reason, why
+    return max(room, 0), reason
+
+
+def _why(reason: str, policy: Policy, target: Target, standing: _Standing) -> Why:
+    """Why ``target`` lets no more go, for ``reason`` (as ``_headroom`` found it), in both wordings."""
+    if reason == "out_share":
+        figures = (f" has {_ratio(standing.out / target.quantity)} out for rotation, cap "
+                   f"{_ratio(policy.max_out_share)}")
+        return Why(f"out-share cap reached: target {target.code}{figures}",
+                   f"out-share cap reached: {target.public_name}" + (figures if target.figures_disclosed else ""))
+    left = target.usable - standing.to_go
+    figures = (f" at {_ratio(left / target.quantity)}, floor {_ratio(target.floor_ratio)} "
+               f"({left:f} of {target.quantity:f} usable once the open orders are out)")
+    return Why(f"replacement must arrive before more can go: target {target.code}{figures}",
+               f"replacement must arrive before more can go: {target.public_name}"
+               + (figures if target.figures_disclosed else " is at its protected floor"))
 
 
 def _trigger(position: Position, policy: Policy, today: date) -> str:
@@ -345,15 +373,15 @@ def _room(position: Position, amount: int, policy: Policy, counting: list[Target
     """How much of ``amount`` units of the position the targets counting it let go now."""
     material = position.holding.material
     holding_back = [t for t in counting if material in standing[t.code].held]
-    fits, binding, short = amount, None, []
+    fits, tightest, short = amount, None, []
     for target in counting:
         if holding_back and material in standing[target.code].held:
             continue  # it waits anyway; this target holds later lots back already
-        room, reason, why = _headroom(position, policy, target, standing[target.code], today)
+        room, reason = _headroom(position, policy, target, standing[target.code], today)
         if room < amount:
             short.append(target.code)
         if room < fits:
-            fits, binding = room, (target, reason, why)
+            fits, tightest = room, (target, reason)
     if holding_back:
         # A position waiting behind an earlier lot at one target still holds later lots back at the
         # others short of room for it — as it would if it did not wait (planning again, the earlier
@@ -365,23 +393,26 @@ def _room(position: Position, amount: int, policy: Policy, counting: list[Target
         return _Room(0, (target, "first_expiring", Why(
             f"waits for {lot}, which target {target.code} holds back first",
             f"waits for {public_lot}, which {target.public_name} holds back first")), tuple(short), waits=True)
-    return _Room(fits, binding, tuple(short))
+    if tightest is None:
+        return _Room(fits, None, tuple(short))
+    target, reason = tightest
+    return _Room(fits, (target, reason, _why(reason, policy, target, standing[target.code])), tuple(short))
 
 
-def _standing_of(open_orders: Iterable[OpenOrder], index: TargetIndex, today: date
-                 ) -> tuple[dict[str, _Standing], dict[tuple[str, str], int]]:
-    """Each target's standing with the open orders, and what each order has still to take out of
-    the position it rotates."""
-    standing: dict[str, _Standing] = defaultdict(_Standing)
-    ordered: dict[tuple[str, str], int] = {}
-    for order in open_orders:
-        ordered[order.key] = ordered.get(order.key, 0) + order.still_to_go
+def open_orders_of(orders: Iterable[OpenOrder], targets: Iterable[Target], today: date) -> OpenOrders:
+    """The open orders as the planner weighs them (:class:`OpenOrders`): the reference rule, order
+    by order. The service reads the same sums set-wise (``stockpile.store.rotation_plan``)."""
+    index = TargetIndex(targets)
+    out: dict[str, Decimal] = defaultdict(Decimal)
+    to_go: dict[str, Decimal] = defaultdict(Decimal)
+    by_position: dict[tuple[str, str], int] = {}
+    for order in orders:
+        by_position[order.key] = by_position.get(order.key, 0) + order.still_to_go
         for target in index.counting(order.holding):
-            s = standing[target.code]
-            s.out += units_as_quantity(order.not_replaced, order.decimals)
+            out[target.code] += units_as_quantity(order.not_replaced, order.decimals)
             if counts_towards(order.holding, target, today):
-                s.to_go += units_as_quantity(order.still_to_go, order.decimals)
-    return standing, ordered
+                to_go[target.code] += units_as_quantity(order.still_to_go, order.decimals)
+    return OpenOrders({code: Outstanding(out[code], to_go.get(code, Decimal(0))) for code in out}, by_position)
 
 
 def _order(position: Position, policy: Policy, room: _Room, counting: list[Target], today: date) -> PlannedOrder:
@@ -404,17 +435,21 @@ def _order(position: Position, policy: Policy, room: _Room, counting: list[Targe
                         explanation, position, room.short, public)
 
 
-def plan_rotation(positions: Iterable[Position], targets: Iterable[Target], open_orders: Iterable[OpenOrder],
+def plan_rotation(positions: Iterable[Position], targets: Iterable[Target], open_orders: OpenOrders,
                   policies: Iterable[Policy], levels: Mapping[int, str], today: date) -> RotationPlan:
     """Plan rotation orders for the due positions, first expiring first, within every target's
     out-share cap and protected floor (see the module's docstring for the rules).
 
-    ``levels`` maps a region id to its effective readiness level; a region not in it is at peace.
-    Orders come out in the order they were planned (first expiring first).
+    ``open_orders``: the orders being worked, as sums (:class:`OpenOrders`). ``levels`` maps a region
+    id to its effective readiness level; a region not in it is at peace. Orders come out in the
+    order they were planned (first expiring first).
     """
     policies = list(policies)
     index = TargetIndex(targets)
-    standing, ordered = _standing_of(open_orders, index, today)
+    standing: dict[str, _Standing] = defaultdict(_Standing)
+    for code, outstanding in open_orders.by_target.items():
+        standing[code] = _Standing(outstanding.out, outstanding.to_go)
+    ordered = dict(open_orders.by_position)
     plan = RotationPlan()
     for position in sorted(positions, key=lambda p: p.fefo_key):
         if position.holding.status != "available" or position.available <= 0:

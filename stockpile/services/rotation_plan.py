@@ -1,7 +1,8 @@
 """Planning rotation: the daily run that turns due stock into rotation orders.
 
 One transaction, under an advisory lock: read the due positions (prefiltered in SQL), every
-target with its usable coverage, the open orders, the policies and the readiness levels; plan with
+target with its usable coverage, what the open orders hold against each target (summed in SQL), the
+policies and the readiness levels; plan with
 ``stockpile.domain.rotation.plan_rotation``; insert the new orders (a position with an open order
 keeps it); raise ``rotation_blocked`` per target that holds due stock back and
 ``rotation_overdue`` per open order past its out-by or in-by date, resolving those that cleared.
@@ -19,7 +20,9 @@ import asyncpg
 from stockpile.domain.alerts import Wanted
 from stockpile.domain.coverage import Holding, TargetScope
 from stockpile.domain.quantities import format_quantity
-from stockpile.domain.rotation import Blocked, OpenOrder, Policy, Position, Target, plan_rotation, units_as_quantity
+from stockpile.domain.rotation import (
+    Blocked, OpenOrders, Outstanding, Policy, Position, Target, plan_rotation, units_as_quantity,
+)
 from stockpile.domain.access import target_disclosed
 from stockpile.services import alerts
 from stockpile.services.targets import place
@@ -41,9 +44,17 @@ def _position(row: asyncpg.Record) -> Position:
                     row["shelf_life_days"], row["region_id"])
 
 
-def _open_order(row: asyncpg.Record) -> OpenOrder:
-    return OpenOrder(row["id"], row["lot_id"], _holding(row), row["decimals"], row["quantity"], row["out_quantity"],
-                     row["in_quantity"])
+async def open_orders(pg: asyncpg.Connection, today: date, due: list[asyncpg.Record]) -> OpenOrders:
+    """The open orders as the planner weighs them: the sums per target (read set-wise), and what the
+    open order of each due position still has to take out."""
+    out: dict[str, Decimal] = defaultdict(Decimal)
+    to_go: dict[str, Decimal] = {}
+    for r in await store.open_order_sums(pg, today):
+        out[r["code"]] += units_as_quantity(r["out"], r["decimals"])
+        if r["to_go"] is not None:
+            to_go[r["code"]] = to_go.get(r["code"], Decimal(0)) + units_as_quantity(r["to_go"], r["decimals"])
+    return OpenOrders({code: Outstanding(out[code], to_go.get(code, Decimal(0))) for code in out},
+                      {(r["lot_id"], r["owner"]): r["ordered"] for r in due if r["ordered"] is not None})
 
 
 def _policy(row: asyncpg.Record) -> Policy:
@@ -156,12 +167,11 @@ async def plan(pg: asyncpg.Connection, *, today: date) -> dict[str, Any]:
     suspended by readiness, how many open orders are overdue, and the alert changes."""
     await store.begin_planning(pg)
     rows = await store.due_positions(pg, today)
-    open_rows = await store.open_orders(pg)
+    open_ = await open_orders(pg, today, rows)
     policies = [_policy(r) for r in await store.policies(pg)]
     targets_, coverage = await targets(pg, today)
     levels = await effective_levels(pg)
-    result = plan_rotation([_position(r) for r in rows], targets_, [_open_order(r) for r in open_rows], policies,
-                           levels, today)
+    result = plan_rotation([_position(r) for r in rows], targets_, open_, policies, levels, today)
     owner_ids = {r["owner"]: r["owner_id"] for r in rows}
     created = await store.insert_orders(pg, [
         (o.lot_id, owner_ids[o.owner], o.policy_id, o.quantity, o.out_by, o.in_by, o.outlet, o.explanation,
