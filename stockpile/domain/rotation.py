@@ -280,8 +280,9 @@ class TargetIndex:
     meets only the targets of its material at its warehouse and above it, for its owner or sector."""
 
     def __init__(self, targets: Iterable[Target]) -> None:
+        self.targets = list(targets)
         self._filed: dict[tuple, list[Target]] = defaultdict(list)
-        for target in targets:
+        for target in self.targets:
             scope = target.scope
             places = ([("warehouse", scope.warehouse)] if scope.warehouse is not None
                       else [("region", region) for region in scope.regions])
@@ -300,21 +301,31 @@ class TargetIndex:
 
 @dataclass
 class _Standing:
-    """A target's rotation standing while planning: what is out, and what is still to go of stock it counts."""
+    """A target's rotation standing while planning: what is out, and what is still to go of stock it
+    counts; ``rooms`` remembers its headroom (``_headroom``) per kind of position until an order changes them."""
 
     out: Decimal = Decimal(0)
     to_go: Decimal = Decimal(0)
     held: dict[str, Position] = field(default_factory=dict)  # material → first position held back
+    rooms: dict[tuple, tuple[int, str]] = field(default_factory=dict)  # ``_kind`` → ``_headroom``
+
+    def take(self, quantity: Decimal, counted: bool) -> None:
+        """A new order takes ``quantity`` out (of stock the target counts, when ``counted``)."""
+        self.out += quantity
+        if counted:
+            self.to_go += quantity
+        self.rooms.clear()
 
 
 def _ratio(value: Decimal) -> str:
     return f"{value:.2f}"
 
 
-def _headroom(position: Position, policy: Policy, target: Target, standing: _Standing, today: date
+def _headroom(policy: Policy, target: Target, standing: _Standing, position: Position, today: date
               ) -> tuple[int, str]:
-    """(whole units the target lets go out, the binding rule: ``out_share`` or ``floor``) for a
-    position it counts."""
+    """(whole units the target lets go out, the binding rule: ``out_share`` or ``floor``) of a position
+    it counts, under ``policy``; remembered in ``standing.rooms`` for every position alike (see
+    ``_kind``) until an order changes the target's standing."""
     d = position.decimals
     room = whole_units(policy.max_out_share * target.quantity - standing.out, d)
     reason = "out_share"
@@ -322,7 +333,14 @@ def _headroom(position: Position, policy: Policy, target: Target, standing: _Sta
         floor_room = whole_units(target.usable - standing.to_go - target.floor, d)
         if floor_room < room:
             room, reason = floor_room, "floor"
-    return max(room, 0), reason
+    standing.rooms[_kind(position, policy)] = found = (max(room, 0), reason)
+    return found
+
+
+def _kind(position: Position, policy: Policy) -> tuple:
+    """What a target's headroom for a position depends on besides the target: its policy's share,
+    its material's precision, and whether the target counts it (its status and expiry)."""
+    return policy.max_out_share, position.decimals, position.holding.status, position.holding.expires_on
 
 
 def _why(reason: str, policy: Policy, target: Target, standing: _Standing) -> Why:
@@ -371,22 +389,24 @@ class _Room:
 def _room(position: Position, amount: int, policy: Policy, counting: list[Target],
           standing: dict[str, _Standing], today: date) -> _Room:
     """How much of ``amount`` units of the position the targets counting it let go now."""
-    material = position.holding.material
-    holding_back = [t for t in counting if material in standing[t.code].held]
+    material, kind = position.holding.material, _kind(position, policy)
+    first_holding = None  # the first target that holds later lots of the material back already
     fits, tightest, short = amount, None, []
     for target in counting:
-        if holding_back and material in standing[target.code].held:
+        s = standing[target.code]
+        if material in s.held:
+            first_holding = first_holding or target
             continue  # it waits anyway; this target holds later lots back already
-        room, reason = _headroom(position, policy, target, standing[target.code], today)
+        room, reason = s.rooms.get(kind) or _headroom(policy, target, s, position, today)
         if room < amount:
             short.append(target.code)
         if room < fits:
             fits, tightest = room, (target, reason)
-    if holding_back:
+    if first_holding is not None:
         # A position waiting behind an earlier lot at one target still holds later lots back at the
         # others short of room for it — as it would if it did not wait (planning again, the earlier
         # lot's remainder may be what waits in its place).
-        target = holding_back[0]
+        target = first_holding
         waiting = standing[target.code].held[material]
         lot = f"lot {waiting.lot_code} (expires {waiting.holding.expires_on})"
         public_lot = "an earlier-expiring lot" if waiting.holding.sector == MILITARY else lot
@@ -446,7 +466,7 @@ def plan_rotation(positions: Iterable[Position], targets: Iterable[Target], open
     """
     policies = list(policies)
     index = TargetIndex(targets)
-    standing: dict[str, _Standing] = defaultdict(_Standing)
+    standing = {t.code: _Standing() for t in index.targets}
     for code, outstanding in open_orders.by_target.items():
         standing[code] = _Standing(outstanding.out, outstanding.to_go)
     ordered = dict(open_orders.by_position)
@@ -481,9 +501,7 @@ def plan_rotation(positions: Iterable[Position], targets: Iterable[Target], open
             continue
         ordered[position.key] = room.fits
         for target in counting:
-            s = standing[target.code]
-            s.out += units_as_quantity(room.fits, position.decimals)
-            if counts_towards(position.holding, target, today):
-                s.to_go += units_as_quantity(room.fits, position.decimals)
+            standing[target.code].take(units_as_quantity(room.fits, position.decimals),
+                                       counts_towards(position.holding, target, today))
         plan.orders.append(_order(position, policy, room, counting, today))
     return plan

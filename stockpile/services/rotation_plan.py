@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
+from functools import cache
 from decimal import Decimal
 from typing import Any
 
@@ -79,21 +80,24 @@ async def targets(pg: asyncpg.Connection, today: date) -> tuple[list[Target], di
     for r in await store.regions(pg):
         children[r["parent_id"]].append(r)
 
+    codes = {r["id"]: r["code"] for rs in children.values() for r in rs}
+
+    @cache
     def subtree(region_id: int) -> frozenset[str]:
-        found, stack = [], [region_id]
+        """The region and every region under it."""
+        found, stack = [codes[region_id]], [region_id]
         while stack:
             for child in children[stack.pop()]:
                 found.append(child["code"])
                 stack.append(child["id"])
         return frozenset(found)
 
-    codes = {r["id"]: r["code"] for rs in children.values() for r in rs}
     made = []
     for row in rows:
         selector = next((k, row[k]) for k in ("material", "category", "substitution_group") if row[k] is not None)
         regions = frozenset()
         if row["scope_region_id"] is not None:
-            regions = subtree(row["scope_region_id"]) | {codes[row["scope_region_id"]]}
+            regions = subtree(row["scope_region_id"])
         scope = TargetScope(frozenset(by_selector[selector]), row["horizon_days"], row["warehouse"], regions,
                             row["owner"], row["sector"])
         made.append(Target(row["code"], scope, row["quantity"], row["floor_ratio"], row["usable"],
