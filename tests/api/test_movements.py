@@ -203,7 +203,7 @@ async def test_an_issue_where_the_owner_holds_nothing_is_insufficient(client, op
 
 # -- adjustment, write-off, ownership transfer -------------------------------------------------
 
-async def test_a_count_above_the_balance_posts_the_gain_from_adjustment(client, operator, world):
+async def test_a_count_above_the_balance_answers_the_gain_posted_from_adjustment(client, operator, world):
     lot = lot_of(await receive(client, operator, warehouse=world.north, material=world.diesel, owner=world.civil,
                                quantity="100", lot="CNT"))
     r = await post_movement(client, operator, {"kind": "adjustment", "lot_id": lot, "owner": world.civil,
@@ -215,7 +215,7 @@ async def test_a_count_above_the_balance_posts_the_gain_from_adjustment(client, 
     assert await owner_balances(client, operator, lot) == {world.civil: "102.5"}
 
 
-async def test_a_count_below_the_balance_posts_the_shortfall_to_loss(client, operator, world):
+async def test_a_count_below_the_balance_answers_the_shortfall_posted_to_loss(client, operator, world):
     lot = lot_of(await receive(client, operator, warehouse=world.north, material=world.diesel, owner=world.civil,
                                quantity="100", lot="CNT"))
     r = await post_movement(client, operator, {"kind": "adjustment", "lot_id": lot, "owner": world.civil, "counted": 96})
@@ -261,7 +261,7 @@ async def test_a_bad_count_is_invalid(client, operator, world, counted, message)
     assert error["field"] == "counted" and message in error["message"]
 
 
-async def test_a_write_off_posts_the_quantity_to_loss(client, operator, world):
+async def test_a_write_off_answers_its_loss_posting_with_its_reason(client, operator, world):
     lot = lot_of(await receive(client, operator, warehouse=world.north, material=world.diesel, owner=world.civil,
                                quantity="100", lot="WO"))
     r = await post_movement(client, operator, {"kind": "write_off", "lot_id": lot, "owner": world.civil,
@@ -299,7 +299,7 @@ async def test_an_ownership_transfer_changes_title_not_custody(client, operator,
     await assert_ledger_consistent(pg_pool, lot)
 
 
-async def test_an_ownership_transfer_to_the_same_owner_is_invalid(client, operator, world):
+async def test_an_ownership_transfer_to_the_same_owner_is_a_422_naming_to_owner(client, operator, world):
     lot = lot_of(await receive(client, operator, warehouse=world.north, material=world.diesel, owner=world.civil,
                                quantity="100", lot="TITLE"))
     r = await post_movement(client, operator, {"kind": "ownership_transfer", "lot_id": lot, "from_owner": world.civil,

@@ -155,7 +155,7 @@ def test_a_region_target_counts_the_stock_of_its_sub_regions():
     assert [(o.lot_id, o.quantity) for o in result.orders] == [("A", 200), ("B", 50)]  # 25.0 L in all
 
 
-def test_prefers_lots_that_expire_first():
+def test_rotation_takes_the_lots_that_expire_first():
     t = target("T", "1000", "5000", floor="0")
     late, early = position("LATE", 2500, expires_in=40), position("EARLY", 2500, expires_in=35)
     result = plan([late, early], [t])
