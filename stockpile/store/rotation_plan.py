@@ -1,5 +1,6 @@
-"""The rotation planner's SQL: due positions (prefiltered in the database), open orders' sums per target, policies,
-the shape of every target, the insertion of new orders and the overdue ones.
+"""The rotation planner's SQL: due positions (prefiltered in the database), what the open orders
+hold against each target, policies, the shape of every target, the insertion of new orders and the
+overdue ones.
 
 The planner's rules live in ``stockpile.domain.rotation``; these statements only narrow what it
 reads. Due positions are found per material through ``lots_material_expiry``: a material's policy

@@ -245,7 +245,8 @@ async def test_the_open_orders_summed_in_sql_weigh_on_each_target_as_the_rule_or
         for i in range(16):
             by, chosen = rng.choice(["material", "category", "substitution_group"]), rng.choice(list(materials))
             selects = {"material": chosen, "category": materials[chosen][0], "substitution_group": "G"}[by]
-            holder = rng.choice([{}, {"owner": rng.choice(list(owners))}, {"sector": rng.choice(["military", "civilian"])}])
+            holder = rng.choice([{}, {"owner": rng.choice(list(owners))},
+                                 {"sector": rng.choice(["military", "civilian"])}])
             scope = rng.choice([{"warehouse": rng.choice(list(warehouses))}, {"region": rng.choice(list(tree))}])
             r = await c.put(f"/api/v1/reserve-targets/T{i}", json={
                 "scope": scope, "quantity": "100", "horizon_days": rng.choice([0, 7, 30, 90]), by: selects, **holder})
