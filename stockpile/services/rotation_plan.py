@@ -100,8 +100,9 @@ async def targets(pg: asyncpg.Connection, today: date) -> tuple[list[Target], di
             regions = subtree(row["scope_region_id"])
         scope = TargetScope(frozenset(by_selector[selector]), row["horizon_days"], row["warehouse"], regions,
                             row["owner"], row["sector"])
+        where = place(row)
         made.append(Target(row["code"], scope, row["quantity"], row["floor_ratio"], row["usable"],
-                           disclosed=target_disclosed(place(row)), figures_disclosed=place(row).figures_disclosed))
+                           disclosed=target_disclosed(where), figures_disclosed=where.figures_disclosed))
     return made, {row["code"]: row for row in rows}
 
 
