@@ -1,9 +1,10 @@
 """Loading the demo reserve into an empty database, in one transaction.
 
-Everything is loaded through the use cases the API uses (``masterdata.upsert``, ``targets.upsert``,
-``rotation.upsert_policy``, and for the history ``movements.post_movement``, ``transfers.dispatch`` /
-``receive``, ``lots.change_status``) — never by writing ledger rows directly — so every guarantee of
-the ledger holds for the demo data exactly as it does for real traffic.
+Everything is loaded through the use cases the API and the command line use (``masterdata.upsert``,
+``principals.issue_token``, ``targets.upsert``, ``rotation.upsert_policy``, and for the history
+``movements.post_movement``, ``transfers.dispatch`` / ``receive``, ``lots.change_status``) — never by
+writing ledger rows directly — so every guarantee of the ledger holds for the demo data exactly as
+it does for real traffic.
 
 The whole load is **one transaction**: it either leaves a complete demo or nothing (a half-loaded
 demo would make the database "not empty" and block a retry). The transaction first takes an
@@ -33,8 +34,9 @@ from stockpile.demo.data import (
 from stockpile.demo.history import History
 from stockpile.demo.result import DemoResult, default_api_url, write_tokens
 from stockpile.domain.access import Principal
+from stockpile.domain.principals import Rights
 from stockpile.services import commands as c
-from stockpile.services import masterdata, rotation, targets
+from stockpile.services import masterdata, principals, rotation, targets
 from stockpile.store import audit, reads, tokens
 from stockpile.store import coverage as coverage_store
 from stockpile.store import masterdata as masterdata_store
@@ -124,11 +126,8 @@ class _Loader:
         clock's, not the scenario's: the tokens are real credentials printed to a log)."""
         issued = []
         for name, role, clearance, warehouses, regions in PRINCIPALS:
-            principal_id = await tokens.upsert_principal(self.pg, name, [role], clearance)
-            missing = await tokens.grant(self.pg, principal_id, list(warehouses), list(regions))
-            if missing:
-                raise RuntimeError(f"demo grants name unknown codes: {missing}")
-            token = await tokens.issue_token(self.pg, principal_id, "demo", expires_at)
+            token = (await principals.issue_token(self.pg, name, Rights.of([role], clearance, warehouses, regions),
+                                                  label="demo", expires_at=expires_at)).token
             issued.append((role, name, token))
             # The principal as the API would see it: grants expanded, so the use cases' scope and
             # need-to-know checks apply to the demo exactly as to a request.
