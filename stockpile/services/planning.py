@@ -1,5 +1,6 @@
-"""Planning: from pending requests and the stock, through the rules in force and the protected
-floors, to an optimal plan (stockpile.domain.allocation) — shared by proposals and drills.
+"""Planning: from pending requests, the stock and the capacity that could be tasked, through the rules
+in force and the protected floors, to an optimal plan (stockpile.domain.allocation) — shared by
+proposals and drills.
 
 The model and its solve are CPU work of up to seconds: they run in a worker thread, at most
 ``STOCKPILE_ALLOCATION_SOLVERS`` at once per process (more wait their turn), so a large plan or drill
