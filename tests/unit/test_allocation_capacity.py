@@ -3,10 +3,15 @@ within a priority, never promised twice — against hand-worked examples."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 
-from stockpile.domain.allocation import Allowance, Demand, Supply, solve
-from stockpile.domain.potential import Tasked
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stockpile.domain.allocation import PRIORITIES, Allowance, Demand, Supply, solve
+from stockpile.domain.potential import Tasked, output_by
+from tests.unit.test_allocation_solver import GROUP_OF, NEED, PROPERTY, instances, reference_optimum
 
 TODAY = date(2026, 12, 3)
 MATERIAL = 7
@@ -108,3 +113,55 @@ def test_a_substitution_group_request_draws_on_capacity_of_any_material_in_the_g
                            needed_by=TODAY + timedelta(days=5), destination_warehouse_id=2, destination_region_id=10)
     in_group = Tasked(key=3, material_id=8, daily=1000, lead_days=3, substitution_group="diesel")
     assert tasked(plan([group_request], [], [REFINERY, in_group])) == [("g", 3, 1000)]
+
+
+@st.composite
+def instances_with_capacity(draw):
+    demands, supplies, pools, rules, k = draw(instances())
+    capacities = [Tasked(key=key, material_id=(material := draw(st.sampled_from([1, 2, 3]))),
+                         daily=draw(st.integers(1, 4)), lead_days=draw(st.sampled_from([0, 3, 7, 14, 50])),
+                         region_ids=frozenset(draw(st.sampled_from([(), (1,)]))),
+                         substitution_group=GROUP_OF.get(material))
+                  for key in range(1, draw(st.integers(0, 3)) + 1)]
+    regions = draw(st.lists(st.sampled_from([None, 1]), min_size=len(demands), max_size=len(demands)))
+    demands = [replace(d, destination_region_id=region) for d, region in zip(demands, regions)]
+    return demands, supplies, pools, rules, k, capacities, draw(st.integers(0, 30))
+
+
+def capacity_cost(dearest_preference: int, capacities: list[Tasked]):
+    """A unit from capacity, as the solve prices it: dearer than any unit of stock (≤ 20,016 km, 122
+    for a lot that never expires, the dearest preference), one such step more per priority above
+    routine, then elsewhere than the destination's region, then slower."""
+    dearest = 20016 + 122 + dearest_preference
+    slowest = max(c.lead_days for c in capacities)
+
+    def cost(demand: Demand, capacity: Tasked) -> int:
+        tier = PRIORITIES.index(demand.priority)
+        return (dearest + 1 + (3 - tier) * (dearest + 1 + 2 * (slowest + 1))
+                + (demand.destination_region_id not in capacity.region_ids) * (slowest + 1) + capacity.lead_days)
+    return cost
+
+
+@PROPERTY
+@given(instances_with_capacity())
+def test_plans_with_capacity_are_optimal_against_a_lexicographic_reference(instance):
+    demands, supplies, pools, rules, k, capacities, dearest = instance
+    today = NEED - timedelta(days=5)
+    solution = solve(demands, supplies, pools, rules, capacities=capacities, today=today, dearest_preference=dearest, k=k)
+    tasked_to = {d.request_id: 0 for d in demands}
+    for t in solution.taskings:
+        assert isinstance(t.quantity, int) and t.quantity > 0
+        tasked_to[t.request_id] += t.quantity
+    for d in demands:
+        assert solution.planned[d.request_id] + solution.unfilled[d.request_id] == d.quantity
+        assert tasked_to[d.request_id] <= solution.unfilled[d.request_id]
+    by_id = {d.request_id: d for d in demands}
+    for c in capacities:  # what is drawn for the needs due by each date is made by then
+        drawn = [(by_id[t.request_id].needed_by, t.quantity) for t in solution.taskings if t.capacity == c.key]
+        for day, _ in drawn:
+            assert sum(q for due, q in drawn if due <= day) <= output_by(c, today, day)
+    unmet = tuple(sum(d.quantity - solution.planned[d.request_id] - tasked_to[d.request_id]
+                      for d in demands if d.priority == p) for p in PRIORITIES)
+    reference = reference_optimum(demands, supplies, pools, rules, k, capacities, today,
+                                  capacity_cost(dearest, capacities) if capacities else None)
+    assert unmet + (solution.objective,) == reference
