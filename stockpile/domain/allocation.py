@@ -13,11 +13,11 @@ the request's need date. Per capacity, the need dates it can reach (lead time fi
 output into one position per date, bounded by the output by that date (daily quantity × usable
 days), with a row per later date keeping everything drawn by that date within the output by it
 (``Σ_{T' ≤ T} y[c, T'] ≤ output_by(c, T)``, the rows a reserve target's floor uses) — so no
-capacity is promised twice, and output is drawn earliest need date first. A request reaches the
+capacity is promised twice (its output serves them earliest need date first). A request reaches the
 position of its own need date: one arc per (capacity, request). The tiers' fills count stock and
 capacity alike, so the solve moves a higher priority onto capacity when that frees stock for a lower
 one that capacity cannot reach in time. A unit from capacity costs more than any unit of stock
-(:func:`_capacity_costs`), and more for a higher priority, so within a priority stock is used first,
+(:func:`_potential`), and more for a higher priority, so within a priority stock is used first,
 the higher priorities keep the stock where the fills allow either, and among capacities one
 delivering to a region holding the destination comes first, then the fastest.
 
@@ -54,7 +54,7 @@ from datetime import date
 import numpy as np
 
 from stockpile.domain import lexicographic
-from stockpile.domain.potential import Tasked, Tasking, output_by, schedule
+from stockpile.domain.potential import Tasked, Tasking, schedule
 
 PRIORITIES = ("flash", "immediate", "priority", "routine")  # tier 0 is the highest
 REASONS = ("no_stock", "rule", "expiry", "floor", "capacity")
@@ -514,55 +514,49 @@ class _Potential:
     arc_cost: list[int] = field(default_factory=list)
 
 
-def _reaches(capacity: Tasked, demand: Demand) -> bool:
-    if demand.material_id is not None:
-        return capacity.material_id == demand.material_id
-    return capacity.substitution_group == demand.substitution_group
-
-
-def _capacity_costs(demands: list[Demand], capacities: Sequence[Tasked], dearest_preference: int) -> np.ndarray:
-    """Per (request, capacity), what a unit from the capacity costs: more than any unit of stock can
-    (the farthest distance, the longest life, the dearest rule's preference), plus one step of
-    that plus the tie-breakers per priority above routine (a swap that puts a higher priority on
-    stock and a lower one on capacity always pays); the tie-breakers: a capacity delivering to a
-    region holding the destination first, then the shortest lead."""
-    dearest_stock = FARTHEST_KM + FEFO_NEVER_EXPIRES + max(0, dearest_preference)
-    slowest = max(c.lead_days for c in capacities)
-    step = dearest_stock + 1 + 2 * (slowest + 1)
-    tier = np.array([PRIORITIES.index(d.priority) for d in demands], dtype=np.int64)
-    elsewhere = np.array([[d.destination_region_id not in c.region_ids for c in capacities] for d in demands],
-                         dtype=np.int64)
-    lead = np.array([c.lead_days for c in capacities], dtype=np.int64)
-    return (dearest_stock + 1 + (len(PRIORITIES) - 1 - tier)[:, None] * step
-            + elsewhere * (slowest + 1) + lead[None, :])
-
-
 def _potential(demands: list[Demand], capacities: Sequence[Tasked], today: date | None,
                dearest_preference: int) -> _Potential:
-    """The capacity positions, their rows and arcs for ``demands`` (sorted as the model holds them)."""
+    """The capacity positions, their rows and arcs for ``demands`` (sorted as the model holds them).
+
+    A unit from capacity costs more than any unit of stock can (the farthest distance, the longest
+    life, the dearest rule's preference), plus one step of that and the tie-breakers per priority
+    above routine (so a swap putting a higher priority on stock and a lower one on capacity always
+    pays); the tie-breakers: a capacity delivering to a region holding the destination first, then
+    the shortest lead."""
     found = _Potential()
     if not capacities or not demands:
         return found
     if today is None:
         raise ValueError("capacity is planned from a day: give today")
-    costs = _capacity_costs(demands, capacities, dearest_preference)
-    for n, c in enumerate(capacities):
-        by_date: dict[date, list[int]] = {}
-        for d, demand in enumerate(demands):
-            if _reaches(c, demand) and output_by(c, today, demand.needed_by) > 0:
-                by_date.setdefault(demand.needed_by, []).append(d)
+    reached_by: dict[tuple[str, object], list[int]] = {}
+    for d, demand in enumerate(demands):
+        reached_by.setdefault(_group_key(demand), []).append(d)
+    days_left = np.array([(d.needed_by - today).days for d in demands], dtype=np.int64)
+    tier = np.array([PRIORITIES.index(d.priority) for d in demands], dtype=np.int64)
+    dearest_stock = FARTHEST_KM + FEFO_NEVER_EXPIRES + max(0, dearest_preference)
+    slowest = max(c.lead_days for c in capacities)
+    step = dearest_stock + 1 + 2 * (slowest + 1)
+    for c in capacities:
+        reached = np.array(reached_by.get(("material", c.material_id), [])
+                           + reached_by.get(("group", c.substitution_group), []), dtype=np.int64)
+        usable = days_left[reached] - c.lead_days + 1  # days of output by the need date
+        reached, usable = reached[usable > 0], usable[usable > 0]
+        if not reached.size:
+            continue
+        elsewhere = np.array([demands[d].destination_region_id not in c.region_ids for d in reached.tolist()])
+        cost = (dearest_stock + 1 + (len(PRIORITIES) - 1 - tier[reached]) * step
+                + elsewhere * (slowest + 1) + c.lead_days)
+        dates, at = np.unique(usable, return_inverse=True)
         first = len(found.available)
-        for j, day in enumerate(sorted(by_date)):
-            position = first + j
+        for j, days in enumerate(dates.tolist()):
             found.capacity.append(c)
-            found.available.append(output_by(c, today, day))
+            found.available.append(c.daily * days)
             if j:  # everything drawn by this date within the output by it
-                members = np.arange(first, position + 1, dtype=np.int64)
-                found.rows.append(lexicographic.FloorRow(found.available[-1], members, np.ones(j + 1, dtype=np.int64)))
-            for d in by_date[day]:
-                found.arc_demand.append(d)
-                found.arc_position.append(position)
-                found.arc_cost.append(int(costs[d, n]))
+                found.rows.append(lexicographic.FloorRow(c.daily * days, np.arange(first, first + j + 1, dtype=np.int64),
+                                                         np.ones(j + 1, dtype=np.int64)))
+        found.arc_demand += reached.tolist()
+        found.arc_position += (first + at).tolist()
+        found.arc_cost += cost.tolist()
     return found
 
 
