@@ -49,12 +49,12 @@ import math
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 
 from stockpile.domain import lexicographic
-from stockpile.domain.potential import Tasked, Tasking, schedule
+from stockpile.domain.potential import Tasked, Tasking, output_by, schedule
 
 PRIORITIES = ("flash", "immediate", "priority", "routine")  # tier 0 is the highest
 REASONS = ("no_stock", "rule", "expiry", "floor", "capacity")
@@ -539,20 +539,21 @@ def _potential(demands: list[Demand], capacities: Sequence[Tasked], today: date 
     for c in capacities:
         reached = np.array(reached_by.get(("material", c.material_id), [])
                            + reached_by.get(("group", c.substitution_group), []), dtype=np.int64)
-        usable = days_left[reached] - c.lead_days + 1  # days of output by the need date
-        reached, usable = reached[usable > 0], usable[usable > 0]
+        fits = days_left[reached] >= c.lead_days  # some output by the need date
+        reached = reached[fits]
         if not reached.size:
             continue
         elsewhere = np.array([demands[d].destination_region_id not in c.region_ids for d in reached.tolist()])
         cost = (dearest_stock + 1 + (len(PRIORITIES) - 1 - tier[reached]) * step
                 + elsewhere * (slowest + 1) + c.lead_days)
-        dates, at = np.unique(usable, return_inverse=True)
+        dates, at = np.unique(days_left[reached], return_inverse=True)
         first = len(found.available)
         for j, days in enumerate(dates.tolist()):
+            made = output_by(c, today, today + timedelta(days=days))
             found.capacity.append(c)
-            found.available.append(c.daily * days)
+            found.available.append(made)
             if j:  # everything drawn by this date within the output by it
-                found.rows.append(lexicographic.FloorRow(c.daily * days, np.arange(first, first + j + 1, dtype=np.int64),
+                found.rows.append(lexicographic.FloorRow(made, np.arange(first, first + j + 1, dtype=np.int64),
                                                          np.ones(j + 1, dtype=np.int64)))
         found.arc_demand += reached.tolist()
         found.arc_position += (first + at).tolist()
@@ -695,7 +696,7 @@ class _Exhausted:
         back: its members' stock runs out first.)"""
         floor = np.zeros(len(sent), dtype=bool)
         floor[model.row_supply[model.row_units > (model.row_limit - model.drawn(sent))[model.row_of]]] = True
-        return cls(sent >= np.asarray(model.available, dtype=np.int64), floor)  # capacity's past the supplies'
+        return cls(sent >= np.asarray(model.available, dtype=np.int64), floor)  # per model position (capacity last)
 
 
 def _why_short(demand: Demand, walk: _Walk | None, groups: dict[tuple[str, object], _Group], supplies: list[Supply],
