@@ -398,13 +398,14 @@ class _Pricer:
     For an arc ``x[d, s]``: ``rc = objective − dual(request d) + dual(position s) − dual(tier of d)``
     (the arc enters request ``d``'s row with +1, position ``s``'s balance row with −1 and its tier's
     row with +1). A request's arcs are priced over every position of its material or group, most
-    improving first, at most ``k`` per request and round.
+    improving first, at most ``k`` per request and round; and so are its arcs from capacity.
     """
 
     def __init__(self, demands: list[Demand], supplies: list[Supply], groups: dict[tuple[str, object], _Group],
                  rules: Rules, arcs: _Arcs, model: lexicographic.Model, k: int, max_arcs: int, deadline: float,
-                 cheapest_preference: int, expiry_day: np.ndarray) -> None:
+                 cheapest_preference: int, expiry_day: np.ndarray, potential: _Potential) -> None:
         self.demands, self.supplies, self.groups, self.rules = demands, supplies, groups, rules
+        self.potential = potential
         self.arcs, self.model, self.k, self.max_arcs, self.deadline = arcs, model, k, max_arcs, deadline
         self.cheapest_preference = min(0, cheapest_preference)
         self.expiry_day = expiry_day
@@ -494,6 +495,7 @@ class _Pricer:
                 self.arcs.rule.append(allowance.rule)
                 self.widened.add(d)
                 taken += 1
+        self._price_capacity(duals, add_d, add_s, add_c)
         self.priced_in += len(add_d)
         if len(self.model.arc_request) + len(add_d) > self.max_arcs:
             raise PlanTooLarge(f"more than {self.max_arcs} candidate arcs after widening the reach; "
@@ -501,21 +503,68 @@ class _Pricer:
         return add_d, add_s, add_c
 
 
+    def _price_capacity(self, duals: lexicographic.Duals, add_d: list[int], add_s: list[int], add_c: list[int]) -> None:
+        """Add the arcs from capacity not yet in the model that improve the level, at most ``k`` per
+        request, most improving first (all at once, with arrays)."""
+        p = self.potential
+        left = np.flatnonzero(~p.in_model)
+        if not left.size:
+            return
+        d = p.arc_demand[left]
+        tier = self.tier[d]
+        if duals.level == lexicographic.TIERS:
+            objective = p.arc_cost[left].astype(np.float64)
+        else:  # an arc into a lower tier cannot raise this tier's fill
+            keep = tier <= duals.level
+            left, d, tier = left[keep], d[keep], tier[keep]
+            objective = np.where(tier == duals.level, -1.0, 0.0)
+        rc = objective - duals.request[d] + duals.position[p.first + p.arc_position[left]] - duals.tier[tier]
+        better = rc < -lexicographic.IMPROVES
+        left, d, rc = left[better], d[better], rc[better]
+        left = left[np.lexsort((left, rc, d))]  # per request, most improving first
+        d = p.arc_demand[left]
+        left = left[_rank_within(d) < self.k]
+        p.in_model[left] = True
+        add_d += p.arc_demand[left].tolist()
+        add_s += (p.first + p.arc_position[left]).tolist()
+        add_c += p.arc_cost[left].tolist()
+        self.arcs.km += [0.0] * len(left)  # capacity delivers to the region: no distance, no rule
+        self.arcs.rule += [""] * len(left)
+
+
+def _rank_within(sorted_keys: np.ndarray) -> np.ndarray:
+    """Per element of ``sorted_keys`` (grouped by key), its place among those of its key: 0, 1, …"""
+    if not sorted_keys.size:
+        return sorted_keys
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    return np.arange(len(sorted_keys)) - np.repeat(starts, np.diff(np.r_[starts, len(sorted_keys)]))
+
+
 @dataclass
 class _Potential:
     """Capacity as positions of the model, after the supplies' (module docstring): one per
-    (capacity, need date it reaches), and one arc per (capacity, request)."""
+    (capacity, need date it reaches), and one arc per (capacity, request) — in the model from the
+    start for each request's ``k`` cheapest, priced in for the others (:class:`_Pricer`)."""
 
+    first: int = 0  # the first capacity position's index in the model
     capacity: list[Tasked] = field(default_factory=list)  # per position
     available: list[int] = field(default_factory=list)  # per position: the output by its date
     rows: list[lexicographic.FloorRow] = field(default_factory=list)
-    arc_demand: list[int] = field(default_factory=list)
-    arc_position: list[int] = field(default_factory=list)  # index among the capacity positions
-    arc_cost: list[int] = field(default_factory=list)
+    arc_demand: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    arc_position: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # among capacity positions
+    arc_cost: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    in_model: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    def nearest(self, k: int) -> np.ndarray:
+        """The arcs the model starts with: each request's ``k`` cheapest, and marks them in the model."""
+        order = np.lexsort((self.arc_position, self.arc_cost, self.arc_demand))
+        start = order[_rank_within(self.arc_demand[order]) < k]
+        self.in_model[start] = True
+        return start
 
 
 def _potential(demands: list[Demand], capacities: Sequence[Tasked], today: date | None,
-               dearest_preference: int) -> _Potential:
+               dearest_preference: int, first: int) -> _Potential:
     """The capacity positions, their rows and arcs for ``demands`` (sorted as the model holds them).
 
     A unit from capacity costs more than any unit of stock can (the farthest distance, the longest
@@ -523,7 +572,7 @@ def _potential(demands: list[Demand], capacities: Sequence[Tasked], today: date 
     above routine (so a swap putting a higher priority on stock and a lower one on capacity always
     pays); the tie-breakers: a capacity delivering to a region holding the destination first, then
     the shortest lead."""
-    found = _Potential()
+    found = _Potential(first)
     if not capacities or not demands:
         return found
     if today is None:
@@ -536,6 +585,7 @@ def _potential(demands: list[Demand], capacities: Sequence[Tasked], today: date 
     dearest_stock = FARTHEST_KM + FEFO_NEVER_EXPIRES + max(0, dearest_preference)
     slowest = max(c.lead_days for c in capacities)
     step = dearest_stock + 1 + 2 * (slowest + 1)
+    arc_demand, arc_position, arc_cost = [], [], []
     for c in capacities:
         reached = np.array(reached_by.get(("material", c.material_id), [])
                            + reached_by.get(("group", c.substitution_group), []), dtype=np.int64)
@@ -547,7 +597,7 @@ def _potential(demands: list[Demand], capacities: Sequence[Tasked], today: date 
         cost = (dearest_stock + 1 + (len(PRIORITIES) - 1 - tier[reached]) * step
                 + elsewhere * (slowest + 1) + c.lead_days)
         dates, at = np.unique(days_left[reached], return_inverse=True)
-        first = len(found.available)
+        first = len(found.available)  # among the capacity positions
         for j, days in enumerate(dates.tolist()):
             made = output_by(c, today, today + timedelta(days=days))
             found.capacity.append(c)
@@ -555,9 +605,13 @@ def _potential(demands: list[Demand], capacities: Sequence[Tasked], today: date 
             if j:  # everything drawn by this date within the output by it
                 found.rows.append(lexicographic.FloorRow(made, np.arange(first, first + j + 1, dtype=np.int64),
                                                          np.ones(j + 1, dtype=np.int64)))
-        found.arc_demand += reached.tolist()
-        found.arc_position += (first + at).tolist()
-        found.arc_cost += cost.tolist()
+        arc_demand.append(reached)
+        arc_position.append(first + at.reshape(-1))
+        arc_cost.append(cost)
+    if arc_demand:
+        found.arc_demand, found.arc_position, found.arc_cost = (
+            np.concatenate(arc_demand), np.concatenate(arc_position), np.concatenate(arc_cost).astype(np.int64))
+        found.in_model = np.zeros(len(found.arc_demand), dtype=bool)
     return found
 
 
@@ -581,20 +635,19 @@ def solve(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: Mappi
     _validate(demands, supplies, headroom, capacities)
     demands = sorted(demands, key=lambda d: (PRIORITIES.index(d.priority), d.request_id))
     supplies = sorted(supplies, key=lambda s: s.key)
-    potential = _potential(demands, sorted(capacities, key=lambda c: c.key), today, dearest_preference)
-    if len(potential.arc_demand) > max_arcs:
-        raise PlanTooLarge(f"more than {max_arcs} arcs from capacity; plan fewer requests at once")
+    first_capacity = len(supplies)
+    potential = _potential(demands, sorted(capacities, key=lambda c: c.key), today, dearest_preference, first_capacity)
+    from_capacity = potential.nearest(k)
     deadline = time.perf_counter() + time_limit_s
     stock_rows = floor_rows(supplies, headroom)
-    first_capacity = len(supplies)
     model = lexicographic.Model(
         quantity=[d.quantity for d in demands], tier_of=[PRIORITIES.index(d.priority) for d in demands],
         available=[s.available for s in supplies] + potential.available,
         floor_rows=stock_rows + [lexicographic.FloorRow(r.headroom, r.supplies + first_capacity, r.weights)
                                  for r in potential.rows])
     expiry_day = _expiry_days(supplies)
-    found, walks, groups = _select_candidates(demands, supplies, rules, k,
-                                              max_arcs - len(potential.arc_demand), deadline, model.frozen, expiry_day)
+    found, walks, groups = _select_candidates(demands, supplies, rules, k, max_arcs - len(from_capacity), deadline,
+                                              model.frozen, expiry_day)
 
     arc_start = np.array(found.start, dtype=np.int64)
     arc_demand = np.repeat(np.arange(len(demands), dtype=np.int64), np.diff(arc_start))
@@ -605,11 +658,13 @@ def solve(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: Mappi
 
     model.add_arcs(arc_demand.tolist(), arc_supply.tolist(), costs.tolist())
     arcs = _Arcs(km=list(found.km), rule=[a.rule for a in found.allowance])
-    model.add_arcs(potential.arc_demand, [first_capacity + p for p in potential.arc_position], potential.arc_cost)
-    arcs.km += [0.0] * len(potential.arc_demand)  # capacity delivers to the region: no distance, no rule
-    arcs.rule += [""] * len(potential.arc_demand)
+    model.add_arcs(potential.arc_demand[from_capacity].tolist(),
+                   (first_capacity + potential.arc_position[from_capacity]).tolist(),
+                   potential.arc_cost[from_capacity].tolist())
+    arcs.km += [0.0] * len(from_capacity)  # capacity delivers to the region: no distance, no rule
+    arcs.rule += [""] * len(from_capacity)
     pricer = _Pricer(demands, supplies, groups, rules, arcs, model, k, max_arcs, deadline,
-                     int(preference.min()) if preference.size else 0, expiry_day)
+                     int(preference.min()) if preference.size else 0, expiry_day, potential)
     built = time.perf_counter()
     try:
         outcome = lexicographic.solve(model, pricer, max(1.0, deadline - built))
