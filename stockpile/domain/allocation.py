@@ -440,11 +440,16 @@ class _Pricer:
             self.ms += (time.perf_counter() - started) * 1000
 
     def _price(self, duals: lexicographic.Duals) -> lexicographic.Arcs:
+        settling = bool(duals.slack)  # the cost of an integral plan found: a refinement, never a refusal
         if time.perf_counter() > self.deadline:
+            if settling:
+                return [], [], []
             raise PlanTooLarge("widening the reach took too long; plan fewer requests at once")
         add_d, add_s, add_c = [], [], []
+        mark = len(self.arcs.km)
         cost_level = duals.level == lexicographic.TIERS
-        eps = lexicographic.IMPROVES
+        eps = lexicographic.IMPROVES - (duals.slack if cost_level else 0.0)  # below -eps: priced in
+        reach = len(self.supplies) if settling else self.k
         least_dual: dict[tuple[str, object], float] = {}
         for d, in_model in self.in_model.items():
             if not cost_level and self.tier[d] > duals.level:
@@ -477,7 +482,7 @@ class _Pricer:
                 members, rc, km, cost = members[keep], rc[keep], km[keep], cost[keep]
             taken = 0
             for j in np.lexsort((cost, rc)).tolist():  # most improving first, then the cheapest
-                if taken == self.k:
+                if taken == reach:
                     break
                 s = int(group.flat[members[j]])
                 allowance = self.rules(self.demands[d], self.supplies[s])
@@ -498,6 +503,9 @@ class _Pricer:
         self._price_capacity(duals, add_d, add_s, add_c)
         self.priced_in += len(add_d)
         if len(self.model.arc_request) + len(add_d) > self.max_arcs:
+            if settling:
+                del self.arcs.km[mark:], self.arcs.rule[mark:]
+                return [], [], []
             raise PlanTooLarge(f"more than {self.max_arcs} candidate arcs after widening the reach; "
                                "plan fewer requests at once")
         return add_d, add_s, add_c
