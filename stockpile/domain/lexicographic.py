@@ -21,8 +21,10 @@ passes an exact integer check, it attains every bound and is the integral lexico
 Otherwise a MIP (SCIP, through pywraplp) restricted to the arcs touching the fractional ones (the
 integral rest fixed) looks for integral quantities meeting every tier bound at least cost; failing
 that, over every arc; failing that, the tiers are settled one by one as MIPs. Whichever step
-succeeds, every tier is at its integral lexicographic optimum; cost is minimal up to the gap
-between the MIP over the arcs priced in and the LP (measured by tests and the bench).
+succeeds, every tier is at its integral lexicographic optimum. Then every arc whose reduced cost
+lies below the integral plan's gap to the LP is priced in and the cost settled by a MIP over every
+arc (``_settle_cost``): an arc the LP never wanted can belong to a cheaper integral plan, and no arc
+above that gap can. Cost is minimal unless that last MIP runs out of its time.
 
 Why quantities stay exact: they are integers of each material's smallest unit, and they reach the
 solvers as Python integers (``_exact``), which the solvers' doubles hold exactly below 2**53 (checked).
