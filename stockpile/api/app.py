@@ -9,13 +9,10 @@ import os
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import PermissionDeniedException
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.middleware import DefineMiddleware
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
-from stockpile import __version__
-from stockpile.api import problems, tasks
+from stockpile.api import openapi, problems, tasks
 from stockpile.api.audit import DenialCounts, record_failure
 from stockpile.api.auth import ApiTokenAuthenticator, BearerAuthMiddleware, RequestLimits, authenticate_bearer
 from stockpile.api.group_commit import GroupCommitter
@@ -61,9 +58,9 @@ class MetricsController(PrometheusController):
 
 @get("/docs", include_in_schema=False, media_type="text/html")
 async def docs(request: Request) -> Response:
-    """Interactive API docs (Swagger UI over /schema/openapi.json)."""
+    """Interactive API docs (Swagger UI, its assets served by the service: see stockpile.api.openapi)."""
     schema = request.app.openapi_schema.to_schema()
-    return Response(content=SwaggerRenderPlugin().render(request, schema), media_type="text/html")
+    return Response(content=openapi.docs_plugin().render(request, schema), media_type="text/html")
 
 
 def create_app(settings: Settings | None = None, database_url: str | None = None) -> Litestar:
@@ -95,7 +92,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     limits, denials = RequestLimits(db, settings), DenialCounts(db)
     prometheus = PrometheusConfig(app_name="stockpile", prefix="stockpile", group_path=True, exclude=["^/metrics"])
     return Litestar(
-        route_handlers=[docs, HealthController, MetricsController, MovementController, TransferController,
+        route_handlers=[docs, openapi.docs_assets(), HealthController, MetricsController, MovementController, TransferController,
                         StockController, LotController, *MASTER_DATA, TokenController, AuditController, AuditDenialController, TargetController, CoverageController, AlertController,
                         ReadinessController, RuleController, ObligationController, RequestController, PlanController,
                         DrillController,
@@ -110,14 +107,9 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         ],
         exception_handlers=problems.HANDLERS,
         after_exception=[record_failure],
-        openapi_config=OpenAPIConfig(
-            title="stockpile", version=__version__, path="/schema",
-            description="Jointly held national reserves: ledger, stock, transfers. Every /api/v1 route needs "
-                        "`Authorization: Bearer <token>`; errors are RFC 9457 problem details.",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
-        ),
+        openapi_config=openapi.config(),
         request_max_body_size=settings.max_body_bytes,
-        on_startup=[on_startup, limits.start, denials.start],
+        on_startup=[on_startup, limits.start, denials.start, openapi.finish],
         on_shutdown=[limits.stop, denials.stop, on_shutdown],
         debug=False,
     )

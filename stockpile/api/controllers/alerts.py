@@ -13,7 +13,9 @@ from litestar.params import Parameter
 
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
-from stockpile.api.common import decode_cursor, encode_cursor, json_response, page_limit
+from stockpile.api.common import Cursor, Limit, decode_cursor, encode_cursor, json_response, page_limit
+from stockpile.api.schemas.planning import Alert, AlertPage
+from stockpile.api.schemas.problems import problem_answers
 from stockpile.domain.access import Principal, shows_figures_of
 from stockpile.domain.moments import rfc3339
 from stockpile.services import alerts
@@ -59,8 +61,8 @@ class AlertController(Controller):
     async def listing(
         self, request: Request, state: State,
         state_: Annotated[AlertState | None, Parameter(query="state")] = None, kind: AlertKind | None = None,
-        limit: int | None = None, cursor: str | None = None,
-    ) -> Response:
+        limit: Limit = None, cursor: Cursor = None,
+    ) -> Response[AlertPage]:
         size = page_limit(limit)
         async with state.db.transaction() as tx:
             rows = await alerts.listing(tx.pg, request.user, state=state_, kind=kind, after=decode_cursor(cursor),
@@ -70,15 +72,15 @@ class AlertController(Controller):
         return json_response({"items": [present(r, request.user) for r in rows],
                               "next_cursor": encode_cursor(rows[-1]["opened_at"].isoformat()) if more else None})
 
-    @get("/{alert_id:uuid}", guards=[can_read], summary="One alert with its history")
-    async def read(self, request: Request, state: State, alert_id: UUID) -> Response:
+    @get("/{alert_id:uuid}", responses=problem_answers(404), guards=[can_read], summary="One alert with its history")
+    async def read(self, request: Request, state: State, alert_id: UUID) -> Response[Alert]:
         async with state.db.transaction() as tx:
             row, history = await alerts.get(tx.pg, str(alert_id), request.user)
         return json_response(present(row, request.user, history))
 
-    @post("/{alert_id:uuid}/acknowledge", guards=[requires("operator", "planner", "commander", "admin")],
+    @post("/{alert_id:uuid}/acknowledge", responses=problem_answers(404, 409), guards=[requires("operator", "planner", "commander", "admin")],
           status_code=200, summary="Acknowledge an open alert")
-    async def acknowledge(self, request: Request, state: State, alert_id: UUID, data: AcknowledgeIn | None = None) -> Response:
+    async def acknowledge(self, request: Request, state: State, alert_id: UUID, data: AcknowledgeIn | None = None) -> Response[Alert]:
         async with write_transaction(request, state.db) as (tx, note):
             row, history, before = await alerts.acknowledge(tx.pg, str(alert_id), request.user,
                                                             data.note if data else None)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
+from litestar.params import Parameter
 
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
-from stockpile.api.common import decode_cursor, encode_cursor, idempotent, json_response, page, page_limit
+from stockpile.api.common import IDEMPOTENCY_HEADER, Cursor, Limit, decode_cursor, encode_cursor, idempotent, json_response, page, page_limit
 from stockpile.api.presenters.allocation import present_request
+from stockpile.api.schemas.planning import AllocationRequest, AllocationRequestPage, Drill, DrillSummaryPage, Plan, PlanPage
+from stockpile.api.schemas.problems import problem_answers
 from stockpile.domain.access import PLANNERS
 from stockpile.domain.moments import Clock
 from stockpile.services import allocation, drills
@@ -23,8 +26,8 @@ class RequestController(Controller):
     path = "/api/v1/allocation-requests"
     tags = ["allocation"]
 
-    @post("/", guards=[requires("planner", "admin")], status_code=201, summary="File an allocation request")
-    async def create(self, request: Request, state: State, data: c.AllocationRequestIn) -> Response:
+    @post("/", responses=problem_answers(409), guards=[requires("planner", "admin")], status_code=201, summary="File an allocation request")
+    async def create(self, request: Request, state: State, data: c.AllocationRequestIn) -> Response[AllocationRequest]:
         async with write_transaction(request, state.db) as (tx, note):
             body = present_request(await allocation.file_request(tx.pg, data, request.user, Clock.utc().today))
             note.status, note.details["id"] = 201, body["id"]
@@ -32,9 +35,9 @@ class RequestController(Controller):
 
     @get("/", guards=[can_read], summary="Allocation requests")
     async def listing(self, request: Request, state: State,
-                      state_: Literal["pending", "allocated", "cancelled"] | None = None,
+                      state_: Annotated[Literal["pending", "allocated", "cancelled"] | None, Parameter(query="state")] = None,
                       priority: Literal["flash", "immediate", "priority", "routine"] | None = None,
-                      limit: int | None = None, cursor: str | None = None) -> Response:
+                      limit: Limit = None, cursor: Cursor = None) -> Response[AllocationRequestPage]:
         size = page_limit(limit)
         after = decode_cursor(cursor, UUID)
         async with state.db.transaction() as tx:
@@ -42,14 +45,14 @@ class RequestController(Controller):
                                                   after=None if after is None else str(after), limit=size + 1)
         return json_response(page([present_request(r) for r in rows], size, lambda item: item["id"]))
 
-    @get("/{request_id:uuid}", guards=[can_read], summary="One allocation request")
-    async def read(self, request: Request, state: State, request_id: UUID) -> Response:
+    @get("/{request_id:uuid}", responses=problem_answers(404), guards=[can_read], summary="One allocation request")
+    async def read(self, request: Request, state: State, request_id: UUID) -> Response[AllocationRequest]:
         async with state.db.transaction() as tx:
             return json_response(present_request(await allocation.get_request(tx.pg, str(request_id), request.user)))
 
-    @post("/{request_id:uuid}/cancel", guards=[requires("planner", "admin")], status_code=200,
+    @post("/{request_id:uuid}/cancel", responses=problem_answers(404, 409), guards=[requires("planner", "admin")], status_code=200,
           summary="Cancel a pending request")
-    async def cancel(self, request: Request, state: State, request_id: UUID) -> Response:
+    async def cancel(self, request: Request, state: State, request_id: UUID) -> Response[AllocationRequest]:
         async with write_transaction(request, state.db) as (tx, note):
             body = present_request(await allocation.cancel_request(tx.pg, str(request_id), request.user))
             note.details["id"] = body["id"]
@@ -60,9 +63,9 @@ class PlanController(Controller):
     path = "/api/v1/allocation-plans"
     tags = ["allocation"]
 
-    @post("/", guards=[requires(*PLANNERS)], status_code=201,
+    @post("/", responses=problem_answers(404, 409), guards=[requires(*PLANNERS)], status_code=201,
           summary="Propose an optimal plan for the pending requests in scope")
-    async def propose(self, request: Request, state: State, data: c.PlanIn) -> Response:
+    async def propose(self, request: Request, state: State, data: c.PlanIn) -> Response[Plan]:
         async with write_transaction(request, state.db) as (tx, note):
             body = await allocation.propose(tx.pg, data, request.user, Clock.utc().today, Limits.of(state.settings))
             note.status, note.details["id"] = 201, body["id"]
@@ -71,7 +74,7 @@ class PlanController(Controller):
     @get("/", guards=[can_read], summary="Allocation plans")
     async def listing(self, request: Request, state: State,
                       state_: Literal["proposed", "approved", "dispatched", "cancelled", "expired"] | None = None,
-                      limit: int | None = None, cursor: str | None = None) -> Response:
+                      limit: Limit = None, cursor: Cursor = None) -> Response[PlanPage]:
         size = page_limit(limit)
         after = decode_cursor(cursor, UUID)
         async with state.db.transaction() as tx:
@@ -79,14 +82,14 @@ class PlanController(Controller):
                                                       after=None if after is None else str(after), size=size)
         return json_response({"items": items, "next_cursor": encode_cursor(items[-1]["id"]) if more else None})
 
-    @get("/{plan_id:uuid}", guards=[can_read], summary="One plan with its lines and per-request outcome")
-    async def read(self, request: Request, state: State, plan_id: UUID) -> Response:
+    @get("/{plan_id:uuid}", responses=problem_answers(404), guards=[can_read], summary="One plan with its lines and per-request outcome")
+    async def read(self, request: Request, state: State, plan_id: UUID) -> Response[Plan]:
         async with state.db.transaction() as tx:
             return json_response(await allocation.show(tx.pg, str(plan_id), request.user))
 
-    @post("/{plan_id:uuid}/approve", guards=[requires(*PLANNERS)], status_code=200,
+    @post("/{plan_id:uuid}/approve", responses=problem_answers(404, 409, 503), guards=[requires(*PLANNERS)], status_code=200,
           summary="Approve: reserve every line after re-checking stock, rules and floors under lock")
-    async def approve(self, request: Request, state: State, plan_id: UUID) -> Response:
+    async def approve(self, request: Request, state: State, plan_id: UUID) -> Response[Plan]:
         clock = Clock.utc()
         async with write_transaction(request, state.db) as (tx, note):
             body = await allocation.approve(tx.pg, str(plan_id), request.user, clock.now, clock.today,
@@ -94,17 +97,18 @@ class PlanController(Controller):
             note.details["id"] = body["id"]
         return json_response(body)
 
-    @post("/{plan_id:uuid}/dispatch", guards=[requires("planner", "operator", "admin")], status_code=200,
+    @post("/{plan_id:uuid}/dispatch", responses=problem_answers(404, 409, 503), guards=[requires("planner", "operator", "admin")], status_code=200,
           summary="Dispatch an approved plan: title changes, obligations and transfers into transit")
-    async def dispatch(self, request: Request, state: State, plan_id: UUID) -> Response:
+    async def dispatch(self, request: Request, state: State, plan_id: UUID,
+                       idempotency_key: Annotated[str, IDEMPOTENCY_HEADER]) -> Response[Plan]:
         async def run(tx):
             return 200, await allocation.dispatch(tx.pg, str(plan_id), request.user, Clock.utc())
 
         return await idempotent(request, state.db, run)
 
-    @post("/{plan_id:uuid}/cancel", guards=[requires(*PLANNERS)], status_code=200,
+    @post("/{plan_id:uuid}/cancel", responses=problem_answers(404, 409), guards=[requires(*PLANNERS)], status_code=200,
           summary="Cancel a proposed or approved plan (reservations are released)")
-    async def cancel(self, request: Request, state: State, plan_id: UUID, data: c.CancelIn | None = None) -> Response:
+    async def cancel(self, request: Request, state: State, plan_id: UUID, data: c.CancelIn | None = None) -> Response[Plan]:
         async with write_transaction(request, state.db) as (tx, note):
             body = await allocation.cancel(tx.pg, str(plan_id), (data or c.CancelIn()).reason, Clock.utc().now,
                                            request.user)
@@ -116,9 +120,9 @@ class DrillController(Controller):
     path = "/api/v1/drills"
     tags = ["allocation"]
 
-    @post("/", guards=[requires(*PLANNERS)], status_code=201,
+    @post("/", responses=problem_answers(404, 409), guards=[requires(*PLANNERS)], status_code=201,
           summary="Run a drill on a snapshot of the reserve: plans, posts and reserves nothing")
-    async def run(self, request: Request, state: State, data: c.DrillIn) -> Response:
+    async def run(self, request: Request, state: State, data: c.DrillIn) -> Response[Drill]:
         reports = await drills.on_snapshot(state.db, data, Clock.utc().today, Limits.of(state.settings), request.user)
         async with write_transaction(request, state.db) as (tx, note):
             body = await drills.record(tx.pg, data, reports, request.user.id, request.user)
@@ -126,8 +130,8 @@ class DrillController(Controller):
         return json_response(body, 201)
 
     @get("/", guards=[can_read], summary="Drills run so far")
-    async def listing(self, request: Request, state: State, limit: int | None = None,
-                      cursor: str | None = None) -> Response:
+    async def listing(self, request: Request, state: State, limit: Limit = None,
+                      cursor: Cursor = None) -> Response[DrillSummaryPage]:
         size = page_limit(limit)
         after = decode_cursor(cursor, UUID)
         async with state.db.transaction() as tx:
@@ -135,7 +139,7 @@ class DrillController(Controller):
                                          limit=size + 1)
         return json_response(page(items, size, lambda item: item["id"]))
 
-    @get("/{drill_id:uuid}", guards=[can_read], summary="One drill with its scenario and report")
-    async def read(self, request: Request, state: State, drill_id: UUID) -> Response:
+    @get("/{drill_id:uuid}", responses=problem_answers(404), guards=[can_read], summary="One drill with its scenario and report")
+    async def read(self, request: Request, state: State, drill_id: UUID) -> Response[Drill]:
         async with state.db.transaction() as tx:
             return json_response(await drills.show(tx.pg, str(drill_id), request.user))

@@ -10,8 +10,10 @@ from litestar.datastructures import State
 
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_post_movements, can_read
-from stockpile.api.common import RowCursor, decode_cursor, json_response, page, page_limit
+from stockpile.api.common import Cursor, Limit, RowCursor, decode_cursor, json_response, page, page_limit
 from stockpile.api.presenters.rotation import present_extension
+from stockpile.api.schemas.ledger import Lot, PositionPage
+from stockpile.api.schemas.problems import problem_answers
 from stockpile.domain.lots import is_expired
 from stockpile.domain.moments import Clock, rfc3339
 from stockpile.domain.quantities import format_quantity
@@ -43,8 +45,8 @@ class StockController(Controller):
     async def listing(
         self, request: Request, state: State, warehouse: str | None = None, material: str | None = None, owner: str | None = None,
         region: str | None = None, category: Category | None = None, expiring_before: date | None = None,
-        status: LotStatus | None = None, limit: int | None = None, cursor: str | None = None,
-    ) -> Response:
+        status: LotStatus | None = None, limit: Limit = None, cursor: Cursor = None,
+    ) -> Response[PositionPage]:
         size = page_limit(limit)
         today = Clock.utc().today
         async with state.db.transaction() as tx:
@@ -63,14 +65,14 @@ class LotController(Controller):
     path = "/api/v1/lots"
     tags = ["stock"]
 
-    @get("/{lot_id:str}", guards=[can_read], summary="One lot: its owners' shares and its history")
-    async def read(self, request: Request, state: State, lot_id: str) -> Response:
+    @get("/{lot_id:str}", responses=problem_answers(404), guards=[can_read], summary="One lot: its owners' shares and its history")
+    async def read(self, request: Request, state: State, lot_id: str) -> Response[Lot]:
         async with state.db.transaction() as tx:
             return json_response(await _lot(tx.pg, lot_id, request.user))
 
-    @post("/{lot_id:str}/status", guards=[can_post_movements], status_code=200,
+    @post("/{lot_id:str}/status", responses=problem_answers(404, 409), guards=[can_post_movements], status_code=200,
           summary="Quarantine, recall or release a lot")
-    async def set_status(self, request: Request, state: State, lot_id: str, data: c.LotStatusIn) -> Response:
+    async def set_status(self, request: Request, state: State, lot_id: str, data: c.LotStatusIn) -> Response[Lot]:
         async with write_transaction(request, state.db) as (tx, note):
             previous = await lots.change_status(tx.pg, lot_id, data.status, data.reason, request.user)
             note.details = {"from": previous, "to": data.status}
