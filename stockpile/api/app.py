@@ -103,7 +103,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
                      "committer": GroupCommitter(db)}),
         middleware=[
             prometheus.middleware,
-            DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS),
+            DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS, exclude_http_methods=[]),
         ],
         exception_handlers=problems.HANDLERS,
         after_exception=[record_failure],
