@@ -41,7 +41,7 @@ contract = schemathesis.pytest.from_fixture("served_contract")
 
 @contract.parametrize()
 @hypothesis.seed(SEED)
-@hypothesis.settings(max_examples=EXAMPLES, deadline=None, phases=[Phase.explicit, Phase.generate],
+@hypothesis.settings(max_examples=EXAMPLES, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
                      suppress_health_check=list(HealthCheck))
 def test_every_answer_keeps_to_the_document(case, demo_service):
     _, headers = demo_service

@@ -63,7 +63,8 @@ class TokenController(Controller):
     tags = ["access"]
     guards = [requires("admin")]
 
-    @post("/", responses=problem_answers(409), summary="Create a token for a principal (shown once, stored hashed); never widens one silently")
+    @post("/", summary="Create a token for a principal (shown once, stored hashed); never widens one silently",
+          responses=problem_answers(409))
     async def create(self, request: Request, state: State, data: TokenIn) -> Response[IssuedToken]:
         expires_at = (datetime.now(timezone.utc) + timedelta(days=data.expires_in_days)) if data.expires_in_days else None
         async with write_transaction(request, state.db) as (tx, note):
@@ -84,8 +85,10 @@ class TokenController(Controller):
             rows = await principals.tokens_page(tx.pg, name=principal, after=decode_cursor(cursor, int), limit=size + 1)
         return json_response(page([present_token(r) for r in rows], size, lambda item: item["id"]))
 
-    @post("/{token_id:int}/revoke", responses=problem_answers(404, 409), status_code=200, summary="Revoke a token at once")
-    async def revoke(self, request: Request, state: State, token_id: int, data: RevokeIn | None = None) -> Response[Token]:
+    @post("/{token_id:int}/revoke", status_code=200, summary="Revoke a token at once",
+          responses=problem_answers(404, 409))
+    async def revoke(self, request: Request, state: State, token_id: int,
+                     data: RevokeIn | None = None) -> Response[Token]:
         async with write_transaction(request, state.db) as (tx, note):
             row, count = await principals.revoke_token(tx.pg, token_id, request.user)
             note.details = {"revoked": count, "reason": data.reason if data else None}

@@ -72,15 +72,18 @@ class AlertController(Controller):
         return json_response({"items": [present(r, request.user) for r in rows],
                               "next_cursor": encode_cursor(rows[-1]["opened_at"].isoformat()) if more else None})
 
-    @get("/{alert_id:uuid}", responses=problem_answers(404), guards=[can_read], summary="One alert with its history")
+    @get("/{alert_id:uuid}", guards=[can_read], summary="One alert with its history",
+         responses=problem_answers(404))
     async def read(self, request: Request, state: State, alert_id: UUID) -> Response[Alert]:
         async with state.db.transaction() as tx:
             row, history = await alerts.get(tx.pg, str(alert_id), request.user)
         return json_response(present(row, request.user, history))
 
-    @post("/{alert_id:uuid}/acknowledge", responses=problem_answers(404, 409), guards=[requires("operator", "planner", "commander", "admin")],
-          status_code=200, summary="Acknowledge an open alert")
-    async def acknowledge(self, request: Request, state: State, alert_id: UUID, data: AcknowledgeIn | None = None) -> Response[Alert]:
+    @post("/{alert_id:uuid}/acknowledge", guards=[requires("operator", "planner", "commander", "admin")],
+          status_code=200, summary="Acknowledge an open alert",
+          responses=problem_answers(404, 409))
+    async def acknowledge(self, request: Request, state: State, alert_id: UUID,
+                          data: AcknowledgeIn | None = None) -> Response[Alert]:
         async with write_transaction(request, state.db) as (tx, note):
             row, history, before = await alerts.acknowledge(tx.pg, str(alert_id), request.user,
                                                             data.note if data else None)

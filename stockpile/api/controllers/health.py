@@ -20,7 +20,8 @@ class HealthController(Controller):
     async def live(self) -> Response[Live]:
         return json_response({"status": "ok"})
 
-    @get("/ready", responses=problem_answers(503), summary="The database answers and its schema is at the latest migration")
+    @get("/ready", summary="The database answers and its schema is at the latest migration",
+         responses=problem_answers(503))
     async def ready(self, state: State) -> Response[Ready]:
         try:
             current, head = await health.schema_revisions(state.db)

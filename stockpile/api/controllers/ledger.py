@@ -19,7 +19,9 @@ from stockpile.api.common import (
 )
 from stockpile.api.group_commit import Job
 from stockpile.api.presenters.movements import present_movement, present_posted
-from stockpile.api.schemas.ledger import BatchAnswer, Movement, MovementPage, PostedMovement, Transfer, TransferPage, TransferStep
+from stockpile.api.schemas.ledger import (
+    BatchAnswer, Movement, MovementPage, PostedMovement, Transfer, TransferPage, TransferStep,
+)
 from stockpile.api.schemas.problems import problem_answers
 from stockpile.domain.errors import Invalid
 from stockpile.domain.moments import Clock
@@ -36,14 +38,16 @@ class MovementController(Controller):
     path = "/api/v1/movements"
     tags = ["ledger"]
 
-    @post("/", responses=problem_answers(404, 409, 503), guards=[can_post_movements], summary="Post one movement to the ledger")
+    @post("/", guards=[can_post_movements], summary="Post one movement to the ledger",
+          responses=problem_answers(404, 409, 503))
     async def create(
         self, request: Request, state: State, data: c.Movement,
         idempotency_key: Annotated[str, IDEMPOTENCY_HEADER],
     ) -> Response[PostedMovement]:
         return await _commit(request, state, data)
 
-    @post("/batch", responses=problem_answers(404, 409, 503), guards=[can_post_movements], summary="Post up to 1000 movements, atomically or one by one")
+    @post("/batch", guards=[can_post_movements], summary="Post up to 1000 movements, atomically or one by one",
+          responses=problem_answers(404, 409, 503))
     async def batch(
         self, request: Request, state: State, data: c.Batch,
         idempotency_key: Annotated[str, IDEMPOTENCY_HEADER],
@@ -69,7 +73,8 @@ class MovementController(Controller):
         body["items"] = [item for _, item in body["items"]]
         return json_response(body)
 
-    @get("/{movement_id:str}", responses=problem_answers(404), guards=[can_read], summary="One movement with its postings")
+    @get("/{movement_id:str}", guards=[can_read], summary="One movement with its postings",
+         responses=problem_answers(404))
     async def read(self, request: Request, state: State, movement_id: str) -> Response[Movement]:
         async with state.db.transaction() as tx:
             row = await ledger.movement(tx.pg, movement_id, request.user)
@@ -107,14 +112,16 @@ class TransferController(Controller):
     path = "/api/v1/transfers"
     tags = ["ledger"]
 
-    @post("/", responses=problem_answers(404, 409, 503), guards=[can_post_movements], summary="Dispatch a transfer: stock moves into transit")
+    @post("/", guards=[can_post_movements], summary="Dispatch a transfer: stock moves into transit",
+          responses=problem_answers(404, 409, 503))
     async def create(
         self, request: Request, state: State, data: c.TransferIn,
         idempotency_key: Annotated[str, IDEMPOTENCY_HEADER],
     ) -> Response[TransferStep]:
         return await _transfer_step(request, state, lambda pg, clock: transfers.dispatch(pg, data, request.user, clock))
 
-    @post("/{transfer_id:str}/receipt", responses=problem_answers(404, 409, 503), guards=[can_post_movements], summary="Receive a transfer at its destination")
+    @post("/{transfer_id:str}/receipt", guards=[can_post_movements], summary="Receive a transfer at its destination",
+          responses=problem_answers(404, 409, 503))
     async def receive(
         self, request: Request, state: State, transfer_id: str, data: c.TransferReceiptIn,
         idempotency_key: Annotated[str, IDEMPOTENCY_HEADER],
@@ -122,7 +129,8 @@ class TransferController(Controller):
         return await _transfer_step(
             request, state, lambda pg, clock: transfers.receive(pg, transfer_id, data, request.user, clock))
 
-    @get("/{transfer_id:str}", responses=problem_answers(404), guards=[can_read], summary="One transfer")
+    @get("/{transfer_id:str}", guards=[can_read], summary="One transfer",
+         responses=problem_answers(404))
     async def read(self, request: Request, state: State, transfer_id: str) -> Response[Transfer]:
         async with state.db.transaction() as tx:
             return json_response(await transfers.get(tx.pg, transfer_id, request.user))

@@ -30,14 +30,17 @@ class RotationPolicyController(Controller):
     path = "/api/v1/rotation-policies"
     tags = ["rotation"]
 
-    @put("/{code:str}", responses={**created(RotationPolicy), **problem_answers(404, 409)}, guards=[requires("planner", "admin")], summary="Create or replace a rotation policy")
-    async def upsert(self, request: Request, state: State, code: str, data: c.RotationPolicyIn) -> Response[RotationPolicy]:
+    @put("/{code:str}", guards=[requires("planner", "admin")], summary="Create or replace a rotation policy",
+         responses={**created(RotationPolicy), **problem_answers(404, 409)})
+    async def upsert(self, request: Request, state: State, code: str,
+                     data: c.RotationPolicyIn) -> Response[RotationPolicy]:
         async with write_transaction(request, state.db) as (tx, note):
             created, stored = await rotation.upsert_policy(tx.pg, code, data, request.user)
             note.status = 201 if created else 200
         return json_response(present_policy(stored), 201 if created else 200)
 
-    @get("/{code:str}", responses=problem_answers(404), guards=[can_read], summary="One rotation policy")
+    @get("/{code:str}", guards=[can_read], summary="One rotation policy",
+         responses=problem_answers(404))
     async def read(self, state: State, code: str) -> Response[RotationPolicy]:
         async with state.db.transaction() as tx:
             return json_response(present_policy(await rotation.get_policy(tx.pg, code)))
@@ -77,15 +80,18 @@ class RotationOrderController(Controller):
             "next_cursor": encode_cursor([last["out_by"].isoformat(), last["id"]]) if last else None,
         })
 
-    @get("/{order_id:str}", responses=problem_answers(404), guards=[can_read], summary="One rotation order")
+    @get("/{order_id:str}", guards=[can_read], summary="One rotation order",
+         responses=problem_answers(404))
     async def read(self, request: Request, state: State, order_id: str) -> Response[RotationOrder]:
         async with state.db.transaction() as tx:
             row = await rotation.get_order(tx.pg, order_id, request.user)
         return json_response(present_order(row, Clock.utc().today, request.user))
 
-    @post("/{order_id:str}/cancel", responses=problem_answers(404, 409), guards=[requires("planner", "admin")], status_code=200,
-          summary="Cancel an open rotation order")
-    async def cancel(self, request: Request, state: State, order_id: str, data: c.RotationCancelIn) -> Response[RotationOrder]:
+    @post("/{order_id:str}/cancel", guards=[requires("planner", "admin")], status_code=200,
+          summary="Cancel an open rotation order",
+          responses=problem_answers(404, 409))
+    async def cancel(self, request: Request, state: State, order_id: str,
+                     data: c.RotationCancelIn) -> Response[RotationOrder]:
         async with write_transaction(request, state.db) as (tx, note):
             row = await rotation.cancel_order(tx.pg, order_id, data.reason, request.user)
             note.details = {"reason": data.reason}
@@ -96,9 +102,11 @@ class ShelfLifeController(Controller):
     path = "/api/v1/lots"
     tags = ["stock"]
 
-    @post("/{lot_id:str}/shelf-life-extensions", responses=problem_answers(404, 409), guards=[requires("operator", "planner", "admin")], status_code=201,
-          summary="Record a shelf-life test: pass re-dates the lot, fail quarantines it")
-    async def record(self, request: Request, state: State, lot_id: str, data: c.ShelfLifeExtensionIn) -> Response[ShelfLifeTest]:
+    @post("/{lot_id:str}/shelf-life-extensions", guards=[requires("operator", "planner", "admin")], status_code=201,
+          summary="Record a shelf-life test: pass re-dates the lot, fail quarantines it",
+          responses=problem_answers(404, 409))
+    async def record(self, request: Request, state: State, lot_id: str,
+                     data: c.ShelfLifeExtensionIn) -> Response[ShelfLifeTest]:
         async with write_transaction(request, state.db) as (tx, note):
             body = present_shelf_life_test(
                 await rotation.record_shelf_life_test(tx.pg, lot_id, data, request.user, Clock.utc().today))

@@ -65,13 +65,15 @@ class LotController(Controller):
     path = "/api/v1/lots"
     tags = ["stock"]
 
-    @get("/{lot_id:str}", responses=problem_answers(404), guards=[can_read], summary="One lot: its owners' shares and its history")
+    @get("/{lot_id:str}", guards=[can_read], summary="One lot: its owners' shares and its history",
+         responses=problem_answers(404))
     async def read(self, request: Request, state: State, lot_id: str) -> Response[Lot]:
         async with state.db.transaction() as tx:
             return json_response(await _lot(tx.pg, lot_id, request.user))
 
-    @post("/{lot_id:str}/status", responses=problem_answers(404, 409), guards=[can_post_movements], status_code=200,
-          summary="Quarantine, recall or release a lot")
+    @post("/{lot_id:str}/status", guards=[can_post_movements], status_code=200,
+          summary="Quarantine, recall or release a lot",
+          responses=problem_answers(404, 409))
     async def set_status(self, request: Request, state: State, lot_id: str, data: c.LotStatusIn) -> Response[Lot]:
         async with write_transaction(request, state.db) as (tx, note):
             previous = await lots.change_status(tx.pg, lot_id, data.status, data.reason, request.user)

@@ -24,20 +24,23 @@ class TargetController(Controller):
     path = "/api/v1/reserve-targets"
     tags = ["targets"]
 
-    @put("/{code:str}", responses={**created(Target), **problem_answers(404, 409)}, guards=[requires("planner", "admin")], summary="Create or replace a reserve target")
+    @put("/{code:str}", guards=[requires("planner", "admin")], summary="Create or replace a reserve target",
+         responses={**created(Target), **problem_answers(404, 409)})
     async def upsert(self, request: Request, state: State, code: str, data: c.TargetIn) -> Response[Target]:
         async with write_transaction(request, state.db) as (tx, note):
             created, stored = await targets.upsert(tx.pg, code, data, request.user)
             note.status = 201 if created else 200
         return json_response(present_target(stored), 201 if created else 200)
 
-    @get("/{code:str}", responses=problem_answers(404), guards=[can_read], summary="One reserve target")
+    @get("/{code:str}", guards=[can_read], summary="One reserve target",
+         responses=problem_answers(404))
     async def read(self, request: Request, state: State, code: str) -> Response[Target]:
         async with state.db.transaction() as tx:
             return json_response(present_target(await targets.get(tx.pg, code, request.user)))
 
     @get("/", guards=[can_read], summary="Reserve targets by code")
-    async def listing(self, request: Request, state: State, limit: Limit = None, cursor: Cursor = None) -> Response[TargetPage]:
+    async def listing(self, request: Request, state: State, limit: Limit = None,
+                      cursor: Cursor = None) -> Response[TargetPage]:
         size = page_limit(limit)
         async with state.db.transaction() as tx:
             rows = await targets.listing(tx.pg, request.user, after=decode_cursor(cursor), limit=size + 1)
