@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Litestar
+from litestar.openapi.spec.enums import OpenAPIType
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import (
-    Components, Example, OpenAPIMediaType as MediaType, OpenAPIResponse, Operation, Reference, Schema, SecurityScheme,
+    Components, OpenAPIMediaType as MediaType, OpenAPIResponse, Operation, Reference, Schema, SecurityScheme,
 )
 from litestar.routes import HTTPRoute
 from litestar.static_files import create_static_files_router
@@ -33,6 +34,7 @@ from litestar.static_files import create_static_files_router
 from stockpile import __version__
 from stockpile.api.problems import PROBLEM_JSON
 from stockpile.api.schemas import examples
+from stockpile.api.schemas.problems import Problem as ProblemSchema
 from stockpile.api.schemas.problems import problem_answer
 
 ASSETS = Path(__file__).parent / "static" / "swagger-ui"
@@ -81,19 +83,18 @@ def config() -> OpenAPIConfig:
 
 
 def finish(app: Litestar) -> None:
-    """Complete the document once, before the first request reads it (an ``on_startup`` hook)."""
+    """Complete the document before the first request reads it (an ``on_startup`` hook; running it
+    again changes nothing)."""
     document = app.openapi_schema
-    if getattr(document, "_stockpile_finished", False):
-        return
     guarded = _guarded_operations(app)
-    problem = next(name for name in document.components.schemas if name.endswith("Problem"))
+    # Registered by the routes' problem answers (``problem_answers``; /health/ready declares 503).
+    problem = Reference(ref=f"#/components/schemas/{ProblemSchema.__name__}")
+    assert ProblemSchema.__name__ in document.components.schemas, "no route declares a problem answer"
     for path, item in (document.paths or {}).items():
         for method in ("get", "put", "post", "delete", "patch"):
             operation: Operation | None = getattr(item, method)
             if operation is not None:
-                _finish_operation(path, method, operation, (path, method.upper()) in guarded,
-                                  Reference(ref=f"#/components/schemas/{problem}"))
-    document._stockpile_finished = True  # type: ignore[attr-defined]
+                _finish_operation(path, method, operation, (path, method.upper()) in guarded, problem)
 
 
 def _guarded_operations(app: Litestar) -> set[tuple[str, str]]:
@@ -153,9 +154,8 @@ def _add_csv(responses: dict[str, Any]) -> None:
     ok = responses.get("200")
     if isinstance(ok, OpenAPIResponse):
         ok.content = dict(ok.content or {})
-        ok.content["text/csv"] = MediaType(
-            schema=Schema(type="string", description="With `Accept: text/csv`: one header row of the JSON member "
-                                                      "names (nested ones dotted), then every matching row; no paging."),
-            examples={"csv": Example(value="lot_id,lot_code,warehouse,material,owner,balance\n…")},
-        )
+        ok.content["text/csv"] = MediaType(schema=Schema(
+            type=OpenAPIType.STRING,
+            description="With `Accept: text/csv`: one header row of the JSON member names (nested ones dotted), "
+                        "then every matching row, same filters, no paging."))
 
