@@ -1,6 +1,7 @@
 """Every operation of the served OpenAPI document, fuzzed on the demo reserve: whatever a client
-sends that the document allows or not, the answer is one the document promises — its status
-code, content type, headers and body schema — and never a server error.
+sends, the answer is one the document promises — its status code, content type, headers and body
+schema — and never a server error; a request with the test's token is never refused as
+unauthenticated, one without it always is.
 
 Each operation gets ``EXAMPLES`` generated requests from a fixed seed (schemathesis' pytest
 integration); any failure fails the test with the request that reproduces it.
@@ -25,8 +26,19 @@ from schemathesis.specs.openapi.checks import (
 
 SEED = 20261203
 EXAMPLES = 50
+
+
+@schemathesis.check
+def the_token_is_accepted(ctx, response, case) -> bool:
+    """A request carrying the test's token is never refused as unauthenticated (some generated cases
+    leave the token out on purpose: those must be 401)."""
+    carried = "authorization" in {name.lower() for name in response.request.headers}
+    assert carried != (response.status_code == 401), f"token sent: {carried}, status {response.status_code}"
+    return True
+
+
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
-          response_schema_conformance]
+          response_schema_conformance, the_token_is_accepted]
 
 
 @pytest.fixture(scope="package")
