@@ -92,11 +92,12 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     limits, denials = RequestLimits(db, settings), DenialCounts(db)
     prometheus = PrometheusConfig(app_name="stockpile", prefix="stockpile", group_path=True, exclude=["^/metrics"])
     return Litestar(
-        route_handlers=[docs, openapi.docs_assets(), HealthController, MetricsController, MovementController, TransferController,
+        route_handlers=[docs, HealthController, MetricsController, MovementController, TransferController,
                         StockController, LotController, *MASTER_DATA, TokenController, AuditController, AuditDenialController, TargetController, CoverageController, AlertController,
                         ReadinessController, RuleController, ObligationController, RequestController, PlanController,
                         DrillController,
-                        RotationPolicyController, RotationOrderController, ShelfLifeController],
+                        RotationPolicyController, RotationOrderController, ShelfLifeController,
+                        openapi.docs_assets()],
         state=State({"db": db, "settings": settings,
                      "authenticators": [ApiTokenAuthenticator(db, settings.token_cache_seconds, settings.token_cache_size)],
                      "limits": limits, "denials": denials,

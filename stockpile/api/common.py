@@ -23,10 +23,12 @@ MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 
 IDEMPOTENCY_HEADER = Parameter(header="Idempotency-Key", required=True,
-                               description="1–200 printable ASCII characters; the same key and body answer the first result again")
+                               description="1–200 printable ASCII characters; the same key and body answer the "
+                                           "first result again")
 
 # The paging parameters every list takes, declared once so the document shows their bounds.
-Limit = Annotated[int | None, Parameter(ge=1, le=MAX_LIMIT, description=f"Items per page, 1–{MAX_LIMIT} (default {DEFAULT_LIMIT}).")]
+Limit = Annotated[int | None, Parameter(
+    ge=1, le=MAX_LIMIT, description=f"Items per page, 1–{MAX_LIMIT} (default {DEFAULT_LIMIT}).")]
 Cursor = Annotated[str | None, Parameter(
     min_length=1, max_length=1000, pattern=r"^[A-Za-z0-9_-]+$",
     description="Opaque: the `next_cursor` of the page before, exactly as the service issued it.")]
