@@ -34,9 +34,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.dont_write_bytecode = True  # no bench/__pycache__ from importing ledger.py
+sys.dont_write_bytecode = True  # no bench/__pycache__ from importing the harness and ledger.py
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import harness as H  # noqa: E402  (bench/harness.py: the measuring harness)
 import ledger as L  # noqa: E402  (bench/ledger.py: the same setup and load)
 
 from stockpile.store.engine import plain_url, upgrade, with_database  # noqa: E402
@@ -48,13 +49,13 @@ def ensure_py_spy() -> str:
         return str(found)
     if shutil.which("py-spy"):
         return shutil.which("py-spy")
-    L.log("installing py-spy from PyPI into the virtualenv …")
+    H.log("installing py-spy from PyPI into the virtualenv …")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "py-spy"], check=True)
     return str(found)
 
 
 def xacts(url: str, db: str) -> int:
-    rows = L.sql(url, f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{db}'")
+    rows = H.sql(url, f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{db}'")
     return rows[0][0][0]
 
 
@@ -90,7 +91,7 @@ def sql_census(log_path: Path, start: int, end: int, db: str) -> tuple[Counter, 
 
 
 PACKAGES = [
-    ("stockpile/api/group_commit", "stockpile.api.group_commit"),
+    ("stockpile/services/posting", "stockpile.services.posting (group commit)"),
     ("stockpile/api/", "stockpile.api (controllers, auth, audit)"),
     ("stockpile/services/", "stockpile.services (rules)"),
     ("stockpile/store/", "stockpile.store (SQL, row handling)"),
@@ -120,12 +121,12 @@ COMPONENTS = [
     ("rules: prepare_movement (stockpile.services)", r"^prepare_movement \(|stockpile/services/movements|stockpile/domain/"),
     ("Workspace.preload: resolve codes, open receipt lots, lock positions", r"^Workspace\.preload|^Workspace\._resolve_bulk|open_receipt_positions|lock_positions_bulk|resolve_codes"),
     ("Workspace.flush → insert_movements (the one write statement)", r"^insert_movements \(|^Workspace\.flush"),
-    ("idempotency claim_many / stored_many / release_many", r"^(claim_many|stored_many|release_many) \("),
-    ("answer: Posted.as_json + msgspec encode", r"^Posted\.as_json|format_quantity|^rfc3339 \("),
+    ("idempotency Keys.claim / release (claim_many, stored_many, release_many)", r"^Keys\.(claim|release) \(|^(claim_many|stored_many|release_many) \("),
+    ("answer: present_posted + msgspec encode", r"^present_posted \(|^_posting \(|format_quantity|^rfc3339 \("),
     ("audit event values (AuditNote.take_event)", r"take_event \(|event_values \(|^request_id \(|stockpile/store/audit"),
     ("idempotency fingerprint (re-decode, sort, sha256)", r"^request_fingerprint \(|^_idempotency_key \("),
     ("transaction begin/commit + pool acquire/release (stockpile.store.db)", r"stockpile/store/db\.py|asyncpg/pool\.py|asyncpg/transaction\.py"),
-    ("group commit loop (rest of _drain/_commit/_in_transaction/submit)", r"stockpile/api/group_commit"),
+    ("group commit loop (rest of _drain/_commit/in_transaction/post)", r"stockpile/services/posting"),
     ("auth: bearer middleware, token cache, rate limiter", r"stockpile/api/auth\.py|stockpile/store/tokens\.py"),
     ("controller + other stockpile code", r"stockpile/"),
     ("prometheus middleware + prometheus_client", r"litestar/plugins/prometheus|prometheus_client/"),
@@ -192,7 +193,7 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="directory to keep py-spy's raw output in")
     args = parser.parse_args()
 
-    wrk = L.ensure_tool("wrk", "wrk")
+    wrk = H.ensure_tool("wrk", "wrk")
     conns = L.SINGLE_CONNECTIONS if args.mode == "single" else L.BATCH_CONNECTIONS
     per_request = 1 if args.mode == "single" else L.BATCH_SIZE
     py_spy = ensure_py_spy()
@@ -205,25 +206,25 @@ def main() -> int:
     started: list = [("databases", (admin_url, [db]))]
     report: dict = {"workers": args.workers, "mode": args.mode}
     try:
-        L.sql(admin_url, f'CREATE DATABASE "{db}"')
+        H.sql(admin_url, f'CREATE DATABASE "{db}"')
         upgrade(plain_url(url))
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
         env.update({"DATABASE_URL": plain_url(url), "STOCKPILE_DEMO": "false", "STOCKPILE_DATA_DIR": str(workdir / "d"),
                     "STOCKPILE_RATE_LIMIT_PER_SECOND": "1000000000", "STOCKPILE_RATE_LIMIT_BURST": "1000000000"})
-        admin = L.make_token(env, "bench-admin", "admin")
-        server = L.start_server(env, 1, workdir)
+        admin = H.make_token(env, "bench-admin", "admin")
+        server = H.start_server(env, 1, workdir)
         started.append(("server", server))
         lots_file = workdir / "lots.txt"
         token, lots, _ = L.setup_data(server.base, admin, env, args.lots, lots_file)
         server.stop()
-        L.sql(url, "VACUUM ANALYZE")
+        H.sql(url, "VACUUM ANALYZE")
 
         # 1. SQL census
         if pg_log is not None and pg_log.exists():
-            L.log(f"SQL census: log_min_duration_statement = 0 on {db} only; server log {pg_log}")
-            L.sql(admin_url, f'ALTER DATABASE "{db}" SET log_min_duration_statement = 0')
+            H.log(f"SQL census: log_min_duration_statement = 0 on {db} only; server log {pg_log}")
+            H.sql(admin_url, f'ALTER DATABASE "{db}" SET log_min_duration_statement = 0')
             try:
-                server = L.start_server(env, args.workers, workdir)
+                server = H.start_server(env, args.workers, workdir)
                 started.append(("server", server))
                 L.run_wrk(wrk, server.base, token, lots_file, mode=args.mode, connections=conns, seconds=2)
                 x0, start = xacts(admin_url, db), pg_log.stat().st_size
@@ -231,7 +232,7 @@ def main() -> int:
                 x1 = xacts(admin_url, db)
                 server.stop()
             finally:
-                L.sql(admin_url, f'ALTER DATABASE "{db}" RESET log_min_duration_statement')
+                H.sql(admin_url, f'ALTER DATABASE "{db}" RESET log_min_duration_statement')
             time.sleep(0.5)
             count, total_ms, steps = sql_census(pg_log, start, pg_log.stat().st_size, db)
             movements = (census["requests"] - census["non2xx"]) * per_request
@@ -248,14 +249,14 @@ def main() -> int:
                 "server_ms_per_movement": round(sum(total_ms.values()) / max(1, movements), 3),
             }
         else:
-            L.log("no PostgreSQL server log found: skipping the SQL census (give --pg-log)")
+            H.log("no PostgreSQL server log found: skipping the SQL census (give --pg-log)")
 
         # 2 + 3. CPU accounting, then py-spy, under the same load
-        server = L.start_server(env, args.workers, workdir)
+        server = H.start_server(env, args.workers, workdir)
         started.append(("server", server))
         L.run_wrk(wrk, server.base, token, lots_file, mode=args.mode, connections=conns, seconds=3)
-        postmaster = L.find_postmaster(L.sql(admin_url, L.CHECKPOINTER_SQL)[0])
-        with L.CpuMeter(server.pid, (db,), postmaster) as cpu:
+        postmaster = H.find_postmaster(H.sql(admin_url, H.CHECKPOINTER_SQL)[0])
+        with H.CpuMeter(server.pid, (db,), postmaster) as cpu:
             plain = L.run_wrk(wrk, server.base, token, lots_file, mode=args.mode, connections=conns, seconds=args.seconds)
         report["plain"] = {"movements_per_s": round(plain["movements_per_s"]), "p50_ms": plain["latency_ms"]["p50"],
                            "p99_ms": plain["latency_ms"]["p99"], "cpu": cpu.result}
@@ -265,7 +266,7 @@ def main() -> int:
 
         raw = (args.keep or workdir) / f"py-spy-{args.workers}w.txt"
         raw.parent.mkdir(parents=True, exist_ok=True)
-        L.log(f"py-spy on the API processes for {args.seconds} s under load")
+        H.log(f"py-spy on the API processes for {args.seconds} s under load")
         env_wrk = {**os.environ, "TOKEN": token, "LOTS": str(lots_file), "MODE": args.mode, "RUN": secrets.token_hex(6)}
         load = subprocess.Popen([wrk, "-t2", f"-c{conns}", f"-d{args.seconds + 4}s", "-s", str(L.LUA), server.base],
                                 env=env_wrk, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -279,7 +280,7 @@ def main() -> int:
         report["profile"] = profile_report(raw)
         server.stop()
     finally:
-        L.cleanup(started)
+        H.cleanup(started)
         shutil.rmtree(workdir, ignore_errors=True)
 
     print_report(report)
@@ -287,7 +288,7 @@ def main() -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     import json
     path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwritten to {path.relative_to(L.ROOT)}")
+    print(f"\nwritten to {path.relative_to(H.ROOT)}")
     return 0
 
 

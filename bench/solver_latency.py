@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,15 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.coverage import throwaway_database  # noqa: E402
+from bench.harness import free_port  # noqa: E402
 from stockpile.store.engine import asyncpg_dsn  # noqa: E402
 
 PRIORITIES = ("flash", "immediate", "priority", "routine")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stockpile(root: Path, url: str, *args: str, **kwargs) -> subprocess.Popen | subprocess.CompletedProcess:

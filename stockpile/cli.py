@@ -7,25 +7,23 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import sys
 import warnings
 from dataclasses import replace
 from pathlib import Path
 
 from stockpile.config import Settings, get_settings
-from stockpile.domain.access import MASTER_DATA_WRITERS, MOVEMENT_POSTERS, PLANNERS, ROLES
+from stockpile.domain.access import CAPACITY_SURVEYORS, MASTER_DATA_WRITERS, MOVEMENT_POSTERS, PLANNERS, ROLES
 from stockpile.domain.principals import CLI_PREFIX
 
 log = logging.getLogger("stockpile")
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), stream=sys.stderr,
-        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
-    )
-    for quiet in ("pgserver", "alembic"):
-        logging.getLogger(quiet).setLevel(logging.WARNING)
+    from stockpile.logs import configure
+
+    configure(level)
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # pgserver's runtime-dir notice
 
 
@@ -96,12 +94,36 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     elif settings.database_url and settings.migrate_on_start and not args.no_demo and _run(_is_empty(url)):
         log.info("the database is empty; demo data goes into a DATABASE_URL database only with serve --demo")
     os.environ["STOCKPILE_HOST"], os.environ["STOCKPILE_PORT"] = settings.host, str(settings.port)
+    # Every worker process seals console sessions with one key (sessions end when the service restarts).
+    os.environ.setdefault("STOCKPILE_CONSOLE_SECRET", secrets.token_hex(32))
+    if settings.workers > 1:
+        _count_across_processes()
     print(f"stockpile serving on http://{settings.host}:{settings.port} (API docs at /docs)", flush=True)
+    from stockpile.logs import logging_config
+
+    # proxy_headers off: a forwarded client address is believed only from STOCKPILE_TRUSTED_PROXIES,
+    # decided in one place (stockpile.api.auth.RequestLimits.client_address), not by uvicorn.
     uvicorn.run(
         "stockpile.api.app:app_from_env", factory=True, host=settings.host, port=settings.port,
         workers=settings.workers, log_level=settings.log_level, access_log=False, lifespan="on",
+        log_config=logging_config(settings.log_level), proxy_headers=False,
     )
     return 0
+
+
+def _count_across_processes() -> None:
+    """Several API processes: Prometheus's multiprocess mode, so a scrape of any of them counts all.
+    The directory is this instance's own (``PROMETHEUS_MULTIPROC_DIR`` if set), its count files
+    removed at start: counts of an earlier run must not be added to this one's."""
+    import tempfile
+
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for counts in Path(directory).glob("*.db"):
+            counts.unlink()
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="stockpile-metrics-")
 
 
 async def _first_look(settings: Settings, url: str) -> None:
@@ -114,7 +136,7 @@ async def _first_look(settings: Settings, url: str) -> None:
     db = Database(url, pool_size=2)
     try:
         jobs = catalog(settings)
-        for name in ("plan-rotation", "evaluate-alerts", "refresh-metrics"):
+        for name in ("plan-rotation", "evaluate-alerts", "evaluate-sensors", "refresh-metrics"):
             await run_slot(db, jobs[name], slot=manual_slot())
     finally:
         await db.dispose()
@@ -504,7 +526,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                 await tx.start()
                 try:
                     principal, named = await _acting(
-                        pg, args.as_name, MASTER_DATA_WRITERS if master_data else MOVEMENT_POSTERS,
+                        pg, args.as_name, CAPACITY_SURVEYORS if args.resource == "capacities"
+                        else MASTER_DATA_WRITERS if master_data else MOVEMENT_POSTERS,
                         "import master data" if master_data else "import movements")
                     report = await run_import(pg, text, principal, resource=args.resource, per_row=args.per_row,
                                               progress=_progress)
@@ -541,6 +564,102 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{report.written} of {report.rows} {report.resource} rows written"
           + (f", {len(report.refused)} refused" if report.refused else ""))
     return 1 if report.refused else 0
+
+
+def cmd_simulate_sensors(args: argparse.Namespace, settings: Settings) -> int:
+    """Post realistic readings for every registered sensor (see ``services.sensor_simulation``): the
+    last ``--hours`` now, then — with ``--follow`` — one round every ``--step-seconds`` until stopped."""
+    import time as clock
+    from datetime import datetime, timedelta, timezone
+
+    from stockpile.services import principals
+    from stockpile.services.sensor_simulation import Scenario, simulate
+
+    scenario = Scenario(excursion=args.excursion or None, leak=args.leak or None)
+    step = timedelta(seconds=args.step_seconds)
+
+    async def round_(start: datetime, end: datetime, seed: int):
+        async def work(pg):
+            principal = await principals.command_line(pg, os_user())
+            done = await simulate(pg, principal, scenario, start=start, end=end, step=step, seed=seed,
+                                  retention_days=settings.readings_retention_days)
+            await cli_audit(pg, "simulate-sensors", None, {"accepted": done.accepted, "duplicates": done.duplicates,
+                                                           "refused": len(done.refused)})
+            return done
+
+        return await _in_transaction(database_url(settings), work)
+
+    end = datetime.now(timezone.utc).replace(microsecond=0)
+    end -= timedelta(seconds=end.timestamp() % args.step_seconds)  # on the step: a rerun resends, stores nothing twice
+    start, seed = end - timedelta(hours=args.hours), args.seed
+    while True:
+        done = _run(round_(start, end, seed))
+        print(f"{end.isoformat()}: {done.accepted} readings stored, {done.duplicates} already there"
+              + (f", {len(done.refused)} refused" if done.refused else ""), flush=True)
+        if not args.follow:
+            return 0
+        try:
+            clock.sleep(args.step_seconds)
+        except KeyboardInterrupt:
+            return 0
+        start, end, seed = end + step, end + step, seed + 1
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    """Write a list as CSV (as ``Accept: text/csv`` answers it) to a file or to stdout."""
+    from stockpile.api import exports
+    from stockpile.domain.errors import DomainError, Invalid
+
+    export = exports.catalog().get(args.resource)
+    if export is None:
+        print(f"no export {args.resource!r}; one of: {', '.join(exports.catalog())}", file=sys.stderr)
+        return 2
+    given: dict[str, str] = {}
+    for pair in args.filter or []:
+        name, sep, value = pair.partition("=")
+        if not sep or name in given:
+            print(f"--filter {pair!r}: give each filter once, as NAME=VALUE", file=sys.stderr)
+            return 2
+        given[name] = value
+    try:
+        filters = exports.decode_filters(export, given)
+    except Invalid as exc:
+        print(f"--filter: {exc.detail} (filters of {export.name}: {', '.join(export.filters.__struct_fields__)})",
+              file=sys.stderr)
+        return 2
+
+    async def work(out) -> int:
+        from stockpile.store.db import Database
+
+        db = Database(database_url(settings), pool_size=1)
+        try:
+            async with db.transaction() as tx:
+                principal, _ = await _acting(tx.pg, args.as_name, tuple(sorted(export.needs)), f"read {export.name}")
+            return await exports.write(db, settings, export, principal, filters, out)
+        finally:
+            await db.dispose()
+
+    target = Path(args.output) if args.output else None
+    partial = target.with_name(f".{target.name}.partial") if target else None
+    try:
+        if partial is None:
+            rows = _run(work(sys.stdout.buffer))
+            sys.stdout.flush()
+        else:
+            with open(partial, "wb") as out:
+                rows = _run(work(out))
+            partial.replace(target)  # the file appears whole, or not at all
+    except DomainError as exc:  # --as a principal that may not read this
+        print(f"the export was refused: {exc.detail}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"cannot write {args.output or 'standard output'}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+    print(f"{rows} {export.name} rows exported" + (f" to {target}" if target else ""), file=sys.stderr)
+    return 0
 
 
 AS_HELP = ("act as this existing principal: its roles, scope and clearance apply and the audit names it "
@@ -582,13 +701,33 @@ def parser() -> argparse.ArgumentParser:
     job_run.add_argument("name")
     job_run.set_defaults(func=cmd_job_run)
 
+    simulate_sensors = sub.add_parser("simulate-sensors", help="post realistic readings for the registered sensors "
+                                                            "(the demo's: one cold-chain excursion, one slow leak)")
+    simulate_sensors.add_argument("--hours", type=float, default=1.0, help="readings of the last H hours first (default 1)")
+    simulate_sensors.add_argument("--follow", action="store_true", help="then keep posting, one round a step, until stopped")
+    simulate_sensors.add_argument("--step-seconds", type=int, default=60, help="time between readings (default 60)")
+    simulate_sensors.add_argument("--seed", type=int, default=11)
+    simulate_sensors.add_argument("--excursion", default="TEMP-W02-COLD",
+                                  help="the probe in a cold-chain excursion ('' for none)")
+    simulate_sensors.add_argument("--leak", default="GAUGE-N01-DIESEL", help="the gauge with a slow leak ('' for none)")
+    simulate_sensors.set_defaults(func=cmd_simulate_sensors)
+
     imp = sub.add_parser("import", help="import movements or master data from a CSV file (all or nothing by default)")
     imp.add_argument("file", help="CSV with a header of API member names (nested ones dotted: lot.code)")
-    imp.add_argument("--resource", choices=["movements", "parties", "regions", "warehouses", "materials"],
+    imp.add_argument("--resource", choices=["movements", "parties", "regions", "warehouses", "materials",
+                                            "capacities"],
                      help="what the file holds (default: movements when it has a kind column)")
     imp.add_argument("--per-row", action="store_true", help="write the rows that pass and report the refused ones")
     imp.add_argument("--as", dest="as_name", metavar="NAME", help=AS_HELP)
     imp.set_defaults(func=cmd_import)
+    exp = sub.add_parser("export", help="write a list as CSV (stock, lots, movements, transfers, coverage, alerts, "
+                                        "rotation-orders, allocation-requests, audit-events)")
+    exp.add_argument("resource", help="the list, named as its path (rotation-orders, audit-events, …)")
+    exp.add_argument("--filter", action="append", metavar="NAME=VALUE",
+                     help="a filter of the list, as its query parameter (repeatable): --filter warehouse=WH-N-01")
+    exp.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: standard output)")
+    exp.add_argument("--as", dest="as_name", metavar="NAME", help=AS_HELP)
+    exp.set_defaults(func=cmd_export)
     drill = sub.add_parser("drill", help="run a drill from a YAML/JSON scenario and print its report (posts nothing)")
     drill.add_argument("file", help="scenario: readiness overrides, requests, lost_warehouses (as POST /api/v1/drills)")
     drill.add_argument("--json", action="store_true", help="print the full report as JSON")
@@ -660,4 +799,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"stockpile: configuration refused: {exc}", file=sys.stderr)
         sys.exit(2)
     _configure_logging(settings.log_level)
-    sys.exit(args.func(args, settings))
+    from stockpile.store.engine import EmbeddedUnavailable
+
+    try:
+        sys.exit(args.func(args, settings))
+    except EmbeddedUnavailable as exc:
+        print(f"stockpile: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from functools import cached_property, lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -36,9 +37,35 @@ def _int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
 
 
+def _fraction(name: str, default: Decimal) -> Decimal:
+    """A share, as a fraction (``0.005``) or a percentage (``0.5%``), between 0 and 1."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = Decimal(raw[:-1].strip()) / 100 if raw.endswith("%") else Decimal(raw)
+    except InvalidOperation:
+        raise ValueError(f"{name} must be a fraction (0.005) or a percentage (0.5%), got {raw!r}") from None
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must be at least 0 and below 100%, got {raw!r}")
+    return value
+def _secret(name: str) -> str:
+    """A secret setting: ``NAME``, or the content of the file ``NAME_FILE`` names (a container
+    secret), stripped of surrounding whitespace. Both set is refused: which one wins is a guess."""
+    value, path = os.environ.get(name, ""), os.environ.get(f"{name}_FILE", "")
+    if value and path:
+        raise ValueError(f"set {name} or {name}_FILE, not both")
+    if not path:
+        return value
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+
+
 def _audit_key() -> str:
     """The audit checkpoints' HMAC key: unset, or at least 32 characters (a short key is guessable)."""
-    raw = os.environ.get("STOCKPILE_AUDIT_KEY", "")
+    raw = _secret("STOCKPILE_AUDIT_KEY")
     if raw and len(raw) < 32:
         raise ValueError("STOCKPILE_AUDIT_KEY must be at least 32 characters "
                          "(python -c 'import secrets; print(secrets.token_hex(32))')")
@@ -134,6 +161,13 @@ class Settings:
     allocation_solvers: int = 1
     reservation_hours: int = 48
     job_expire_reservations_seconds: int = 300
+    gauge_tolerance: Decimal = Decimal("0.005")  # a fraction of the book
+    sensor_silence_minutes: int = 30
+    readings_retention_days: int = 90
+    job_evaluate_sensors_seconds: int = 60
+    job_maintain_readings_seconds: int = 3600
+    console_secret: str = field(default="", repr=False)  # seals console session cookies; empty: one per process
+    console_session_minutes: int = 480
 
     @property
     def audit_key_bytes(self) -> bytes | None:
@@ -165,7 +199,7 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
-            database_url=os.environ.get("DATABASE_URL") or None,
+            database_url=_secret("DATABASE_URL") or None,
             host=os.environ.get("STOCKPILE_HOST", "127.0.0.1"),
             port=_int("STOCKPILE_PORT", 8000),
             workers=_int("STOCKPILE_WORKERS", 1),
@@ -196,7 +230,7 @@ class Settings:
             job_plan_rotation_seconds=_int("STOCKPILE_JOB_PLAN_ROTATION_SECONDS", 86400),
             metrics_reload_seconds=_int("STOCKPILE_METRICS_RELOAD_SECONDS", 5),
             webhook_urls=tuple(u.strip() for u in os.environ.get("STOCKPILE_WEBHOOK_URLS", "").split(",") if u.strip()),
-            webhook_secret=os.environ.get("STOCKPILE_WEBHOOK_SECRET", ""),
+            webhook_secret=_secret("STOCKPILE_WEBHOOK_SECRET"),
             webhook_timeout_seconds=float(os.environ.get("STOCKPILE_WEBHOOK_TIMEOUT_SECONDS", "5")),
             worker_metrics_port=_int("STOCKPILE_WORKER_METRICS_PORT", 9101),
             allocation_k=_int("STOCKPILE_ALLOCATION_K", 50),
@@ -206,6 +240,13 @@ class Settings:
             allocation_solvers=_int("STOCKPILE_ALLOCATION_SOLVERS", 1),
             reservation_hours=_int("STOCKPILE_RESERVATION_HOURS", 48),
             job_expire_reservations_seconds=_int("STOCKPILE_JOB_EXPIRE_RESERVATIONS_SECONDS", 300),
+            gauge_tolerance=_fraction("STOCKPILE_GAUGE_TOLERANCE", Decimal("0.005")),
+            sensor_silence_minutes=_int("STOCKPILE_SENSOR_SILENCE_MINUTES", 30),
+            readings_retention_days=_int("STOCKPILE_READINGS_RETENTION_DAYS", 90),
+            job_evaluate_sensors_seconds=_int("STOCKPILE_JOB_EVALUATE_SENSORS_SECONDS", 60),
+            job_maintain_readings_seconds=_int("STOCKPILE_JOB_MAINTAIN_READINGS_SECONDS", 3600),
+            console_secret=os.environ.get("STOCKPILE_CONSOLE_SECRET", ""),
+            console_session_minutes=_int("STOCKPILE_CONSOLE_SESSION_MINUTES", 480),
         )
 
 

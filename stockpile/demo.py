@@ -41,10 +41,12 @@ from pathlib import Path
 
 import asyncpg
 
+from stockpile import demo_sensors
 from stockpile.domain.access import Principal
 from stockpile.domain.moments import Clock
 from stockpile.services import commands as c
 from stockpile.services import masterdata, rotation, targets, transfers
+from stockpile import demo_potential
 from stockpile.services.movements import Posted, post_movement
 from stockpile.services.workspace import Workspace
 from stockpile.store import audit, reads, tokens
@@ -350,7 +352,9 @@ async def load_demo(url: str, *, seed: int = 7, tokens_file: Path | None = None,
             issued = await loader.principals(tokens_expire_at)
             await loader.history()
             await loader.targets()
+            await demo_potential.load(pg, loader.actors["admin"], now.date())
             await loader.finish()
+            issued += await demo_sensors.load(pg, now, tokens_expire_at, loader.actors["admin"])
             counts = await reads.reserve_counts(pg, now.date())
             await audit.append(pg, at=now, actor="cli:demo", roles=[], action="cli demo", target=None, outcome="ok",
                                status=None, client=None, request_id=None, details={"seed": seed, **counts})

@@ -2,11 +2,21 @@
 
 HTTP request metrics come from Litestar's Prometheus middleware (paths grouped by route template);
 the business metrics below are aggregates with bounded label sets.
+
+No series carries a label named ``job`` or ``instance``: Prometheus owns those (it would rename
+ours to ``exported_job``). A job of the worker is ``job_name``.
+
+Several API processes (``STOCKPILE_WORKERS`` > 1) count in Prometheus's multiprocess mode
+(``PROMETHEUS_MULTIPROC_DIR``, set by ``stockpile serve``): a scrape of any process sums every
+process's counters. The business snapshot is not a process's count: each API process serves the
+same copy once, so dashboards and rules take ``max by (<its labels>)`` across replicas.
 """
 
+import os
 from contextvars import ContextVar
+from functools import cache
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 MOVEMENTS_POSTED = Counter(
     "stockpile_movements_posted_total",
@@ -17,14 +27,32 @@ IDEMPOTENT_REPLAYS = Counter(
     "stockpile_idempotent_replays_total",
     "Ledger POSTs answered from a stored response because their Idempotency-Key was seen before.",
 )
+READINGS_INGESTED = Counter(
+    "stockpile_sensor_readings_ingested_total",
+    "New sensor readings stored by this process, by warehouse kind and storage class (never per sensor).",
+    ["warehouse_kind", "storage_class"],
+)
 
 # The worker's own metrics (served by the worker on STOCKPILE_WORKER_METRICS_PORT).
-JOB_RUNS = Counter("stockpile_job_runs_total", "Job slots run by this worker, by job and outcome.", ["job", "outcome"])
-JOB_DURATION = Histogram("stockpile_job_duration_seconds", "Wall time of one job run.", ["job"])
+JOB_RUNS = Counter("stockpile_job_runs_total", "Job slots run by this worker, by job and outcome.",
+                   ["job_name", "outcome"])
+JOB_DURATION = Histogram("stockpile_job_duration_seconds", "Wall time of one job run.", ["job_name"])
 JOB_LAST_SUCCESS = Gauge("stockpile_worker_job_last_success_timestamp_seconds",
-                         "Unix time of the job's last successful run in this worker.", ["job"])
-LEDGER_MISMATCHED_ACCOUNTS = Gauge("stockpile_ledger_mismatched_accounts",
-                                   "Accounts whose stored balance differs from the sum of their postings (must be 0).")
+                         "Unix time of the job's last successful run in this worker.", ["job_name"])
+
+
+@cache
+def ledger_mismatched_accounts() -> Gauge:
+    """Made where the ledger check runs (the worker, ``job run``): an API process, which never
+    runs it, does not export a 0 of its own."""
+    return Gauge("stockpile_ledger_mismatched_accounts",
+                 "Accounts whose stored balance differs from the sum of their postings (must be 0).")
+
+# Database connections of each process (API and worker); summed over the processes of one instance.
+DB_CONNECTIONS_IN_USE = Gauge("stockpile_db_connections_in_use",
+                              "Database connections held by a transaction now.", multiprocess_mode="livesum")
+DB_CONNECTIONS_MAX = Gauge("stockpile_db_connections_max",
+                           "Database connections the process's pool may open.", multiprocess_mode="livesum")
 
 
 # Business gauges: computed by the worker's refresh-metrics job into a snapshot row; each API process
@@ -39,10 +67,16 @@ SNAPSHOT_METRICS = {
     "stockpile_alerts_open": "Unresolved alerts by kind and severity.",
     "stockpile_ledger_movements": "Movements in the ledger by kind (the ledger is append-only: a counter).",
     "stockpile_job_last_success_timestamp_seconds": "Unix time of each job's last successful run (any worker).",
+    "stockpile_job_interval_seconds": "How often the worker runs each job (its slot length).",
+    "stockpile_webhook_deliveries_pending": "Webhook deliveries not yet made, by the endpoints' clearance.",
+    "stockpile_webhook_oldest_pending_seconds": "Age of the oldest webhook delivery not yet made when the "
+                                                "snapshot was taken (0: none), by the endpoints' clearance.",
     "stockpile_rotation_orders": "Rotation orders by state.",
     "stockpile_rotation_overdue_quantity": "Quantity overdue rotation orders have not yet replaced, by category and unit.",
     "stockpile_allocation_requests": "Allocation requests by state and priority.",
     "stockpile_allocation_plans": "Allocation plans by state.",
+    "stockpile_sensors": "Sensors by warehouse kind, storage class and state (ok, excursion, variance, offline).",
+    "stockpile_sensor_excursions_open": "Open cold-chain excursions by warehouse kind and storage class.",
 }
 SNAPSHOT_COUNTERS = {"stockpile_ledger_movements"}  # exposed as ``…_total``
 
@@ -84,4 +118,26 @@ class SnapshotCollector:
 
 
 SNAPSHOT = SnapshotCollector()
-REGISTRY.register(SNAPSHOT)
+_SNAPSHOT_REGISTRY = CollectorRegistry()
+_SNAPSHOT_REGISTRY.register(SNAPSHOT)  # the API's alone: a worker never serves (an empty) snapshot
+
+
+def multiprocess_dir() -> str | None:
+    """Where the processes of one API instance keep their counts (multiprocess mode), if set."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def api_exposition() -> bytes:
+    """The text an API scrape gets: this instance's counts (every process's in multiprocess mode),
+    then the business snapshot, each sample to its audience (``SCRAPE_CLEARED``)."""
+    registry = REGISTRY
+    if multiprocess_dir():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    return generate_latest(registry) + generate_latest(_SNAPSHOT_REGISTRY)
+
+
+def process_exited(pid: int) -> None:
+    """Drop an exited API process's live gauges (its counters stay counted)."""
+    if multiprocess_dir():
+        multiprocess.mark_process_dead(pid)

@@ -22,6 +22,12 @@ The world, in the region ``R-<uid>``:
 - two allocation requests of the military party (one planned, approved and so reserved by a cleared
   planner; one left pending), a drill of a cleared planner drawing on the canary, and an emergency
   loan of military rations to a civilian requester (an obligation whose creditor is military).
+- a capacity ``K9CAP-<uid>`` of the military party (a jet-fuel plant delivering to the military
+  depot, overdue for its survey), tasked by an approved plan for a military request no stock can
+  meet: a tasking order, a ``survey_overdue`` alert.
+- a tank gauge ``K9GAUGE-<uid>`` on the canary material at the joint depot (a military tank: only
+  military parties hold that material there), reading 29,876.543 kg against the book, so the
+  ``evaluate-sensors`` job raises its ``stock_variance``.
 - the region left at ``emergency`` (so an uncleared planner's own plans and drills may borrow
   military medical stock, and must not be shown it), the audit chain sealed, the business-metrics
   snapshot refreshed and the alerts' outbox messages written.
@@ -57,6 +63,9 @@ VACCINE = "45000"  # a civilian vaccine lot at the joint depot …
 SHARE = "17093"  # … into which the military receives its own share (one lot, owned in shares) …
 SHARED_TOTAL = "62093"  # … so the lot holds this much (only the civilian share may show uncleared)
 SHARED_TARGET_QUANTITY = "71803"  # an every-owner target over that lot at the joint depot (hidden)
+CAPACITY_DAILY = "7331.9"  # the military capacity's daily jet fuel (1 decimal, the material's)
+TASKING_NEED = "12345.6"  # the military request for jet fuel that only the capacity can meet
+GAUGE_READ = "29876.543"  # the canary tank's gauge, at variance with the book
 
 
 def day(n: int) -> str:
@@ -94,6 +103,10 @@ class Canary:
     target: str
     shared_target: str
     policy: str
+    jet: str = ""  # a fuel no one holds: only the military capacity makes it
+    capacity: str = ""
+    tasking_id: str = ""
+    gauge: str = ""  # a military tank's gauge
     lot_id: str = ""
     receipt_id: str = ""
     ration_lot_id: str = ""
@@ -155,6 +168,8 @@ async def build(client, url: str, *, admin: dict, operator: dict, planner: dict,
         military=f"K9MIL-{uid}", military2=f"K9MIL2-{uid}", civil=f"CIV-{uid}", enterprise=f"ENT-{uid}",
         material=f"K9MED-{uid}", rations=f"RTN-{uid}", diesel=f"DSL-{uid}", vaccine=f"VAX-{uid}",
         lot_code=f"K9LOT-{uid}", target=f"K9TGT-{uid}", shared_target=f"K9ALL-{uid}", policy=f"ROT-MED-{uid}",
+        jet=f"JET-{uid}", capacity=f"K9CAP-{uid}",
+        gauge=f"K9GAUGE-{uid}",
     )
 
     async def ok(method: str, path: str, headers: dict, body=None, status=(200, 201)) -> dict:
@@ -185,6 +200,8 @@ async def build(client, url: str, *, admin: dict, operator: dict, planner: dict,
                                            "shelf_life_days": 730, "storage_class": "bulk_liquid"}),
         (f"/api/v1/materials/{k.vaccine}", {"name": "Vaccine", "category": "medical", "unit": "dose", "decimals": 0,
                                             "shelf_life_days": 365, "storage_class": "cold_chain"}),
+        (f"/api/v1/materials/{k.jet}", {"name": "Jet fuel", "category": "fuel", "unit": "L", "decimals": 1,
+                                        "shelf_life_days": 730, "storage_class": "bulk_liquid"}),
     ]:
         await ok("PUT", path, admin, body)
 
@@ -221,6 +238,13 @@ async def build(client, url: str, *, admin: dict, operator: dict, planner: dict,
         "lines": [{"lot_id": k.lot_id, "owner": k.military, "quantity": SENT}],
         "expected_at": (datetime.now(timezone.utc) + timedelta(days=2)).isoformat()}, status=(201,))
     k.transfer_id = transfer["id"]
+
+    # The gauge of the canary's tank, at variance with the book (tolerance 0: at once).
+    await ok("PUT", f"/api/v1/sensors/{k.gauge}", admin, {
+        "warehouse": k.joint, "kind": "tank_level", "material": k.material, "unit": "kg", "tolerance_minutes": 0})
+    read = await ok("POST", "/api/v1/sensor-readings", operator, {"readings": [
+        {"sensor": k.gauge, "at": (datetime.now(timezone.utc) - timedelta(minutes=2)).isoformat(), "value": GAUGE_READ}]})
+    assert read["accepted"] == 1, read
 
     # The military target over it (counting the lot: horizon 0), in shortfall.
     await ok("PUT", f"/api/v1/reserve-targets/{k.target}", admin, {
@@ -276,6 +300,21 @@ async def build(client, url: str, *, admin: dict, operator: dict, planner: dict,
         k.obligation_id = dispatched["lines"][0]["obligation_id"]
         assert k.obligation_id
 
+        # Mobilisation potential: the military capacity, overdue for its survey, tasked by an approved plan.
+        await ok("PUT", f"/api/v1/capacities/{k.capacity}", planner, {
+            "party": k.military, "material": k.jet, "daily_quantity": CAPACITY_DAILY, "lead_days": 1,
+            "region": k.region, "warehouse": k.depot, "surveyed_on": day(-400), "survey_interval_days": 365,
+            "note": "canary: jet fuel plant"})
+        tasked = await ok("POST", "/api/v1/allocation-requests", planner, {
+            "requester": k.military, "destination": k.depot, "material": k.jet, "quantity": TASKING_NEED,
+            "priority": "flash", "needed_by": day(3), "purpose": "canary: air wing"}, status=(201,))
+        tasking_plan = await ok("POST", "/api/v1/allocation-plans", planner, {"request_ids": [tasked["id"]]},
+                                status=(201,))
+        assert [(x["kind"], x["quantity"]) for x in tasking_plan["lines"]] == [("tasking", TASKING_NEED)], tasking_plan
+        await ok("POST", f"/api/v1/allocation-plans/{tasking_plan['id']}/approve", planner)
+        [order] = (await ok("GET", f"/api/v1/taskings?capacity={k.capacity}", planner))["items"]
+        k.tasking_id = order["id"]
+
         # Requests a cleared principal is refused (its role may not): denied requests naming the canary.
         for headers, path in ((operator, f"/api/v1/allocation-plans/{k.plan_id}/approve"),
                               (commander, f"/api/v1/allocation-plans/{k.plan_id}/dispatch")):
@@ -284,7 +323,7 @@ async def build(client, url: str, *, admin: dict, operator: dict, planner: dict,
 
         # Alerts (expiring canary lot, the military target's shortfall), their outbox messages, the
         # audit chain sealed and the business-metrics snapshot refreshed.
-        for job in ("evaluate-alerts", "seal-audit", "refresh-metrics"):
+        for job in ("evaluate-sensors", "evaluate-alerts", "seal-audit", "refresh-metrics"):
             outcome = await run_slot(db, catalog(settings)[job], slot=-1)
             assert outcome.outcome == "ok", (job, outcome.detail)
     finally:
@@ -336,9 +375,11 @@ async def _collect(client, admin: dict, k: Canary) -> None:
     k.derived["the every-owner target's floor"] = coverage[k.shared_target]["floor"]
 
     alerts = await _all(client, admin, "/api/v1/alerts")
-    marks = (k.lot_id, k.target, k.shared_target, k.transfer_id, k.lot_code)
+    marks = (k.lot_id, k.target, k.shared_target, k.transfer_id, k.lot_code, k.capacity, k.gauge)
     k.alert_ids = [a["id"] for a in alerts if any(m in str(a) for m in marks)]
-    assert len(k.alert_ids) >= 2, alerts  # expiring canary lot, shortfall of the military target
+    assert len(k.alert_ids) >= 3, alerts  # expiring canary lot, shortfall of the military target, gauge variance
+    [variance] = [a for a in alerts if a["kind"] == "stock_variance" and a["subject"] == f"sensor:{k.gauge}"]
+    k.derived["the gauge's difference from the book"] = str(abs(Decimal(variance["details"]["difference"])))
 
     secrets = [text_secret("lot code", k.lot_code), text_secret("military target code", k.target),
                text_secret("every-owner target code", k.shared_target),
@@ -347,7 +388,9 @@ async def _collect(client, admin: dict, k: Canary) -> None:
                text_secret("pending military request id", k.pending_request_id),
                text_secret("military plan id", k.plan_id), text_secret("obligation id", k.obligation_id),
                text_secret("military party code", k.military), text_secret("second military party code", k.military2),
-               text_secret("canary material code", k.material)]
+               text_secret("canary material code", k.material),
+               text_secret("military capacity code", k.capacity), text_secret("tasking order id", k.tasking_id),
+               text_secret("military tank's gauge code", k.gauge)]
     secrets += [text_secret("movement id", m) for m in k.movement_ids]
     secrets += [text_secret("rotation order id", o) for o in k.order_ids]
     secrets += [text_secret("alert id", a) for a in k.alert_ids]
@@ -356,7 +399,9 @@ async def _collect(client, admin: dict, k: Canary) -> None:
              "military request quantity": REQUESTED, "pending military request quantity": PENDING,
              "drilled military need": DRILLED, "military rations received": RATIONS,
              "military share of the civilian vaccine lot": SHARE, "the shared lot's total": SHARED_TOTAL,
-             "every-owner target quantity": SHARED_TARGET_QUANTITY, **k.derived}
+             "every-owner target quantity": SHARED_TARGET_QUANTITY, "military capacity per day": CAPACITY_DAILY,
+             "military need only the capacity meets": TASKING_NEED, "the military tank's gauge reading": GAUGE_READ,
+             **k.derived}
     by_value: dict[Decimal, list[str]] = {}
     for what, quantity in named.items():  # one secret per value, named by everything it is
         by_value.setdefault(Decimal(quantity).normalize(), []).append(what)

@@ -45,24 +45,26 @@ def server_url() -> str:
 
 @pytest.fixture(scope="session")
 def make_database(server_url):
-    """Create a fresh database built by the migrations; all are dropped at the end of the session."""
+    """Create a fresh database built by the migrations (``migrate=False``: an empty one); all are
+    dropped at the end of the session."""
     import asyncio
 
     made: list[str] = []
     maintenance = with_database(server_url, "postgres")
 
-    def create() -> str:
+    def create(migrate: bool) -> str:
         name = f"stockpile_test_{os.getpid()}_{secrets.token_hex(4)}"
         asyncio.run(_admin(maintenance, f'CREATE DATABASE "{name}"'))
         made.append(name)
         url = with_database(server_url, name)
-        upgrade(url)
+        if migrate:
+            upgrade(url)
         return url
 
-    def make() -> str:
+    def make(migrate: bool = True) -> str:
         # In a thread of its own: callable from sync fixtures and from async tests alike.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(create).result()
+            return pool.submit(create, migrate).result()
 
     yield make
     for name in made:

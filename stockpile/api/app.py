@@ -6,28 +6,35 @@ import asyncio
 import logging
 import os
 
-from litestar import Litestar, Request, Response, get
+from litestar import Controller, Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import PermissionDeniedException
 from litestar.middleware import DefineMiddleware
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusConfig
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from stockpile.api import openapi, problems, tasks
 from stockpile.api.audit import DenialCounts, record_failure
 from stockpile.api.auth import ApiTokenAuthenticator, BearerAuthMiddleware, RequestLimits, authenticate_bearer
-from stockpile.api.group_commit import GroupCommitter
+from stockpile.api.request_log import log_response, request_log
 from stockpile.api.controllers.alerts import AlertController
+from stockpile.api.controllers.capacities import CapacityController, PotentialController, TaskingController
 from stockpile.api.controllers.allocation import DrillController, PlanController, RequestController
 from stockpile.api.controllers.access import AuditController, AuditDenialController, TokenController
 from stockpile.api.controllers.health import HealthController
 from stockpile.api.controllers.ledger import MovementController, TransferController
 from stockpile.api.controllers.masterdata import CONTROLLERS as MASTER_DATA
 from stockpile.api.controllers.readiness import ObligationController, ReadinessController, RuleController
+from stockpile.api.controllers.sensors import ReadingController, SensorController
 from stockpile.api.controllers.rotation import RotationOrderController, RotationPolicyController, ShelfLifeController
 from stockpile.api.controllers.stock import LotController, StockController
 from stockpile.api.controllers.targets import CoverageController, TargetController
+from stockpile.api.presenters.movements import present_posted
+from stockpile.api.problems import problem_body
 from stockpile.config import Settings, get_settings
-from stockpile.metrics import SCRAPE_CLEARED, SNAPSHOT
+from stockpile.console import ConsolePlugin
+from stockpile.services.posting import GroupCommit, Presenters
+from stockpile.metrics import SCRAPE_CLEARED, SNAPSHOT, api_exposition, process_exited
 from stockpile.store import snapshots
 from stockpile.store.db import Database
 
@@ -36,13 +43,14 @@ log = logging.getLogger("stockpile.api")
 PUBLIC_PATHS = ["^/health", "^/docs", "^/schema", "^/metrics"]
 
 
-class MetricsController(PrometheusController):
-    """``/metrics``: Prometheus text, for a ``metrics``-role token (or open if configured)."""
+class MetricsController(Controller):
+    """``/metrics``: Prometheus text, for a ``metrics``-role token (or open if configured): every
+    process of this instance (multiprocess mode) and the business snapshot once."""
 
     path = "/metrics"
 
     @get(include_in_schema=False)
-    async def get(self, request: Request, state: State) -> Response:  # type: ignore[override]
+    async def get(self, request: Request, state: State) -> Response:
         principal = None
         if not state.settings.metrics_public:
             principal = await authenticate_bearer(request, "/metrics needs a bearer token of role metrics")
@@ -51,7 +59,7 @@ class MetricsController(PrometheusController):
         # Series counting military stock go only to a token cleared for it (open metrics: never).
         cleared = SCRAPE_CLEARED.set(principal is not None and principal.cleared_military)
         try:
-            return await super().get.fn(self)  # type: ignore[attr-defined]
+            return Response(api_exposition(), media_type=CONTENT_TYPE_LATEST)
         finally:
             SCRAPE_CLEARED.reset(cleared)
 
@@ -88,6 +96,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     async def on_shutdown(app: Litestar) -> None:
         await tasks.stop(getattr(app.state, "snapshot_task", None))
         await db.dispose()
+        process_exited(os.getpid())
 
     limits, denials = RequestLimits(db, settings), DenialCounts(db)
     prometheus = PrometheusConfig(app_name="stockpile", prefix="stockpile", group_path=True, exclude=["^/metrics"])
@@ -97,22 +106,28 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
                         ReadinessController, RuleController, ObligationController, RequestController, PlanController,
                         DrillController,
                         RotationPolicyController, RotationOrderController, ShelfLifeController,
+                        CapacityController, PotentialController, TaskingController,
+                        SensorController, ReadingController,
                         openapi.docs_assets()],
         state=State({"db": db, "settings": settings,
                      "authenticators": [ApiTokenAuthenticator(db, settings.token_cache_seconds, settings.token_cache_size)],
                      "limits": limits, "denials": denials,
-                     "committer": GroupCommitter(db)}),
+                     "ledger": GroupCommit(db, Presenters(movement=present_posted, problem=problem_body))}),
         middleware=[
+            request_log,
             prometheus.middleware,
             DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS, exclude_http_methods=[]),
         ],
         exception_handlers=problems.HANDLERS,
         after_exception=[record_failure],
+        before_send=[log_response],
         openapi_config=openapi.config(),
         request_max_body_size=settings.max_body_bytes,
         on_startup=[on_startup, limits.start, denials.start, openapi.finish],
         on_shutdown=[limits.stop, denials.stop, on_shutdown],
         debug=False,
+        plugins=[ConsolePlugin(settings)],
+        logging_config=None,  # every process logs as stockpile.logs configures it (JSON lines)
     )
 
 

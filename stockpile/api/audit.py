@@ -97,7 +97,7 @@ async def write_transaction(request: Request, db: Database) -> AsyncIterator[tup
     async with db.transaction() as tx:
         yield tx, note
         if not note.taken:
-            await tx.pg.execute(audit_store.insert_sql(1, restricted=note.need_to_know), *note.take_event())
+            await audit_store.insert_event(tx.pg, note.take_event(), restricted=note.need_to_know)
 
 
 def status_of(exc: Exception) -> tuple[int, str]:

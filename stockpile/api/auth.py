@@ -39,7 +39,7 @@ from litestar.types import Scope
 from stockpile.api import tasks
 from stockpile.api.problems import Problem
 from stockpile.config import Settings
-from stockpile.domain.access import MASTER_DATA_WRITERS, MOVEMENT_POSTERS, READERS, Principal
+from stockpile.domain.access import MASTER_DATA_WRITERS, MOVEMENT_POSTERS, READERS, READING_POSTERS, Principal
 from stockpile.domain.limits import Limit, wait_before_next
 from stockpile.store import limits as limits_store
 from stockpile.store import tokens
@@ -348,14 +348,19 @@ def _knows_good(authenticators, token: str) -> bool:
 async def authenticate_bearer(connection: ASGIConnection, missing: str = "send Authorization: Bearer <token>") -> Principal:
     """The principal of the request's bearer token, past the limits (see the module docstring);
     401 ``unauthenticated`` or 429 ``rate-limited`` otherwise."""
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    return await authenticate_token(connection, token.strip() if scheme.lower() == "bearer" else "", missing)
+
+
+async def authenticate_token(connection: ASGIConnection, token: str, missing: str) -> Principal:
+    """The principal of ``token`` however the request carried it (a bearer header, the console's
+    session), past the same limits."""
     state = connection.app.state
     limits: RequestLimits = state.limits
     authenticators = state.authenticators
     address = limits.client_address(connection.scope)
     if limits.address is not None and (wait := limits.address.admit(address)) is not None:
         raise _rate_limited("too many requests from this address", wait)
-    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
-    token = token.strip() if scheme.lower() == "bearer" else ""
     if limits.failures is not None and (wait := limits.failures.wait(address)) is not None \
             and not _knows_good(authenticators, token):
         raise _rate_limited("too many failed authentications from this address", wait)
@@ -395,3 +400,4 @@ def requires(*roles: str):
 can_read = requires(*READERS)
 can_post_movements = requires(*MOVEMENT_POSTERS)
 can_write_master_data = requires(*MASTER_DATA_WRITERS)
+can_post_readings = requires(*READING_POSTERS)

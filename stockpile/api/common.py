@@ -14,9 +14,8 @@ from litestar.params import Parameter
 from stockpile.api.audit import write_transaction
 from stockpile.api.problems import Problem
 from stockpile.domain.errors import Invalid
-from stockpile.domain.idempotency import reuse_conflict
 from stockpile.metrics import IDEMPOTENT_REPLAYS
-from stockpile.store import idempotency
+from stockpile.services import idempotency
 from stockpile.store.db import Database, Tx
 
 MAX_LIMIT = 1000
@@ -99,28 +98,28 @@ async def request_fingerprint(request: Request) -> tuple[str, bytes]:
 
 
 async def idempotent(request: Request, db: Database, run: Callable[[Tx], Awaitable[tuple[int, Any]]]) -> Response:
-    """Run a ledger POST once per (principal, Idempotency-Key) (guarantee 5).
-
-    The same key with the same body answers the stored response again, with
-    ``Idempotent-Replayed: true``; with another body it is a 409 ``idempotency-conflict``. The key
-    and the response are written in the same transaction as the ledger change, so a failed request
-    leaves the key free for a retry. (Single movements take the group-committed path in
-    ``stockpile.api.group_commit``, with the same rule: ``domain.idempotency.reuse_conflict``.)
-    """
+    """A ledger POST other than a movement: ``run`` makes the change and answers (status, JSON) once
+    per (principal, Idempotency-Key), as ``services.idempotency.once`` decides (guarantee 5); a
+    replay answers the stored response with ``Idempotent-Replayed: true``."""
     key, fingerprint = await request_fingerprint(request)
-    principal = request.user
+    status, content, was_replayed = await apply_once(request, db, key, fingerprint, run)
+    return replayed(content, status) if was_replayed else json_response(content, status)
+
+
+async def apply_once(request: Request, db: Database, key: str, fingerprint: bytes,
+                     run: Callable[[Tx], Awaitable[tuple[int, Any]]]) -> tuple[int, bytes, bool]:
+    """``idempotent`` for an entry point that reads its key and fingerprint elsewhere (the console's
+    forms): (status, stored JSON body, whether it was a replay)."""
     async with write_transaction(request, db) as (tx, note):
         note.details["idempotency_key"] = key
-        stored = await idempotency.claim(tx.pg, principal.id, key, fingerprint)
-        if stored is None:
+
+        async def make() -> tuple[int, bytes]:
             status, body = await run(tx)
-            content = msgspec.json.encode(body)
-            note.status, note.details["id"] = status, body.get("id")
-            await idempotency.record(tx.pg, principal.id, key, status, content)
-        elif (refused := reuse_conflict(key, stored.request_hash, fingerprint)) is not None:
-            raise refused
-        else:
-            note.status, note.details["replayed"] = stored.status_code, True
-    if stored is not None:
-        return replayed(stored.body, stored.status_code)
-    return json_response(content, status)
+            note.details["id"] = body.get("id")
+            return status, msgspec.json.encode(body)
+
+        answer = await idempotency.once(tx.pg, request.user.id, key, fingerprint, make)
+        note.status = answer.status
+        if answer.replayed:
+            note.details["replayed"] = True
+    return answer.status, answer.body, answer.replayed

@@ -50,11 +50,10 @@ def problem_response(status: int, type_: str, title: str, detail: str, request: 
     return Response(content=msgspec.json.encode(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def problem_bytes(error: DomainError) -> tuple[int, bytes]:
-    """A domain error as (status, body) — used where a problem is stored, e.g. batch results."""
+def problem_body(error: DomainError) -> tuple[int, dict[str, Any]]:
+    """A domain error as (status, problem JSON) — used where a problem is stored, e.g. batch results."""
     status = STATUS.get(error.type, 409)
-    body = {"type": error.type, "title": error.title, "status": status, "detail": error.detail, **error.extra}
-    return status, msgspec.json.encode(body)
+    return status, {"type": error.type, "title": error.title, "status": status, "detail": error.detail, **error.extra}
 
 
 def domain_error(request: Request, exc: DomainError) -> Response:

@@ -9,15 +9,16 @@ Rules:
   and a read answers as if the object did not exist.
 - Need-to-know: stock owned by a ``military`` party is shown in detail only to principals with
   ``military`` clearance; others may not act on it and see it at most as an aggregate.
+- A ``sensor`` is a device: it may only post readings, of sensors at the warehouses granted to it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stockpile.domain.errors import Forbidden, NotFound
+from stockpile.domain.errors import DomainError, Forbidden, NotFound
 
-ROLES = ("operator", "planner", "commander", "auditor", "admin", "metrics")
+ROLES = ("operator", "planner", "commander", "auditor", "admin", "metrics", "sensor")
 
 # Roles that may read reserve data through the API (``metrics`` sees only /metrics aggregates).
 READERS = frozenset({"operator", "planner", "commander", "auditor", "admin"})
@@ -27,6 +28,10 @@ READERS = frozenset({"operator", "planner", "commander", "auditor", "admin"})
 MOVEMENT_POSTERS = ("operator", "admin")
 MASTER_DATA_WRITERS = ("admin",)
 PLANNERS = ("planner", "commander", "admin")
+CAPACITY_SURVEYORS = ("planner", "admin")  # recording capacities (and importing their surveys)
+# Posting sensor readings: a device token (``sensor``: scoped to warehouses, may do nothing else),
+# or a person acting for a device.
+READING_POSTERS = ("sensor", "operator", "admin")
 NATIONAL_ROLES = frozenset({"admin", "auditor", "commander"})
 MILITARY = "military"
 
@@ -365,3 +370,69 @@ def movement_disclosed(principal: Principal, touched_sectors: set[str]) -> bool:
     """A movement touching any military position does not exist for a reader without clearance
     (the rule of ``stockpile.store.visibility.MOVEMENTS``)."""
     return principal.cleared_military or MILITARY not in touched_sectors
+
+
+# Mobilisation potential ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CapacityPlace:
+    """A capacity as the policy needs it: the region (and warehouse) it delivers to, and whether it
+    is military (a military party's, or held for the military: ``domain.potential.capacity_military``)."""
+
+    region_id: int
+    warehouse_id: int | None
+    military: bool
+
+
+def capacity_visible(principal: Principal, capacity: CapacityPlace) -> bool:
+    """Seen by readers whose scope holds the region it delivers to (or its warehouse), and — without
+    clearance — only when it is not military (``stockpile.store.visibility.CAPACITIES`` in SQL)."""
+    in_scope = principal.covers_region(capacity.region_id) or (
+        capacity.warehouse_id is not None and principal.covers_warehouse(capacity.warehouse_id))
+    return in_scope and (principal.cleared_military or not capacity.military)
+
+
+def require_capacity_writable(principal: Principal, now: CapacityPlace | None, becomes: CapacityPlace) -> None:
+    """Surveying a capacity: the caller must see it as it is now (else it does not exist for it), and
+    both as it is and as it becomes it must lie in the caller's regions, a military one needing
+    clearance (else 403)."""
+    if now is not None:
+        require_visible(capacity_visible(principal, now), "capacity with this code")
+    for place in (now, becomes):
+        if place is None:
+            continue
+        if place.military and not principal.cleared_military:
+            raise Forbidden("a capacity of a military party, or held for the military, needs military clearance")
+        if not principal.covers_region(place.region_id):
+            raise Forbidden(f"{principal.name} may not survey capacities outside its regions")
+# Sensors ------------------------------------------------------------------------------------------
+
+
+def sensor_disclosed(principal: Principal, military_tank: bool) -> bool:
+    """Need-to-know of a sensor (scope aside): a tank gauge measures every owner's stock of its
+    material in its tank, so where a military party holds (or held) stock of that material at its
+    warehouse (``military_tank``, ``stockpile.store.visibility.MILITARY_TANK``) its readings, last
+    reading and variance would place military quantities: it does not exist for a reader without
+    clearance. A temperature or humidity probe measures no stock and is disclosed."""
+    return principal.cleared_military or not military_tank
+
+
+def sensor_visible(principal: Principal, warehouse_id: int, military_tank: bool) -> bool:
+    """A sensor is seen by readers holding its warehouse, a military tank's gauge only with clearance
+    (``stockpile.store.visibility.SENSORS`` in SQL)."""
+    return principal.covers_warehouse(warehouse_id) and sensor_disclosed(principal, military_tank)
+
+
+def reading_refused(principal: Principal, code: str, warehouse_id: int, military_tank: bool) -> DomainError | None:
+    """Why ``principal`` may not post a reading of sensor ``code`` (None: it may). A sensor it may not
+    know of is refused as an unknown one; one outside its warehouses is forbidden."""
+    if not sensor_disclosed(principal, military_tank):
+        return unknown_sensor(code)
+    if not principal.covers_warehouse(warehouse_id):
+        return Forbidden(f"{principal.name} may not post readings of sensors at this warehouse")
+    return None
+
+
+def unknown_sensor(code: str) -> NotFound:
+    return NotFound(f"no sensor {code}")

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-STATES = ("ok", "warning", "critical")
-
 
 def horizon_cuts(horizons: Iterable[int]) -> list[int]:
     """The distinct horizons of all targets as ascending cuts ``horizon + 1``.

@@ -14,8 +14,9 @@ Rules:
 - Need-to-know is handed on only by whoever holds it: a token that carries military clearance (for
   a new principal, a widened one, or one that holds it already) is issued only by a principal
   cleared itself. Otherwise an uncleared admin could mint a cleared token and read with it.
-- Names beginning ``cli:`` are the command line's own attribution principals: they hold no rights,
-  are disabled, and no token is ever issued for them.
+- Names beginning ``cli:`` are the command line's own attribution principals, and names beginning
+  ``sensor:`` a sensor's (the automatic lot quarantine of a cold-chain excursion is recorded under
+  ``sensor:<code>``): they hold no rights, are disabled, and no token is ever issued for them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from stockpile.domain.access import MILITARY
 from stockpile.domain.errors import Conflict, Forbidden, Invalid
 
 CLI_PREFIX = "cli:"
+SENSOR_PREFIX = "sensor:"
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,9 @@ class Rights:
 
 
 def reserved_name(name: str) -> bool:
-    """The command line attributes its actions to ``cli:<user>``; nobody else may use such a name."""
-    return name.startswith(CLI_PREFIX)
+    """The command line attributes its actions to ``cli:<user>``, a sensor's rules theirs to
+    ``sensor:<code>``; nobody else may use such a name."""
+    return name.startswith((CLI_PREFIX, SENSOR_PREFIX))
 
 
 def rights_to_add(name: str, current: Rights | None, asked: Rights | None, *, widen: bool,
@@ -84,8 +87,8 @@ def rights_to_add(name: str, current: Rights | None, asked: Rights | None, *, wi
     principal's roles. Raises ``Invalid`` or ``Conflict``: nothing is to be written then.
     """
     if reserved_name(name):
-        raise Invalid.field("principal", f"names beginning {CLI_PREFIX!r} are reserved for the command line's "
-                                         "attribution and hold no tokens")
+        raise Invalid.field("principal", f"names beginning {CLI_PREFIX!r} or {SENSOR_PREFIX!r} are reserved for "
+                                         "the attribution of the command line and of sensors, and hold no tokens")
     if current is None:
         if asked is None or not asked.roles:
             raise Invalid.field("roles", f"{name} does not exist yet: give its roles")

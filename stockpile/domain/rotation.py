@@ -1,49 +1,30 @@
 """Rotation planning: which stock positions go out into civilian use now, how much, and by when.
 
-Reserves are rotated before they spoil: old stock out (sale, consumption, donation, exchange),
-fresh stock in. The planner turns the positions a rotation policy calls due into rotation orders:
+The policy is DESIGN.md "Rotation" (and the README's "Rotation"); what follows is how this module
+decides it:
 
-- **Due.** A position (lot × owner) of an ``available`` lot is due when its policy triggers: it
-  expires within ``trigger_days_before_expiry`` days, or at most ``trigger_fraction_remaining``
-  of its material's shelf life is left. The material's own policy wins over its category's. Lots
-  without an expiry never rotate; an expired lot is due at once (out by today). Quarantined and
-  recalled lots are a quality matter, not rotation.
-- **Suspended.** Rotation out of a region at ``emergency`` or ``wartime`` is suspended: you do not
-  sell off reserves during a crisis. Such positions get no order.
-- **Staggered.** For every reserve target counting the position (matched as coverage matches
-  them, :class:`stockpile.domain.coverage.TargetScope`):
+- **Due.** A position (lot × owner) of an ``available`` lot is due when its policy (the material's,
+  else its category's) triggers: within ``trigger_days_before_expiry`` days of expiry, or at most
+  ``trigger_fraction_remaining`` of the shelf life left. No expiry: never; expired: out by today.
+  Positions in a region at ``emergency`` or ``wartime`` get no order.
+- **Staggered.** For every reserve target counting the position (as coverage matches them,
+  :class:`stockpile.domain.coverage.TargetScope`): the quantity out — every open order's
+  ``quantity − in_quantity`` plus the new orders — stays within ``max_out_share × target quantity``;
+  and usable coverage less what open and new orders still take away of stock the target counts
+  (``quantity − out_quantity``) stays at or above ``floor_ratio × target quantity``. A position is
+  planned in full, in the part that fits, or *blocked* with the reason in words.
+- **First expiring, first out.** Due positions are taken in (expiry, lot, owner) order. Once a target
+  has held back a position for lack of *its* headroom, no later-expiring position of that material
+  the target counts is planned; a target that had room does not stop (one depot at its floor holds
+  back that depot's lots, not its whole region's).
+- **Idempotent.** A position with an open order gets no second one (index ``rotation_orders_open``);
+  planning again with the orders just planned as open orders plans nothing.
 
-  * *out share*: the quantity out for rotation — every open order's ``quantity − in_quantity``
-    (gone, or going, and not yet replaced) plus the new orders — stays within
-    ``max_out_share × target quantity`` (the position's policy's share);
-  * *protected floor*: the target's usable coverage once every open and new order has gone out —
-    usable now less what those orders still have to take away of stock the target counts
-    (``quantity − out_quantity``; stock already gone is no longer in the usable figure) — stays at
-    or above ``floor_ratio × target quantity``. Stock the target does not count (it dies within
-    the target's horizon, or has died) protects no one, so rotating it never touches the floor.
-
-  A position is planned in full or in the part that fits; when nothing fits it is *blocked*, with
-  the reason in words.
-- **First expiring, first out.** Due positions are taken in (expiry, lot, owner) order. Once a
-  target has held back a position (in full or in part) for lack of *its* headroom, no
-  later-expiring position of the same material that the target counts is planned: headroom freed
-  later goes to the stock that dies first. A target that had room for the held-back position does
-  not stop: one depot at its floor holds back that depot's lots, not its whole region's (which
-  would leave them to spoil).
-- **Idempotent.** A position with an open order gets no second one (the partial unique index
-  ``rotation_orders_open`` enforces it too); what it holds beyond that order keeps its place in
-  the first-expiring order, so planning again with the orders just planned as open orders plans
-  nothing.
-
-Quantities of positions and orders are integers in the material's smallest unit; targets are
-decimals in the material's unit (as coverage reports them). Every comparison is exact.
-
-**Two wordings.** Every explanation comes in two: ``explanation`` for readers cleared for military
-stock, and ``public_explanation`` for the others — it names no target an uncleared reader may not
-see (``Target.disclosed``), no lot of a military owner, and quotes no figure of a target that counts
-military stock (``Target.figures_disclosed``).
+Positions and orders are integers of the material's smallest unit, targets decimals of its unit;
+every comparison is exact. Every explanation comes twice: ``explanation`` for cleared readers,
+``public_explanation`` naming no target, lot or figure an uncleared reader may not see
+(``Target.disclosed``, ``Target.figures_disclosed``).
 """
-
 from __future__ import annotations
 
 from collections import defaultdict

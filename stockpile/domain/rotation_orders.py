@@ -24,7 +24,6 @@ from decimal import Decimal
 from stockpile.domain.errors import Conflict, Invalid
 
 OPEN_STATES = ("planned", "in_progress")
-DEFAULT_MAX_OUT_SHARE = Decimal("0.25")
 RATIO_PLACES = 4  # rotation_policies stores its ratios as numeric(6, 4)
 
 

@@ -11,9 +11,10 @@ from stockpile.config import Settings
 from stockpile.domain.alerts import Wanted
 from stockpile.services import alerts, allocation
 from stockpile.services import rotation_plan
+from stockpile.services import sensors
 from stockpile.jobs.deliver import deliver_notifications
 from stockpile.jobs.runs import Job
-from stockpile.metrics import LEDGER_MISMATCHED_ACCOUNTS
+from stockpile.metrics import ledger_mismatched_accounts
 from stockpile.store import allocation as allocation_store
 from stockpile.store import audit, jobs, snapshots
 from stockpile.store.db import Database, repeatable_read
@@ -42,7 +43,7 @@ async def check_ledger(db: Database) -> dict[str, Any]:
         await repeatable_read(tx.pg)  # one consistent snapshot
         broken = await jobs.ledger_mismatches(tx.pg)
         checked = await jobs.account_count(tx.pg)
-    LEDGER_MISMATCHED_ACCOUNTS.set(len(broken))
+    ledger_mismatched_accounts().set(len(broken))
     for row in broken:
         log.error("ledger invariant broken account=%s balance=%s postings=%s", row["id"], row["balance"], row["postings"])
     wanted = [Wanted("ledger_invariant", f"account:{r['id']}", "critical",
@@ -66,13 +67,18 @@ def evaluate_alerts(settings: Settings):
     return run
 
 
-async def refresh_metrics(db: Database) -> dict[str, Any]:
-    """Aggregate the reserve for the dashboards into the snapshot the API serves."""
-    async with db.transaction() as tx:
-        await repeatable_read(tx.pg)
-        samples = await snapshots.aggregate(tx.pg, datetime.now(timezone.utc).date())
-        await snapshots.store(tx.pg, "business", samples)
-    return {"series": len(samples)}
+def refresh_metrics(job_intervals: dict[str, float]):
+    """Aggregate the reserve for the dashboards into the snapshot the API serves, with each job's
+    interval (how stale its last success may grow: the StockpileJobStale alert)."""
+
+    async def run(db: Database) -> dict[str, Any]:
+        async with db.transaction() as tx:
+            await repeatable_read(tx.pg)
+            samples = await snapshots.aggregate(tx.pg, datetime.now(timezone.utc).date(), job_intervals=job_intervals)
+            await snapshots.store(tx.pg, "business", samples)
+        return {"series": len(samples)}
+
+    return run
 
 
 async def expire_reservations(db: Database) -> dict[str, Any]:
@@ -99,15 +105,41 @@ async def plan_rotation(db: Database) -> dict[str, Any]:
         return await rotation_plan.plan(tx.pg, today=datetime.now(timezone.utc).date())
 
 
+def evaluate_sensors(settings: Settings):
+    """Judge every sensor: a cold-chain excursion quarantines its lots and raises
+    ``cold_chain_excursion``; a gauge at variance with the book raises ``stock_variance``; a silent
+    sensor ``sensor_offline`` (see ``services.sensors``)."""
+    async def run(db: Database) -> dict[str, Any]:
+        async with db.transaction() as tx:
+            return await sensors.evaluate(tx.pg, now=datetime.now(timezone.utc), gauge_tolerance=settings.gauge_tolerance,
+                                          silence_minutes=settings.sensor_silence_minutes)
+
+    return run
+
+
+def maintain_readings(settings: Settings):
+    """Make the readings' partitions of the week ahead; roll raw readings past their retention up by hour."""
+    async def run(db: Database) -> dict[str, Any]:
+        async with db.transaction() as tx:
+            return await sensors.maintain(tx.pg, today=datetime.now(timezone.utc).date(),
+                                          retention_days=settings.readings_retention_days)
+
+    return run
+
+
 def catalog(settings: Settings) -> dict[str, Job]:
+    intervals: dict[str, float] = {}  # filled below, read by refresh-metrics when it runs
     jobs_ = [
         Job("seal-audit", seal_audit(settings), settings.job_seal_audit_seconds, changes_state=True),
         Job("check-ledger", check_ledger, settings.job_check_ledger_seconds, changes_state=True),
         Job("evaluate-alerts", evaluate_alerts(settings), settings.job_evaluate_alerts_seconds, changes_state=True),
         Job("deliver-notifications", deliver_notifications(settings), settings.job_deliver_notifications_seconds,
             changes_state=False),
-        Job("refresh-metrics", refresh_metrics, settings.job_refresh_metrics_seconds, changes_state=False),
+        Job("refresh-metrics", refresh_metrics(intervals), settings.job_refresh_metrics_seconds, changes_state=False),
         Job("plan-rotation", plan_rotation, settings.job_plan_rotation_seconds, changes_state=True),
         Job("expire-reservations", expire_reservations, settings.job_expire_reservations_seconds, changes_state=True),
+        Job("evaluate-sensors", evaluate_sensors(settings), settings.job_evaluate_sensors_seconds, changes_state=True),
+        Job("maintain-readings", maintain_readings(settings), settings.job_maintain_readings_seconds, changes_state=True),
     ]
+    intervals.update((job.name, job.interval_seconds) for job in jobs_)
     return {job.name: job for job in jobs_}

@@ -35,7 +35,7 @@ async def run_worker(settings: Settings, url: str) -> None:
     db = Database(url, pool_size=4)
     scheduler = AsyncIOScheduler(timezone="UTC")
     for job in catalog(settings).values():
-        scheduler.add_job(run_slot, "interval", seconds=job.interval_seconds, args=[db, job], id=job.name,
+        scheduler.add_job(run_slot, "interval", seconds=job.interval_seconds, args=[db, job], id=job.name, name=job.name,
                           start_date=first_slot_start(job.interval_seconds), max_instances=1, coalesce=True,
                           misfire_grace_time=max(1, int(job.interval_seconds)))
     if settings.worker_metrics_port:

@@ -9,6 +9,7 @@ and its outbox message, in that same transaction.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -21,9 +22,11 @@ from stockpile.domain.coverage import coverage_state
 from stockpile.domain.errors import Conflict, NotFound
 from stockpile.services.targets import place
 from stockpile.store import alerts as store
+from stockpile.store import capacities as capacity_store
+from stockpile.store import taskings as tasking_store
 from stockpile.store import coverage as coverage_store
 
-EVALUATED = ("expired_on_hand", "expiring", "shortfall", "transfer_overdue")
+EVALUATED = ("expired_on_hand", "expiring", "shortfall", "transfer_overdue", "survey_overdue", "tasking_overdue")
 THOUSANDTH = Decimal("0.001")
 
 
@@ -46,13 +49,16 @@ def shortfalls(coverage: list[asyncpg.Record]) -> list[Wanted]:
 
 
 async def evaluate(pg: asyncpg.Connection, *, today: date, now: datetime, expiring_days: int) -> dict[str, Any]:
-    """Evaluate ``shortfall``, ``expiring``, ``expired_on_hand`` and ``transfer_overdue`` for the whole
-    reserve and reconcile the open alerts; returns how many were opened, escalated, eased, kept, resolved."""
+    """Evaluate ``shortfall``, ``expiring``, ``expired_on_hand``, ``transfer_overdue``, ``survey_overdue``
+    (a capacity past its survey interval) and ``tasking_overdue`` (a tasking order open past its due
+    date) for the whole reserve and reconcile the open alerts; returns how many were opened, escalated, eased, kept, resolved."""
     await store.lock_evaluation(pg)
     await store.begin_wanted(pg)
     await coverage_store.take_stock(pg, today=today, expiring_within_days=expiring_days)
     await store.want(pg, shortfalls(await coverage_store.taken_coverage(pg)))
     await store.want_overdue_transfers(pg, now)
+    await capacity_store.want_overdue_surveys(pg, today)
+    await tasking_store.want_overdue_taskings(pg, today)
     return await store.reconcile(pg, list(EVALUATED), taken_expiry=(today, EXPIRY_CRITICAL_WITHIN_DAYS))
 
 
@@ -75,8 +81,15 @@ async def listing(pg: asyncpg.Connection, principal: Principal, *, state: str | 
                   after: str | None, limit: int) -> list[asyncpg.Record]:
     """The alerts ``principal`` may see (of its warehouses and regions, and national ones; none about
     military stock without clearance), newest first."""
-    return await store.alerts(pg, state=state, kind=kind, after=after, limit=limit,
-                              visibility=principal.visibility.params())
+    return await store.alerts(state=state, kind=kind, after=after, limit=limit,
+                              visibility=principal.visibility.params()).fetch(pg)
+
+
+def every_alert(pg: asyncpg.Connection, principal: Principal, *, state: str | None,
+                kind: str | None) -> AsyncIterator[asyncpg.Record]:
+    """Every alert ``listing`` pages through, streamed (an export)."""
+    return store.alerts(state=state, kind=kind, after=None, limit=None,
+                        visibility=principal.visibility.params()).stream(pg)
 
 
 async def get(pg: asyncpg.Connection, alert_id: str, principal: Principal) -> tuple[asyncpg.Record, list[asyncpg.Record]]:

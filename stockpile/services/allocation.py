@@ -11,6 +11,8 @@ queue; the second sees the first.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -23,12 +25,12 @@ from stockpile.domain.access import (
 )
 from stockpile.domain.allocation import Line
 from stockpile.domain.errors import Conflict, FloorProtected, Forbidden, InsufficientStock, Invalid
-from stockpile.domain.moments import Clock, rfc3339
+from stockpile.domain.moments import Clock
 from stockpile.domain.quantities import format_quantity, parse_quantity
+from stockpile.domain.refs import LotRef, MaterialRef, PartyRef, WarehouseRef
 from stockpile.services import commands as c
-from stockpile.services import planning, transfers
-from stockpile.services.movements import post_movement
-from stockpile.services.workspace import Workspace
+from stockpile.services import movements, planning, taskings, transfers
+from stockpile.services.workspace import Pending, Workspace
 from stockpile.store import allocation as store
 from stockpile.store import masterdata, obligations, readiness, rules
 from stockpile.store.db import as_uuid
@@ -94,8 +96,15 @@ async def get_request(pg: asyncpg.Connection, request_id: str, principal: Princi
 
 async def list_requests(pg: asyncpg.Connection, principal: Principal, *, state: str | None, priority: str | None,
                         after: str | None, limit: int) -> list[asyncpg.Record]:
-    return await store.requests(pg, state=state, priority=priority, after=after, limit=limit,
-                                **principal.visibility.ledger)
+    return await store.requests(state=state, priority=priority, after=after, limit=limit,
+                                **principal.visibility.ledger).fetch(pg)
+
+
+def every_request(pg: asyncpg.Connection, principal: Principal, *, state: str | None,
+                  priority: str | None) -> AsyncIterator[asyncpg.Record]:
+    """Every request ``list_requests`` pages through, streamed (an export)."""
+    return store.requests(state=state, priority=priority, after=None, limit=None,
+                          **principal.visibility.ledger).stream(pg)
 
 
 async def cancel_request(pg: asyncpg.Connection, request_id: str, principal: Principal) -> asyncpg.Record:
@@ -112,7 +121,7 @@ async def cancel_request(pg: asyncpg.Connection, request_id: str, principal: Pri
 
 
 async def propose(pg: asyncpg.Connection, data: c.PlanIn, principal: Principal, today: date,
-                  limits: planning.Limits) -> dict:
+                  limits: planning.Limits) -> PlanView:
     region_id = None
     if data.region is not None:
         region_id = (await masterdata.ids_by_code(pg, "regions", [data.region])).get(data.region)
@@ -143,6 +152,7 @@ async def propose(pg: asyncpg.Connection, data: c.PlanIn, principal: Principal, 
     # a planner plans on the stock it may see: what it proposes never shows military stock's share
     planned = await planning.plan(pg, requests, today=today, limits=limits, cleared=principal.cleared_military)
     plan_id = await _store(pg, planned, region_id, principal)
+    await taskings.store_proposed(pg, plan_id, planned)
     return await show(pg, plan_id, principal)
 
 
@@ -161,74 +171,49 @@ async def _store(pg: asyncpg.Connection, planned: planning.Planned, region_id: i
         "created_by": principal.id}, reqs, lines)
 
 
-def line_state(plan_state: str, line: asyncpg.Record) -> str:
-    if line["received_at"] is not None:
-        return "received"
-    if line["transfer_id"] is not None:
-        return "in_transit"
-    return {"approved": "reserved", "proposed": "proposed"}.get(plan_state, "void")
+@dataclass(frozen=True)
+class PlanView:
+    """A plan as one reader may see it (``api.presenters.allocation.present_plan`` shows it): its
+    row, the ``lines`` the reader may see and whether others were ``withheld``, and its requests.
+    A line drawing on military stock is withheld from a reader not cleared for it — not masked,
+    since its quantity and distance would place the stock; each request keeps its planned and
+    unfilled totals (the requester receives them), military stock's share included."""
+
+    plan: asyncpg.Record
+    lines: list[asyncpg.Record]
+    withheld: bool
+    requests: list[asyncpg.Record]
+    tasked: list[asyncpg.Record] = ()
+
+    @classmethod
+    def of(cls, plan: asyncpg.Record, lines: list[asyncpg.Record], requests: list[asyncpg.Record],
+           principal: Principal, tasked: list[asyncpg.Record] = ()) -> PlanView:
+        """``tasked``: the plan's tasking lines (``services.taskings.of_plans``); a military
+        capacity's are withheld from an uncleared reader as lines on military stock are."""
+        shown = [line for line in lines if line_shown(principal, line["owner_sector"])]
+        shown_tasked = taskings.shown(principal, list(tasked))
+        return cls(plan, shown, len(shown) < len(lines) or len(shown_tasked) < len(tasked), requests, shown_tasked)
 
 
-def present_lines(plan_state: str, lines: list[asyncpg.Record], principal: Principal) -> list[dict]:
-    """A plan's lines the reader may see: one drawing on military stock is withheld from a reader
-    not cleared for it — not masked, since its quantity and distance would place the stock."""
-    return [_present_line(plan_state, line) for line in lines if line_shown(principal, line["owner_sector"])]
-
-
-def _present_line(plan_state: str, line: asyncpg.Record) -> dict:
-    return {"request_id": line["request_id"], "lot_id": line["lot_id"], "lot_code": line["lot_code"],
-             "owner": line["owner"], "warehouse": line["warehouse"], "material": line["material"],
-             "quantity": format_quantity(line["quantity"], line["decimals"]), "distance_km": float(line["distance_km"]),
-             "rule": line["rule_code"], "obligation": line["obligation"],
-             "expires_on": None if line["expires_on"] is None else line["expires_on"].isoformat(),
-             "destination": line["destination"], "state": line_state(plan_state, line),
-             "transfer_id": line["transfer_id"], "obligation_id": line["obligation_id"]}
-
-
-def present_requests(rows: list[asyncpg.Record]) -> list[dict]:
-    return [{"id": r["request_id"], "priority": r["priority"], "needed_by": r["needed_by"].isoformat(),
-             "requested": format_quantity(r["requested"], r["decimals"]),
-             "planned": format_quantity(r["planned"], r["decimals"]),
-             "unfilled": format_quantity(r["requested"] - r["planned"], r["decimals"]), "reasons": list(r["reasons"])}
-            for r in rows]
-
-
-async def show(pg: asyncpg.Connection, plan_id: str, principal: Principal) -> dict:
+async def show(pg: asyncpg.Connection, plan_id: str, principal: Principal) -> PlanView:
     """One plan as the reader may see it (404 when it may not see the plan)."""
     plan = await store.plan(pg, plan_id, **principal.visibility.ledger)
     require_visible(plan is not None, f"allocation plan {plan_id}")
-    return present_plan(plan, await store.plan_lines(pg, plan_id), await store.plan_requests(pg, plan_id), principal)
+    return PlanView.of(plan, await store.plan_lines(pg, plan_id), await store.plan_requests(pg, plan_id), principal,
+                       (await taskings.of_plans(pg, [plan_id])).get(plan_id, []))
 
 
 async def list_plans(pg: asyncpg.Connection, principal: Principal, *, state: str | None, after: str | None,
-                     size: int) -> tuple[list[dict], bool]:
+                     size: int) -> tuple[list[PlanView], bool]:
     """A page of the plans the reader may see, their lines and requests read in one statement each,
-    and whether more follow (the look-ahead plan is read, not presented)."""
+    and whether more follow (the look-ahead plan is read, not shown)."""
     plans = await store.plans(pg, state=state, after=after, limit=size + 1, **principal.visibility.ledger)
     more, plans = len(plans) > size, plans[:size]
     ids = [plan["id"] for plan in plans]
     lines, requests = await store.plan_lines_of(pg, ids), await store.plan_requests_of(pg, ids)
-    return [present_plan(plan, lines.get(plan["id"], []), requests.get(plan["id"], []), principal)
-            for plan in plans], more
-
-
-def present_plan(plan: asyncpg.Record, lines: list[asyncpg.Record], requests: list[asyncpg.Record],
-                 principal: Principal) -> dict:
-    """A plan the reader may see, with its ``lines`` and ``requests`` (store.plan_lines,
-    store.plan_requests). Each request keeps its planned and unfilled totals (the requester
-    receives them), military stock's share included; the lines on military stock are withheld from
-    an uncleared reader and ``lines_withheld`` says so — no count, no sum, nothing per line."""
-    shown = present_lines(plan["state"], lines, principal)
-    return {
-        "id": plan["id"], "state": plan["state"], "rule_version": plan["rule_version"],
-        "lines": shown, "lines_withheld": len(shown) < len(lines),
-        "requests": present_requests(requests),
-        "solver": {"objective": plan["objective"], "solve_ms": round(plan["solve_ms"], 3),
-                   "build_ms": round(plan["build_ms"], 3), "arcs": plan["arcs"]},
-        "created_at": rfc3339(plan["created_at"]), "approved_at": rfc3339(plan["approved_at"]),
-        "reserved_until": rfc3339(plan["reserved_until"]), "dispatched_at": rfc3339(plan["dispatched_at"]),
-        "ended_at": rfc3339(plan["ended_at"]), "end_reason": plan["end_reason"],
-    }
+    tasked = await taskings.of_plans(pg, ids)
+    return [PlanView.of(plan, lines.get(plan["id"], []), requests.get(plan["id"], []), principal,
+                        tasked.get(plan["id"], [])) for plan in plans], more
 
 
 async def plan_place(pg: asyncpg.Connection, plan_id: str) -> PlanPlace:
@@ -260,10 +245,11 @@ async def _locked_plan(pg: asyncpg.Connection, plan_id: str, principal: Principa
 
 
 async def approve(pg: asyncpg.Connection, plan_id: str, principal: Principal, now: datetime, today: date,
-                  reservation_hours: int) -> dict:
+                  reservation_hours: int) -> PlanView:
     """Reserve every line, after checking again under lock that the stock, the rules and the floors still
     allow it. A line that no longer fits fails the approval and is reported; nothing is shrunk silently."""
     await _locked_plan(pg, plan_id, principal, "approve", "proposed")
+    await taskings.require_orderable(pg, plan_id, principal)
     lines = await store.plan_lines(pg, plan_id)
     request_ids = sorted({line["request_id"] for line in lines} | {r["request_id"] for r in await store.plan_requests(pg, plan_id)})
     requests = {r["id"]: r for r in await store.pending_requests(pg, region_id=None, request_ids=request_ids, for_update=True)}
@@ -317,9 +303,11 @@ async def approve(pg: asyncpg.Connection, plan_id: str, principal: Principal, no
         error = FloorProtected if kinds == {"floor"} else InsufficientStock if kinds == {"stock"} else Conflict
         raise error(f"{len(failures)} line(s) of the plan no longer fit; propose a new plan", failures=failures)
     await store.reserve(pg, dict(want))
+    # a plan that only tasks capacity reserves nothing, so nothing of it lapses
     await store.set_plan_state(pg, plan_id, "approved", approved_by=principal.id, approved_at=now,
-                               reserved_until=now + timedelta(hours=reservation_hours))
+                               reserved_until=now + timedelta(hours=reservation_hours) if lines else None)
     await store.set_requests_state(pg, request_ids, "allocated")
+    await taskings.order(pg, plan_id, now)
     return await show(pg, plan_id, principal)
 
 
@@ -340,7 +328,7 @@ async def _release(pg: asyncpg.Connection, lines: list[asyncpg.Record]) -> None:
     await store.reserve(pg, dict(amounts))
 
 
-async def dispatch(pg: asyncpg.Connection, plan_id: str, principal: Principal, clock: Clock) -> dict:
+async def dispatch(pg: asyncpg.Connection, plan_id: str, principal: Principal, clock: Clock) -> PlanView:
     """Post the plan: reservations are consumed; where the owner is not the requester the title moves
     first (an ownership_transfer, with the obligation its rule creates); then one transfer per
     (source, destination) carries the lines into transit. Receiving a transfer closes its lines."""
@@ -349,17 +337,21 @@ async def dispatch(pg: asyncpg.Connection, plan_id: str, principal: Principal, c
         raise Conflict("the plan's reservations have lapsed; propose and approve a new plan")
     lines = await store.plan_lines(pg, plan_id)
     await _release(pg, lines)
-    parties = await masterdata.codes_by_id(pg, "parties", list({line["requester_id"] for line in lines}))
     ws = Workspace(pg)
-    carried: dict[tuple[int, int], dict[tuple[str, str], int]] = defaultdict(lambda: defaultdict(int))
+    carried: dict[tuple[WarehouseRef, WarehouseRef], dict[tuple[LotRef, PartyRef], int]] = \
+        defaultdict(lambda: defaultdict(int))
     for line in lines:
-        owner = line["owner"]
+        source = WarehouseRef(line["warehouse_id"], line["warehouse"])
+        lot = LotRef(line["lot_id"], line["lot_code"], source,
+                     MaterialRef(line["material_id"], line["material"], line["decimals"]))
+        owner = PartyRef(line["owner_id"], line["owner"], line["owner_sector"])
         if line["owner_id"] != line["requester_id"]:
-            requester = parties[line["requester_id"]]
-            moved = await post_movement(ws, c.OwnershipTransfer(
-                lot_id=line["lot_id"], from_owner=owner, to_owner=requester,
-                quantity=format_quantity(line["quantity"], line["decimals"]),
-                reason=f"allocation plan {plan_id} under rule {line['rule_code']}"), principal, clock)
+            requester = PartyRef(line["requester_id"], line["requester"], line["requester_sector"])
+            moved = await movements.transfer_ownership(
+                ws, lot, owner, requester, line["quantity"], principal, clock,
+                reason=f"allocation plan {plan_id} under rule {line['rule_code']}")
+            ws.append(Pending(moved, principal.id))
+            await ws.flush()
             if line["obligation"] is not None:
                 obligation_id = await obligations.record(
                     pg, kind=line["obligation"], rule_code=line["rule_code"], rule_version=plan["rule_version"],
@@ -367,23 +359,20 @@ async def dispatch(pg: asyncpg.Connection, plan_id: str, principal: Principal, c
                     creditor_id=line["owner_id"], debtor_id=line["requester_id"], quantity=line["quantity"])
                 await store.mark_line(pg, line["id"], obligation_id=obligation_id)
             owner = requester
-        carried[(line["warehouse_id"], line["destination_id"])][(line["lot_id"], owner)] += line["quantity"]
-    codes = await masterdata.codes_by_id(pg, "warehouses", list({w for pair in carried for w in pair}))
-    decimals = {line["lot_id"]: line["decimals"] for line in lines}
-    for (source, destination), positions in sorted(carried.items()):
-        shown, _ = await transfers.dispatch(pg, c.TransferIn(
-            from_warehouse=codes[source], to_warehouse=codes[destination],
-            lines=[c.TransferLineIn(lot_id=lot, owner=owner, quantity=format_quantity(q, decimals[lot]))
-                   for (lot, owner), q in sorted(positions.items())],
-            note=f"allocation plan {plan_id}"), principal, clock)
+        carried[(source, WarehouseRef(line["destination_id"], line["destination"]))][(lot, owner)] += line["quantity"]
+    for (source, destination), positions in sorted(carried.items(), key=lambda item: (item[0][0].id, item[0][1].id)):
+        transfer_id, _ = await transfers.send(
+            pg, source, destination,
+            [transfers.Line(lot, owner, q) for (lot, owner), q in sorted(positions.items(), key=lambda i: (i[0][0].id, i[0][1].code))],
+            principal, clock, note=f"allocation plan {plan_id}")
         for line in lines:
-            if (line["warehouse_id"], line["destination_id"]) == (source, destination):
-                await store.mark_line(pg, line["id"], transfer_id=shown["id"])
+            if (line["warehouse_id"], line["destination_id"]) == (source.id, destination.id):
+                await store.mark_line(pg, line["id"], transfer_id=transfer_id)
     await store.set_plan_state(pg, plan_id, "dispatched", dispatched_at=clock.now)
     return await show(pg, plan_id, principal)
 
 
-async def cancel(pg: asyncpg.Connection, plan_id: str, reason: str, now: datetime, principal: Principal) -> dict:
+async def cancel(pg: asyncpg.Connection, plan_id: str, reason: str, now: datetime, principal: Principal) -> PlanView:
     """Void a proposed or approved plan: reservations are released, its requests wait for a new plan."""
     plan = await _locked_plan(pg, plan_id, principal, "cancel", "proposed", "approved")
     await _end(pg, plan, "cancelled", reason or "cancelled", now)
@@ -397,6 +386,7 @@ async def _end(pg: asyncpg.Connection, plan: asyncpg.Record, state: str, reason:
         requests = [r["request_id"] for r in await store.plan_requests(pg, plan["id"])]
         await store.set_requests_state(pg, requests, "pending")
     await store.set_plan_state(pg, plan["id"], state, ended_at=now, end_reason=reason)
+    await taskings.cancel(pg, plan["id"])
 
 
 async def expire_reservations(pg: asyncpg.Connection, now: datetime) -> list[str]:

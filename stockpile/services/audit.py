@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -126,14 +127,33 @@ async def events(db: Database, key: bytes | None, reader: Principal, *, since: d
     What has committed is chained (and checkpointed) first, in a transaction of its own, so a reader
     never sees an event the chain does not hold yet."""
     cleared = reader.cleared_military
+    await seal_committed(db, key)
+    async with db.transaction() as tx:
+        rows = await store.events(since=since, until=until, actor=actor, target=target, action=action,
+                                  before_id=before_id, limit=limit, reader_cleared=cleared).fetch(tx.pg)
+    return [_shown(r, cleared) for r in rows]
+
+
+async def seal_committed(db: Database, key: bytes | None) -> None:
+    """Chain (and checkpoint) what has committed, in a transaction of its own, before a read of the
+    trail, so a reader never sees an event the chain does not hold yet."""
     async with db.transaction() as tx:
         await store.seal(tx.pg, key)
-    async with db.transaction() as tx:
-        rows = await store.events(tx.pg, since=since, until=until, actor=actor, target=target, action=action,
-                                  before_id=before_id, limit=limit, reader_cleared=cleared)
-    return [visible_event({**store.content_of(r), "at": rfc3339(r["at"]), "id": r["id"], "chain_seq": r["chain_seq"],
-                           "restricted": r["restricted"], "content_hash": r["content_hash"],
-                           "chain_hash": r["chain_hash"]}, reader_cleared=cleared) for r in rows]
+
+
+async def every_event(pg: asyncpg.Connection, reader: Principal, **filters) -> AsyncIterator[dict[str, Any]]:
+    """Every event ``events`` pages through with these filters, streamed (an export; seal first with
+    ``seal_committed``)."""
+    cleared = reader.cleared_military
+    async for row in store.events(**filters, before_id=None, limit=None, reader_cleared=cleared).stream(pg):
+        yield _shown(row, cleared)
+
+
+def _shown(row: asyncpg.Record, cleared: bool) -> dict[str, Any]:
+    return visible_event({**store.content_of(row), "at": rfc3339(row["at"]), "id": row["id"],
+                          "chain_seq": row["chain_seq"], "restricted": row["restricted"],
+                          "content_hash": row["content_hash"], "chain_hash": row["chain_hash"]},
+                         reader_cleared=cleared)
 
 
 async def denials(pg: asyncpg.Connection, *, since: datetime | None, actor: str | None, before_id: int | None,

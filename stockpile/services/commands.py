@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import msgspec
 
@@ -303,3 +303,54 @@ class DrillIn(Strict):
     requests: Annotated[list[AllocationRequestIn], msgspec.Meta(max_length=5000)] = []
     lost_warehouses: list[Code] = []
     include_pending: bool = False
+
+
+class CapacityIn(Strict):
+    """A capacity outside the reserve that can be mobilised, as last surveyed: a party's daily output
+    of a material, delivered to a region (and optionally a warehouse) from ``lead_days`` after tasking.
+    ``held_for``: the sector its output is earmarked for (a capacity held for the military is military)."""
+
+    party: Code
+    material: Code
+    daily_quantity: Amount
+    lead_days: Annotated[int, msgspec.Meta(ge=0, le=3650)]
+    region: Code
+    surveyed_on: date
+    survey_interval_days: Annotated[int, msgspec.Meta(ge=1, le=3650)]
+    warehouse: Code | None = None
+    held_for: Sector | None = None
+    note: Text = ""
+
+
+class TaskingReceiptIn(Strict):
+    """A receipt movement that delivered (part of) a tasking order's output."""
+
+    movement_id: Id
+class BandIn(Strict):
+    """A probe's allowed range; either bound may be left open."""
+
+    min: Decimal | None = None
+    max: Decimal | None = None
+
+
+class SensorIn(Strict):
+    warehouse: Code
+    kind: Literal["temperature", "humidity", "tank_level"]
+    unit: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+    tolerance_minutes: int
+    storage_class: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    material: Code | None = None
+    band: BandIn | None = None
+
+
+class ReadingIn(Strict):
+    """One reading. ``value`` is taken as sent (a number or a decimal string) and judged on its own
+    (``domain.sensors.reading_value``), so one bad value refuses that reading, not the batch."""
+
+    sensor: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    at: Moment
+    value: Any
+
+
+class ReadingsIn(Strict):
+    readings: Annotated[list[ReadingIn], msgspec.Meta(max_length=10_000)]

@@ -2,7 +2,9 @@
 readiness levels, synthetic requests, warehouses lost — that posts nothing and reserves nothing.
 
 The report is the mobilisation-potential assessment: fill rate by priority, unmet quantity by
-material and region, the floors that bound the result, and days of supply after the drill."""
+material and region, the floors that bound the result, days of supply after the drill without and
+with capacity mobilised, and which capacities would have to be tasked on which day for what stock
+leaves unmet."""
 
 from __future__ import annotations
 
@@ -19,13 +21,14 @@ from stockpile.domain.access import (
 )
 from stockpile.domain.allocation import PRIORITIES
 from stockpile.domain.coverage import days_of_supply
+from stockpile.domain.potential import Output, days_with_capacity
 from stockpile.domain.errors import Invalid
 from stockpile.domain.quantities import format_quantity
 from stockpile.services import commands as c
 from stockpile.services import planning
 from stockpile.services.allocation import request_place, request_values
 from stockpile.store import allocation as store
-from stockpile.store import coverage, masterdata
+from stockpile.store import capacities, coverage, masterdata
 from stockpile.store.db import Database, repeatable_read
 
 
@@ -132,12 +135,13 @@ async def run(pg: asyncpg.Connection, data: c.DrillIn, today: date, limits: plan
         requests += [dict(r) for r in await store.pending_requests(pg, region_id=None, request_ids=None, **seen)]
     if not requests:
         raise Invalid.field("requests", "a drill needs synthetic requests or include_pending with pending requests")
-    options = {"today": today, "limits": limits, "lost_warehouse_ids": list(lost.values()),
-               "level_overrides": {overrides[code]: level for code, level in data.readiness.items()}}
+    in_force = await planning.InForce.read(pg, {overrides[code]: level for code, level in data.readiness.items()})
+    options = {"today": today, "limits": limits, "lost_warehouse_ids": list(lost.values()), "in_force": in_force}
     planned = await planning.plan(pg, requests, **options)
     civilian = [r for r in requests if r["requester_sector"] != MILITARY]
     military_in_it = len(civilian) < len(requests) or any(
-        p["owner_sector"] == MILITARY for p in planned.positions.values())
+        p["owner_sector"] == MILITARY for p in planned.positions.values()) or any(
+        planned.capacities[t.capacity]["military"] for t in planned.taskings)
     if not military_in_it:
         restricted = planned
     elif civilian:
@@ -158,7 +162,8 @@ def _ratio(part: int, whole: int) -> float:
 async def _report(pg: asyncpg.Connection, planned: planning.Planned, counted: list[asyncpg.Record]) -> dict[str, Any]:
     """The drill as computed: every figure, military stock and requesters included (``counted``: the
     national coverage, military stock counted)."""
-    return await _summary(pg, planned, _days_of_supply(counted, planned.drawn), planned.bound)
+    outputs = await _outputs(pg, counted, cleared=True)
+    return await _summary(pg, planned, _days_of_supply(counted, planned.drawn, outputs), planned.bound)
 
 
 async def _restricted_report(pg: asyncpg.Connection, planned: planning.Planned | None, today: date,
@@ -169,37 +174,61 @@ async def _restricted_report(pg: asyncpg.Connection, planned: planning.Planned |
     figures count no military stock (the others' headroom would include it: a target's usable
     quantity differs from ``counted``, the national coverage with military stock)."""
     seen = await coverage.coverage(pg, today=today, region=None, category=None, cleared=False)
+    outputs = await _outputs(pg, seen, cleared=False)
     if planned is None:
-        return {"rule_version": None, "levels": {}, "fill_rate": {}, "requests": [], "unmet": [],
-                "floors_bounding": [], "days_of_supply": _days_of_supply(seen, {}), "lines": [], "solver": None}
+        return {"rule_version": None, "levels": {}, "fill_rate": {}, "fill_rate_with_capacity": {}, "requests": [],
+                "unmet": [], "floors_bounding": [], "days_of_supply": _days_of_supply(seen, {}, outputs), "lines": [],
+                "taskings": [], "solver": None}
     usable = {t["code"]: t["usable"] for t in counted}
     civilian = {t["code"] for t in seen if usable.get(t["code"]) == t["usable"]}
     bound = [f for f in planned.bound if f["target"] in civilian]
-    return await _summary(pg, planned, _days_of_supply(seen, planned.drawn), bound)
+    return await _summary(pg, planned, _days_of_supply(seen, planned.drawn, outputs), bound)
 
 
-def _days_of_supply(targets: list[asyncpg.Record], drawn: dict[int, int]) -> list[dict[str, Any]]:
-    """Days of supply of each target before and after the drill's draws (targets that declare none are left out)."""
+async def _outputs(pg: asyncpg.Connection, targets: list[asyncpg.Record], *, cleared: bool) -> dict[int, list[Output]]:
+    """The capacity that could be mobilised into each target's scope (of those that say whom they
+    serve), per lead day; unless ``cleared``, no military capacity."""
+    served = [t["id"] for t in targets if t["population"] and t["daily_consumption_per_person"]]
+    outputs: dict[int, list[Output]] = defaultdict(list)
+    for row in await capacities.outputs_of_targets(pg, served, cleared=cleared) if served else []:
+        outputs[row["target_id"]].append(Output(row["lead_days"], row["daily"]))
+    return outputs
+
+
+def _days_of_supply(targets: list[asyncpg.Record], drawn: dict[int, int],
+                    outputs: dict[int, list[Output]]) -> list[dict[str, Any]]:
+    """Days of supply of each target before and after the drill's draws, and after them with the
+    capacity delivering into its scope mobilised from its lead day (``with_capacity``; None with
+    ``sustained`` when that capacity keeps up for good). Targets that declare no population are left out."""
     supply_days = []
     for t in targets:
         before = days_of_supply(t["usable"], t["population"], t["daily_consumption_per_person"])
         if before is None:
             continue
-        after = days_of_supply(t["usable"] - Decimal(drawn.get(t["id"], 0)) / 1000, t["population"],
-                               t["daily_consumption_per_person"])
-        supply_days.append({"target": t["code"], "before": float(before), "after": float(after)})
+        left = t["usable"] - Decimal(drawn.get(t["id"], 0)) / 1000
+        after = days_of_supply(left, t["population"], t["daily_consumption_per_person"])
+        entry = {"target": t["code"], "before": float(before), "after": float(after)}
+        mobilised = days_with_capacity(left, t["population"] * t["daily_consumption_per_person"],
+                                       outputs.get(t["id"], []))
+        entry["with_capacity"] = None if mobilised.sustained else float(mobilised.with_capacity)
+        entry["sustained"] = mobilised.sustained
+        supply_days.append(entry)
     return supply_days
 
 
 async def _summary(pg: asyncpg.Connection, planned: planning.Planned, supply_days: list[dict[str, Any]],
                    bound: list[dict[str, Any]]) -> dict[str, Any]:
     s = planned.solution
-    requested, served = defaultdict(int), defaultdict(int)
+    requested, served, mobilised = defaultdict(int), defaultdict(int), defaultdict(int)
+    tasked: dict[str, int] = defaultdict(int)
+    for t in planned.taskings:
+        tasked[t.request_id] += t.quantity
     unmet: dict[tuple[str, str], list] = {}
     regions = await masterdata.codes_by_id(pg, "regions", None)
     for rid, r in planned.requests.items():
         requested[r["priority"]] += r["quantity"]
         served[r["priority"]] += s.planned[rid]
+        mobilised[r["priority"]] += s.planned[rid] + tasked[rid]
         if s.unfilled[rid]:
             key = (r.get("material") or r["substitution_group"], regions.get(r["destination_region_id"], "?"))
             entry = unmet.setdefault(key, [0, r["decimals"]])
@@ -216,18 +245,34 @@ async def _summary(pg: asyncpg.Connection, planned: planning.Planned, supply_day
         "rule_version": planned.rule_version,
         "levels": planned.levels,
         "fill_rate": {p: _ratio(served[p], requested[p]) for p in PRIORITIES if requested[p]},
+        "fill_rate_with_capacity": {p: _ratio(mobilised[p], requested[p]) for p in PRIORITIES if requested[p]},
         "requests": [{"id": rid, "priority": r["priority"], "destination": r.get("destination"),
                       "requested": format_quantity(r["quantity"], r["decimals"]),
                       "planned": format_quantity(s.planned[rid], r["decimals"]),
-                      "unfilled": format_quantity(s.unfilled[rid], r["decimals"]), "reasons": s.reasons.get(rid, [])}
+                      "unfilled": format_quantity(s.unfilled[rid], r["decimals"]), "reasons": s.reasons.get(rid, []),
+                      "tasked": format_quantity(tasked[rid], r["decimals"]),
+                      "unfilled_with_capacity": format_quantity(s.unfilled[rid] - tasked[rid], r["decimals"])}
                      for rid, r in planned.requests.items()],
         "unmet": [{"material": m, "region": g, "quantity": format_quantity(q, d)} for (m, g), (q, d) in sorted(unmet.items())],
         "floors_bounding": bound,
         "days_of_supply": supply_days,
         "lines": lines,
+        "taskings": _taskings(planned),
         "solver": {"objective": s.objective, "build_ms": round(s.build_ms, 3), "solve_ms": round(s.solve_ms, 3),
                    "arcs": s.arcs},
     }
+
+
+def _taskings(planned: planning.Planned) -> list[dict[str, Any]]:
+    """Which capacities would have to be tasked, on which day, for what stock leaves unmet."""
+    out = []
+    for t in planned.taskings:
+        k = planned.capacities[t.capacity]
+        out.append({"request_id": t.request_id, "capacity": k["code"], "party": k["party"], "material": k["material"],
+                    "quantity": format_quantity(t.quantity, k["decimals"]), "lead_days": k["lead_days"],
+                    "start_on": t.start_on.isoformat(), "ready_on": t.ready_on.isoformat(),
+                    "due_on": t.due_on.isoformat()})
+    return out
 
 
 def readable(report: dict[str, Any]) -> str:
@@ -244,8 +289,14 @@ def readable(report: dict[str, Any]) -> str:
         out += ["", "Protected floors that bound the result:"]
         out += [f"  {f['target']:<24} protected {f['protected']:>12}  headroom {f['headroom']:>12}" for f in report["floors_bounding"]]
     if report["days_of_supply"]:
-        out += ["", "Days of supply (before → after):"]
-        out += [f"  {d['target']:<24} {d['before']:>8} → {d['after']}" for d in report["days_of_supply"]]
+        out += ["", "Days of supply (before → after; after with capacity mobilised):"]
+        out += [f"  {d['target']:<24} {d['before']:>8} → {d['after']}; "
+                + ("sustained" if d.get("sustained") else str(d.get("with_capacity", d["after"])))
+                for d in report["days_of_supply"]]
+    if report.get("taskings"):
+        out += ["", "Capacity to task for what stock leaves unmet:"]
+        out += [f"  {t['capacity']:<24} {t['quantity']:>12} {t['material']:<16} task by {t['start_on']}, "
+                f"ready {t['ready_on']}, due {t['due_on']}" for t in report["taskings"]]
     out += ["", f"{len(report['lines'])} plan line(s)"
             + (f"; solved in {report['solver']['solve_ms']} ms" if report["solver"] else "")]
     return "\n".join(out)

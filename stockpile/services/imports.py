@@ -3,8 +3,9 @@
 A file's columns are the members of the API's JSON bodies (``kind``, ``warehouse``, ``quantity``…);
 nested members are written with a dot (``lot.code``, ``lot.expires_on``, ``capacity.fuel``). An
 empty cell is an absent member. Master-data files carry a ``code`` column and say which resource
-they fill (``--resource parties|regions|warehouses|materials``); a file with a ``kind`` column is
-movements.
+they fill (``--resource parties|regions|warehouses|materials``); so do capacity surveys, which arrive as
+spreadsheets (``--resource capacities``: each row a survey, as ``PUT /capacities/{code}``); a file with
+a ``kind`` column is movements.
 
 Guarantees:
 1. All or nothing by default: every row is judged, every refused row is reported with its line,
@@ -23,6 +24,7 @@ import hashlib
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -32,12 +34,12 @@ from stockpile.domain.access import Principal
 from stockpile.domain.errors import DomainError
 from stockpile.domain.moments import Clock
 from stockpile.services import commands as c
-from stockpile.services import masterdata
+from stockpile.services import capacities, idempotency, masterdata
 from stockpile.services.movements import post_movement
 from stockpile.services.workspace import Workspace
-from stockpile.store import idempotency
 
 MASTER_DATA = {"parties": c.PartyIn, "regions": c.RegionIn, "warehouses": c.WarehouseIn, "materials": c.MaterialIn}
+BY_CODE = {**MASTER_DATA, "capacities": c.CapacityIn}  # files with a code column
 CHUNK = 500  # rows preloaded and locked together
 
 
@@ -97,8 +99,8 @@ def resource_of(header: list[str], resource: str | None) -> str:
         if "kind" in header:
             return "movements"
         raise ImportError_("the file has no kind column: name the master data it holds with --resource")
-    if resource != "movements" and resource not in MASTER_DATA:
-        raise ImportError_(f"unknown resource {resource!r}: movements, {', '.join(MASTER_DATA)}")
+    if resource != "movements" and resource not in BY_CODE:
+        raise ImportError_(f"unknown resource {resource!r}: movements, {', '.join(BY_CODE)}")
     if resource != "movements" and "code" not in header:
         raise ImportError_(f"a {resource} file needs a code column")
     return resource
@@ -130,9 +132,10 @@ async def run_import(pg: asyncpg.Connection, text: str, principal: Principal, *,
     header, rows = read_rows(text)
     report = Report(resource_of(header, resource), rows=len(rows))
     digest = hashlib.sha256(text.encode()).digest()
-    stored = await idempotency.claim(pg, principal.id, f"import:{digest.hex()}", digest)
-    if stored is not None:
-        report.already_imported_at = stored.body.decode() or "an earlier run"
+    key = (principal.id, f"import:{digest.hex()}")
+    keys = await idempotency.Keys.claim(pg, [(*key, digest)])
+    if key not in keys.claimed:
+        report.already_imported_at = keys.replay(key, digest).body.decode() or "an earlier run"
         return report
     done = 0
     if report.resource == "movements":
@@ -156,12 +159,12 @@ async def run_import(pg: asyncpg.Connection, text: str, principal: Principal, *,
             done += len(chunk)
             progress(done, len(rows))
     else:
-        schema = MASTER_DATA[report.resource]
+        schema, today = BY_CODE[report.resource], Clock.utc().today
         for line, body in rows:
             code = body.pop("code", "")
             try:
                 msgspec.convert(code, c.Code)
-                await _upsert_one(pg, report.resource, code, _convert(body, schema))
+                await _upsert_one(pg, report.resource, code, _convert(body, schema), principal, today)
                 report.written += 1
             except (msgspec.ValidationError, DomainError) as exc:
                 report.refused.append(Refusal(line, _problem(exc)))
@@ -172,12 +175,15 @@ async def run_import(pg: asyncpg.Connection, text: str, principal: Principal, *,
     if report.refused and not per_row:
         report.written = 0
     else:
-        await idempotency.record(pg, principal.id, f"import:{digest.hex()}", 200,
-                                 Clock.utc().now.isoformat(timespec="seconds").encode())
+        await idempotency.Keys.record(pg, key, 200, Clock.utc().now.isoformat(timespec="seconds").encode())
     return report
 
 
-async def _upsert_one(pg: asyncpg.Connection, resource: str, code: str, data: Any) -> None:
-    """One master-data row, under a savepoint so a refused row leaves the others standing."""
+async def _upsert_one(pg: asyncpg.Connection, resource: str, code: str, data: Any, principal: Principal,
+                      today: date) -> None:
+    """One master-data row or capacity survey, under a savepoint so a refused row leaves the others standing."""
     async with pg.transaction():
-        await masterdata.upsert(pg, resource, code, data)
+        if resource == "capacities":
+            await capacities.upsert(pg, code, data, principal, today)
+        else:
+            await masterdata.upsert(pg, resource, code, data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 import asyncpg
@@ -16,8 +17,15 @@ async def movements(pg: asyncpg.Connection, principal: Principal, *, warehouse: 
                     before_seq: int | None, limit: int) -> list[asyncpg.Record]:
     """The movements ``principal`` may see (touching its warehouses; none touching military stock
     without clearance), newest first."""
-    return await reads.movements(pg, warehouse=warehouse, material=material, owner=owner, kind=kind, since=since,
-                                 until=until, before_seq=before_seq, limit=limit, **principal.visibility.ledger)
+    return await reads.movements(
+        warehouse=warehouse, material=material, owner=owner, kind=kind, since=since, until=until,
+        before_seq=before_seq, limit=limit, **principal.visibility.ledger,
+    ).fetch(pg)
+
+
+def every_movement(pg: asyncpg.Connection, principal: Principal, **filters) -> AsyncIterator[asyncpg.Record]:
+    """Every movement ``movements`` pages through with these filters, streamed (an export)."""
+    return reads.movements(**filters, before_seq=None, limit=None, **principal.visibility.ledger).stream(pg)
 
 
 async def movement(pg: asyncpg.Connection, movement_id: str, principal: Principal) -> asyncpg.Record:

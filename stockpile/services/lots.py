@@ -8,6 +8,7 @@ change comes.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import date
 
 import asyncpg
@@ -45,9 +46,31 @@ async def positions(pg: asyncpg.Connection, principal: Principal, *, warehouse: 
                     status: str | None, after: int | None, limit: int) -> list[asyncpg.Record]:
     """Stock positions holding stock, as ``principal`` may see them (its warehouses; military-owned
     ones only with clearance), oldest account first."""
-    return await reads.stock(pg, warehouse=warehouse, material=material, owner=owner, region=region,
-                             category=category, expiring_before=expiring_before, status=status, after=after,
-                             limit=limit, **principal.visibility.ledger)
+    return await reads.stock(
+        warehouse=warehouse, material=material, owner=owner, region=region, category=category,
+        expiring_before=expiring_before, status=status, after=after, limit=limit, **principal.visibility.ledger,
+    ).fetch(pg)
+
+
+def every_position(pg: asyncpg.Connection, principal: Principal, **filters) -> AsyncIterator[asyncpg.Record]:
+    """Every position ``positions`` pages through with these filters, streamed (an export)."""
+    return reads.stock(**filters, after=None, limit=None, **principal.visibility.ledger).stream(pg)
+
+
+async def lots(pg: asyncpg.Connection, principal: Principal, *, warehouse: str | None, material: str | None,
+               status: str | None, expiring_before: date | None, after: str | None,
+               limit: int) -> list[asyncpg.Record]:
+    """The lots ``principal`` may know of (its warehouses; none only a military party holds without
+    clearance), by id, each with the balance of the positions it may see."""
+    return await reads.lots(
+        warehouse=warehouse, material=material, status=status, expiring_before=expiring_before, after=after,
+        limit=limit, **principal.visibility.ledger,
+    ).fetch(pg)
+
+
+def every_lot(pg: asyncpg.Connection, principal: Principal, **filters) -> AsyncIterator[asyncpg.Record]:
+    """Every lot ``lots`` pages through with these filters, streamed (an export)."""
+    return reads.lots(**filters, after=None, limit=None, **principal.visibility.ledger).stream(pg)
 
 
 async def lot(pg: asyncpg.Connection, lot_id: str, principal: Principal

@@ -11,8 +11,6 @@ from stockpile.domain.errors import Conflict, Invalid, NotFound
 from stockpile.services import commands as c
 from stockpile.store import masterdata as store
 
-KINDS = ("parties", "regions", "warehouses", "materials")
-
 
 async def _parent_id(pg: asyncpg.Connection, table: str, code: str, parent: str | None) -> int | None:
     if parent is None:

@@ -1,7 +1,10 @@
-"""Posting movements to the ledger: one function per kind, one entry point ``post_movement``.
+"""Movements: one function per kind, from a decoded command to its postings.
 
-The caller owns the transaction. Every kind follows the same shape: resolve codes, open the
-accounts it needs, lock them in id order, let the domain build the postings, append the movement.
+``prepare_movement`` reads and locks what a movement touches (through the ``Workspace``), checks
+scope and need-to-know, turns its amounts into integer units and lets ``domain.ledger`` build the
+postings; it appends no movement itself. ``services.posting`` (the movement routes) and ``post_movement``
+(imports, the demo) queue the result and append it. ``transfer_ownership`` is the entry point for a
+use case that already holds the lot and parties (a plan's dispatch).
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ from stockpile.domain.access import (
 )
 from stockpile.domain.errors import Conflict, Invalid, InsufficientStock, NotFound
 from stockpile.domain.ledger import Position, Posting
-from stockpile.domain.lots import is_expired
+from stockpile.domain.lots import is_expired, receipt_expiry
 from stockpile.domain.moments import Clock
 from stockpile.domain.quantities import format_quantity, parse_quantity
 from stockpile.domain.readiness import CRISIS_LEVELS
+from stockpile.domain.refs import LotRef, MaterialRef, PartyRef, WarehouseRef
 from stockpile.services import commands as c
 from stockpile.services import rotation
-from stockpile.services.workspace import Pending, Workspace, receipt_expiry
+from stockpile.services.workspace import Pending, Workspace
 from stockpile.store import ledger as store
 from stockpile.store import masterdata as masterdata_store
 from stockpile.store import readiness
@@ -50,70 +54,71 @@ class Posted:
     rotation_order_id: str | None = None
 
 
-async def _resolve(ws: Workspace, **codes: str | None) -> dict[str, tuple]:
-    """Resolve warehouse/material/owner codes (cached per transaction); unknown codes → 422."""
-    found = await ws.resolve(**codes)
-    errors = [{"field": k, "message": f"unknown {k.removeprefix('from_').removeprefix('to_')} code {codes[k]!r}"}
-              for k, v in found.items() if v is None]
-    if errors:
-        raise Invalid(errors)
-    return found
-
-
 def _unknown_lot(lot_id: str) -> Invalid:
     return Invalid.field("lot_id", f"unknown lot {lot_id!r}")
 
 
-async def _lot(pg: asyncpg.Connection, lot_id: str, principal: Principal) -> asyncpg.Record:
+async def _lot(pg: asyncpg.Connection, lot_id: str, principal: Principal) -> LotRef:
     """The lot a movement names by id; one the principal may not know of is as unknown as a missing one."""
     lot = await store.lot_facts(pg, lot_id)
     if lot is None or not lot_disclosed(principal, lot["military_only"]):
         raise _unknown_lot(lot_id)
-    return lot
+    return LotRef(lot["id"], lot["code"], WarehouseRef(lot["warehouse_id"], lot["warehouse"]),
+                  MaterialRef(lot["material_id"], lot["material"], lot["decimals"]))
 
 
-async def _owner_position(pg: asyncpg.Connection, lot: asyncpg.Record, owner: asyncpg.Record, *, open_: bool) -> Position:
+def _holds_nothing(owner: PartyRef, lot: LotRef) -> InsufficientStock:
+    return InsufficientStock(f"{owner.code} holds no stock in lot {lot.code}",
+                             available=format_quantity(0, lot.material.decimals), lot_id=lot.id, owner=owner.code)
+
+
+async def _owner_position(pg: asyncpg.Connection, lot: LotRef, owner: PartyRef, *, open_: bool) -> Position:
     """Lock the (lot, owner) position; open it first when ``open_`` (else no position → no stock)."""
     if open_:
-        ids = await store.open_stock_accounts(pg, [(lot["id"], owner[0], lot["material_id"])])
-        account_id = ids[(lot["id"], owner[0])]
+        ids = await store.open_stock_accounts(pg, [(lot.id, owner.id, lot.material.id)])
+        account_id = ids[(lot.id, owner.id)]
     else:
-        account_id = await store.find_stock_account(pg, lot["id"], owner[0])
+        account_id = await store.find_stock_account(pg, lot.id, owner.id)
         if account_id is None:
-            decimals = lot["decimals"]
-            raise InsufficientStock(
-                f"{owner[1]} holds no stock in lot {lot['code']}",
-                available=format_quantity(0, decimals), lot_id=lot["id"], owner=owner[1],
-            )
+            raise _holds_nothing(owner, lot)
     return (await store.lock_accounts(pg, [account_id]))[account_id]
 
 
-def _authorize(principal: Principal, warehouse: tuple, *owners: tuple) -> None:
-    """Scope and need-to-know for a write: the warehouse (id, code) must be in the principal's scope
-    and every owner (id, code, sector) one it is cleared to act for."""
-    require_warehouse(principal, warehouse[0], warehouse[1])
+def _authorize(principal: Principal, warehouse: WarehouseRef, *owners: PartyRef) -> None:
+    """Scope and need-to-know for a write: the warehouse must be in the principal's scope and every
+    owner one it is cleared to act for."""
+    require_warehouse(principal, warehouse.id, warehouse.code)
     for owner in owners:
-        require_cleared(principal, owner[2])
+        require_cleared(principal, owner.sector)
 
 
-def _posted(kind: str, cmd, clock: Clock, postings: list[Posting], positions: dict[int, Position],
-            materials: dict[int, tuple[str, int]], **extra) -> Posted:
+def _materials(material: MaterialRef) -> dict[int, tuple[str, int]]:
+    return {material.id: (material.code, material.decimals)}
+
+
+def _posted(kind: str, clock: Clock, postings: list[Posting], positions: dict[int, Position],
+            materials: dict[int, tuple[str, int]], *, occurred_at: datetime | None = None, reason: str | None = None,
+            note: str | None = None, **extra) -> Posted:
     rules.assert_balanced(postings)
     return Posted(
-        id=str(uuid.uuid4()), kind=kind, occurred_at=cmd.occurred_at or clock.now, recorded_at=clock.now,
-        postings=postings, positions=positions, materials=materials,
-        reason=cmd.reason, note=cmd.note, **extra,
+        id=str(uuid.uuid4()), kind=kind, occurred_at=occurred_at or clock.now, recorded_at=clock.now,
+        postings=postings, positions=positions, materials=materials, reason=reason, note=note, **extra,
     )
 
 
+def _said(cmd) -> dict:
+    """What a command says about itself: when it happened, why, and a note."""
+    return {"occurred_at": cmd.occurred_at, "reason": cmd.reason, "note": cmd.note}
+
+
 async def _receipt(ws: Workspace, cmd: c.Receipt, clock: Clock, principal: Principal) -> Posted:
-    ref = await _resolve(ws, warehouse=cmd.warehouse, material=cmd.material, owner=cmd.owner)
-    _authorize(principal, ref["warehouse"], ref["owner"])
-    material_id, material_code, decimals, shelf_life = ref["material"]
-    quantity = parse_quantity(cmd.quantity, decimals)
-    expires_on = receipt_expiry(cmd, shelf_life)
+    ref = await ws.known(warehouse=cmd.warehouse, material=cmd.material, owner=cmd.owner)
+    warehouse, material, owner = ref["warehouse"], ref["material"], ref["owner"]
+    _authorize(principal, warehouse, owner)
+    quantity = parse_quantity(cmd.quantity, material.decimals)
+    expires_on = receipt_expiry(cmd.lot.manufactured_on, cmd.lot.expires_on, material.shelf_life_days)
     position, stored_expiry = await ws.receipt_position(
-        warehouse_id=ref["warehouse"][0], material_id=material_id, owner_id=ref["owner"][0], code=cmd.lot.code,
+        warehouse_id=warehouse.id, material_id=material.id, owner_id=owner.id, code=cmd.lot.code,
         manufactured_on=cmd.lot.manufactured_on, expires_on=expires_on,
     )
     if cmd.lot.expires_on is not None and stored_expiry != cmd.lot.expires_on:
@@ -122,10 +127,8 @@ async def _receipt(ws: Workspace, cmd: c.Receipt, clock: Clock, principal: Princ
             "use a new lot code for a different batch",
             lot_id=position.lot_id,
         )
-    account_id = position.account_id
-    positions = {account_id: position}
-    postings = rules.receipt_postings(positions[account_id], quantity)
-    return _posted("receipt", cmd, clock, postings, positions, {material_id: (material_code, decimals)})
+    postings = rules.receipt_postings(position, quantity)
+    return _posted("receipt", clock, postings, {position.account_id: position}, _materials(material), **_said(cmd))
 
 
 def _check_named_lot(cmd: c.Issue | c.RotationOut, position: Position, row: asyncpg.Record, principal: Principal) -> None:
@@ -139,14 +142,15 @@ def _check_named_lot(cmd: c.Issue | c.RotationOut, position: Position, row: asyn
     ]
     if mismatch:
         raise Invalid(mismatch)
-    _authorize(principal, (row["warehouse_id"], row["warehouse"]), (position.owner_id, position.owner_code, row["sector"]))
+    _authorize(principal, WarehouseRef(row["warehouse_id"], row["warehouse"]),
+               PartyRef(position.owner_id, position.owner_code, row["sector"]))
 
 
 async def _named_lot(ws: Workspace, cmd: c.Issue | c.RotationOut, position: Position, row: asyncpg.Record,
                      principal: Principal) -> None:
     """``_check_named_lot``, after making sure the lot is one the principal may know of."""
     if row["sector"] == MILITARY and not principal.cleared_military and not lot_disclosed(
-            principal, await store.military_only(await ws.db(), position.lot_id)):
+            principal, await store.military_only(await ws.flushed_connection(), position.lot_id)):
         raise _unknown_lot(position.lot_id)
     _check_named_lot(cmd, position, row, principal)
 
@@ -156,86 +160,95 @@ async def _issue(ws: Workspace, cmd: c.Issue, clock: Clock, principal: Principal
         position, row = found
         await _named_lot(ws, cmd, position, row, principal)
         picks = [(position, parse_quantity(cmd.quantity, position.decimals))]
-        material = (position.material_id, row["material_code"], position.decimals)
+        material = MaterialRef(position.material_id, row["material_code"], position.decimals)
     elif cmd.lot_id is not None:
-        pg = await ws.db()
+        pg = await ws.flushed_connection()
         lot = await _lot(pg, cmd.lot_id, principal)
         mismatch = [
-            {"field": f, "message": f"lot {lot['code']} is {f} {lot[f]!r}, not {given!r}"}
-            for f, given in (("warehouse", cmd.warehouse), ("material", cmd.material))
-            if given is not None and given != lot[f]
+            {"field": f, "message": f"lot {lot.code} is {f} {stored!r}, not {given!r}"}
+            for f, given, stored in (("warehouse", cmd.warehouse, lot.warehouse.code),
+                                     ("material", cmd.material, lot.material.code))
+            if given is not None and given != stored
         ]
         if mismatch:
             raise Invalid(mismatch)
-        owner = (await _resolve(ws, owner=cmd.owner))["owner"]
-        _authorize(principal, (lot["warehouse_id"], lot["warehouse"]), owner)
-        quantity = parse_quantity(cmd.quantity, lot["decimals"])
+        owner = (await ws.known(owner=cmd.owner))["owner"]
+        _authorize(principal, lot.warehouse, owner)
+        quantity = parse_quantity(cmd.quantity, lot.material.decimals)
         position = await _owner_position(pg, lot, owner, open_=False)
         picks = [(position, quantity)]
-        material = (lot["material_id"], lot["material"], lot["decimals"])
+        material = lot.material
     else:
         missing = [{"field": f, "message": "is required when lot_id is not given"}
                    for f in ("warehouse", "material") if getattr(cmd, f) is None]
         if missing:
             raise Invalid(missing)
-        ref = await _resolve(ws, warehouse=cmd.warehouse, material=cmd.material, owner=cmd.owner)
-        _authorize(principal, ref["warehouse"], ref["owner"])
-        material = tuple(ref["material"])[:3]
-        quantity = parse_quantity(cmd.quantity, material[2])
-        candidates = await ws.owner_positions(ref["warehouse"][0], material[0], ref["owner"][0])
+        ref = await ws.known(warehouse=cmd.warehouse, material=cmd.material, owner=cmd.owner)
+        warehouse, material, owner = ref["warehouse"], ref["material"], ref["owner"]
+        _authorize(principal, warehouse, owner)
+        quantity = parse_quantity(cmd.quantity, material.decimals)
+        candidates = await ws.owner_positions(warehouse.id, material.id, owner.id)
         if not candidates:
             raise InsufficientStock(
                 f"{cmd.owner} holds no {cmd.material} at {cmd.warehouse}",
-                available=format_quantity(0, material[2]), requested=format_quantity(quantity, material[2]),
+                available=format_quantity(0, material.decimals), requested=format_quantity(quantity, material.decimals),
             )
         picks = rules.pick_first_expiring(candidates, quantity, clock.today)
     postings = rules.issue_postings(picks, clock.today)
     positions = {p.account_id: p for p, _ in picks}
-    return _posted("issue", cmd, clock, postings, positions, {material[0]: (material[1], material[2])})
+    return _posted("issue", clock, postings, positions, _materials(material), **_said(cmd))
 
 
-async def _one_position(ws: Workspace, cmd, principal: Principal, *, amount: str, open_: bool):
+async def _one_position(ws: Workspace, cmd, principal: Principal, *, amount: str,
+                        open_: bool) -> tuple[LotRef, Position, int]:
     """The lot, the owner's locked position in it and the parsed amount, for kinds that touch one
     position named by ``lot_id`` and ``owner``."""
-    pg = await ws.db()
+    pg = await ws.flushed_connection()
     lot = await _lot(pg, cmd.lot_id, principal)
-    owner = (await _resolve(ws, owner=cmd.owner))["owner"]
-    _authorize(principal, (lot["warehouse_id"], lot["warehouse"]), owner)
-    units = parse_quantity(getattr(cmd, amount), lot["decimals"], field=amount, allow_zero=amount == "counted")
+    owner = (await ws.known(owner=cmd.owner))["owner"]
+    _authorize(principal, lot.warehouse, owner)
+    units = parse_quantity(getattr(cmd, amount), lot.material.decimals, field=amount, allow_zero=amount == "counted")
     position = await _owner_position(pg, lot, owner, open_=open_)
     return lot, position, units
 
 
 async def _adjustment(ws: Workspace, cmd: c.Adjustment, clock: Clock, principal: Principal) -> Posted:
     lot, position, counted = await _one_position(ws, cmd, principal, amount="counted", open_=True)
-    return _posted("adjustment", cmd, clock, rules.adjustment_postings(position, counted),
-                   {position.account_id: position}, {lot["material_id"]: (lot["material"], lot["decimals"])})
+    return _posted("adjustment", clock, rules.adjustment_postings(position, counted),
+                   {position.account_id: position}, _materials(lot.material), **_said(cmd))
 
 
 async def _write_off(ws: Workspace, cmd: c.WriteOff, clock: Clock, principal: Principal) -> Posted:
     lot, position, quantity = await _one_position(ws, cmd, principal, amount="quantity", open_=False)
-    return _posted("write_off", cmd, clock, rules.write_off_postings(position, quantity),
-                   {position.account_id: position}, {lot["material_id"]: (lot["material"], lot["decimals"])})
+    return _posted("write_off", clock, rules.write_off_postings(position, quantity),
+                   {position.account_id: position}, _materials(lot.material), **_said(cmd))
 
 
 async def _ownership_transfer(ws: Workspace, cmd: c.OwnershipTransfer, clock: Clock, principal: Principal) -> Posted:
-    pg = await ws.db()
-    lot = await _lot(pg, cmd.lot_id, principal)
-    ref = await _resolve(ws, from_owner=cmd.from_owner, to_owner=cmd.to_owner)
-    _authorize(principal, (lot["warehouse_id"], lot["warehouse"]), ref["from_owner"], ref["to_owner"])
+    lot = await _lot(await ws.flushed_connection(), cmd.lot_id, principal)
+    ref = await ws.known(from_owner=cmd.from_owner, to_owner=cmd.to_owner)
+    _authorize(principal, lot.warehouse, ref["from_owner"], ref["to_owner"])
     if cmd.from_owner == cmd.to_owner:
         raise Invalid.field("to_owner", "must differ from from_owner")
-    quantity = parse_quantity(cmd.quantity, lot["decimals"])
-    source_id = await store.find_stock_account(pg, lot["id"], ref["from_owner"][0])
+    quantity = parse_quantity(cmd.quantity, lot.material.decimals)
+    return await transfer_ownership(ws, lot, ref["from_owner"], ref["to_owner"], quantity, principal, clock,
+                                    **_said(cmd))
+
+
+async def transfer_ownership(ws: Workspace, lot: LotRef, source: PartyRef, target: PartyRef, quantity: int,
+                             principal: Principal, clock: Clock, **said) -> Posted:
+    """Prepare an ownership transfer of ``quantity`` units of ``lot`` from ``source`` to ``target``
+    (the title moves, the stock stays): the internal entry point, for a caller holding the lot and
+    parties already (``reason``, ``note`` and ``occurred_at`` may be given)."""
+    _authorize(principal, lot.warehouse, source, target)
+    pg = await ws.flushed_connection()
+    source_id = await store.find_stock_account(pg, lot.id, source.id)
     if source_id is None:
-        raise InsufficientStock(f"{cmd.from_owner} holds no stock in lot {lot['code']}",
-                                available=format_quantity(0, lot["decimals"]), lot_id=lot["id"], owner=cmd.from_owner)
-    target_id = (await store.open_stock_accounts(pg, [(lot["id"], ref["to_owner"][0], lot["material_id"])]))[
-        (lot["id"], ref["to_owner"][0])]
+        raise _holds_nothing(source, lot)
+    target_id = (await store.open_stock_accounts(pg, [(lot.id, target.id, lot.material.id)]))[(lot.id, target.id)]
     positions = await store.lock_accounts(pg, [source_id, target_id])
     postings = rules.ownership_transfer_postings(positions[source_id], positions[target_id], quantity)
-    return _posted("ownership_transfer", cmd, clock, postings, positions,
-                   {lot["material_id"]: (lot["material"], lot["decimals"])})
+    return _posted("ownership_transfer", clock, postings, positions, _materials(lot.material), **said)
 
 
 async def _rotation_out(ws: Workspace, cmd: c.RotationOut, clock: Clock, principal: Principal) -> Posted:
@@ -243,20 +256,19 @@ async def _rotation_out(ws: Workspace, cmd: c.RotationOut, clock: Clock, princip
     expired lot may make too (guarantee 7), bounded by what is left of the order."""
     found = await ws.lot_position(cmd.lot_id, cmd.owner)
     if found is None:
-        pg = await ws.db()
+        pg = await ws.flushed_connection()
         lot = await _lot(pg, cmd.lot_id, principal)
-        owner = (await _resolve(ws, owner=cmd.owner))["owner"]
-        _authorize(principal, (lot["warehouse_id"], lot["warehouse"]), owner)
-        parse_quantity(cmd.quantity, lot["decimals"])
+        owner = (await ws.known(owner=cmd.owner))["owner"]
+        _authorize(principal, lot.warehouse, owner)
+        parse_quantity(cmd.quantity, lot.material.decimals)
         await _owner_position(pg, lot, owner, open_=False)  # raises: the owner holds nothing in the lot
         found = await ws.lot_position(cmd.lot_id, cmd.owner)
         if found is None:
-            raise InsufficientStock(f"{cmd.owner} holds no stock in lot {lot['code']}",
-                                    available=format_quantity(0, lot["decimals"]), lot_id=lot["id"], owner=cmd.owner)
+            raise _holds_nothing(owner, lot)
     position, row = found
     await _named_lot(ws, cmd, position, row, principal)
     quantity = parse_quantity(cmd.quantity, position.decimals)
-    pg = await ws.conn()
+    pg = await ws.connection()
     await _rotation_not_suspended(pg, position, row, clock)
     postings = rules.rotation_out_postings(position, quantity)
     order = await rotation.claim_order(pg, cmd.rotation_order_id, principal, direction="out", quantity=quantity,
@@ -264,8 +276,9 @@ async def _rotation_out(ws: Workspace, cmd: c.RotationOut, clock: Clock, princip
                                        owner_id=position.owner_id,
                                        material_id=position.material_id, decimals=position.decimals)
     await rotation.save_progress(pg, order)
-    return _posted("rotation_out", cmd, clock, postings, {position.account_id: position},
-                   {position.material_id: (row["material_code"], position.decimals)}, rotation_order_id=order.id)
+    return _posted("rotation_out", clock, postings, {position.account_id: position},
+                   _materials(MaterialRef(position.material_id, row["material_code"], position.decimals)),
+                   rotation_order_id=order.id, **_said(cmd))
 
 
 async def _rotation_not_suspended(pg: asyncpg.Connection, position: Position, row: asyncpg.Record, clock: Clock) -> None:
@@ -281,14 +294,15 @@ async def _rotation_not_suspended(pg: asyncpg.Connection, position: Position, ro
 async def _rotation_in(ws: Workspace, cmd: c.RotationIn, clock: Clock, principal: Principal) -> Posted:
     """Fresh stock replacing what a rotation order took out arrives: a receipt, bounded by what is
     left of the order. The order is checked before the receipt opens a lot, so a refusal leaves none."""
-    ref = await _resolve(ws, warehouse=cmd.warehouse, material=cmd.material, owner=cmd.owner)
-    _authorize(principal, ref["warehouse"], ref["owner"])
-    material_id, _, decimals, _ = ref["material"]
-    order = await rotation.claim_order(await ws.conn(), cmd.rotation_order_id, principal, direction="in",
-                                       quantity=parse_quantity(cmd.quantity, decimals), lot_id=None,
-                                       warehouse_id=ref["warehouse"][0], owner_id=ref["owner"][0], material_id=material_id, decimals=decimals)
+    ref = await ws.known(warehouse=cmd.warehouse, material=cmd.material, owner=cmd.owner)
+    warehouse, material, owner = ref["warehouse"], ref["material"], ref["owner"]
+    _authorize(principal, warehouse, owner)
+    order = await rotation.claim_order(await ws.connection(), cmd.rotation_order_id, principal, direction="in",
+                                       quantity=parse_quantity(cmd.quantity, material.decimals), lot_id=None,
+                                       warehouse_id=warehouse.id, owner_id=owner.id, material_id=material.id,
+                                       decimals=material.decimals)
     posted = await _receipt(ws, cmd, clock, principal)
-    await rotation.save_progress(await ws.conn(), order)
+    await rotation.save_progress(await ws.connection(), order)
     return dataclasses.replace(posted, kind="rotation_in", rotation_order_id=order.id)
 
 
@@ -296,7 +310,7 @@ NOT_REVERSIBLE = {"reversal", "transfer_dispatch", "transfer_receipt"}
 
 
 async def _reversal(ws: Workspace, cmd: c.Reversal, clock: Clock, principal: Principal) -> Posted:
-    pg = await ws.db()
+    pg = await ws.flushed_connection()
     head, original = await store.movement_for_reversal(pg, cmd.movement_id)
     if head is None:
         raise NotFound(f"movement {cmd.movement_id} does not exist")
@@ -311,14 +325,15 @@ async def _reversal(ws: Workspace, cmd: c.Reversal, clock: Clock, principal: Pri
         raise Conflict(f"movement {cmd.movement_id} was already reversed by {head['reversed_by']}",
                        reversed_by=head["reversed_by"])
     for place in places:
-        _authorize(principal, (place["warehouse_id"], place["warehouse"]), (place["owner_id"], place["owner"], place["sector"]))
+        _authorize(principal, WarehouseRef(place["warehouse_id"], place["warehouse"]),
+                   PartyRef(place["owner_id"], place["owner"], place["sector"]))
     positions = await store.lock_accounts(pg, account_ids)
     postings = rules.reversal_postings(original, positions)
     if head["kind"] in ("rotation_out", "rotation_in"):
         await rotation.undo_progress(pg, cmd.movement_id, head["kind"],
                                      sum(p.delta for p in original if p.account_id is not None))
     materials = await masterdata_store.material_codes(pg, list({p.material_id for p in original}))
-    return _posted("reversal", cmd, clock, postings, positions, materials, reverses=cmd.movement_id)
+    return _posted("reversal", clock, postings, positions, materials, reverses=cmd.movement_id, **_said(cmd))
 
 
 HANDLERS = {

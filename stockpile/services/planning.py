@@ -21,10 +21,11 @@ import asyncpg
 
 from stockpile.domain import allocation, floors, rules as rules_
 from stockpile.domain.allocation import Allowance, Demand, Solution, Supply
+from stockpile.domain.potential import Need, Tasked, Tasking, plan_taskings
 from stockpile.domain.errors import TooLarge
 from stockpile.domain.rules import Rule
 from stockpile.store import allocation as store
-from stockpile.store import coverage, readiness, rules
+from stockpile.store import coverage, readiness, rules, taskings as tasking_store
 
 THOUSANDTHS = 1000
 
@@ -69,6 +70,8 @@ class Planned:
     floors: dict[int, floors.Floor]
     bound: list[dict[str, Any]] = field(default_factory=list)   # targets whose floor limited the plan
     drawn: dict[int, int] = field(default_factory=dict)         # target id → thousandths the plan takes from it
+    taskings: list[Tasking] = field(default_factory=list)       # capacity tasked for what stock left unmet
+    capacities: dict[int, asyncpg.Record] = field(default_factory=dict)  # capacity id → the capacity tasked
 
 
 def _rule_floors(ruleset: Iterable[Rule]) -> list[Rule]:
@@ -154,16 +157,32 @@ def _solve(requests: list[Mapping[str, Any]], positions: list[asyncpg.Record], m
                             max_requests=limits.max_requests, max_arcs=limits.max_arcs, time_limit_s=limits.time_limit_s)
 
 
+@dataclass(frozen=True)
+class InForce:
+    """The rule table in force (its version) and every region's effective readiness level."""
+
+    version: int
+    ruleset: list[Rule]
+    levels: dict[int, str]
+
+    @classmethod
+    async def read(cls, pg: asyncpg.Connection, level_overrides: dict[int, str] | None = None) -> InForce:
+        """What is in force now, with a drill's ``level_overrides`` (region id → level) applied."""
+        version, ruleset = await rules.ruleset(pg)
+        return cls(version, ruleset, await readiness.effective_levels(pg, level_overrides))
+
+
 async def plan(pg: asyncpg.Connection, requests: list[Mapping[str, Any]], *, today: date, limits: Limits,
-               level_overrides: dict[int, str] | None = None, lost_warehouse_ids: Iterable[int] = (),
+               in_force: InForce | None = None, lost_warehouse_ids: Iterable[int] = (),
                cleared: bool = True) -> Planned:
-    """Solve ``requests`` (rows of allocation_requests, or a drill's synthetic ones) against the stock now.
+    """Solve ``requests`` (rows of allocation_requests, or a drill's synthetic ones) against the stock now,
+    under the rules and levels ``in_force`` (read now when not given).
 
     Unless ``cleared``, on the stock a reader without military clearance may know of: no military
     position is a candidate, and the floors count no military stock, so no figure of the plan
     depends on a military position."""
-    version, ruleset = await rules.ruleset(pg)
-    levels = await readiness.effective_levels(pg, level_overrides)
+    in_force = in_force or await InForce.read(pg)
+    version, ruleset, levels = in_force.version, in_force.ruleset, in_force.levels
     level_of = {r["id"]: levels.get(r["destination_region_id"], "peacetime") for r in requests}
     positions = await store.candidate_positions(
         pg, material_ids=sorted({r["material_id"] for r in requests if r["material_id"] is not None}),
@@ -186,5 +205,33 @@ async def plan(pg: asyncpg.Connection, requests: list[Mapping[str, Any]], *, tod
     bound = [{"target": f.code, "protected": thousandths(f.protected), "headroom": thousandths(f.headroom),
               "drawn": thousandths(taken.get(t, 0))}
              for t, f in sorted(target_floors.items()) if f.headroom - taken.get(t, 0) <= 0]
+    tasked, capacities = await _task_capacity(pg, requests, solution, today, lost_warehouse_ids, cleared)
     return Planned(solution, {r["id"]: r for r in requests}, {p["account_id"]: p for p in positions}, version,
-                   {r.code: r for r in ruleset}, level_of, target_floors, bound, dict(taken))
+                   {r.code: r for r in ruleset}, level_of, target_floors, bound, dict(taken), tasked, capacities)
+
+
+async def _task_capacity(pg: asyncpg.Connection, requests: list[Mapping[str, Any]], solution: Solution, today: date,
+                         lost_warehouse_ids: Iterable[int], cleared: bool,
+                         ) -> tuple[list[Tasking], dict[int, asyncpg.Record]]:
+    """Capacity as a source after stock (``stockpile.domain.potential.plan_taskings``): what the solve
+    left unmet is offered to the capacities whose lead time fits each need date, tier by tier.
+    Unless ``cleared``, no military capacity is tasked."""
+    short = [r for r in requests if solution.unfilled[r["id"]] > 0]
+    if not short:
+        return [], {}
+    found = await tasking_store.capacities_for(
+        pg, sorted({r["material_id"] for r in short if r["material_id"] is not None}),
+        sorted({r["substitution_group"] for r in short if r["substitution_group"] is not None}),
+        lost_warehouse_ids=list(lost_warehouse_ids), cleared=cleared)
+    if not found:
+        return [], {}
+    in_group: dict[str, set[int]] = defaultdict(set)
+    for k in found:
+        if k["substitution_group"] is not None:
+            in_group[k["substitution_group"]].add(k["material_id"])
+    needs = [Need(r["id"], r["priority"], r["needed_by"],
+                  frozenset({r["material_id"]} if r["material_id"] is not None else in_group[r["substitution_group"]]),
+                  solution.unfilled[r["id"]], r["destination_region_id"]) for r in short]
+    tasked = plan_taskings(needs, [Tasked(k["id"], k["material_id"], k["daily_quantity"], k["lead_days"],
+                                          frozenset(k["region_ids"])) for k in found], today)
+    return tasked, {k["id"]: k for k in found}

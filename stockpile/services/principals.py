@@ -25,7 +25,7 @@ import asyncpg
 
 from stockpile.domain.access import MILITARY, Principal
 from stockpile.domain.errors import Forbidden, Invalid, NotFound
-from stockpile.domain.principals import CLI_PREFIX, Rights, require_may_issue, reserved_name, rights_to_add
+from stockpile.domain.principals import CLI_PREFIX, SENSOR_PREFIX, Rights, require_may_issue, reserved_name, rights_to_add
 from stockpile.store import tokens as store
 
 
@@ -151,7 +151,8 @@ async def set_disabled(pg: asyncpg.Connection, name: str, disabled: bool) -> boo
     """Disable a principal (none of its tokens authenticates) or enable it again; whether it changed.
     The command line's own ``cli:`` principals stay disabled."""
     if not disabled and reserved_name(name):
-        raise Invalid.field("principal", f"{name} is the command line's attribution principal and stays disabled")
+        raise Invalid.field("principal", f"{name} is an attribution principal (of the command line or a sensor) "
+                                         "and stays disabled")
     record = await _record(pg, name)
     return await store.set_disabled(pg, record["id"], disabled)
 
@@ -180,3 +181,11 @@ async def command_line(pg: asyncpg.Connection, user: str) -> Principal:
     name = f"{CLI_PREFIX}{user}"
     principal_id = await store.attribution_principal(pg, name)
     return Principal(principal_id, name, frozenset({"admin"}), MILITARY)
+
+
+async def sensor_attribution(pg: asyncpg.Connection, code: str) -> Principal:
+    """``sensor:<code>``, whom what a sensor's rules do on their own (a cold-chain excursion's lot
+    quarantine) is attributed to: like the command line's, it holds no rights in the table, is
+    disabled, and no token authenticates as it."""
+    name = f"{SENSOR_PREFIX}{code}"
+    return Principal(await store.attribution_principal(pg, name), name, frozenset())

@@ -6,14 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 import asyncpg
 
 from stockpile.domain import readiness
 from stockpile.domain.access import Principal
 from stockpile.domain.errors import Conflict, Invalid, NotFound
-from stockpile.domain.moments import rfc3339
 from stockpile.domain.rules import Rule
 from stockpile.services import commands as c
 from stockpile.store import masterdata, rules
@@ -80,7 +78,18 @@ async def declaration(pg: asyncpg.Connection, declaration_id: str) -> asyncpg.Re
     return row
 
 
-async def levels(pg: asyncpg.Connection) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class RegionLevel:
+    """A region's effective level (``api.presenters.readiness.present_level`` shows it): its row,
+    its parent's code, and the nearest region (itself or an ancestor) declaring that level, if any."""
+
+    region: asyncpg.Record
+    parent: str | None
+    level: str
+    source: asyncpg.Record | None
+
+
+async def levels(pg: asyncpg.Connection) -> list[RegionLevel]:
     """Every region's effective level, with the region its level comes from."""
     rows = await store.regions(pg)
     by_id = {r["id"]: r for r in rows}
@@ -93,13 +102,7 @@ async def levels(pg: asyncpg.Connection) -> list[dict[str, Any]]:
                 source = walk
                 break
             walk = by_id.get(walk["parent_id"])
-        items.append({
-            "region": r["code"], "name": r["name"], "parent": by_id[r["parent_id"]]["code"] if r["parent_id"] else None,
-            "level": effective[r["id"]], "declared_level": r["own_level"] or "peacetime",
-            "source_region": source["code"] if source else None,
-            "declaration_id": str(source["declaration_id"]) if source else None,
-            "since": rfc3339(source["effective_at"]) if source else None, "pending_confirmations": r["pending"],
-        })
+        items.append(RegionLevel(r, by_id[r["parent_id"]]["code"] if r["parent_id"] else None, effective[r["id"]], source))
     return items
 
 

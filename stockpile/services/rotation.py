@@ -8,6 +8,7 @@ reads, advances and cancels them.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 
@@ -81,8 +82,13 @@ async def orders(pg: asyncpg.Connection, principal: Principal, *, state: str | N
                  limit: int) -> list[asyncpg.Record]:
     """The orders ``principal`` may see (of its warehouses; none of a military position without
     clearance), by out-by date."""
-    return await store.orders(pg, state=state, warehouse=warehouse, material=material, due_before=due_before,
-                              after=after, limit=limit, **principal.visibility.ledger)
+    return await store.orders(state=state, warehouse=warehouse, material=material, due_before=due_before,
+                              after=after, limit=limit, **principal.visibility.ledger).fetch(pg)
+
+
+def every_order(pg: asyncpg.Connection, principal: Principal, **filters) -> AsyncIterator[asyncpg.Record]:
+    """Every order ``orders`` pages through with these filters, streamed (an export)."""
+    return store.orders(**filters, after=None, limit=None, **principal.visibility.ledger).stream(pg)
 
 
 async def get_order(pg: asyncpg.Connection, order_id: str, principal: Principal) -> asyncpg.Record:

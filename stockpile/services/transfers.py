@@ -4,6 +4,8 @@ the destination that remembers its origin; a short receipt posts the difference 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 import asyncpg
@@ -13,69 +15,96 @@ from stockpile.domain.access import MILITARY, Principal, require_cleared, requir
 from stockpile.domain.errors import Conflict, Invalid, NotFound
 from stockpile.domain.moments import Clock, rfc3339
 from stockpile.domain.quantities import format_quantity, parse_quantity
+from stockpile.domain.refs import LotRef, MaterialRef, PartyRef, WarehouseRef
 from stockpile.services import commands as c
-from stockpile.services.movements import Posted, _resolve
+from stockpile.services.movements import Posted
 from stockpile.services.workspace import Pending, Workspace
 from stockpile.store import ledger as store
 from stockpile.store import transfers as transfer_store
+from stockpile.store.db import STREAM_BATCH
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a transfer to send: this many units of one owner's stock in one lot."""
+
+    lot: LotRef
+    owner: PartyRef
+    quantity: int
 
 
 async def dispatch(pg: asyncpg.Connection, cmd: c.TransferIn, principal: Principal, clock: Clock) -> tuple[dict, Posted]:
+    """``POST /transfers``: check the request's codes, scope, clearance and amounts, then ``send``."""
     if cmd.from_warehouse == cmd.to_warehouse:
         raise Invalid.field("to_warehouse", "must differ from from_warehouse")
-    ws = Workspace(pg)
-    ref = await _resolve(ws, from_warehouse=cmd.from_warehouse, to_warehouse=cmd.to_warehouse)
+    ref = await Workspace(pg).known(from_warehouse=cmd.from_warehouse, to_warehouse=cmd.to_warehouse)
     source, target = ref["from_warehouse"], ref["to_warehouse"]
-    require_warehouse(principal, source[0], source[1])
-    owners = await transfer_store.party_ids(pg, [line.owner for line in cmd.lines])
-    for owner_id, sector in owners.values():
-        require_cleared(principal, sector)
-    owners = {code: owner_id for code, (owner_id, _) in owners.items()}
+    require_warehouse(principal, source.id, source.code)
+    owners = await transfer_store.parties(pg, [line.owner for line in cmd.lines])
+    for owner in owners.values():
+        require_cleared(principal, owner.sector)
     lots = await transfer_store.lots_by_id(pg, [line.lot_id for line in cmd.lines])
-    errors, specs, quantities = [], [], []
+    errors, lines = [], []
     for i, line in enumerate(cmd.lines):
         lot = lots.get(line.lot_id)
         if lot is None:
             errors.append({"field": f"lines[{i}].lot_id", "message": f"unknown lot {line.lot_id!r}"})
             continue
-        if lot["warehouse_id"] != source[0]:
+        if lot["warehouse_id"] != source.id:
             errors.append({"field": f"lines[{i}].lot_id", "message": f"lot {lot['code']} is not at {cmd.from_warehouse}"})
         if line.owner not in owners:
             errors.append({"field": f"lines[{i}].owner", "message": f"unknown owner code {line.owner!r}"})
             continue
         try:
-            quantities.append(parse_quantity(line.quantity, lot["decimals"], field=f"lines[{i}].quantity"))
+            quantity = parse_quantity(line.quantity, lot["decimals"], field=f"lines[{i}].quantity")
         except Invalid as exc:
             errors += exc.errors
             continue
-        specs.append((line.lot_id, owners[line.owner], lot["material_id"]))
-    if len({(s[0], s[1]) for s in specs}) != len(specs):
+        lines.append(Line(LotRef(line.lot_id, lot["code"], source,
+                                 MaterialRef(lot["material_id"], lot["material"], lot["decimals"])),
+                          owners[line.owner], quantity))
+    if len({(x.lot.id, x.owner.id) for x in lines}) != len(lines):
         errors.append({"field": "lines", "message": "each (lot_id, owner) may appear once"})
     if errors:
         raise Invalid(errors)
+    transfer_id, posted = await send(pg, source, target, lines, principal, clock,
+                                     expected_at=cmd.expected_at, note=cmd.note)
+    return await show(pg, transfer_id), posted
 
+
+async def send(pg: asyncpg.Connection, source: WarehouseRef, target: WarehouseRef, lines: list[Line],
+               principal: Principal, clock: Clock, *, expected_at: datetime | None = None,
+               note: str | None = None) -> tuple[str, Posted]:
+    """Move the lines' stock from ``source`` into transit to ``target``: the internal entry point,
+    for a caller that has checked the lines (each lot at ``source``, each (lot, owner) once). Returns
+    the transfer's id and its ``transfer_dispatch`` movement."""
+    require_warehouse(principal, source.id, source.code)
+    for line in lines:
+        require_cleared(principal, line.owner.sector)
+    specs = [(x.lot.id, x.owner.id, x.lot.material.id) for x in lines]
     source_ids = await transfer_store.stock_account_ids(pg, specs)
-    for i, (spec, account_id) in enumerate(zip(specs, source_ids)):
+    for line, account_id in zip(lines, source_ids):
         if account_id is None:
             raise rules.InsufficientStock(
-                f"{cmd.lines[i].owner} holds no stock in lot {lots[spec[0]]['code']}",
-                available=format_quantity(0, lots[spec[0]]["decimals"]), lot_id=spec[0], owner=cmd.lines[i].owner,
+                f"{line.owner.code} holds no stock in lot {line.lot.code}",
+                available=format_quantity(0, line.lot.material.decimals), lot_id=line.lot.id, owner=line.owner.code,
             )
     transfer_id = str(uuid.uuid4())
-    await transfer_store.insert_transfer(pg, transfer_id, source[0], target[0], cmd.expected_at, clock.now, principal.id)
+    await transfer_store.insert_transfer(pg, transfer_id, source.id, target.id, expected_at, clock.now, principal.id)
     transit_ids = await store.open_transit_accounts(pg, transfer_id, specs)
     positions = await store.lock_accounts(pg, source_ids + transit_ids)
-    lines = [(positions[s], positions[t], q) for s, t, q in zip(source_ids, transit_ids, quantities)]
-    postings = rules.dispatch_postings(lines, clock.today)
+    quantities = [x.quantity for x in lines]
+    postings = rules.dispatch_postings(
+        [(positions[s], positions[t], q) for s, t, q in zip(source_ids, transit_ids, quantities)], clock.today)
     await transfer_store.insert_lines(pg, transfer_id, specs, quantities, transit_ids)
-    materials = {lot["material_id"]: (lot["material"], lot["decimals"]) for lot in lots.values()}
+    materials = {x.lot.material.id: (x.lot.material.code, x.lot.material.decimals) for x in lines}
     posted = Posted(
         id=str(uuid.uuid4()), kind="transfer_dispatch", occurred_at=clock.now, recorded_at=clock.now,
-        postings=postings, positions=positions, materials=materials, note=cmd.note, transfer_id=transfer_id,
+        postings=postings, positions=positions, materials=materials, note=note, transfer_id=transfer_id,
         transit_of={t: transfer_id for t in transit_ids},
     )
     await _append(pg, posted, principal)
-    return await show(pg, transfer_id), posted
+    return transfer_id, posted
 
 
 async def receive(pg: asyncpg.Connection, transfer_id: str, cmd: c.TransferReceiptIn, principal: Principal,
@@ -184,11 +213,31 @@ async def listing(pg: asyncpg.Connection, principal: Principal, *, state: str | 
                   after: tuple[datetime, uuid.UUID] | None, size: int) -> tuple[list[dict], asyncpg.Record | None]:
     """A page of the transfers ``principal`` may see, newest first, each as ``show`` presents it (the
     lines of the whole page read in one statement), and the last row when more follow."""
-    heads = await transfer_store.page(pg, state=state, warehouse=warehouse, after=after, limit=size + 1,
-                                      **principal.visibility.ledger)
+    heads = await transfer_store.heads(state=state, warehouse=warehouse, after=after, limit=size + 1,
+                                       **principal.visibility.ledger).fetch(pg)
     more, heads = len(heads) > size, heads[:size]
-    lines = await transfer_store.lines_of(pg, [head["id"] for head in heads])
-    return [_present(head, lines.get(head["id"], [])) for head in heads], heads[-1] if more and heads else None
+    return await _with_lines(pg, heads), heads[-1] if more and heads else None
+
+
+async def every_transfer(pg: asyncpg.Connection, principal: Principal, *, state: str | None,
+                         warehouse: str | None) -> AsyncIterator[dict]:
+    """Every transfer ``listing`` pages through, streamed (an export): heads through a cursor, the
+    lines of each batch of heads in one statement."""
+    batch: list[asyncpg.Record] = []
+    async for head in transfer_store.heads(state=state, warehouse=warehouse, after=None, limit=None,
+                                           **principal.visibility.ledger).stream(pg):
+        batch.append(head)
+        if len(batch) == STREAM_BATCH:
+            for transfer in await _with_lines(pg, batch):
+                yield transfer
+            batch = []
+    for transfer in await _with_lines(pg, batch):
+        yield transfer
+
+
+async def _with_lines(pg: asyncpg.Connection, heads: list[asyncpg.Record]) -> list[dict]:
+    lines = await transfer_store.lines_of(pg, [head["id"] for head in heads]) if heads else {}
+    return [_present(head, lines.get(head["id"], [])) for head in heads]
 
 
 def _present(head, lines) -> dict:

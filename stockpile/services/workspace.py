@@ -1,20 +1,21 @@
 """A transaction's working set for posting movements: what it has read and locked, and the
 movements it has yet to append.
 
-A single request uses a bare workspace: each read goes to the database, each movement is appended
-at once. A batch first *preloads*: it resolves every code, opens every receipt's lot and position,
-and locks every position the batch touches in one ordered statement; then the rules run in memory,
-movement after movement, each seeing the balances the previous ones left; and everything is
-appended in one statement at the end. The rules are the same either way — only the number of round
-trips changes.
+A bare workspace (an import, a plan's dispatch) reads from the database as it goes and appends when
+flushed. The group commit (``services.posting``) first *preloads*: it resolves every code, opens every
+receipt's lot and position, and locks every position the group touches in one ordered statement;
+then the rules run in memory, movement after movement, each seeing the balances the previous ones
+left, and everything is appended in as few statements as possible. The rules are the same either
+way — only the number of round trips changes.
 
-Any read that the cache cannot answer first appends what is pending, so the database and the
-cache never disagree.
+A read the cache cannot answer goes through ``flushed_connection()``, which first appends what is
+pending, so the database and the cache never disagree; a write that reads nothing the pending
+movements change goes through ``connection()``, which leaves them pending.
 
 A workspace may also append in the background (``background=N``, as the group commit does): once
 N movements are pending and no append is under way, ``append_soon`` sends them and lets the rules
-go on with the next movements while PostgreSQL writes these. Reads the cache cannot answer, and
-``flush``, wait for that append first; ``settle`` waits for it when the transaction is given up.
+go on with the next movements while PostgreSQL writes these. Both connections, and ``flush``, wait
+for that append first; ``settle`` waits for it when the transaction is given up.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Iterable, Sequence
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -31,7 +32,9 @@ import asyncpg
 from stockpile.domain.access import Principal
 from stockpile.domain.errors import Conflict, DomainError, Invalid
 from stockpile.domain.ledger import Position
+from stockpile.domain.lots import receipt_expiry
 from stockpile.domain.quantities import parse_quantity
+from stockpile.domain.refs import MaterialRef, PartyRef, WarehouseRef
 from stockpile.services import commands as c
 from stockpile.store import ledger as store
 
@@ -58,7 +61,7 @@ class Workspace:
         self.pending: list[Pending] = []
         self.background = background
         self._appending: asyncio.Task | None = None
-        self._codes: dict[tuple[str, str], tuple | None] = {}
+        self._codes: dict[tuple[str, str], WarehouseRef | MaterialRef | PartyRef | None] = {}
         self._positions: dict[int, Position] = {}
         self._facts: dict[int, asyncpg.Record] = {}
         self._by_lot_owner: dict[tuple[str, str], int] = {}
@@ -67,32 +70,42 @@ class Workspace:
 
     # -- reads -----------------------------------------------------------------------------
 
-    async def conn(self) -> asyncpg.Connection:
-        """The connection, once no background append is under way (what is pending stays pending)."""
+    async def connection(self) -> asyncpg.Connection:
+        """The connection, once no background append is under way; what is pending stays pending
+        (for writes that do not read what the pending movements change)."""
         if self._appending is not None:
             appending, self._appending = self._appending, None
             await appending
         return self.pg
 
-    async def db(self) -> asyncpg.Connection:
+    async def flushed_connection(self) -> asyncpg.Connection:
         """The connection, after appending what is pending (for reads the cache does not serve)."""
         await self.flush()
         return self.pg
 
-    async def resolve(self, **codes: str | None) -> dict[str, tuple | None]:
+    async def resolve(self, **codes: str | None) -> dict[str, WarehouseRef | MaterialRef | PartyRef | None]:
         """Codes named by their request field (warehouse, from_warehouse, to_warehouse, material, owner,
-        from_owner, to_owner) → (id, code, …) or None when unknown."""
+        from_owner, to_owner) → their reference, or None when unknown."""
         kinds = {k: FIELD_KINDS.get(k, k) for k in codes}
         missing = {(kinds[k], v) for k, v in codes.items() if v is not None and (kinds[k], v) not in self._codes}
         if missing:
             await self._resolve_bulk(missing)
         return {k: self._codes[(kinds[k], v)] for k, v in codes.items() if v is not None}
 
+    async def known(self, **codes: str | None) -> dict[str, WarehouseRef | MaterialRef | PartyRef]:
+        """``resolve``, refusing unknown codes (422, each named by its field)."""
+        found = await self.resolve(**codes)
+        errors = [{"field": k, "message": f"unknown {k.removeprefix('from_').removeprefix('to_')} code {codes[k]!r}"}
+                  for k, v in found.items() if v is None]
+        if errors:
+            raise Invalid(errors)
+        return found
+
     async def lot_position(self, lot_id: str, owner_code: str) -> tuple[Position, asyncpg.Record] | None:
         """The owner's locked position in a lot, with the lot's facts; None if there is none."""
         account_id = self._by_lot_owner.get((lot_id, owner_code))
         if account_id is None:
-            row = await store.lock_lot_position(await self.db(), lot_id, owner_code)
+            row = await store.lock_lot_position(await self.flushed_connection(), lot_id, owner_code)
             if row is None:
                 return None
             account_id = self._remember(row)
@@ -105,7 +118,7 @@ class Workspace:
         account_id = self._by_receipt.get((warehouse_id, material_id, code, owner_id))
         if account_id is None:
             row = await store.lock_receipt_position(
-                await self.db(), warehouse_id=warehouse_id, material_id=material_id, owner_id=owner_id, code=code,
+                await self.flushed_connection(), warehouse_id=warehouse_id, material_id=material_id, owner_id=owner_id, code=code,
                 manufactured_on=manufactured_on, expires_on=expires_on,
             )
             self._positions[row["account_id"]] = store.to_position(row)
@@ -116,7 +129,7 @@ class Workspace:
         """Every locked position of one owner for one material at one warehouse (for picking)."""
         ids = self._by_owner.get((warehouse_id, material_id, owner_id))
         if ids is None:
-            positions = await store.lock_owner_positions(await self.db(), warehouse_id, material_id, owner_id)
+            positions = await store.lock_owner_positions(await self.flushed_connection(), warehouse_id, material_id, owner_id)
             for position in positions:
                 self._positions[position.account_id] = position
             return positions
@@ -138,7 +151,7 @@ class Workspace:
         self.append(pending)
         if self.background and len(self.pending) >= self.background:
             if self._appending is not None and self._appending.done():
-                await self.conn()  # collect its outcome
+                await self.connection()  # collect its outcome
             if self._appending is not None:
                 return
             batch, self.pending = self.pending, []
@@ -147,7 +160,7 @@ class Workspace:
 
     async def flush(self) -> None:
         """Append every pending movement (postings, idempotency records, audit events) in one statement."""
-        await self.conn()
+        await self.connection()
         if self.pending:
             pending, self.pending = self.pending, []
             await self._insert(pending)
@@ -156,7 +169,7 @@ class Workspace:
         """Wait for a background append still under way (its outcome no longer matters: the
         transaction is being given up), so the connection is free to roll back."""
         with contextlib.suppress(Exception):
-            await self.conn()
+            await self.connection()
 
     async def _insert(self, pending: list[Pending]) -> None:
         try:
@@ -191,21 +204,21 @@ class Workspace:
             if isinstance(x, c.Receipt):
                 w, m, o = (self._codes.get(("warehouse", x.warehouse)), self._codes.get(("material", x.material)),
                            self._codes.get(("party", x.owner)))
-                if not (w and m and o and principal.covers_warehouse(w[0]) and principal.may_see_owner(o[2])):
+                if not (w and m and o and principal.covers_warehouse(w.id) and principal.may_see_owner(o.sector)):
                     continue
                 try:
-                    parse_quantity(x.quantity, m[2])
-                    expires_on = receipt_expiry(x, m[3])
+                    parse_quantity(x.quantity, m.decimals)
+                    expires_on = receipt_expiry(x.lot.manufactured_on, x.lot.expires_on, m.shelf_life_days)
                 except DomainError:
                     continue
-                receipts.append((w[0], m[0], x.lot.code, o[0], x.lot.manufactured_on, expires_on))
+                receipts.append((w.id, m.id, x.lot.code, o.id, x.lot.manufactured_on, expires_on))
         if receipts:
             await store.open_receipt_positions(self.pg, receipts)
-        by_lot = sorted({(lot_id, self._codes[("party", owner)][0]) for x in commands
+        by_lot = sorted({(lot_id, self._codes[("party", owner)].id) for x in commands
                          for lot_id, owner in _named_positions(x) if self._codes.get(("party", owner))})
         by_owner = sorted({
-            (self._codes[("warehouse", x.warehouse)][0], self._codes[("material", x.material)][0],
-             self._codes[("party", x.owner)][0])
+            (self._codes[("warehouse", x.warehouse)].id, self._codes[("material", x.material)].id,
+             self._codes[("party", x.owner)].id)
             for x in commands
             if isinstance(x, c.Issue) and not x.lot_id and self._codes.get(("warehouse", x.warehouse))
             and self._codes.get(("material", x.material)) and self._codes.get(("party", x.owner))
@@ -233,7 +246,7 @@ class Workspace:
     async def _resolve_bulk(self, wanted: Iterable[tuple[str, str]]) -> None:
         wanted = set(wanted)
         found = await store.resolve_codes(
-            await self.conn(),
+            await self.connection(),
             warehouses=[v for k, v in wanted if k == "warehouse"],
             materials=[v for k, v in wanted if k == "material"],
             parties=[v for k, v in wanted if k == "party"],
@@ -249,18 +262,3 @@ def _named_positions(cmd: c.Movement) -> list[tuple[str, str]]:
     if isinstance(cmd, c.OwnershipTransfer):
         return [(cmd.lot_id, cmd.from_owner), (cmd.lot_id, cmd.to_owner)]
     return []
-
-
-def receipt_expiry(cmd: c.Receipt, shelf_life_days: int | None) -> date | None:
-    """The expiry a received lot gets: as given, or manufactured_on + shelf life for a perishable."""
-    expires_on = cmd.lot.expires_on
-    if expires_on is None and shelf_life_days is not None:
-        if cmd.lot.manufactured_on is None:
-            raise Invalid.field("lot.expires_on", "is required for a perishable material (or give manufactured_on)")
-        try:
-            expires_on = cmd.lot.manufactured_on + timedelta(days=shelf_life_days)
-        except OverflowError:
-            raise Invalid.field("lot.manufactured_on", "is too late to add the material's shelf life to") from None
-    if expires_on and cmd.lot.manufactured_on and expires_on < cmd.lot.manufactured_on:
-        raise Invalid.field("lot.expires_on", "is before manufactured_on")
-    return expires_on

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from stockpile.domain.alerts import Wanted
+from stockpile.store.db import Statement
 from stockpile.store.visibility import ALERTS, TARGET_COUNTS_EVERY_OWNER
 
 EVALUATION_LOCK = 0x5710C9A2
@@ -161,14 +162,15 @@ ALERT = """SELECT a.id::text AS id, a.kind, a.subject, a.severity, a.state, a.ti
              LEFT JOIN alert_evaluations e ON e.kind = a.kind"""
 
 
-async def alerts(pg: asyncpg.Connection, *, state: str | None, kind: str | None, after: str | None, limit: int,
-                 visibility: dict[str, Any]) -> list[asyncpg.Record]:
-    return await pg.fetch(
+def alerts(*, state: str | None, kind: str | None, after: str | None, limit: int | None,
+           visibility: dict[str, Any]) -> Statement:
+    """Alerts the reader (``visibility``) may see, newest first; ``limit`` None: every one."""
+    return Statement(
         f"""{ALERT} WHERE {VISIBLE} AND ($4::text IS NULL OR a.state = $4) AND ($5::text IS NULL OR a.kind = $5)
               AND ($6::timestamptz IS NULL OR a.opened_at < $6::timestamptz)
             ORDER BY a.opened_at DESC LIMIT $7""",
-        visibility["warehouse_ids"], visibility["region_ids"], visibility["cleared"], state, kind,
-        datetime.fromisoformat(after) if after else None, limit,
+        (visibility["warehouse_ids"], visibility["region_ids"], visibility["cleared"], state, kind,
+         datetime.fromisoformat(after) if after else None, limit),
     )
 
 

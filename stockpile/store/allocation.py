@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from stockpile.store.db import Statement
 from stockpile.store.visibility import COUNTED_STOCK, DRILLS, PLANS, REQUESTS, TARGETS
 
 _REQUEST = """
@@ -43,13 +44,14 @@ async def request(pg: asyncpg.Connection, request_id: str, *, warehouse_ids: lis
         + (" FOR UPDATE OF r" if for_update else ""), request_id, warehouse_ids, cleared)
 
 
-async def requests(pg: asyncpg.Connection, *, state: str | None, priority: str | None, after: str | None,
-                   limit: int, warehouse_ids: list[int] | None = None, cleared: bool = True) -> list[asyncpg.Record]:
-    return await pg.fetch(
+def requests(*, state: str | None, priority: str | None, after: str | None, limit: int | None,
+             warehouse_ids: list[int] | None = None, cleared: bool = True) -> Statement:
+    """Requests the reader may see, by id; ``limit`` None: every one."""
+    return Statement(
         _REQUEST + f""" WHERE ($1::text IS NULL OR r.state = $1) AND ($2::text IS NULL OR r.priority = $2)
                          AND ($3::uuid IS NULL OR r.id > $3) AND {REQUESTS.format(warehouses='$5', cleared='$6')}
                        ORDER BY r.id LIMIT $4""",
-        state, priority, after, limit, warehouse_ids, cleared)
+        (state, priority, after, limit, warehouse_ids, cleared))
 
 
 async def pending_requests(pg: asyncpg.Connection, *, region_id: int | None, request_ids: list[str] | None,
@@ -255,13 +257,15 @@ SELECT pl.id, pl.plan_id::text AS plan_id, pl.request_id::text AS request_id, pl
        l.code AS lot_code, l.expires_on, pl.owner_id, o.code AS owner, o.sector AS owner_sector, pl.warehouse_id,
        w.code AS warehouse, pl.quantity, pl.distance_km, pl.rule_code, pl.obligation, m.decimals,
        m.code AS material, l.material_id, pl.transfer_id::text AS transfer_id, t.received_at,
-       pl.obligation_id::text AS obligation_id, r.requester_id, r.destination_id, d.code AS destination
+       pl.obligation_id::text AS obligation_id, r.requester_id, rq.code AS requester, rq.sector AS requester_sector,
+       r.destination_id, d.code AS destination
   FROM plan_lines pl
   JOIN lots l ON l.id = pl.lot_id
   JOIN materials m ON m.id = l.material_id
   JOIN parties o ON o.id = pl.owner_id
   JOIN warehouses w ON w.id = pl.warehouse_id
   JOIN allocation_requests r ON r.id = pl.request_id
+  JOIN parties rq ON rq.id = r.requester_id
   JOIN warehouses d ON d.id = r.destination_id
   LEFT JOIN transfers t ON t.id = pl.transfer_id
 """
@@ -344,7 +348,8 @@ async def lapsed_plans(pg: asyncpg.Connection, now) -> list[str]:
 
 
 async def unfilled_requests(pg: asyncpg.Connection, today: date) -> list[asyncpg.Record]:
-    """Requests past their need date that have not received all they asked for."""
+    """Requests past their need date that have not received all they asked for (by the transfers of
+    their plan's lines, and the receipts counted toward the tasking orders made for them)."""
     return await pg.fetch(
         _REQUEST + """
         LEFT JOIN LATERAL (
@@ -352,7 +357,10 @@ async def unfilled_requests(pg: asyncpg.Connection, today: date) -> list[asyncpg
               FROM plan_lines pl JOIN allocation_plans ap ON ap.id = pl.plan_id
               LEFT JOIN transfers t ON t.id = pl.transfer_id
              WHERE pl.request_id = r.id AND ap.state IN ('approved', 'dispatched')) got ON true
-        WHERE r.state <> 'cancelled' AND r.needed_by < $1 AND got.received < r.quantity""", today)
+        LEFT JOIN LATERAL (  -- and the output of the capacity tasked for it, as its receipts arrived
+            SELECT coalesce(sum(least(tk.received, tk.quantity)), 0) AS received
+              FROM taskings tk WHERE tk.request_id = r.id AND tk.state IN ('open', 'completed')) tasked ON true
+        WHERE r.state <> 'cancelled' AND r.needed_by < $1 AND got.received + tasked.received < r.quantity""", today)
 
 
 async def insert_drill(pg: asyncpg.Connection, name: str, scenario: dict, report: dict, principal_id: int) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 
 from stockpile.domain import audit as rules
+from stockpile.store.db import Statement
 
 CONTENT_COLUMNS = "at, actor, roles, action, target, outcome, status, client, request_id, details"
 SEAL_LOCK = 0x5710C9A1  # pg_advisory_xact_lock key of the sealer
@@ -60,7 +61,12 @@ def insert_sql(first: int, *, restricted: bool = False) -> str:
 
 async def append(pg: asyncpg.Connection, *, restricted: bool = False, **event: Any) -> None:
     """Record one event in the caller's transaction (it commits or vanishes with the change it records)."""
-    await pg.execute(insert_sql(1, restricted=restricted), *event_values(**event))
+    await insert_event(pg, event_values(**event), restricted=restricted)
+
+
+async def insert_event(pg: asyncpg.Connection, values: list[Any], *, restricted: bool = False) -> None:
+    """Record one event given as its ``event_values``, in the caller's transaction."""
+    await pg.execute(insert_sql(1, restricted=restricted), *values)
 
 
 async def seal(pg: asyncpg.Connection, key: bytes | None = None, batch: int = 5000) -> int:
@@ -157,13 +163,13 @@ ROUTE_OF = """CASE WHEN strpos(action, ' ') > 0 AND substr(action, strpos(action
                    THEN substr(action, strpos(action, ' ') + 1) END"""
 
 
-async def events(pg: asyncpg.Connection, *, since: datetime | None, until: datetime | None, actor: str | None,
-                 target: str | None, action: str | None, before_id: int | None, limit: int,
-                 reader_cleared: bool) -> list[asyncpg.Record]:
-    """Events newest first. A reader without military clearance filters by target only on the target
-    it is shown (``domain.audit.visible_event``): never a restricted event's, and an unsuccessful
-    event's route template — else the filter would answer whether a hidden path was tried."""
-    return await pg.fetch(
+def events(*, since: datetime | None, until: datetime | None, actor: str | None, target: str | None,
+           action: str | None, before_id: int | None, limit: int | None, reader_cleared: bool) -> Statement:
+    """Events newest first (``limit`` None: every one). A reader without military clearance filters
+    by target only on the target it is shown (``domain.audit.visible_event``): never a restricted
+    event's, and an unsuccessful event's route template — else the filter would answer whether a
+    hidden path was tried."""
+    return Statement(
         f"""SELECT id, chain_seq, {CONTENT_COLUMNS}, restricted, encode(content_hash, 'hex') AS content_hash,
                    encode(chain_hash, 'hex') AS chain_hash
               FROM audit_events
@@ -174,7 +180,7 @@ async def events(pg: asyncpg.Connection, *, since: datetime | None, until: datet
                                               ELSE {ROUTE_OF} END) LIKE $4 || '%')
                AND ($5::text IS NULL OR action = $5) AND ($6::bigint IS NULL OR id < $6)
              ORDER BY id DESC LIMIT $7""",
-        since, until, actor, target, action, before_id, limit, reader_cleared,
+        (since, until, actor, target, action, before_id, limit, reader_cleared),
     )
 
 

@@ -12,9 +12,11 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
+from stockpile.metrics import DB_CONNECTIONS_IN_USE, DB_CONNECTIONS_MAX
 from stockpile.store.engine import asyncpg_dsn
 
 
@@ -25,6 +27,27 @@ def as_uuid(value: object) -> str | None:
         return str(uuid.UUID(value))  # type: ignore[arg-type]
     except (ValueError, TypeError, AttributeError):
         return None
+
+
+# Rows a server-side cursor fetches per round trip when a read is streamed (an export).
+STREAM_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One read's SQL and its parameters, built once and run either way: ``fetch`` for a page,
+    ``stream`` for every row through a server-side cursor, ``batch`` rows per round trip, so memory
+    stays flat however many rows match (it must run inside a transaction)."""
+
+    sql: str
+    args: tuple[Any, ...]
+
+    async def fetch(self, pg: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await pg.fetch(self.sql, *self.args)
+
+    async def stream(self, pg: asyncpg.Connection, batch: int = STREAM_BATCH) -> AsyncIterator[asyncpg.Record]:
+        async for row in pg.cursor(self.sql, *self.args, prefetch=batch):
+            yield row
 
 
 @dataclass
@@ -51,18 +74,25 @@ class Database:
                         max_inactive_connection_lifetime=300, timeout=10,
                         server_settings={"application_name": "stockpile", "jit": "off"}, **kwargs,
                     )
+                    DB_CONNECTIONS_MAX.inc(self.pool_size)
         return self._pool
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         pool = await self.pool()
-        async with pool.acquire() as conn, conn.transaction():
-            yield Tx(conn)
+        async with pool.acquire() as conn:
+            DB_CONNECTIONS_IN_USE.inc()  # the pool's saturation, as the alert StockpileDatabasePoolSaturated reads it
+            try:
+                async with conn.transaction():
+                    yield Tx(conn)
+            finally:
+                DB_CONNECTIONS_IN_USE.dec()
 
     async def dispose(self) -> None:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+            DB_CONNECTIONS_MAX.dec(self.pool_size)
 
 
 async def repeatable_read(pg: asyncpg.Connection, *, read_only: bool = False) -> None:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+# The top-level migrations/ folder, shipped inside the package as stockpile.migrations (see
+# setup.py): found the same way from a checkout, an editable install and a wheel.
+MIGRATIONS = Path(str(files("stockpile.migrations")))
+MIGRATION_LOCK = "stockpile migrations"  # the advisory lock replicas migrate under (migrations/env.py)
 EMBEDDED_DATABASE = "stockpile"
 
 log = logging.getLogger("stockpile.store")
@@ -62,12 +66,21 @@ def split_sql(script: str) -> list[str]:
     return statements
 
 
+class EmbeddedUnavailable(RuntimeError):
+    """No ``DATABASE_URL`` and no embedded server installed (a production image leaves it out)."""
+
+
 def start_embedded(data_dir: Path) -> str:
     """Start (or attach to) the embedded PostgreSQL in ``data_dir`` and return its URL.
 
     The server is reused across restarts and stopped when the last process using it exits.
     """
-    import pgserver  # imported here: only the embedded path needs it
+    try:
+        import pgserver  # imported here: only the embedded path needs it (the extra stockpile[embedded])
+    except ImportError:
+        raise EmbeddedUnavailable(
+            "DATABASE_URL is not set and the embedded PostgreSQL is not installed: set DATABASE_URL, "
+            "or install it with pip install 'stockpile[embedded]'") from None
 
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     data_dir = data_dir.resolve()
@@ -82,7 +95,7 @@ def start_embedded(data_dir: Path) -> str:
 def alembic_config(url: str):
     from alembic.config import Config
 
-    config = Config(str(MIGRATIONS.parent / "alembic.ini"))
+    config = Config()  # no ini file: an installed package has none, and the service configures its own logging
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", async_url(url).replace("%", "%%"))
     return config

@@ -1,4 +1,4 @@
-"""Idempotency keys (guarantee 5).
+"""Idempotency keys' SQL (guarantee 5; the rule is ``services.idempotency``).
 
 A key is claimed by inserting its row in the request's own transaction. A concurrent duplicate
 blocks on the primary key until the first transaction ends: if it committed, the duplicate finds
@@ -17,22 +17,6 @@ class Stored:
     request_hash: bytes
     status_code: int
     body: bytes
-
-
-async def claim(pg: asyncpg.Connection, principal_id: int, key: str, request_hash: bytes) -> Stored | None:
-    """Claim the key for this request; returns the stored outcome if it was used before."""
-    claimed = await pg.fetchval(
-        """INSERT INTO idempotency_keys (principal_id, key, request_hash) VALUES ($1, $2, $3)
-           ON CONFLICT (principal_id, key) DO NOTHING RETURNING true""",
-        principal_id, key, request_hash,
-    )
-    if claimed:
-        return None
-    row = await pg.fetchrow(
-        "SELECT request_hash, status_code, response FROM idempotency_keys WHERE principal_id = $1 AND key = $2",
-        principal_id, key,
-    )
-    return Stored(bytes(row["request_hash"]), row["status_code"], bytes(row["response"]))
 
 
 async def record(pg: asyncpg.Connection, principal_id: int, key: str, status_code: int, body: bytes) -> None:

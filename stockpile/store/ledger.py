@@ -14,6 +14,7 @@ from datetime import date
 import asyncpg
 
 from stockpile.domain.ledger import Position, Posting
+from stockpile.domain.refs import MaterialRef, PartyRef, WarehouseRef
 from stockpile.store import audit
 from stockpile.store.db import as_uuid
 from stockpile.store.visibility import MILITARY_ONLY_LOT
@@ -189,9 +190,9 @@ async def insert_movements(pg: asyncpg.Connection, pending: Sequence) -> None:
 
 
 async def resolve_codes(pg: asyncpg.Connection, *, warehouses: list[str], materials: list[str],
-                        parties: list[str]) -> dict[tuple[str, str], tuple]:
-    """Known codes → warehouse (id, code), material (id, code, decimals, shelf_life_days),
-    party (id, code, sector), keyed by (kind, code)."""
+                        parties: list[str]) -> dict[tuple[str, str], WarehouseRef | MaterialRef | PartyRef]:
+    """The known codes, keyed by (kind, code): ``("warehouse", code)`` → ``WarehouseRef``,
+    ``("material", code)`` → ``MaterialRef``, ``("party", code)`` → ``PartyRef``."""
     rows = await pg.fetch(
         """SELECT 'warehouse' AS kind, code, id, NULL::smallint AS decimals, NULL::int AS shelf, NULL AS sector
              FROM warehouses WHERE code = ANY($1::text[])
@@ -201,14 +202,14 @@ async def resolve_codes(pg: asyncpg.Connection, *, warehouses: list[str], materi
            SELECT 'party', code, id, NULL, NULL, sector FROM parties WHERE code = ANY($3::text[])""",
         warehouses, materials, parties,
     )
-    found = {}
+    found: dict[tuple[str, str], WarehouseRef | MaterialRef | PartyRef] = {}
     for r in rows:
         if r["kind"] == "warehouse":
-            found[("warehouse", r["code"])] = (r["id"], r["code"])
+            found[("warehouse", r["code"])] = WarehouseRef(r["id"], r["code"])
         elif r["kind"] == "material":
-            found[("material", r["code"])] = (r["id"], r["code"], r["decimals"], r["shelf"])
+            found[("material", r["code"])] = MaterialRef(r["id"], r["code"], r["decimals"], r["shelf"])
         else:
-            found[("party", r["code"])] = (r["id"], r["code"], r["sector"])
+            found[("party", r["code"])] = PartyRef(r["id"], r["code"], r["sector"])
     return found
 
 

@@ -6,8 +6,8 @@ from datetime import date, datetime
 
 import asyncpg
 
-from stockpile.store.db import as_uuid
-from stockpile.store.visibility import MILITARY_ONLY_LOT, MOVEMENTS, POSITIONS
+from stockpile.store.db import Statement, as_uuid
+from stockpile.store.visibility import COUNTED_STOCK, LOTS, MILITARY_ONLY_LOT, MOVEMENTS, POSITIONS
 
 REGION_TREE = """
     WITH RECURSIVE scope(id) AS (
@@ -16,14 +16,15 @@ REGION_TREE = """
 
 
 
-async def stock(
-    pg: asyncpg.Connection, *, warehouse: str | None, material: str | None, owner: str | None, region: str | None,
-    category: str | None, expiring_before: date | None, status: str | None, after: int | None, limit: int,
+def stock(
+    *, warehouse: str | None, material: str | None, owner: str | None, region: str | None,
+    category: str | None, expiring_before: date | None, status: str | None, after: int | None, limit: int | None,
     warehouse_ids: list[int] | None = None, cleared: bool = True,
-) -> list[asyncpg.Record]:
+) -> Statement:
     """Positions holding stock (or reservations), oldest account first, limited to the caller's
-    warehouses (``warehouse_ids``, None = all) and, unless ``cleared``, to non-military owners."""
-    return await pg.fetch(
+    warehouses (``warehouse_ids``, None = all) and, unless ``cleared``, to non-military owners;
+    ``limit`` None: every one."""
+    return Statement(
         f"""{REGION_TREE}
         SELECT a.id AS account_id, a.lot_id::text AS lot_id, l.code AS lot_code, w.code AS warehouse, r.code AS region,
                m.code AS material, m.category, m.decimals, m.unit, o.code AS owner, o.sector AS owner_sector,
@@ -46,7 +47,33 @@ async def stock(
            AND {POSITIONS.format(warehouses="$10", cleared="$11")}
          ORDER BY a.id
          LIMIT $9""",
-        region, warehouse, material, owner, category, expiring_before, status, after, limit, warehouse_ids, cleared,
+        (region, warehouse, material, owner, category, expiring_before, status, after, limit, warehouse_ids, cleared),
+    )
+
+
+def lots(
+    *, warehouse: str | None, material: str | None, status: str | None, expiring_before: date | None,
+    after: str | None, limit: int | None, warehouse_ids: list[int] | None = None, cleared: bool = True,
+) -> Statement:
+    """Lots by id — emptied ones too — each with its balance, the sum of the positions the caller
+    may see (as ``lot`` shows it); only lots in the caller's warehouses and, unless ``cleared``, none
+    that only a military party holds. ``limit`` None: every one."""
+    return Statement(
+        f"""SELECT l.id::text AS id, l.code, w.code AS warehouse, m.code AS material, m.decimals, m.unit,
+                   l.manufactured_on, l.expires_on, l.status, l.origin_lot_id::text AS origin_lot_id,
+                   (SELECT coalesce(sum(a.balance), 0) FROM accounts a JOIN parties o ON o.id = a.owner_id
+                     WHERE a.lot_id = l.id AND a.type = 'stock'
+                       AND {COUNTED_STOCK.format(cleared="$8")})::bigint AS balance
+              FROM lots l JOIN warehouses w ON w.id = l.warehouse_id JOIN materials m ON m.id = l.material_id
+             WHERE ($1::text IS NULL OR w.code = $1)
+               AND ($2::text IS NULL OR m.code = $2)
+               AND ($3::text IS NULL OR l.status = $3)
+               AND ($4::date IS NULL OR l.expires_on < $4)
+               AND ($5::uuid IS NULL OR l.id > $5)
+               AND {LOTS.format(warehouses="$7", cleared="$8")}
+             ORDER BY l.id
+             LIMIT $6""",
+        (warehouse, material, status, expiring_before, after, limit, warehouse_ids, cleared),
     )
 
 
@@ -119,14 +146,15 @@ MOVEMENT_SELECT = """
       FROM movements mv LEFT JOIN principals pr ON pr.id = mv.principal_id"""
 
 
-async def movements(
-    pg: asyncpg.Connection, *, warehouse: str | None, material: str | None, owner: str | None, kind: str | None,
-    since: datetime | None, until: datetime | None, before_seq: int | None, limit: int,
+def movements(
+    *, warehouse: str | None, material: str | None, owner: str | None, kind: str | None,
+    since: datetime | None, until: datetime | None, before_seq: int | None, limit: int | None,
     warehouse_ids: list[int] | None = None, cleared: bool = True,
-) -> list[asyncpg.Record]:
+) -> Statement:
     """The ledger, newest first; a movement matches a filter when any of its postings does. Only
-    movements touching the caller's warehouses, and (unless ``cleared``) no military position."""
-    return await pg.fetch(
+    movements touching the caller's warehouses, and (unless ``cleared``) no military position;
+    ``limit`` None: every one."""
+    return Statement(
         f"""{MOVEMENT_SELECT}
          WHERE ($1::text IS NULL OR mv.kind = $1)
            AND ($2::timestamptz IS NULL OR mv.occurred_at >= $2)
@@ -146,7 +174,7 @@ async def movements(
            AND {MOVEMENTS.format(warehouses="$9", cleared="$10")}
          ORDER BY mv.seq DESC
          LIMIT $8""",
-        kind, since, until, before_seq, warehouse, material, owner, limit, warehouse_ids, cleared,
+        (kind, since, until, before_seq, warehouse, material, owner, limit, warehouse_ids, cleared),
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from stockpile.store import masterdata
-from stockpile.store.db import as_uuid
+from stockpile.store.db import Statement, as_uuid
 from stockpile.store.ledger import HOLDER_SECTORS
 from stockpile.store.visibility import MILITARY_ONLY_LOT, ROTATION_ORDERS
 
@@ -45,15 +45,15 @@ SELECT o.id::text AS id, o.lot_id::text AS lot_id, l.code AS lot_code, ow.code A
   JOIN parties ow ON ow.id = o.owner_id
   JOIN rotation_policies p ON p.id = o.policy_id"""
 
-async def orders(
-    pg: asyncpg.Connection, *, state: str | None, warehouse: str | None, material: str | None,
-    due_before: date | None, after: tuple[date, str] | None, limit: int, warehouse_ids: list[int] | None = None,
-    cleared: bool = True,
-) -> list[asyncpg.Record]:
+def orders(
+    *, state: str | None, warehouse: str | None, material: str | None, due_before: date | None,
+    after: tuple[date, str] | None, limit: int | None, warehouse_ids: list[int] | None = None, cleared: bool = True,
+) -> Statement:
     """Orders by out-by date (then id), filtered; ``due_before`` keeps open orders whose next
-    deadline (out-by while old stock is still to leave, else in-by) is before that date."""
+    deadline (out-by while old stock is still to leave, else in-by) is before that date; ``limit``
+    None: every one."""
     after_by, after_id = after if after else (None, None)
-    return await pg.fetch(
+    return Statement(
         f"""{ORDER}
          WHERE ($1::text IS NULL OR o.state = $1)
            AND ($2::text IS NULL OR w.code = $2)
@@ -64,7 +64,7 @@ async def orders(
            AND {ROTATION_ORDERS.format(warehouses="$8", cleared="$9")}
          ORDER BY o.out_by, o.id
          LIMIT $7""",
-        state, warehouse, material, due_before, after_by, after_id, limit, warehouse_ids, cleared,
+        (state, warehouse, material, due_before, after_by, after_id, limit, warehouse_ids, cleared),
     )
 
 

@@ -11,6 +11,7 @@ import asyncpg
 from stockpile.domain.coverage import coverage_state
 from stockpile.store import coverage
 from stockpile.store import rotation_plan
+from stockpile.store import sensors
 
 
 ALL, CLEARED, UNCLEARED = "all", "cleared", "uncleared"
@@ -21,7 +22,8 @@ def _by_sector(sector: str) -> str:
     return CLEARED if sector == "military" else ALL
 
 
-async def aggregate(pg: asyncpg.Connection, today: date, max_targets: int = 100) -> list[dict[str, Any]]:
+async def aggregate(pg: asyncpg.Connection, today: date, max_targets: int = 100,
+                    job_intervals: dict[str, float] | None = None) -> list[dict[str, Any]]:
     """Every business gauge, aggregated (never per lot). Series are bounded: provinces (top-level
     regions) × categories × sectors × units for stock, categories × sectors × units for expiring stock,
     the ``max_targets`` worst-covered targets (with counts by state for all of them), kinds ×
@@ -89,7 +91,10 @@ async def aggregate(pg: asyncpg.Connection, today: date, max_targets: int = 100)
         add("stockpile_ledger_movements", row["n"], kind=row["kind"])
     for row in await pg.fetch(
         """SELECT job, extract(epoch FROM max(finished_at)) AS at FROM job_runs WHERE outcome = 'ok' GROUP BY job"""):
-        add("stockpile_job_last_success_timestamp_seconds", row["at"], job=row["job"])
+        add("stockpile_job_last_success_timestamp_seconds", row["at"], job_name=row["job"])
+    for job, seconds in sorted((job_intervals or {}).items()):
+        add("stockpile_job_interval_seconds", seconds, job_name=job)
+    await _webhook_backlog(pg, add)
     states, overdue = await rotation_plan.rotation_gauges(pg, today)
     by_state = {row["state"]: row["n"] for row in states}
     for state in ("planned", "in_progress", "completed", "cancelled"):
@@ -103,6 +108,10 @@ async def aggregate(pg: asyncpg.Connection, today: date, max_targets: int = 100)
     for (category, unit), by_audience in sorted(totals.items()):
         for audience, quantity in by_audience.items():
             add("stockpile_rotation_overdue_quantity", quantity, audience, category=category, unit=unit)
+    # Nothing overdue is a figure too (0), for every category and unit the reserve holds materials in.
+    for row in await pg.fetch("SELECT DISTINCT category, unit FROM materials ORDER BY 1, 2"):
+        if (row["category"], row["unit"]) not in totals:
+            add("stockpile_rotation_overdue_quantity", 0, category=row["category"], unit=row["unit"])
     requests = {(r["state"], r["priority"]): r["n"] for r in await pg.fetch(
         "SELECT state, priority, count(*) AS n FROM allocation_requests GROUP BY 1, 2")}
     for state in ("pending", "allocated", "cancelled"):
@@ -111,7 +120,25 @@ async def aggregate(pg: asyncpg.Connection, today: date, max_targets: int = 100)
     plans = {r["state"]: r["n"] for r in await pg.fetch("SELECT state, count(*) AS n FROM allocation_plans GROUP BY 1")}
     for state in ("proposed", "approved", "dispatched", "cancelled", "expired"):
         add("stockpile_allocation_plans", plans.get(state, 0), state=state)
+    for row in await sensors.sensor_counts(pg):  # counts of sensors, no reading: shown to every audience
+        where = {"warehouse_kind": row["warehouse_kind"], "storage_class": row["storage_class"]}
+        add("stockpile_sensors", row["n"], state=row["state"], **where)
+        if row["state"] == "excursion":
+            add("stockpile_sensor_excursions_open", row["n"], **where)
     return samples
+
+
+async def _webhook_backlog(pg: asyncpg.Connection, add) -> None:
+    """Deliveries not yet made and the oldest one's age, by the endpoints' clearance: those to
+    cleared endpoints may be about military stock, so only a cleared scrape sees their figures."""
+    rows = {r["cleared"]: r for r in await pg.fetch(
+        """SELECT d.cleared, count(*) AS n, extract(epoch FROM now() - min(o.created_at)) AS oldest
+             FROM outbox_deliveries d JOIN outbox o ON o.id = d.message_id
+            WHERE d.delivered_at IS NULL GROUP BY 1""")}
+    for cleared, clearance, audience in ((False, "uncleared", ALL), (True, "military", CLEARED)):
+        row = rows.get(cleared)
+        add("stockpile_webhook_deliveries_pending", row["n"] if row else 0, audience, clearance=clearance)
+        add("stockpile_webhook_oldest_pending_seconds", row["oldest"] if row else 0, audience, clearance=clearance)
 
 
 async def store(pg: asyncpg.Connection, name: str, samples: list[dict[str, Any]]) -> None:

@@ -8,6 +8,8 @@ from datetime import datetime
 
 import asyncpg
 
+from stockpile.domain.refs import PartyRef
+from stockpile.store.db import Statement
 from stockpile.store.visibility import TRANSFERS
 
 # A transfer's head as every read presents it (``t`` the transfer).
@@ -37,10 +39,10 @@ def _uuids(values: Sequence[str]) -> list[str]:
     return out
 
 
-async def party_ids(pg: asyncpg.Connection, codes: list[str]) -> dict[str, tuple[int, str]]:
-    """(id, sector) of each known party code."""
+async def parties(pg: asyncpg.Connection, codes: list[str]) -> dict[str, PartyRef]:
+    """Each known party code's reference."""
     rows = await pg.fetch("SELECT code, id, sector FROM parties WHERE code = ANY($1::text[])", codes)
-    return {r["code"]: (r["id"], r["sector"]) for r in rows}
+    return {r["code"]: PartyRef(r["id"], r["code"], r["sector"]) for r in rows}
 
 
 async def lots_by_id(pg: asyncpg.Connection, lot_ids: list[str]) -> dict[str, asyncpg.Record]:
@@ -132,17 +134,16 @@ async def get(pg, transfer_id: str, *, warehouse_ids: list[int] | None = None,
     )
 
 
-async def page(pg: asyncpg.Connection, *, state: str | None, warehouse: str | None,
-               after: tuple[datetime, uuid.UUID] | None, limit: int, warehouse_ids: list[int] | None = None,
-               cleared: bool = True) -> list[asyncpg.Record]:
+def heads(*, state: str | None, warehouse: str | None, after: tuple[datetime, uuid.UUID] | None, limit: int | None,
+          warehouse_ids: list[int] | None = None, cleared: bool = True) -> Statement:
     """Transfer heads the reader may see, newest first; their keyset (dispatched_at, id) is the next
-    page's cursor, and ``lines_of`` adds their lines."""
+    page's cursor, and ``lines_of`` adds their lines; ``limit`` None: every one."""
     after_at, after_id = after if after else (None, None)
-    return await pg.fetch(
+    return Statement(
         f"""{HEAD_SELECT}
             WHERE ($1::text IS NULL OR t.state = $1) AND ($2::text IS NULL OR $2 IN (fw.code, tw.code))
               AND ($3::timestamptz IS NULL OR (t.dispatched_at, t.id) < ($3, $4::uuid))
               AND {TRANSFERS.format(warehouses="$6", cleared="$7")}
             ORDER BY t.dispatched_at DESC, t.id DESC LIMIT $5""",
-        state, warehouse, after_at, after_id, limit, warehouse_ids, cleared,
+        (state, warehouse, after_at, after_id, limit, warehouse_ids, cleared),
     )

@@ -30,6 +30,10 @@ MILITARY_ONLY_LOT = """(
                      WHERE la.lot_id = l.id AND la.type = 'stock' AND lo.sector <> 'military'
                        AND (la.balance > 0 OR la.reserved > 0)))"""
 
+# A lot (``l``, ``w`` its warehouse) in a list: in the reader's warehouses, and not military-only
+# unless the reader is cleared (its figures then count only the stock ``COUNTED_STOCK`` lets through).
+LOTS = "({warehouses}::bigint[] IS NULL OR w.id = ANY({warehouses})) AND ({cleared} OR NOT " + MILITARY_ONLY_LOT + ")"
+
 # A movement (``mv``): it touches a warehouse in scope and, unless the reader is cleared, no
 # military position.
 MOVEMENTS = """
@@ -109,3 +113,31 @@ OBLIGATIONS = """
          OR EXISTS (SELECT 1 FROM lots vl WHERE vl.id = o.lot_id AND vl.warehouse_id = ANY({warehouses}))
          OR EXISTS (SELECT 1 FROM plan_lines vpl JOIN allocation_requests vr ON vr.id = vpl.request_id
                      WHERE vpl.obligation_id = o.id AND vr.destination_id = ANY({warehouses})))"""
+
+# Mobilisation potential (``stockpile.domain.access``: capacity_visible).
+
+# A capacity (``k``, ``kp`` its party) is military when its party is, or it is held for the military.
+CAPACITY_MILITARY = "(kp.sector = 'military' OR k.held_for IS NOT DISTINCT FROM 'military')"
+
+# A capacity the reader may see: the region it delivers to (or its warehouse) in the reader's scope,
+# and not military unless the reader is cleared.
+CAPACITIES = """
+    ({warehouses}::bigint[] IS NULL OR k.region_id = ANY({regions}) OR k.warehouse_id = ANY({warehouses}))
+    AND ({cleared} OR NOT """ + CAPACITY_MILITARY + ")"
+
+# A tasking order (``tk``, of the capacity ``k`` whose party is ``kp``): the capacity's rule, or — so
+# the depot that receives it can — its destination in the reader's warehouses.
+TASKINGS = """
+    ({warehouses}::bigint[] IS NULL OR k.region_id = ANY({regions}) OR tk.destination_id = ANY({warehouses}))
+    AND ({cleared} OR NOT """ + CAPACITY_MILITARY + ")"
+# A tank gauge (``s``) in a tank where a military party holds, or held, stock of the material it
+# measures: its readings would place military quantities (``stockpile.domain.access.sensor_disclosed``).
+MILITARY_TANK = """(s.kind = 'tank_level' AND EXISTS (
+    SELECT 1 FROM lots tl JOIN accounts ta ON ta.lot_id = tl.id AND ta.type = 'stock'
+      JOIN parties tp ON tp.id = ta.owner_id
+     WHERE tl.warehouse_id = s.warehouse_id AND tl.material_id = s.material_id AND tp.sector = 'military'))"""
+
+# A sensor (``s``): at a warehouse in the reader's scope and, unless the reader is cleared, not a
+# military tank's gauge (``stockpile.domain.access.sensor_visible``).
+SENSORS = "({warehouses}::bigint[] IS NULL OR s.warehouse_id = ANY({warehouses})) AND ({cleared} OR NOT " \
+          + MILITARY_TANK + ")"

@@ -272,7 +272,7 @@ async def test_a_drill_shows_uncleared_readers_only_what_stock_they_may_know_of_
             assert body["unmet"] == [{"material": rice, "region": w.region, "quantity": "29900"}]
             assert f"T-MIL-{w.uid}" not in {f["target"] for f in body["floors_bounding"]}
             assert [d for d in body["days_of_supply"] if d["target"].endswith(w.uid)] == [
-                {"target": f"T-ALL-{w.uid}", "before": 10.0, "after": 0.0}]
+                {"target": f"T-ALL-{w.uid}", "before": 10.0, "after": 0.0, "with_capacity": 0.0, "sustained": False}]
         assert listed[0]["fill_rate"] == {"flash": 0.0033}
         for text in (ran.text, json.dumps(shown), json.dumps(listed)):
             for leak in (MILITARY_CANARY, "23191", "23291", "7329", mil_lot, f"R-MIL-{w.uid}", w.military):

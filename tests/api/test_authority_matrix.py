@@ -159,6 +159,27 @@ class Arrange:
         assert found
         return found
 
+    async def capacity(self, region: str, held_for: str | None = None, material: str | None = None) -> str:
+        """A capacity delivering to ``region``, as the admin surveyed it."""
+        code = f"AZ-CAP-{short()}"
+        await self.put(f"/api/v1/capacities/{code}", {
+            "party": self.w.civ, "material": material or self.w.diesel, "daily_quantity": "100", "lead_days": 0,
+            "region": region, "held_for": held_for, "surveyed_on": date.today().isoformat(),
+            "survey_interval_days": 365})
+        return code
+
+    async def tasking(self, region: str, destination: str, held_for: str | None = None) -> str:
+        """An open tasking order: a fuel no one holds, a capacity of it, a request only it can meet,
+        planned and approved by the admin."""
+        fuel = f"AZ-JET-{short()}"
+        await self.put(f"/api/v1/materials/{fuel}", {"name": "Jet fuel", "category": "fuel", "unit": "L",
+                                                     "decimals": 1, "storage_class": "bulk_liquid"})
+        code = await self.capacity(region, held_for, fuel)
+        made = await self.post("/api/v1/allocation-plans", {"request_ids": [await self.request(destination, fuel, "50")]})
+        await self.post(f"/api/v1/allocation-plans/{made['id']}/approve")
+        [order] = (await self.client.get("/api/v1/taskings", params={"capacity": code}, headers=self.admin)).json()["items"]
+        return order["id"]
+
     async def pending_wartime(self) -> str:
         """A wartime declaration on a fresh sub-region of B, waiting for a second commander."""
         region = f"AZ-RB-SUB-{short()}"
@@ -211,6 +232,7 @@ async def build_world(a: Arrange) -> World:
     await token("admin_u", "admin")
     await token("cmd1", "commander", clearance="military")
     await token("cmd2", "commander", clearance="military")
+    await token("sensA", "sensor", regions=ours)
     w.headers["admin"] = a.admin
 
     # Shared stock (cases that could change it arrange their own lots instead).
@@ -320,6 +342,8 @@ ORDER_CANCEL, ACK = "/api/v1/rotation-orders/{order_id}/cancel", "/api/v1/alerts
 SETTLE = "/api/v1/obligations/{obligation_id}/settlements"
 DECLARATIONS = "/api/v1/readiness/declarations"
 TOKENS = "/api/v1/tokens"
+CAPACITY, TASKING_RECEIPT = "/api/v1/capacities/{code}", "/api/v1/taskings/{tasking_id}/receipts"
+SENSOR, READINGS = "/api/v1/sensors/{code}", "/api/v1/sensor-readings"
 
 
 def fill(route: str, value: str) -> str:
@@ -410,6 +434,34 @@ def drill(**request: Callable[[World], str]) -> Build:
     return lambda a: ("/api/v1/drills", {"name": "authority matrix", "requests": [{
         "priority": "immediate", "needed_by": SOON, "quantity": "10", "material": a.w.diesel,
         **{k: v(a.w) for k, v in request.items()}}]})
+
+
+def sensor_spec(warehouse: str, w: World, gauge: bool) -> dict:
+    """A diesel tank gauge or a cold-chain probe at ``warehouse``."""
+    if gauge:
+        return {"warehouse": warehouse, "kind": "tank_level", "material": w.diesel, "unit": "L", "tolerance_minutes": 30}
+    return {"warehouse": warehouse, "kind": "temperature", "storage_class": "cold_chain", "unit": "C",
+            "band": {"min": "2", "max": "8"}, "tolerance_minutes": 30}
+
+
+def readings_of(where: Callable[[World], str], gauge: bool = False) -> Build:
+    """Readings of a sensor the admin registers at ``where(w)`` (A1 holds military diesel: its gauge is a
+    military tank's)."""
+    async def build(a: Arrange):
+        code = f"AZ-S-{short()}"
+        await a.put(fill(SENSOR, code), sensor_spec(where(a.w), a.w, gauge))
+        return READINGS, {"readings": [{"sensor": code, "at": f"{date.today().isoformat()}T00:00:00Z", "value": "5"}]}
+    return build
+
+
+def sensor_put(where: Callable[[World], str], exists: bool) -> Build:
+    """A gauge at ``where(w)`` PUT by the caller: one the admin registered there before, or a new one."""
+    async def build(a: Arrange):
+        code = f"AZ-S-{short()}"
+        if exists:
+            await a.put(fill(SENSOR, code), sensor_spec(where(a.w), a.w, gauge=True))
+        return fill(SENSOR, code), {**sensor_spec(where(a.w), a.w, gauge=True), "tolerance_minutes": 1}
+    return build
 
 
 async def _fresh_principal(a: Arrange) -> str:
@@ -618,6 +670,26 @@ CASES: list[Case] = [
          settle_citing(lambda w: w["REPAID-CITED"]), REFUSED),
     Case("settle another region's loan", "POST", SETTLE, "opB_c", settle_with_fresh_repayment()),
     Case("settle a loan of military stock, uncleared", "POST", SETTLE, "opA", settle_with_fresh_repayment()),
+    # -- mobilisation potential ----------------------------------------------------------------------
+    Case("capacity of another region surveyed by a planner", "PUT", CAPACITY, "plA_c",
+         lambda a: _capacity_put(a, a.w.region_b, a.w.region_b)),
+    Case("capacity moved into own district by a planner", "PUT", CAPACITY, "plA_c",
+         lambda a: _capacity_put(a, a.w.region_b, a.w.district_a)),
+    Case("capacity created in another region by a planner", "PUT", CAPACITY, "plA_c",
+         lambda a: _capacity_put(a, None, a.w.region_b)),
+    Case("military capacity surveyed by an uncleared planner", "PUT", CAPACITY, "plA",
+         lambda a: _capacity_put(a, a.w.district_a, a.w.district_a, held_for="military")),
+    Case("capacity made military by an uncleared planner", "PUT", CAPACITY, "plA",
+         lambda a: _capacity_put(a, a.w.district_a, a.w.district_a, becomes="military")),
+    Case("capacity surveyed by an operator", "PUT", CAPACITY, "opA_c",
+         lambda a: _capacity_put(a, a.w.district_a, a.w.district_a)),
+    Case("tasking receipt at another region's depot", "POST", TASKING_RECEIPT, "opA_c",
+         on(TASKING_RECEIPT, lambda a: a.tasking(a.w.region_b, a.w.wh_b2), {"movement_id": str(uuid.uuid4())})),
+    Case("tasking receipt for a military capacity, uncleared", "POST", TASKING_RECEIPT, "opA",
+         on(TASKING_RECEIPT, lambda a: a.tasking(a.w.district_a, a.w.wh_a2, "military"),
+            {"movement_id": str(uuid.uuid4())})),
+    Case("tasking receipt by a planner", "POST", TASKING_RECEIPT, "plA_c",
+         on(TASKING_RECEIPT, lambda a: a.tasking(a.w.district_a, a.w.wh_a2), {"movement_id": str(uuid.uuid4())})),
     # -- readiness, rules -----------------------------------------------------------------------------
     Case("declaration by an admin", "POST", DECLARATIONS, "admin",
          lambda a: (DECLARATIONS, {"region": a.w.region_b, "level": "emergency", "reason": "authority matrix"})),
@@ -633,6 +705,15 @@ CASES: list[Case] = [
          lambda a: _rule_edit(a, "EME-CIV-MIL-MED")),
     Case("rule edit by a planner", "PUT", RULE, "plA_c",
          lambda a: _rule_edit(a, "EME-CIV-MIL-FOOD")),
+    # -- sensors: readings are answered each on its own (200 with every one refused, nothing stored) ---
+    Case("readings of another region's sensor, device", "POST", READINGS, "sensA", readings_of(lambda w: w.wh_b1)),
+    Case("readings of another region's sensor, operator", "POST", READINGS, "opA_c", readings_of(lambda w: w.wh_b1)),
+    Case("readings of a military tank's gauge, uncleared device", "POST", READINGS, "sensA",
+         readings_of(lambda w: w.wh_a1, gauge=True)),
+    Case("military tank's gauge replaced by an uncleared admin", "PUT", SENSOR, "admin_u",
+         sensor_put(lambda w: w.wh_a1, exists=True)),
+    Case("new gauge in a military tank by an uncleared admin", "PUT", SENSOR, "admin_u",
+         sensor_put(lambda w: w.wh_a1, exists=False)),
     # -- tokens ---------------------------------------------------------------------------------------
     Case("token minted by a planner for itself", "POST", TOKENS, "plA_c", lambda a: (
         TOKENS, {"principal": a.w.names["plA_c"], "roles": ["admin"], "clearance": "military"})),
@@ -661,6 +742,15 @@ CASES: list[Case] = [
 
 async def _plan_by_id(a: Arrange) -> tuple[str, dict]:
     return "/api/v1/allocation-plans", {"request_ids": [await a.request(a.w.wh_b2, a.w.diesel, "5")]}
+
+
+async def _capacity_put(a: Arrange, now_in: str | None, into: str, held_for: str | None = None,
+                        becomes: str | None = None) -> tuple[str, dict]:
+    """A PUT of a capacity the admin surveyed in ``now_in`` (None: a new code), delivering ``into``."""
+    code = f"AZ-CAP-NEW-{short()}" if now_in is None else await a.capacity(now_in, held_for)
+    return fill(CAPACITY, code), {"party": a.w.civ, "material": a.w.diesel, "daily_quantity": "1", "lead_days": 0,
+                                  "region": into, "held_for": becomes, "surveyed_on": date.today().isoformat(),
+                                  "survey_interval_days": 30}
 
 
 async def _rule_edit(a: Arrange, code: str) -> tuple[str, dict]:
@@ -732,6 +822,10 @@ async def test_a_write_outside_the_callers_remit_is_refused_and_writes_nothing(c
         # A non-atomic batch answers each item on its own, and keeps that answer for its Idempotency-Key.
         assert all(x.get("problem", {}).get("type") in DENIED.values() for x in r.json()["results"]), outcome
         changes.pop("idempotency_keys", None)
+    elif r.status_code == 200 and case.route == READINGS:
+        # Readings too are answered each on its own: every one refused, none stored.
+        assert r.json()["accepted"] == 0 and r.json()["refused"], outcome
+        assert all(x["problem"]["type"] in DENIED.values() for x in r.json()["refused"]), outcome
     else:
         assert r.status_code in case.refused, outcome
         assert r.headers["content-type"].startswith(PROBLEM), outcome

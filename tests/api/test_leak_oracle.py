@@ -73,7 +73,8 @@ def path_values(k: Canary, ctx: "Context") -> dict[str, Callable[[str], list[str
     codes = {f"{API}/parties/": [k.military, k.military2], f"{API}/regions/": [k.region],
              f"{API}/warehouses/": [k.joint, k.depot], f"{API}/materials/": [k.material],
              f"{API}/reserve-targets/": [k.target, ctx.own_target], f"{API}/rotation-policies/": [k.policy],
-             f"{API}/allocation-rules/": [ctx.rule_code]}
+             f"{API}/allocation-rules/": [ctx.rule_code], f"{API}/capacities/": [k.capacity],
+             f"{API}/sensors/": [k.gauge]}
     by_code = lambda path: next(v for prefix, v in codes.items() if path.startswith(prefix))  # noqa: E731
     return {
         "code": by_code,
@@ -88,6 +89,7 @@ def path_values(k: Canary, ctx: "Context") -> dict[str, Callable[[str], list[str
         "order_id": lambda _: list(k.order_ids) + list(k.civil_order_ids),
         "declaration_id": lambda _: [k.emergency_declaration_id],
         "token_id": lambda _: [str(ctx.spare_token_id)],
+        "tasking_id": lambda _: [k.tasking_id],
     }
 
 
@@ -102,7 +104,7 @@ def query_values(k: Canary, ctx: "Context") -> dict[str, list[str]]:
         "requester": [k.military], "destination": [k.depot], "lot_id": [k.lot_id], "subject": [k.lot_id],
         "kind": [], "state": [], "state_": [], "priority": [], "until": [], "version": [], "principal": [],
         "action": [], "route": [], "status": [], "limit": [], "cursor": [], "Idempotency-Key": [],
-        "Accept": [], "step": [],
+        "Accept": [], "step": [], "capacity": [k.capacity],
     }
 
 
@@ -180,6 +182,15 @@ def write_bodies(k: Canary, ctx: "Context") -> dict[str, list[tuple[str, Any]]]:
             "category": "medical", "trigger_days_before_expiry": 90, "max_out_share": "0.05", "outlet": "donation"}),
         f"POST {API}/rotation-orders/{{order_id}}/cancel": (f"{API}/rotation-orders/{k.order_ids[0]}/cancel",
                                                             {"reason": "oracle"}),
+        f"PUT {API}/capacities/{{code}}": (f"{API}/capacities/{k.capacity}", {
+            "party": k.enterprise, "material": k.jet, "daily_quantity": "1", "lead_days": 1, "region": k.region,
+            "surveyed_on": day(0), "survey_interval_days": 365}),
+        f"POST {API}/taskings/{{tasking_id}}/receipts": (f"{API}/taskings/{k.tasking_id}/receipts",
+                                                         {"movement_id": k.receipt_id}),
+        f"PUT {API}/sensors/{{code}}": (f"{API}/sensors/{k.gauge}", {
+            "warehouse": k.joint, "kind": "tank_level", "material": k.material, "unit": "kg", "tolerance_minutes": 5}),
+        f"POST {API}/sensor-readings": (f"{API}/sensor-readings", {"readings": [
+            {"sensor": k.gauge, "at": f"{day(0)}T00:00:00Z", "value": "1"}]}),
     }
     writes: dict[str, list[tuple[str, Any]]] = defaultdict(list)
     for key, attempt in one.items():  # "#…": another attempt at the same operation
@@ -198,11 +209,13 @@ CONTROL = "cleared control"
 KNOWN_GETS = {f"GET {API}/{path}" for path in (
     "alerts", "alerts/{alert_id}", "allocation-plans", "allocation-plans/{plan_id}", "allocation-requests",
     "allocation-requests/{request_id}", "allocation-rules", "audit-denials", "audit-events", "coverage", "drills",
-    "drills/{drill_id}", "lots/{lot_id}", "materials", "materials/{code}", "movements", "movements/{movement_id}",
+    "drills/{drill_id}", "lots", "lots/{lot_id}", "materials", "materials/{code}", "movements", "movements/{movement_id}",
     "obligations", "obligations/{obligation_id}", "parties", "parties/{code}", "readiness", "readiness/declarations",
     "readiness/declarations/{declaration_id}", "regions", "regions/{code}", "reserve-targets", "reserve-targets/{code}",
     "rotation-orders", "rotation-orders/{order_id}", "rotation-policies", "rotation-policies/{code}", "stock",
     "tokens", "transfers", "transfers/{transfer_id}", "warehouses", "warehouses/{code}",
+    "capacities", "capacities/{code}", "potential", "taskings", "taskings/{tasking_id}",
+    "sensors", "sensors/{code}", "sensors/{code}/readings",
 )} | {"GET /health/live", "GET /health/ready"}  # the health routes take no parameter: read as they are
 
 
@@ -450,8 +463,9 @@ async def _walk_everything(make_database, settings) -> None:
                             planner=cleared["planner"], commander=cleared["commander"], uid=uid, settings=settings)
             ctx.twins = {hidden: str(uuid.uuid4()) for hidden in (
                 k.lot_id, k.transfer_id, k.plan_id, k.request_id, k.pending_request_id, k.obligation_id,
-                *k.order_ids, *k.alert_ids, *k.movement_ids)}
-            ctx.twins |= {k.target: f"NONE-{uid}", k.shared_target: f"NOTHING-{uid}"}
+                *k.order_ids, *k.alert_ids, *k.movement_ids, k.tasking_id)}
+            ctx.twins |= {k.target: f"NONE-{uid}", k.shared_target: f"NOTHING-{uid}", k.capacity: f"NOCAP-{uid}",
+                          k.gauge: f"NOGAUGE-{uid}"}
             readers = {}
             for role in ROLES:  # every role the service knows, none cleared
                 scoped = {"regions": [k.region]} if role in ("operator", "planner") else (

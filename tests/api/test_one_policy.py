@@ -7,7 +7,7 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
-from stockpile.metrics import SCRAPE_CLEARED, SNAPSHOT
+from stockpile.metrics import SCRAPE_CLEARED, SNAPSHOT, api_exposition
 from stockpile.services import alerts
 from stockpile.store import snapshots
 from stockpile.store.db import Database
@@ -147,13 +147,11 @@ async def test_metrics_show_military_stock_only_to_a_cleared_token(make_database
             await db.dispose()
 
     def scrape(cleared: bool) -> str:
-        from prometheus_client import generate_latest
-
         kept = SNAPSHOT.samples, SNAPSHOT.taken_at  # the process-wide snapshot other tests read
         SNAPSHOT.samples, SNAPSHOT.taken_at = samples, 1.0
         mark = SCRAPE_CLEARED.set(cleared)
         try:
-            return generate_latest().decode()
+            return api_exposition().decode()
         finally:
             SCRAPE_CLEARED.reset(mark)
             SNAPSHOT.samples, SNAPSHOT.taken_at = kept

@@ -15,7 +15,7 @@ from stockpile.api.app import create_app
 from stockpile.config import Settings
 
 READ = {"operator", "planner", "commander", "auditor", "admin"}
-ROLES = ("operator", "planner", "commander", "auditor", "admin", "metrics")
+ROLES = ("operator", "planner", "commander", "auditor", "admin", "metrics", "sensor")
 
 ROLE_MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/parties"): READ, ("GET", "/api/v1/parties/{code}"): READ, ("PUT", "/api/v1/parties/{code}"): {"admin"},
@@ -29,7 +29,7 @@ ROLE_MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/transfers"): {"operator", "admin"},
     ("POST", "/api/v1/transfers/{transfer_id}/receipt"): {"operator", "admin"},
     ("GET", "/api/v1/transfers"): READ, ("GET", "/api/v1/transfers/{transfer_id}"): READ,
-    ("GET", "/api/v1/stock"): READ, ("GET", "/api/v1/lots/{lot_id}"): READ,
+    ("GET", "/api/v1/stock"): READ, ("GET", "/api/v1/lots"): READ, ("GET", "/api/v1/lots/{lot_id}"): READ,
     ("POST", "/api/v1/lots/{lot_id}/status"): {"operator", "admin"},
     ("POST", "/api/v1/tokens"): {"admin"}, ("GET", "/api/v1/tokens"): {"admin"},
     ("POST", "/api/v1/tokens/{token_id}/revoke"): {"admin"},
@@ -62,9 +62,17 @@ ROLE_MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/allocation-plans/{plan_id}/cancel"): {"planner", "commander", "admin"},
     ("POST", "/api/v1/drills"): {"planner", "commander", "admin"}, ("GET", "/api/v1/drills"): READ,
     ("GET", "/api/v1/drills/{drill_id}"): READ,
+    ("PUT", "/api/v1/capacities/{code}"): {"planner", "admin"}, ("GET", "/api/v1/capacities"): READ,
+    ("GET", "/api/v1/capacities/{code}"): READ, ("GET", "/api/v1/potential"): READ,
+    ("GET", "/api/v1/taskings"): READ, ("GET", "/api/v1/taskings/{tasking_id}"): READ,
+    ("POST", "/api/v1/taskings/{tasking_id}/receipts"): {"operator", "admin"},
+    ("PUT", "/api/v1/sensors/{code}"): {"admin"}, ("GET", "/api/v1/sensors"): READ,
+    ("GET", "/api/v1/sensors/{code}"): READ, ("GET", "/api/v1/sensors/{code}/readings"): READ,
+    ("POST", "/api/v1/sensor-readings"): {"sensor", "operator", "admin"},
 }
 
-PUBLIC = re.compile(r"^/(health|docs|schema|metrics)")
+# The console signs in with a session, not a bearer token: tests/console/test_console_routes.py guards it.
+PUBLIC = re.compile(r"^/(health|docs|schema|metrics|console)")
 
 
 def _api_routes() -> list[tuple[str, str]]:

@@ -353,10 +353,10 @@ async def test_an_uncleared_target_filter_matches_only_the_target_it_would_be_sh
     async with pg_pool.acquire() as conn:
         await audit_store.append(conn, at=datetime.now(timezone.utc), actor=actor, roles=[], action=f"job probe-{uid}",
                                  target=None, outcome="failed", status=None, client=None, request_id=None, details={})
-        uncleared = await audit_store.events(conn, since=None, until=None, actor=actor, target=f"probe-{uid}",
-                                             action=None, before_id=None, limit=10, reader_cleared=False)
-        everyone = await audit_store.events(conn, since=None, until=None, actor=actor, target=None, action=None,
-                                            before_id=None, limit=10, reader_cleared=False)
+        uncleared = await audit_store.events(since=None, until=None, actor=actor, target=f"probe-{uid}", action=None,
+                                             before_id=None, limit=10, reader_cleared=False).fetch(conn)
+        everyone = await audit_store.events(since=None, until=None, actor=actor, target=None, action=None,
+                                            before_id=None, limit=10, reader_cleared=False).fetch(conn)
     assert uncleared == [] and len(everyone) == 1
 
 

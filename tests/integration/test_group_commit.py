@@ -14,24 +14,29 @@ from types import SimpleNamespace
 import msgspec
 import pytest
 
-from stockpile.api import group_commit
 from stockpile.api.audit import AuditNote
-from stockpile.api.group_commit import Answer, GroupCommitter, Job, _in_transaction
+from stockpile.api.presenters.movements import present_posted
+from stockpile.api.problems import problem_body
 from stockpile.domain.errors import IdempotencyConflict, InsufficientStock
 from stockpile.domain.moments import Clock
 from stockpile.services import commands as c
-from stockpile.services import workspace
+from stockpile.services import posting, workspace
+from stockpile.services.idempotency import Answer
+from stockpile.services.posting import GroupCommit, LedgerRequest, Presenters
 from stockpile.store import idempotency, tokens
 from stockpile.store.ledger import insert_movements
 from stockpile.store.db import Database
 from tests.factories import lot_of, make_world, receive
 
 
-def _job(principal, key: str, body: bytes) -> Job:
+PRESENTERS = Presenters(movement=present_posted, problem=problem_body)
+
+
+def _job(principal, key: str, body: bytes) -> LedgerRequest:
     request = SimpleNamespace(user=principal, scope={"method": "POST", "path": "/api/v1/movements", "headers": []})
     note = AuditNote(request, target="/api/v1/movements", details={"idempotency_key": key})
     cmd = c.Reversal(movement_id="00000000-0000-0000-0000-000000000000")
-    return Job(cmd, principal, key, hashlib.sha256(body).digest(), note, Clock.utc())
+    return LedgerRequest(cmd, principal, key, hashlib.sha256(body).digest(), note, Clock.utc())
 
 
 async def test_duplicates_of_a_stored_key_are_judged_by_what_was_stored(database_url, pg_pool):
@@ -40,16 +45,16 @@ async def test_duplicates_of_a_stored_key_are_judged_by_what_was_stored(database
         token = await tokens.issue_token(conn, principal_id, "t")
         principal = await tokens.principal_for_token(conn, token)
         async with conn.transaction():
-            await idempotency.claim(conn, principal.id, "stored-key", hashlib.sha256(b"original").digest())
+            await idempotency.claim_many(conn, [(principal.id, "stored-key", hashlib.sha256(b"original").digest())])
             await idempotency.record(conn, principal.id, "stored-key", 201, b'{"id":"first"}')
     db = Database(database_url, pool_size=1)
     try:
         async with db.transaction() as tx:
-            answers = await _in_transaction(tx.pg, [
+            answers = await posting.in_transaction(tx.pg, [
                 _job(principal, "stored-key", b"different"),
                 _job(principal, "stored-key", b"original"),
                 _job(principal, "stored-key", b"different"),
-            ])
+            ], PRESENTERS)
     finally:
         await db.dispose()
     assert isinstance(answers[0], IdempotencyConflict)
@@ -57,19 +62,19 @@ async def test_duplicates_of_a_stored_key_are_judged_by_what_was_stored(database
     assert isinstance(answers[2], IdempotencyConflict)
 
 
-def _batch_job(principal, movements: list[dict], *, atomic: bool = True, single: bool = False) -> Job:
+def _batch_job(principal, movements: list[dict], *, atomic: bool = True, single: bool = False) -> LedgerRequest:
     request = SimpleNamespace(user=principal, scope={"method": "POST", "path": "/api/v1/movements/batch", "headers": []})
     key = uuid.uuid4().hex
     note = AuditNote(request, target="/api/v1/movements/batch", details={"idempotency_key": key})
     body = msgspec.convert(movements[0], c.Movement) if single else \
         msgspec.convert({"atomic": atomic, "movements": movements}, c.Batch)
-    return Job(body, principal, key, hashlib.sha256(key.encode()).digest(), note, Clock.utc())
+    return LedgerRequest(body, principal, key, hashlib.sha256(key.encode()).digest(), note, Clock.utc())
 
 
 def _count_appends(monkeypatch, append_every: int) -> list[int]:
     """Let the group commit append every ``append_every`` movements in the background, and record
     how many movements (and stored responses) each append statement carries."""
-    monkeypatch.setattr(group_commit, "APPEND_EVERY", append_every)
+    monkeypatch.setattr(posting, "APPEND_EVERY", append_every)
     appends: list[int] = []
 
     async def counted_insert(pg, pending):
@@ -90,12 +95,12 @@ async def _world_with_lot(client, admin, operator, uid, pg_pool, code: str, quan
     return w, lot, principal
 
 
-async def _submit_together(database_url: str, jobs: list[Job]) -> list[Answer | BaseException]:
+async def _submit_together(database_url: str, jobs: list[LedgerRequest]) -> list[Answer | BaseException]:
     """Submit the jobs at once to a fresh committer: they are all waiting when it forms its group."""
     db = Database(database_url, pool_size=2)
     try:
-        committer = GroupCommitter(db)
-        return await asyncio.gather(*(committer.submit(job) for job in jobs), return_exceptions=True)
+        committer = GroupCommit(db, PRESENTERS)
+        return await asyncio.gather(*(committer.post(job) for job in jobs), return_exceptions=True)
     finally:
         await db.dispose()
 

@@ -57,7 +57,7 @@ async def test_the_api_serves_the_workers_snapshot_without_querying(make_databas
     assert f'stockpile_stock_quantity{{category="fuel",region="{w.region}",sector="civilian",unit="L"}} 1234.5' in text
     assert 'stockpile_coverage_ratio{target="T-MX"} 0.5' in text
     assert 'stockpile_targets{state="critical"} 1.0' in text
-    assert 'stockpile_job_last_success_timestamp_seconds{job="seal-audit"}' in text
+    assert 'stockpile_job_last_success_timestamp_seconds{job_name="seal-audit"}' in text
     assert 'stockpile_ledger_movements_total{kind="receipt"} 1.0' in text
     lot_id = moved["postings"][0]["account"]["lot_id"]
     assert lot_id not in text and w.north not in text  # aggregates only, never a lot or a warehouse

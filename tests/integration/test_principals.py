@@ -423,7 +423,7 @@ async def test_demo_tokens_expire_after_thirty_days(demo):
     finally:
         await conn.close()
     expected = datetime.now(timezone.utc) + timedelta(days=TOKEN_DAYS)
-    assert len(expiries) == len(result.tokens) == 7
+    assert len(expiries) == len(result.tokens) == 8  # seven people and the sensors' device
     assert all(abs(r["expires_at"] - expected) < timedelta(minutes=5) for r in expiries)
     assert f"they expire at {result.tokens_expire_at:%Y-%m-%d}" in result.report()
 

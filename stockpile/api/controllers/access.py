@@ -9,13 +9,14 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 
+from stockpile.api import exports
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import requires
 from stockpile.api.common import Cursor, Limit, decode_cursor, json_response, page, page_limit
 from stockpile.api.common import RowCursor
 from stockpile.api.schemas.reference import AuditEventPage, DenialCountPage, IssuedToken, Token, TokenPage
 from stockpile.api.schemas.problems import problem_answers
-from stockpile.domain.moments import rfc3339
+from stockpile.api.presenters.access import present_denial, present_token
 from stockpile.domain.principals import Rights
 from stockpile.services import audit, principals
 from stockpile.services.commands import Code, Strict
@@ -48,14 +49,6 @@ class TokenIn(Strict):
 
 class RevokeIn(Strict):
     reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
-
-
-def present_token(row) -> dict:
-    return {
-        "id": row["id"], "principal": row["principal"], "roles": list(row["roles"]), "clearance": row["clearance"],
-        "label": row["label"], "created_at": rfc3339(row["created_at"]),
-        "expires_at": rfc3339(row["expires_at"]), "revoked_at": rfc3339(row["revoked_at"]),
-    }
 
 
 class TokenController(Controller):
@@ -109,6 +102,8 @@ class AuditController(Controller):
         actor: str | None = None, target: str | None = None, action: str | None = None, limit: Limit = None,
         cursor: Cursor = None,
     ) -> Response[AuditEventPage]:
+        if exports.wants_csv(request):
+            return await exports.respond(request, state, "audit-events")
         size = page_limit(limit)
         items = await audit.events(state.db, state.settings.audit_key_bytes, request.user, since=since, until=until,
                                    actor=actor, target=target, action=action, before_id=decode_cursor(cursor, int),
@@ -131,6 +126,5 @@ class AuditDenialController(Controller):
         await state.denials.flush()  # this process's latest counts are part of what is read
         async with state.db.transaction() as tx:
             rows = await audit.denials(tx.pg, since=since, actor=actor, before_id=after, limit=size + 1)
-        items = [{"id": r["id"], "minute": rfc3339(r["minute"]), "actor_kind": r["actor_kind"], "actor": r["actor"],
-                  "action": r["action"], "status": r["status"], "count": r["count"]} for r in rows]
+        items = [present_denial(r) for r in rows]
         return json_response(page(items, size, lambda item: item["id"]))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -11,46 +10,25 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import Parameter
 
+from stockpile.api import exports
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
 from stockpile.api.common import Cursor, Limit, decode_cursor, encode_cursor, json_response, page_limit
 from stockpile.api.schemas.planning import Alert, AlertPage
 from stockpile.api.schemas.problems import problem_answers
-from stockpile.domain.access import Principal, shows_figures_of
-from stockpile.domain.moments import rfc3339
+from stockpile.api.presenters.alerts import present_alert
 from stockpile.services import alerts
 from stockpile.services.commands import Strict
 
 AlertState = Literal["open", "acknowledged", "resolved"]
 AlertKind = Literal["shortfall", "expiring", "expired_on_hand", "rotation_overdue", "rotation_blocked",
                     "transfer_overdue", "allocation_unfilled", "count_discrepancy", "ledger_invariant",
-                    "shelf_life_failed"]
+                    "shelf_life_failed", "survey_overdue", "tasking_overdue",
+                    "cold_chain_excursion", "stock_variance", "sensor_offline"]
 
 
 class AcknowledgeIn(Strict):
     note: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
-
-
-def present(row, principal: Principal, history=None) -> dict:
-    """An alert as the reader may see it: a shortfall of a target counting every owner's stock
-    shows an uncleared reader its state, not the figures (they count military stock)."""
-    details = row["details"]
-    details = json.loads(details) if isinstance(details, str) else details
-    title = row["title"]
-    if not shows_figures_of(principal, counts_every_owner=row["counts_every_owner"]):
-        details = {"target": details.get("target"), "restricted": True}
-        title = f"reserve target {details['target']} is {row['severity']}"
-    body = {
-        "id": row["id"], "kind": row["kind"], "subject": row["subject"], "severity": row["severity"],
-        "state": row["state"], "title": title, "details": details,
-        "warehouse": row["warehouse"], "region": row["region"], "opened_at": rfc3339(row["opened_at"]),
-        "last_seen_at": rfc3339(row["last_seen_at"]), "acknowledged_at": rfc3339(row["acknowledged_at"]),
-        "acknowledged_by": row["acknowledged_by"], "resolved_at": rfc3339(row["resolved_at"]),
-    }
-    if history is not None:
-        body["history"] = [{"event": h["event"], "severity": h["severity"], "by": h["actor"], "note": h["note"],
-                            "at": rfc3339(h["at"])} for h in history]
-    return body
 
 
 class AlertController(Controller):
@@ -63,13 +41,15 @@ class AlertController(Controller):
         state_: Annotated[AlertState | None, Parameter(query="state")] = None, kind: AlertKind | None = None,
         limit: Limit = None, cursor: Cursor = None,
     ) -> Response[AlertPage]:
+        if exports.wants_csv(request):
+            return await exports.respond(request, state, "alerts")
         size = page_limit(limit)
         async with state.db.transaction() as tx:
             rows = await alerts.listing(tx.pg, request.user, state=state_, kind=kind, after=decode_cursor(cursor),
                                         limit=size + 1)
         more = len(rows) > size
         rows = rows[:size]
-        return json_response({"items": [present(r, request.user) for r in rows],
+        return json_response({"items": [present_alert(r, request.user) for r in rows],
                               "next_cursor": encode_cursor(rows[-1]["opened_at"].isoformat()) if more else None})
 
     @get("/{alert_id:uuid}", guards=[can_read], summary="One alert with its history",
@@ -77,7 +57,7 @@ class AlertController(Controller):
     async def read(self, request: Request, state: State, alert_id: UUID) -> Response[Alert]:
         async with state.db.transaction() as tx:
             row, history = await alerts.get(tx.pg, str(alert_id), request.user)
-        return json_response(present(row, request.user, history))
+        return json_response(present_alert(row, request.user, history))
 
     @post("/{alert_id:uuid}/acknowledge", guards=[requires("operator", "planner", "commander", "admin")],
           status_code=200, summary="Acknowledge an open alert",
@@ -88,4 +68,4 @@ class AlertController(Controller):
             row, history, before = await alerts.acknowledge(tx.pg, str(alert_id), request.user,
                                                             data.note if data else None)
             note.details = {"was": before}
-        return json_response(present(row, request.user, history))
+        return json_response(present_alert(row, request.user, history))

@@ -9,12 +9,13 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import Parameter
 
+from stockpile.api import exports
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
 from stockpile.api.common import (
     IDEMPOTENCY_HEADER, Cursor, Limit, decode_cursor, encode_cursor, idempotent, json_response, page, page_limit,
 )
-from stockpile.api.presenters.allocation import present_request
+from stockpile.api.presenters.allocation import present_plan, present_request
 from stockpile.api.schemas.planning import (
     AllocationRequest, AllocationRequestPage, Drill, DrillSummaryPage, Plan, PlanPage,
 )
@@ -44,6 +45,8 @@ class RequestController(Controller):
                                         Parameter(query="state")] = None,
                       priority: Literal["flash", "immediate", "priority", "routine"] | None = None,
                       limit: Limit = None, cursor: Cursor = None) -> Response[AllocationRequestPage]:
+        if exports.wants_csv(request):
+            return await exports.respond(request, state, "allocation-requests")
         size = page_limit(limit)
         after = decode_cursor(cursor, UUID)
         async with state.db.transaction() as tx:
@@ -76,7 +79,8 @@ class PlanController(Controller):
           responses=problem_answers(404, 409))
     async def propose(self, request: Request, state: State, data: c.PlanIn) -> Response[Plan]:
         async with write_transaction(request, state.db) as (tx, note):
-            body = await allocation.propose(tx.pg, data, request.user, Clock.utc().today, Limits.of(state.settings))
+            body = present_plan(await allocation.propose(tx.pg, data, request.user, Clock.utc().today,
+                                                         Limits.of(state.settings)))
             note.status, note.details["id"] = 201, body["id"]
         return json_response(body, 201)
 
@@ -87,15 +91,17 @@ class PlanController(Controller):
         size = page_limit(limit)
         after = decode_cursor(cursor, UUID)
         async with state.db.transaction() as tx:
-            items, more = await allocation.list_plans(tx.pg, request.user, state=state_,
+            views, more = await allocation.list_plans(tx.pg, request.user, state=state_,
                                                       after=None if after is None else str(after), size=size)
+        items = [present_plan(view) for view in views]
         return json_response({"items": items, "next_cursor": encode_cursor(items[-1]["id"]) if more else None})
 
     @get("/{plan_id:uuid}", guards=[can_read], summary="One plan with its lines and per-request outcome",
          responses=problem_answers(404))
     async def read(self, request: Request, state: State, plan_id: UUID) -> Response[Plan]:
         async with state.db.transaction() as tx:
-            return json_response(await allocation.show(tx.pg, str(plan_id), request.user))
+            view = await allocation.show(tx.pg, str(plan_id), request.user)
+        return json_response(present_plan(view))
 
     @post("/{plan_id:uuid}/approve", guards=[requires(*PLANNERS)], status_code=200,
           summary="Approve: reserve every line after re-checking stock, rules and floors under lock",
@@ -103,8 +109,8 @@ class PlanController(Controller):
     async def approve(self, request: Request, state: State, plan_id: UUID) -> Response[Plan]:
         clock = Clock.utc()
         async with write_transaction(request, state.db) as (tx, note):
-            body = await allocation.approve(tx.pg, str(plan_id), request.user, clock.now, clock.today,
-                                            state.settings.reservation_hours)
+            body = present_plan(await allocation.approve(tx.pg, str(plan_id), request.user, clock.now, clock.today,
+                                                         state.settings.reservation_hours))
             note.details["id"] = body["id"]
         return json_response(body)
 
@@ -114,7 +120,7 @@ class PlanController(Controller):
     async def dispatch(self, request: Request, state: State, plan_id: UUID,
                        idempotency_key: Annotated[str, IDEMPOTENCY_HEADER]) -> Response[Plan]:
         async def run(tx):
-            return 200, await allocation.dispatch(tx.pg, str(plan_id), request.user, Clock.utc())
+            return 200, present_plan(await allocation.dispatch(tx.pg, str(plan_id), request.user, Clock.utc()))
 
         return await idempotent(request, state.db, run)
 
@@ -124,8 +130,8 @@ class PlanController(Controller):
     async def cancel(self, request: Request, state: State, plan_id: UUID,
                      data: c.CancelIn | None = None) -> Response[Plan]:
         async with write_transaction(request, state.db) as (tx, note):
-            body = await allocation.cancel(tx.pg, str(plan_id), (data or c.CancelIn()).reason, Clock.utc().now,
-                                           request.user)
+            body = present_plan(await allocation.cancel(tx.pg, str(plan_id), (data or c.CancelIn()).reason,
+                                                        Clock.utc().now, request.user))
             note.details["id"] = body["id"]
         return json_response(body)
 

@@ -11,13 +11,13 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import Parameter
 
+from stockpile.api import exports
 from stockpile.api.audit import AuditNote
 from stockpile.api.auth import can_post_movements, can_read
 from stockpile.api.common import (
     IDEMPOTENCY_HEADER, Cursor, Limit,
     RowCursor, decode_cursor, encode_cursor, idempotent, json_response, page, page_limit, replayed, request_fingerprint,
 )
-from stockpile.api.group_commit import Job
 from stockpile.api.presenters.movements import present_movement, present_posted
 from stockpile.api.schemas.ledger import (
     BatchAnswer, Movement, MovementPage, PostedMovement, Transfer, TransferPage, TransferStep,
@@ -28,6 +28,7 @@ from stockpile.domain.moments import Clock
 from stockpile.metrics import MOVEMENTS_POSTED
 from stockpile.services import commands as c
 from stockpile.services import ledger, transfers
+from stockpile.services.posting import LedgerRequest
 
 
 MovementKind = Literal["receipt", "issue", "transfer_dispatch", "transfer_receipt", "adjustment", "write_off",
@@ -62,6 +63,8 @@ class MovementController(Controller):
         owner: str | None = None, kind: MovementKind | None = None, since: datetime | None = None,
         until: datetime | None = None, limit: Limit = None, cursor: Cursor = None,
     ) -> Response[MovementPage]:
+        if exports.wants_csv(request):
+            return await exports.respond(request, state, "movements")
         size = page_limit(limit)
         async with state.db.transaction() as tx:
             rows = await ledger.movements(
@@ -82,10 +85,10 @@ class MovementController(Controller):
 
 
 async def _commit(request: Request, state: State, data: c.Movement | c.Batch) -> Response:
-    """Post a movement or a batch in the process's next group-committed transaction."""
+    """Post a movement or a batch (``services.posting``: group-committed with concurrent ones)."""
     key, fingerprint = await request_fingerprint(request)
     note = AuditNote(request, target=request.url.path, details={"idempotency_key": key})
-    answer = await state.committer.submit(Job(data, request.user, key, fingerprint, note, Clock.utc()))
+    answer = await state.ledger.post(LedgerRequest(data, request.user, key, fingerprint, note, Clock.utc()))
     if answer.replayed:
         return replayed(answer.body, answer.status)
     for kind in answer.kinds:
@@ -141,6 +144,8 @@ class TransferController(Controller):
         state_: Annotated[Literal["in_transit", "received"] | None, Parameter(query="state")] = None,
         warehouse: str | None = None, limit: Limit = None, cursor: Cursor = None,
     ) -> Response[TransferPage]:
+        if exports.wants_csv(request):
+            return await exports.respond(request, state, "transfers")
         size = page_limit(limit)
         async with state.db.transaction() as tx:
             items, last = await transfers.listing(tx.pg, request.user, state=state_, warehouse=warehouse,

@@ -14,7 +14,7 @@ from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
 from stockpile.api.common import Cursor, Limit, decode_cursor, json_response, page, page_limit
 from stockpile.api.presenters.obligations import present_obligation, present_with_settlements
-from stockpile.api.presenters.readiness import present_declaration, present_rule, present_rule_table
+from stockpile.api.presenters.readiness import present_declaration, present_level, present_rule, present_rule_table
 from stockpile.api.schemas import created
 from stockpile.api.schemas.planning import (
     Declaration, DeclarationPage, Obligation, ObligationPage, RegionLevelPage, RuleTable, VersionedRule,
@@ -33,7 +33,8 @@ class ReadinessController(Controller):
     @get("/", guards=[can_read], summary="The effective readiness level of every region")
     async def levels(self, state: State) -> Response[RegionLevelPage]:
         async with state.db.transaction() as tx:
-            return json_response({"items": await readiness.levels(tx.pg), "next_cursor": None})
+            items = await readiness.levels(tx.pg)
+        return json_response({"items": [present_level(item) for item in items], "next_cursor": None})
 
     @post("/declarations", guards=[requires("commander")], status_code=201,
           summary="Declare a readiness level on a region (wartime waits for a second commander)",

@@ -11,6 +11,7 @@ from litestar import Controller, Request, Response, get, post, put
 from litestar.datastructures import State
 from litestar.params import Parameter
 
+from stockpile.api import exports
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
 from stockpile.api.common import Cursor, Limit, decode_cursor, encode_cursor, json_response, page, page_limit
@@ -64,6 +65,8 @@ class RotationOrderController(Controller):
         warehouse: str | None = None, material: str | None = None, due_before: date | None = None,
         limit: Limit = None, cursor: Cursor = None,
     ) -> Response[RotationOrderPage]:
+        if exports.wants_csv(request):
+            return await exports.respond(request, state, "rotation-orders")
         size = page_limit(limit)
         principal = request.user
         today = Clock.utc().today

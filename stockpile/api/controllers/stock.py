@@ -4,37 +4,24 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Literal
+from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 
+from stockpile.api import exports
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_post_movements, can_read
 from stockpile.api.common import Cursor, Limit, RowCursor, decode_cursor, json_response, page, page_limit
-from stockpile.api.presenters.rotation import present_extension
-from stockpile.api.schemas.ledger import Lot, PositionPage
+from stockpile.api.presenters.stock import present_lot, present_lot_head, present_position
+from stockpile.api.schemas.ledger import Lot, LotPage, PositionPage
 from stockpile.api.schemas.problems import problem_answers
-from stockpile.domain.lots import is_expired
-from stockpile.domain.moments import Clock, rfc3339
-from stockpile.domain.quantities import format_quantity
+from stockpile.domain.moments import Clock
 from stockpile.services import commands as c
 from stockpile.services import lots, rotation
 
 Category = Literal["fuel", "food", "medical"]
 LotStatus = Literal["available", "quarantine", "recalled"]
-
-
-def present_position(row, today: date) -> dict:
-    d = row["decimals"]
-    return {
-        "lot_id": row["lot_id"], "lot_code": row["lot_code"], "warehouse": row["warehouse"], "region": row["region"],
-        "material": row["material"], "category": row["category"], "unit": row["unit"], "owner": row["owner"],
-        "owner_sector": row["owner_sector"],
-        "balance": format_quantity(row["balance"], d), "reserved": format_quantity(row["reserved"], d),
-        "available": format_quantity(row["balance"] - row["reserved"], d),
-        "expires_on": row["expires_on"].isoformat() if row["expires_on"] else None,
-        "expired": is_expired(row["expires_on"], today), "status": row["status"],
-    }
 
 
 class StockController(Controller):
@@ -47,6 +34,8 @@ class StockController(Controller):
         region: str | None = None, category: Category | None = None, expiring_before: date | None = None,
         status: LotStatus | None = None, limit: Limit = None, cursor: Cursor = None,
     ) -> Response[PositionPage]:
+        if exports.wants_csv(request):
+            return await exports.respond(request, state, "stock")
         size = page_limit(limit)
         today = Clock.utc().today
         async with state.db.transaction() as tx:
@@ -64,6 +53,23 @@ class StockController(Controller):
 class LotController(Controller):
     path = "/api/v1/lots"
     tags = ["stock"]
+
+    @get("/", guards=[can_read], summary="Lots by id, emptied ones too, each with the balance the reader may see")
+    async def listing(
+        self, request: Request, state: State, warehouse: str | None = None, material: str | None = None,
+        status: LotStatus | None = None, expiring_before: date | None = None, limit: Limit = None,
+        cursor: Cursor = None,
+    ) -> Response[LotPage]:
+        if exports.wants_csv(request):
+            return await exports.respond(request, state, "lots")
+        size = page_limit(limit)
+        after = decode_cursor(cursor, UUID)
+        today = Clock.utc().today
+        async with state.db.transaction() as tx:
+            rows = await lots.lots(tx.pg, request.user, warehouse=warehouse, material=material, status=status,
+                                   expiring_before=expiring_before, after=None if after is None else str(after),
+                                   limit=size + 1)
+        return json_response(page([present_lot_head(r, today) for r in rows], size, lambda item: item["id"]))
 
     @get("/{lot_id:str}", guards=[can_read], summary="One lot: its owners' shares and its history",
          responses=problem_answers(404))
@@ -84,23 +90,4 @@ class LotController(Controller):
 
 async def _lot(pg, lot_id: str, principal) -> dict:
     head, positions, events = await lots.lot(pg, lot_id, principal)
-    d = head["decimals"]
-    today = Clock.utc().today
-    return {
-        "id": head["id"], "code": head["code"], "warehouse": head["warehouse"], "material": head["material"],
-        "unit": head["unit"],
-        "manufactured_on": head["manufactured_on"].isoformat() if head["manufactured_on"] else None,
-        "expires_on": head["expires_on"].isoformat() if head["expires_on"] else None,
-        "expired": is_expired(head["expires_on"], today), "status": head["status"],
-        "origin_lot_id": head["origin_lot_id"],
-        "balance": format_quantity(sum(p["balance"] for p in positions), d),
-        "owners": [{
-            "owner": p["owner"], "sector": p["sector"], "balance": format_quantity(p["balance"], d),
-            "reserved": format_quantity(p["reserved"], d), "available": format_quantity(p["balance"] - p["reserved"], d),
-        } for p in positions],
-        "history": [{
-            "kind": e["kind"], "from": e["from_value"], "to": e["to_value"], "reason": e["reason"],
-            "by": e["actor"], "at": rfc3339(e["at"]),
-        } for e in events],
-        "shelf_life_extensions": [present_extension(r) for r in await rotation.extension_history(pg, head["id"])],
-    }
+    return present_lot(head, positions, events, await rotation.extension_history(pg, head["id"]), Clock.utc().today)

@@ -8,6 +8,7 @@ from litestar import Controller, Request, Response, get, put
 from litestar.datastructures import State
 from litestar.params import Parameter
 
+from stockpile.api import exports
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
 from stockpile.api.common import Cursor, Limit, decode_cursor, json_response, page, page_limit
@@ -57,6 +58,8 @@ class CoverageController(Controller):
         category: Literal["fuel", "food", "medical"] | None = None,
         state_: Annotated[Literal["ok", "warning", "critical"] | None, Parameter(query="state")] = None,
     ) -> Response[CoveragePage]:
+        if exports.wants_csv(request):
+            return await exports.respond(request, state, "coverage")
         async with state.db.transaction() as tx:
             items = await targets.coverage(tx.pg, request.user, today=Clock.utc().today, region=region,
                                            category=category, state=state_)

@@ -1,4 +1,4 @@
-"""Readiness declaration and allocation rule JSON."""
+"""Readiness JSON: regions' effective levels, declarations, the allocation rule table."""
 
 from __future__ import annotations
 
@@ -6,7 +6,18 @@ from typing import Any
 
 from stockpile.domain.moments import rfc3339
 from stockpile.domain.rules import Rule
-from stockpile.services.readiness import RuleTable
+from stockpile.services.readiness import RegionLevel, RuleTable
+
+
+def present_level(item: RegionLevel) -> dict[str, Any]:
+    r, source = item.region, item.source
+    return {
+        "region": r["code"], "name": r["name"], "parent": item.parent,
+        "level": item.level, "declared_level": r["own_level"] or "peacetime",
+        "source_region": source["code"] if source else None,
+        "declaration_id": str(source["declaration_id"]) if source else None,
+        "since": rfc3339(source["effective_at"]) if source else None, "pending_confirmations": r["pending"],
+    }
 
 
 def present_declaration(row) -> dict[str, Any]:

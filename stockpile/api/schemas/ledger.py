@@ -163,7 +163,9 @@ class ShelfLifeExtension(Schema):
     recorded_at: Moment
 
 
-class Lot(Schema):
+class LotHead(Schema):
+    """A lot as the list of lots shows it: its balance over every owner the reader may see."""
+
     id: UUID
     code: str
     warehouse: Code
@@ -175,6 +177,14 @@ class Lot(Schema):
     status: str
     origin_lot_id: Annotated[UUID | None, msgspec.Meta(description="The lot it came from by transfer.")]
     balance: Quantity
+
+
+LotPage = page_of(LotHead, "LotPage")
+
+
+class Lot(LotHead, kw_only=True):
+    """A lot with its owners' shares, its status history and its shelf-life extensions."""
+
     owners: list[LotOwner]
     history: list[LotEvent]
     shelf_life_extensions: list[ShelfLifeExtension]

@@ -1,0 +1,119 @@
+"""An uncleared reader's console never shows military stock: the canary world of the secrecy tests
+(``tests/canary.py``) is built through the API of a running service, then uncleared principals of
+every console role open every page they can reach (and its CSV exports) in the browser, and not one
+canary string may show — in the page, its fragments or its downloads.
+
+The canary material's code is national reference data (README "Scope"): it may be offered in a
+form's list of materials, as ``GET /materials`` shows it; nothing else of the canary may appear.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import httpx
+import pytest
+
+from stockpile.store import tokens
+from stockpile.store.engine import asyncpg_dsn
+from tests.canary import build
+from tests.console.conftest import sign_in, start_service, stop_service
+
+REFERENCE = ("canary material code",)
+
+
+async def _principal(url: str, name: str, roles: list[str], clearance: str | None, regions: list[str] = ()) -> str:
+    dsn, kwargs = asyncpg_dsn(url)
+    conn = await asyncpg.connect(dsn, **kwargs)
+    try:
+        async with conn.transaction():
+            principal_id = await tokens.upsert_principal(conn, name, roles, clearance)
+            assert not await tokens.grant(conn, principal_id, [], list(regions))
+            return await tokens.issue_token(conn, principal_id, "console need-to-know")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+async def canary_service(make_database, settings):
+    url = make_database()
+    dsn, kwargs = asyncpg_dsn(url)
+    conn = await asyncpg.connect(dsn, **kwargs)
+    try:
+        await conn.execute("INSERT INTO regions (code, name) VALUES ('TEST-NATION', 'Test nation')")
+    finally:
+        await conn.close()
+    uid = uuid.uuid4().hex[:6].upper()
+    cleared = {}
+    for role, roles in (("admin", ["admin", "operator"]), ("operator", ["operator"]), ("planner", ["planner"]),
+                        ("commander", ["commander"])):
+        token = await _principal(url, f"cleared-{role}-{uid}", roles, "military",
+                                 regions=["TEST-NATION"] if role in ("operator", "planner") else [])
+        cleared[role] = {"Authorization": f"Bearer {token}"}
+    service = start_service(url, {})
+    try:
+        async with httpx.AsyncClient(base_url=service.base_url, timeout=120) as client:
+            k = await build(client, url, uid=uid, settings=settings, **cleared)
+        for role in ("operator", "planner", "commander", "auditor"):
+            service.tokens[role] = await _principal(url, f"uncleared-{role}-{uid}", [role], None,
+                                                    regions=[k.region] if role in ("operator", "planner") else [])
+        yield service, k
+    finally:
+        stop_service(service)
+
+
+def _pages(k) -> dict[str, list[str]]:
+    return {
+        "operator": ["/console", f"/console/warehouses/{k.joint}", f"/console/warehouses/{k.south}",
+                     f"/console/warehouses/{k.joint}/lot?lot={k.lot_code}", "/console/readiness",
+                     f"/console/export/stock.csv?warehouse={k.joint}", f"/console/export/stock.csv?region={k.region}"],
+        "planner": ["/console", "/console/coverage", f"/console/coverage?region={k.region}", "/console/allocation",
+                    f"/console/allocation/plans/{k.loan_plan_id}", "/console/drills", f"/console/drills/{k.drill_id}",
+                    "/console/export/coverage.csv", "/console/export/requests.csv", "/console/export/stock.csv"],
+        "commander": ["/console", "/console/readiness", "/console/coverage", "/console/allocation"],
+        "auditor": ["/console", "/console/audit", "/console/export/audit.csv"],
+    }
+
+
+async def test_no_uncleared_console_page_shows_military_stock(canary_service, browser):
+    from tests.console.browser import Watched
+
+    service, k = canary_service
+    secrets = [s for s in k.secrets if s.what not in REFERENCE]
+    sightings, read = [], 0
+    for role, paths in _pages(k).items():
+        watched = await Watched.open(browser, service.base_url)
+        try:
+            page = await watched.page()
+            await sign_in(page, service.tokens[role])
+            for path in paths:
+                answer = await page.request.get(path)
+                assert answer.status in (200, 404), (role, path, answer.status)
+                body = await answer.text()
+                if path.startswith("/console/warehouses/") and "/lot?" not in path:
+                    await page.goto(path)  # the page as the browser shows it, fragments included
+                    body += await page.content()
+                read += answer.status == 200
+                sightings += [(role, path, s.what) for s in secrets if s.pattern.search(body)]
+        finally:
+            await watched.close()
+        assert watched.foreign() == []
+    assert read >= 20, read
+    assert sightings == []
+
+
+async def test_a_cleared_reader_does_see_the_canary(canary_service, browser):
+    """The control: the same pages show the canary to a cleared admin, so the check looks where it is."""
+    from tests.console.browser import Watched
+
+    service, k = canary_service
+    token = await _principal(service.database_url, f"cleared-reader-{k.uid}", ["admin"], "military")
+    watched = await Watched.open(browser, service.base_url)
+    try:
+        page = await watched.page()
+        await sign_in(page, token)
+        await page.goto(f"/console/warehouses/{k.joint}")
+        assert k.lot_code in await page.content()
+    finally:
+        await watched.close()
