@@ -191,7 +191,9 @@ class AllocationRequest(Schema):
 AllocationRequestPage = page_of(AllocationRequest)
 
 
-class PlanLine(Schema):
+class PlanLine(Schema, tag_field="kind", tag="stock"):
+    """A plan's line drawing on stock (``kind`` stock)."""
+
     request_id: UUID
     lot_id: UUID
     lot_code: str
@@ -207,6 +209,24 @@ class PlanLine(Schema):
     state: Literal["proposed", "reserved", "in_transit", "received", "void"]
     transfer_id: UUID | None
     obligation_id: UUID | None
+
+
+class TaskingLine(Schema, tag_field="kind", tag="tasking"):
+    """A plan's tasking line (``kind`` tasking), after its lines on stock: output a capacity must be
+    tasked for, by ``start_on``; once the plan is approved, the tasking order ``tasking_id``."""
+
+    request_id: UUID
+    capacity: Code
+    party: Code
+    material: Code
+    destination: Code
+    quantity: Quantity
+    lead_days: int
+    start_on: Day
+    ready_on: Day
+    due_on: Day
+    state: Literal["proposed", "open", "completed", "cancelled"]
+    tasking_id: Annotated[UUID | None, msgspec.Meta(description="The tasking order, once the plan is approved.")]
 
 
 class PlanRequest(Schema):
@@ -230,7 +250,8 @@ class Plan(Schema):
     id: UUID
     state: Literal["proposed", "approved", "dispatched", "cancelled", "expired"]
     rule_version: int
-    lines: list[PlanLine]
+    lines: Annotated[list[PlanLine | TaskingLine], msgspec.Meta(
+        description="Its lines on stock (`kind` stock), then its tasking lines (`kind` tasking).")]
     lines_withheld: Annotated[bool, msgspec.Meta(
         description="Lines drawing on stock the reader may not see are withheld (true when any was).")]
     requests: list[PlanRequest]
@@ -254,6 +275,8 @@ class DrillRequest(Schema):
     planned: Quantity
     unfilled: Quantity
     reasons: list[str]
+    tasked: Annotated[Quantity, msgspec.Meta(description="What capacity tasked in the drill would deliver.")]
+    unfilled_with_capacity: Quantity
 
 
 class Unmet(Schema):
@@ -273,6 +296,9 @@ class SupplyDays(Schema):
     target: Code
     before: float
     after: float
+    with_capacity: Annotated[float | None, msgspec.Meta(
+        description="After the draws, with the capacity delivering into its scope mobilised; null when `sustained`.")]
+    sustained: Annotated[bool, msgspec.Meta(description="Capacity keeps up with the need for good.")]
 
 
 class DrillLine(Schema):
@@ -289,6 +315,20 @@ class DrillLine(Schema):
     expires_on: Day | None
 
 
+class DrillTasking(Schema):
+    """A capacity that would have to be tasked, on which day, for what stock leaves unmet."""
+
+    request_id: str
+    capacity: Code
+    party: Code
+    material: Code
+    quantity: Quantity
+    lead_days: int
+    start_on: Day
+    ready_on: Day
+    due_on: Day
+
+
 class Drill(Schema):
     """A drill's report: fill rate by priority, unmet demand by material and region, the floors
     that bound it and days of supply before and after."""
@@ -298,11 +338,14 @@ class Drill(Schema):
     rule_version: int | None
     levels: Annotated[dict[str, str], msgspec.Meta(description="Readiness level each request was planned under.")]
     fill_rate: Annotated[dict[str, float], msgspec.Meta(description="Share of the requested quantity planned, per priority.")]
+    fill_rate_with_capacity: Annotated[dict[str, float], msgspec.Meta(
+        description="Share planned from stock or delivered by tasked capacity, per priority.")]
     requests: list[DrillRequest]
     unmet: list[Unmet]
     floors_bounding: list[FloorBounding]
     days_of_supply: list[SupplyDays]
     lines: list[DrillLine]
+    taskings: list[DrillTasking]
     solver: Solver | None
     created_at: Annotated[Moment | None, msgspec.Meta(description="When a stored drill is read.")] = None
     scenario: Annotated[dict[str, Any] | None, msgspec.Meta(description="When a stored drill is read.")] = None
