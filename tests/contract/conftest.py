@@ -1,6 +1,6 @@
 """The service as clients meet it: the demo reserve after a worker's first round (alerts evaluated,
 rotation planned) and a planner's and a commander's first steps (a request, its plan, a drill, a
-readiness declaration), served by uvicorn on a free local port, and a token that holds every role
+readiness declaration, a surveyed capacity and the tasking order of an approved plan), served by uvicorn on a free local port, and a token that holds every role
 (cleared for military stock), so every operation can be reached."""
 
 from __future__ import annotations
@@ -56,6 +56,20 @@ async def first_steps(base: str, headers: dict[str, str]) -> None:
         declared = await http.post("/api/v1/readiness/declarations", json={
             "region": "DST-NORTHPORT", "level": "emergency", "reason": "contract tests"})
         assert declared.status_code == 201, declared.text
+        # a refinery's capacity, and a flash request beyond the stock that an approved plan tasks it for
+        surveyed = await http.put("/api/v1/capacities/CAP-CONTRACT", json={
+            "party": "ENT-VALTA-ENERGY", "material": "DIESEL-0", "daily_quantity": "100000", "lead_days": 2,
+            "region": "DST-NORTHPORT", "surveyed_on": datetime.date.today().isoformat(), "survey_interval_days": 365})
+        assert surveyed.status_code == 201, surveyed.text
+        short = await http.post("/api/v1/allocation-requests", json={
+            "requester": "CIV-RES-BUREAU", "destination": "WH-N-01", "material": "DIESEL-0", "quantity": "100000000",
+            "priority": "flash", "needed_by": needed_by, "purpose": "contract tests: beyond the stock"})
+        assert short.status_code == 201, short.text
+        tasked = await http.post("/api/v1/allocation-plans", json={"request_ids": [short.json()["id"]]})
+        assert tasked.status_code == 201, tasked.text
+        assert "tasking" in {line["kind"] for line in tasked.json()["lines"]}, tasked.text
+        approved = await http.post(f"/api/v1/allocation-plans/{tasked.json()['id']}/approve")
+        assert approved.status_code == 200, approved.text
 
 
 @pytest.fixture(scope="package")

@@ -80,6 +80,11 @@ READS = [
     ("/api/v1/regions", "/api/v1/regions/{code}", "code"),
     ("/api/v1/warehouses", "/api/v1/warehouses/{code}", "code"),
     ("/api/v1/materials", "/api/v1/materials/{code}", "code"),
+    ("/api/v1/lots", "/api/v1/lots/{lot_id}", "id"),
+    ("/api/v1/sensors", "/api/v1/sensors/{code}", "code"),
+    ("/api/v1/sensors", "/api/v1/sensors/{code}/readings", "code"),
+    ("/api/v1/capacities", "/api/v1/capacities/{code}", "code"),
+    ("/api/v1/taskings", "/api/v1/taskings/{tasking_id}", "id"),
 ]
 
 
