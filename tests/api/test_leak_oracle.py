@@ -102,7 +102,7 @@ def query_values(k: Canary, ctx: "Context") -> dict[str, list[str]]:
         "expiring_before": [day(60)], "due_before": [day(60)], "target": [k.lot_id, k.target, k.plan_id],
         "actor": [ctx.cleared_names["planner"], ctx.cleared_names["admin"]], "since": [f"{day(-1)}T00:00:00Z"],
         "requester": [k.military], "destination": [k.depot], "lot_id": [k.lot_id], "subject": [k.lot_id],
-        "kind": [], "state": [], "state_": [], "priority": [], "until": [], "version": [], "principal": [],
+        "kind": [], "state": [], "priority": [], "until": [], "version": [], "principal": [],
         "action": [], "route": [], "status": [], "limit": [], "cursor": [], "Idempotency-Key": [],
         "Accept": [], "step": [], "capacity": [k.capacity],
     }

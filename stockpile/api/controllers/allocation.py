@@ -86,7 +86,8 @@ class PlanController(Controller):
 
     @get("/", guards=[can_read], summary="Allocation plans")
     async def listing(self, request: Request, state: State,
-                      state_: Literal["proposed", "approved", "dispatched", "cancelled", "expired"] | None = None,
+                      state_: Annotated[Literal["proposed", "approved", "dispatched", "cancelled", "expired"] | None,
+                                        Parameter(query="state")] = None,
                       limit: Limit = None, cursor: Cursor = None) -> Response[PlanPage]:
         size = page_limit(limit)
         after = decode_cursor(cursor, UUID)
