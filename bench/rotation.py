@@ -165,7 +165,8 @@ def main() -> None:
     print(f"{'planning run, steady state (orders open)':<44}{r['steady_run_seconds']:.3f} s = "
           f"{r['steady_run_seconds'] / anchor:.1f} × anchor ({r['steady_created']} created)")
     print(f"{'  of which: coverage of every target':<44}{r['coverage_seconds']:.3f} s = "
-          f"{r['coverage_seconds'] / anchor:.1f} × anchor")
+          f"{r['coverage_seconds'] / anchor:.1f} × anchor; the run is "
+          f"{r['steady_run_seconds'] / r['coverage_seconds']:.2f} × the coverage it needs")
     print(f"{'  of which: due positions (prefiltered)':<44}{r['due_positions_seconds']:.3f} s = "
           f"{r['due_positions_seconds'] / anchor:.1f} × anchor ({r['due_positions']} rows)")
     print(f"{'floors of one approval (5 targets)':<44}{r['approval_floors_seconds']:.3f} s = "

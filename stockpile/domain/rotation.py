@@ -110,6 +110,25 @@ class OpenOrder:
 
 
 @dataclass(frozen=True)
+class Outstanding:
+    """What the open orders hold against one target, in its materials' unit: ``out`` — gone or going
+    and not yet replaced, of every position the target counts; ``to_go`` — what they still have to
+    take out of stock the target counts as usable."""
+
+    out: Decimal = Decimal(0)
+    to_go: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class OpenOrders:
+    """The open orders as the planner weighs them: per target code (``Outstanding``), and per position
+    key what its order still has to take out (a position in ``by_position`` has an open order)."""
+
+    by_target: Mapping[str, Outstanding] = field(default_factory=dict)
+    by_position: Mapping[tuple[str, str], int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Target:
     """A reserve target as rotation sees it: what it counts, how much it needs, and what it has now."""
 
@@ -238,8 +257,9 @@ class TargetIndex:
     meets only the targets of its material at its warehouse and above it, for its owner or sector."""
 
     def __init__(self, targets: Iterable[Target]) -> None:
+        self.targets = list(targets)
         self._filed: dict[tuple, list[Target]] = defaultdict(list)
-        for target in targets:
+        for target in self.targets:
             scope = target.scope
             places = ([("warehouse", scope.warehouse)] if scope.warehouse is not None
                       else [("region", region) for region in scope.regions])
@@ -258,39 +278,61 @@ class TargetIndex:
 
 @dataclass
 class _Standing:
-    """A target's rotation standing while planning: what is out, and what is still to go of stock it counts."""
+    """A target's rotation standing while planning: what is out, and what is still to go of stock it
+    counts; ``rooms`` remembers its headroom (``_headroom``) per kind of position until an order changes them."""
 
     out: Decimal = Decimal(0)
     to_go: Decimal = Decimal(0)
     held: dict[str, Position] = field(default_factory=dict)  # material → first position held back
+    rooms: dict[tuple, tuple[int, str]] = field(default_factory=dict)  # ``_kind`` → ``_headroom``
+
+    def take(self, quantity: Decimal, counted: bool) -> None:
+        """A new order takes ``quantity`` out (of stock the target counts, when ``counted``)."""
+        self.out += quantity
+        if counted:
+            self.to_go += quantity
+        self.rooms.clear()
 
 
 def _ratio(value: Decimal) -> str:
     return f"{value:.2f}"
 
 
-def _headroom(position: Position, policy: Policy, target: Target, standing: _Standing, today: date
-              ) -> tuple[int, str, Why]:
-    """(whole units the target lets go out, the binding rule, why) for a position it counts."""
+def _headroom(policy: Policy, target: Target, standing: _Standing, position: Position, today: date
+              ) -> tuple[int, str]:
+    """(whole units the target lets go out, the binding rule: ``out_share`` or ``floor``) of a position
+    it counts, under ``policy``; remembered in ``standing.rooms`` for every position alike (see
+    ``_kind``) until an order changes the target's standing."""
     d = position.decimals
-    cap = policy.max_out_share * target.quantity
-    room = whole_units(cap - standing.out, d)
+    room = whole_units(policy.max_out_share * target.quantity - standing.out, d)
     reason = "out_share"
-    figures = (f" has {_ratio(standing.out / target.quantity)} out for rotation, cap "
-               f"{_ratio(policy.max_out_share)}")
-    why = Why(f"out-share cap reached: target {target.code}{figures}",
-              f"out-share cap reached: {target.public_name}" + (figures if target.figures_disclosed else ""))
     if counts_towards(position.holding, target, today):
-        left = target.usable - standing.to_go
-        floor_room = whole_units(left - target.floor, d)
+        floor_room = whole_units(target.usable - standing.to_go - target.floor, d)
         if floor_room < room:
             room, reason = floor_room, "floor"
-            figures = (f" at {_ratio(left / target.quantity)}, floor {_ratio(target.floor_ratio)} "
-                       f"({left:f} of {target.quantity:f} usable once the open orders are out)")
-            why = Why(f"replacement must arrive before more can go: target {target.code}{figures}",
-                      f"replacement must arrive before more can go: {target.public_name}"
-                      + (figures if target.figures_disclosed else " is at its protected floor"))
-    return max(room, 0), reason, why
+    standing.rooms[_kind(position, policy)] = found = (max(room, 0), reason)
+    return found
+
+
+def _kind(position: Position, policy: Policy) -> tuple:
+    """What a target's headroom for a position depends on besides the target: its policy's share,
+    its material's precision, and whether the target counts it (its status and expiry)."""
+    return policy.max_out_share, position.decimals, position.holding.status, position.holding.expires_on
+
+
+def _why(reason: str, policy: Policy, target: Target, standing: _Standing) -> Why:
+    """Why ``target`` lets no more go, for ``reason`` (as ``_headroom`` found it), in both wordings."""
+    if reason == "out_share":
+        figures = (f" has {_ratio(standing.out / target.quantity)} out for rotation, cap "
+                   f"{_ratio(policy.max_out_share)}")
+        return Why(f"out-share cap reached: target {target.code}{figures}",
+                   f"out-share cap reached: {target.public_name}" + (figures if target.figures_disclosed else ""))
+    left = target.usable - standing.to_go
+    figures = (f" at {_ratio(left / target.quantity)}, floor {_ratio(target.floor_ratio)} "
+               f"({left:f} of {target.quantity:f} usable once the open orders are out)")
+    return Why(f"replacement must arrive before more can go: target {target.code}{figures}",
+               f"replacement must arrive before more can go: {target.public_name}"
+               + (figures if target.figures_disclosed else " is at its protected floor"))
 
 
 def _trigger(position: Position, policy: Policy, today: date) -> str:
@@ -324,45 +366,50 @@ class _Room:
 def _room(position: Position, amount: int, policy: Policy, counting: list[Target],
           standing: dict[str, _Standing], today: date) -> _Room:
     """How much of ``amount`` units of the position the targets counting it let go now."""
-    material = position.holding.material
-    holding_back = [t for t in counting if material in standing[t.code].held]
-    fits, binding, short = amount, None, []
+    material, kind = position.holding.material, _kind(position, policy)
+    first_holding = None  # the first target that holds later lots of the material back already
+    fits, tightest, short = amount, None, []
     for target in counting:
-        if holding_back and material in standing[target.code].held:
+        s = standing[target.code]
+        if material in s.held:
+            first_holding = first_holding or target
             continue  # it waits anyway; this target holds later lots back already
-        room, reason, why = _headroom(position, policy, target, standing[target.code], today)
+        room, reason = s.rooms.get(kind) or _headroom(policy, target, s, position, today)
         if room < amount:
             short.append(target.code)
         if room < fits:
-            fits, binding = room, (target, reason, why)
-    if holding_back:
+            fits, tightest = room, (target, reason)
+    if first_holding is not None:
         # A position waiting behind an earlier lot at one target still holds later lots back at the
         # others short of room for it — as it would if it did not wait (planning again, the earlier
         # lot's remainder may be what waits in its place).
-        target = holding_back[0]
+        target = first_holding
         waiting = standing[target.code].held[material]
         lot = f"lot {waiting.lot_code} (expires {waiting.holding.expires_on})"
         public_lot = "an earlier-expiring lot" if waiting.holding.sector == MILITARY else lot
         return _Room(0, (target, "first_expiring", Why(
             f"waits for {lot}, which target {target.code} holds back first",
             f"waits for {public_lot}, which {target.public_name} holds back first")), tuple(short), waits=True)
-    return _Room(fits, binding, tuple(short))
+    if tightest is None:
+        return _Room(fits, None, tuple(short))
+    target, reason = tightest
+    return _Room(fits, (target, reason, _why(reason, policy, target, standing[target.code])), tuple(short))
 
 
-def _standing_of(open_orders: Iterable[OpenOrder], index: TargetIndex, today: date
-                 ) -> tuple[dict[str, _Standing], dict[tuple[str, str], int]]:
-    """Each target's standing with the open orders, and what each order has still to take out of
-    the position it rotates."""
-    standing: dict[str, _Standing] = defaultdict(_Standing)
-    ordered: dict[tuple[str, str], int] = {}
-    for order in open_orders:
-        ordered[order.key] = ordered.get(order.key, 0) + order.still_to_go
+def open_orders_of(orders: Iterable[OpenOrder], targets: Iterable[Target], today: date) -> OpenOrders:
+    """The open orders as the planner weighs them (:class:`OpenOrders`): the reference rule, order
+    by order. The service reads the same sums set-wise (``stockpile.store.rotation_plan``)."""
+    index = TargetIndex(targets)
+    out: dict[str, Decimal] = defaultdict(Decimal)
+    to_go: dict[str, Decimal] = defaultdict(Decimal)
+    by_position: dict[tuple[str, str], int] = {}
+    for order in orders:
+        by_position[order.key] = by_position.get(order.key, 0) + order.still_to_go
         for target in index.counting(order.holding):
-            s = standing[target.code]
-            s.out += units_as_quantity(order.not_replaced, order.decimals)
+            out[target.code] += units_as_quantity(order.not_replaced, order.decimals)
             if counts_towards(order.holding, target, today):
-                s.to_go += units_as_quantity(order.still_to_go, order.decimals)
-    return standing, ordered
+                to_go[target.code] += units_as_quantity(order.still_to_go, order.decimals)
+    return OpenOrders({code: Outstanding(out[code], to_go.get(code, Decimal(0))) for code in out}, by_position)
 
 
 def _order(position: Position, policy: Policy, room: _Room, counting: list[Target], today: date) -> PlannedOrder:
@@ -385,17 +432,21 @@ def _order(position: Position, policy: Policy, room: _Room, counting: list[Targe
                         explanation, position, room.short, public)
 
 
-def plan_rotation(positions: Iterable[Position], targets: Iterable[Target], open_orders: Iterable[OpenOrder],
+def plan_rotation(positions: Iterable[Position], targets: Iterable[Target], open_orders: OpenOrders,
                   policies: Iterable[Policy], levels: Mapping[int, str], today: date) -> RotationPlan:
     """Plan rotation orders for the due positions, first expiring first, within every target's
     out-share cap and protected floor (see the module's docstring for the rules).
 
-    ``levels`` maps a region id to its effective readiness level; a region not in it is at peace.
-    Orders come out in the order they were planned (first expiring first).
+    ``open_orders``: the orders being worked, as sums (:class:`OpenOrders`). ``levels`` maps a region
+    id to its effective readiness level; a region not in it is at peace. Orders come out in the
+    order they were planned (first expiring first).
     """
     policies = list(policies)
     index = TargetIndex(targets)
-    standing, ordered = _standing_of(open_orders, index, today)
+    standing = {t.code: _Standing() for t in index.targets}
+    for code, outstanding in open_orders.by_target.items():
+        standing[code] = _Standing(outstanding.out, outstanding.to_go)
+    ordered = dict(open_orders.by_position)
     plan = RotationPlan()
     for position in sorted(positions, key=lambda p: p.fefo_key):
         if position.holding.status != "available" or position.available <= 0:
@@ -427,9 +478,7 @@ def plan_rotation(positions: Iterable[Position], targets: Iterable[Target], open
             continue
         ordered[position.key] = room.fits
         for target in counting:
-            s = standing[target.code]
-            s.out += units_as_quantity(room.fits, position.decimals)
-            if counts_towards(position.holding, target, today):
-                s.to_go += units_as_quantity(room.fits, position.decimals)
+            standing[target.code].take(units_as_quantity(room.fits, position.decimals),
+                                       counts_towards(position.holding, target, today))
         plan.orders.append(_order(position, policy, room, counting, today))
     return plan

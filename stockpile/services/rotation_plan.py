@@ -1,7 +1,8 @@
 """Planning rotation: the daily run that turns due stock into rotation orders.
 
 One transaction, under an advisory lock: read the due positions (prefiltered in SQL), every
-target with its usable coverage, the open orders, the policies and the readiness levels; plan with
+target with its usable coverage, what the open orders hold against each target (summed in SQL), the
+policies and the readiness levels; plan with
 ``stockpile.domain.rotation.plan_rotation``; insert the new orders (a position with an open order
 keeps it); raise ``rotation_blocked`` per target that holds due stock back and
 ``rotation_overdue`` per open order past its out-by or in-by date, resolving those that cleared.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
+from functools import cache
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +21,9 @@ import asyncpg
 from stockpile.domain.alerts import Wanted
 from stockpile.domain.coverage import Holding, TargetScope
 from stockpile.domain.quantities import format_quantity
-from stockpile.domain.rotation import Blocked, OpenOrder, Policy, Position, Target, plan_rotation, units_as_quantity
+from stockpile.domain.rotation import (
+    Blocked, OpenOrders, Outstanding, Policy, Position, Target, plan_rotation, units_as_quantity,
+)
 from stockpile.domain.access import target_disclosed
 from stockpile.services import alerts
 from stockpile.services.targets import place
@@ -41,9 +45,17 @@ def _position(row: asyncpg.Record) -> Position:
                     row["shelf_life_days"], row["region_id"])
 
 
-def _open_order(row: asyncpg.Record) -> OpenOrder:
-    return OpenOrder(row["id"], row["lot_id"], _holding(row), row["decimals"], row["quantity"], row["out_quantity"],
-                     row["in_quantity"])
+async def open_orders(pg: asyncpg.Connection, today: date, due: list[asyncpg.Record]) -> OpenOrders:
+    """The open orders as the planner weighs them: the sums per target (read set-wise), and what the
+    open order of each due position still has to take out."""
+    out: dict[str, Decimal] = defaultdict(Decimal)
+    to_go: dict[str, Decimal] = {}
+    for r in await store.open_order_sums(pg, today):
+        out[r["code"]] += units_as_quantity(r["out"], r["decimals"])
+        if r["to_go"] is not None:
+            to_go[r["code"]] = to_go.get(r["code"], Decimal(0)) + units_as_quantity(r["to_go"], r["decimals"])
+    return OpenOrders({code: Outstanding(out[code], to_go.get(code, Decimal(0))) for code in out},
+                      {(r["lot_id"], r["owner"]): r["ordered"] for r in due if r["ordered"] is not None})
 
 
 def _policy(row: asyncpg.Record) -> Policy:
@@ -68,25 +80,29 @@ async def targets(pg: asyncpg.Connection, today: date) -> tuple[list[Target], di
     for r in await store.regions(pg):
         children[r["parent_id"]].append(r)
 
+    codes = {r["id"]: r["code"] for rs in children.values() for r in rs}
+
+    @cache
     def subtree(region_id: int) -> frozenset[str]:
-        found, stack = [], [region_id]
+        """The region and every region under it."""
+        found, stack = [codes[region_id]], [region_id]
         while stack:
             for child in children[stack.pop()]:
                 found.append(child["code"])
                 stack.append(child["id"])
         return frozenset(found)
 
-    codes = {r["id"]: r["code"] for rs in children.values() for r in rs}
     made = []
     for row in rows:
         selector = next((k, row[k]) for k in ("material", "category", "substitution_group") if row[k] is not None)
         regions = frozenset()
         if row["scope_region_id"] is not None:
-            regions = subtree(row["scope_region_id"]) | {codes[row["scope_region_id"]]}
+            regions = subtree(row["scope_region_id"])
         scope = TargetScope(frozenset(by_selector[selector]), row["horizon_days"], row["warehouse"], regions,
                             row["owner"], row["sector"])
+        where = place(row)
         made.append(Target(row["code"], scope, row["quantity"], row["floor_ratio"], row["usable"],
-                           disclosed=target_disclosed(place(row)), figures_disclosed=place(row).figures_disclosed))
+                           disclosed=target_disclosed(where), figures_disclosed=where.figures_disclosed))
     return made, {row["code"]: row for row in rows}
 
 
@@ -156,12 +172,11 @@ async def plan(pg: asyncpg.Connection, *, today: date) -> dict[str, Any]:
     suspended by readiness, how many open orders are overdue, and the alert changes."""
     await store.begin_planning(pg)
     rows = await store.due_positions(pg, today)
-    open_rows = await store.open_orders(pg)
+    open_ = await open_orders(pg, today, rows)
     policies = [_policy(r) for r in await store.policies(pg)]
     targets_, coverage = await targets(pg, today)
     levels = await effective_levels(pg)
-    result = plan_rotation([_position(r) for r in rows], targets_, [_open_order(r) for r in open_rows], policies,
-                           levels, today)
+    result = plan_rotation([_position(r) for r in rows], targets_, open_, policies, levels, today)
     owner_ids = {r["owner"]: r["owner_id"] for r in rows}
     created = await store.insert_orders(pg, [
         (o.lot_id, owner_ids[o.owner], o.policy_id, o.quantity, o.out_by, o.in_by, o.outlet, o.explanation,

@@ -89,12 +89,30 @@ STOCK_PASS = """
      GROUP BY 1, 2, 3, 4, 5, 6"""
 
 
+# Every region with each region under it, itself included (a recursive CTE).
+CLOSURE = """closure(ancestor, descendant) AS (
+                SELECT id, id FROM regions
+                UNION ALL SELECT c.ancestor, r.id FROM closure c JOIN regions r ON r.parent_id = c.descendant)"""
+
+# Each target of ``chosen`` with each material it counts, and the horizon cut it needs (of ``{cuts}``).
+SELECTED = """selected AS MATERIALIZED (  -- each target's materials, and the cut its horizon needs
+                SELECT t.id, t.scope_warehouse_id, t.scope_region_id, t.owner_id, t.sector, m.id AS material_id,
+                       m.decimals, array_position({cuts}, t.horizon_days + 1) AS needs
+                  FROM chosen t JOIN materials m ON m.id = t.material_id
+                UNION ALL
+                SELECT t.id, t.scope_warehouse_id, t.scope_region_id, t.owner_id, t.sector, m.id, m.decimals,
+                       array_position({cuts}, t.horizon_days + 1)
+                  FROM chosen t JOIN materials m ON m.category = t.category
+                UNION ALL
+                SELECT t.id, t.scope_warehouse_id, t.scope_region_id, t.owner_id, t.sector, m.id, m.decimals,
+                       array_position({cuts}, t.horizon_days + 1)
+                  FROM chosen t JOIN materials m ON m.substitution_group = t.substitution_group)"""
+
+
 def _coverage_ctes(visible: str, chosen_where: str, today: str, cuts: str, owners: str, expiring: str,
                    within: str = "true") -> str:
     """The coverage CTEs, ending in ``usable`` (target id → usable quantity) and ``stock`` (the pass)."""
-    return f"""WITH RECURSIVE closure(ancestor, descendant) AS (
-                SELECT id, id FROM regions
-                UNION ALL SELECT c.ancestor, r.id FROM closure c JOIN regions r ON r.parent_id = c.descendant),
+    return f"""WITH RECURSIVE {CLOSURE},
             chosen AS MATERIALIZED (SELECT * FROM ({TARGET} WHERE {visible}) t WHERE {chosen_where}),
             stock AS MATERIALIZED ({STOCK_PASS.format(today=today, cuts=cuts, owners=owners, expiring=expiring,
                                                       within=within)}),
@@ -106,18 +124,7 @@ def _coverage_ctes(visible: str, chosen_where: str, today: str, cuts: str, owner
                   JOIN closure cl ON cl.descendant = f.region_id
                  WHERE cl.ancestor IN (SELECT scope_region_id FROM chosen)
                  GROUP BY 1, 2, 3, 4, 5),
-            selected AS MATERIALIZED (  -- each target's materials, and the cut its horizon needs
-                SELECT t.id, t.scope_warehouse_id, t.scope_region_id, t.owner_id, t.sector, m.id AS material_id,
-                       m.decimals, array_position({cuts}, t.horizon_days + 1) AS needs
-                  FROM chosen t JOIN materials m ON m.id = t.material_id
-                UNION ALL
-                SELECT t.id, t.scope_warehouse_id, t.scope_region_id, t.owner_id, t.sector, m.id, m.decimals,
-                       array_position({cuts}, t.horizon_days + 1)
-                  FROM chosen t JOIN materials m ON m.category = t.category
-                UNION ALL
-                SELECT t.id, t.scope_warehouse_id, t.scope_region_id, t.owner_id, t.sector, m.id, m.decimals,
-                       array_position({cuts}, t.horizon_days + 1)
-                  FROM chosen t JOIN materials m ON m.substitution_group = t.substitution_group),
+            {SELECTED.format(cuts=cuts)},
             matched AS (
                 SELECT t.id, t.decimals, s.units FROM selected t JOIN stock s
                     ON s.warehouse_id = t.scope_warehouse_id AND s.material_id = t.material_id

@@ -1,5 +1,6 @@
-"""The rotation planner's SQL: due positions (prefiltered in the database), open orders, policies,
-the shape of every target, the insertion of new orders and the overdue ones.
+"""The rotation planner's SQL: due positions (prefiltered in the database), what the open orders
+hold against each target, policies, the shape of every target, the insertion of new orders and the
+overdue ones.
 
 The planner's rules live in ``stockpile.domain.rotation``; these statements only narrow what it
 reads. Due positions are found per material through ``lots_material_expiry``: a material's policy
@@ -14,6 +15,7 @@ from datetime import date
 import asyncpg
 
 from stockpile.store.allocation import lock_all_floors
+from stockpile.store.coverage import CLOSURE, SELECTED, horizon_cuts_and_named_owners
 
 PLANNING_LOCK = 0x5710C9A3
 
@@ -27,33 +29,71 @@ POLICY_OF_MATERIAL = """
                      WHERE p.material_id = m.id OR (p.material_id IS NULL AND p.category = m.category)
                      ORDER BY p.material_id IS NULL LIMIT 1) p ON true"""
 
+# ``ordered``: what the position's open order still has to take out (NULL: it has none). A position
+# whose open order takes all it has to spare is left out: the planner would pass it by.
 DUE_POSITIONS = f"""
-WITH policy AS MATERIALIZED ({POLICY_OF_MATERIAL})
-SELECT l.id::text AS lot_id, l.code AS lot_code, a.owner_id, o.code AS owner, o.sector, w.code AS warehouse,
-       w.region_id, r.code AS region, m.code AS material, m.category, m.decimals, m.shelf_life_days,
-       l.expires_on, l.status, a.balance, a.reserved
-  FROM policy p
-  JOIN lots l ON l.material_id = p.material_id AND l.expires_on <= p.due_until
-  JOIN accounts a ON a.lot_id = l.id AND a.type = 'stock' AND a.balance > a.reserved
-  JOIN materials m ON m.id = l.material_id
-  JOIN warehouses w ON w.id = l.warehouse_id
-  JOIN regions r ON r.id = w.region_id
-  JOIN parties o ON o.id = a.owner_id
- WHERE l.status = 'available'"""
+WITH policy AS MATERIALIZED ({POLICY_OF_MATERIAL}),
+     due AS MATERIALIZED (
+         SELECT l.id AS lot_id, l.code AS lot_code, a.owner_id, o.code AS owner, o.sector, w.code AS warehouse,
+                w.region_id, r.code AS region, m.code AS material, m.category, m.decimals, m.shelf_life_days,
+                l.expires_on, l.status, a.balance, a.reserved
+           FROM policy p
+           JOIN lots l ON l.material_id = p.material_id AND l.expires_on <= p.due_until
+           JOIN accounts a ON a.lot_id = l.id AND a.type = 'stock' AND a.balance > a.reserved
+           JOIN materials m ON m.id = l.material_id
+           JOIN warehouses w ON w.id = l.warehouse_id
+           JOIN regions r ON r.id = w.region_id
+           JOIN parties o ON o.id = a.owner_id
+          WHERE l.status = 'available')
+SELECT d.lot_id::text AS lot_id, d.lot_code, d.owner_id, d.owner, d.sector, d.warehouse, d.region_id, d.region,
+       d.material, d.category, d.decimals, d.shelf_life_days, d.expires_on, d.status, d.balance, d.reserved,
+       CASE WHEN ro.id IS NOT NULL THEN greatest(ro.quantity - ro.out_quantity, 0) END AS ordered
+  FROM due d
+  LEFT JOIN rotation_orders ro ON ro.lot_id = d.lot_id AND ro.owner_id = d.owner_id
+                              AND ro.state IN ('planned', 'in_progress')
+ WHERE ro.id IS NULL OR d.balance - d.reserved > greatest(ro.quantity - ro.out_quantity, 0)"""
 
-OPEN_ORDERS = """
-SELECT o.id::text AS id, o.lot_id::text AS lot_id, o.owner_id, ow.code AS owner, ow.sector, w.code AS warehouse,
-       r.code AS region, m.code AS material, m.decimals, l.expires_on, l.status,
-       coalesce(a.balance, 0) AS balance, coalesce(a.reserved, 0) AS reserved,
-       o.quantity, o.out_quantity, o.in_quantity
-  FROM rotation_orders o
-  JOIN lots l ON l.id = o.lot_id
-  JOIN materials m ON m.id = l.material_id
-  JOIN warehouses w ON w.id = l.warehouse_id
-  JOIN regions r ON r.id = w.region_id
-  JOIN parties ow ON ow.id = o.owner_id
-  LEFT JOIN accounts a ON a.lot_id = o.lot_id AND a.owner_id = o.owner_id AND a.type = 'stock'
- WHERE o.state IN ('planned', 'in_progress')"""
+# What the open orders hold against each target, set-wise (the rule order by order is
+# ``stockpile.domain.rotation.open_orders_of``): per target and unit precision, in smallest units,
+# ``out`` — not yet replaced, of every position the target counts; ``to_go`` — still to take out of
+# stock the target counts as usable (NULL when none is). The open orders are summed per (warehouse,
+# material, owner's sector, named owner, horizon cuts the lot outlives — none unless available), then
+# matched to the targets as coverage matches stock. $1 today, $2 horizon cuts, $3 named owners.
+OPEN_ORDER_SUMS = f"""
+WITH RECURSIVE {CLOSURE},
+     chosen AS MATERIALIZED (SELECT * FROM reserve_targets),
+     {SELECTED.format(cuts="$2::int[]")},
+     open AS MATERIALIZED (
+         SELECT l.warehouse_id, w.region_id, l.material_id, ow.sector,
+                CASE WHEN o.owner_id = ANY ($3::bigint[]) THEN o.owner_id END AS owner_id,
+                CASE WHEN l.status <> 'available' THEN 0
+                     WHEN l.expires_on IS NULL THEN cardinality($2::int[])
+                     ELSE width_bucket(l.expires_on - $1::date, $2::int[]) END AS lasts,
+                sum(greatest(o.quantity - o.in_quantity, 0)) AS out,
+                sum(greatest(o.quantity - o.out_quantity, 0)) AS to_go
+           FROM rotation_orders o
+           JOIN lots l ON l.id = o.lot_id
+           JOIN warehouses w ON w.id = l.warehouse_id
+           JOIN parties ow ON ow.id = o.owner_id
+          WHERE o.state IN ('planned', 'in_progress')
+          GROUP BY 1, 2, 3, 4, 5, 6),
+     by_region AS MATERIALIZED (  -- rolled up to every region that scopes a target, sub-regions included
+         SELECT cl.ancestor AS region_id, s.material_id, s.sector, s.owner_id, s.lasts, sum(s.out) AS out,
+                sum(s.to_go) AS to_go
+           FROM open s JOIN closure cl ON cl.descendant = s.region_id
+          WHERE cl.ancestor IN (SELECT scope_region_id FROM chosen)
+          GROUP BY 1, 2, 3, 4, 5),
+     matched AS (
+         SELECT t.id, t.decimals, s.lasts >= t.needs AS counted, s.out, s.to_go
+           FROM selected t JOIN open s ON s.warehouse_id = t.scope_warehouse_id AND s.material_id = t.material_id
+          WHERE (t.owner_id IS NULL OR s.owner_id = t.owner_id) AND (t.sector IS NULL OR s.sector = t.sector)
+         UNION ALL
+         SELECT t.id, t.decimals, s.lasts >= t.needs, s.out, s.to_go
+           FROM selected t JOIN by_region s ON s.region_id = t.scope_region_id AND s.material_id = t.material_id
+          WHERE (t.owner_id IS NULL OR s.owner_id = t.owner_id) AND (t.sector IS NULL OR s.sector = t.sector))
+SELECT t.code, m.decimals, sum(m.out) AS out, sum(m.to_go) FILTER (WHERE m.counted) AS to_go
+  FROM matched m JOIN reserve_targets t ON t.id = m.id
+ GROUP BY 1, 2"""
 
 
 async def begin_planning(pg: asyncpg.Connection) -> None:
@@ -67,14 +107,18 @@ async def begin_planning(pg: asyncpg.Connection) -> None:
 
 
 async def due_positions(pg: asyncpg.Connection, today: date) -> list[asyncpg.Record]:
-    """Positions (lot × owner) of available lots with stock to spare that their policy may call
-    due today, expired ones included."""
+    """Positions (lot × owner) of available lots with stock to spare beyond their open order, if
+    any, that their policy may call due today, expired ones included."""
     return await pg.fetch(DUE_POSITIONS, today)
 
 
-async def open_orders(pg: asyncpg.Connection) -> list[asyncpg.Record]:
-    """Planned and in-progress orders with the position each rotates."""
-    return await pg.fetch(OPEN_ORDERS)
+async def open_order_sums(pg: asyncpg.Connection, today: date) -> list[asyncpg.Record]:
+    """What the open orders hold against each target (``OPEN_ORDER_SUMS``): rows of target code,
+    unit precision, ``out`` and ``to_go`` in smallest units."""
+    cuts, named_owners = await horizon_cuts_and_named_owners(pg)
+    if not cuts:
+        return []
+    return await pg.fetch(OPEN_ORDER_SUMS, today, cuts, named_owners)
 
 
 async def policies(pg: asyncpg.Connection) -> list[asyncpg.Record]:

@@ -24,8 +24,8 @@ def new_token() -> str:
 async def upsert_principal(pg: asyncpg.Connection, name: str, roles: list[str], clearance: str | None) -> int:
     """The principal with this name, created if new; its roles are extended, its clearance set if given.
 
-    It widens an existing principal without asking: only for a database being built (the demo's
-    empty one, test fixtures). Tokens are issued through ``services.principals.issue_token``."""
+    It widens an existing principal without asking: only for a database being built (test fixtures,
+    benchmarks). Tokens are issued through ``services.principals.issue_token``."""
     return await pg.fetchval(
         """INSERT INTO principals (name, roles, clearance) VALUES ($1, $2::text[], $3)
            ON CONFLICT (name) DO UPDATE

@@ -610,7 +610,8 @@ async def test_shelf_life_tests_follow_scope_and_refuse_bad_input(client, make_t
 async def test_the_demo_sets_rotation_policies_for_fuel_grain_canned_food_and_medicines(make_database):
     import asyncpg
 
-    from stockpile.demo import DEMO_ROTATION_POLICIES, load_demo
+    from stockpile.demo import load_demo
+    from stockpile.demo.data import DEMO_ROTATION_POLICIES
     from stockpile.services import commands as c
     from stockpile.services import rotation
     from stockpile.store.engine import asyncpg_dsn

@@ -128,7 +128,7 @@ async def test_dispatching_an_owners_stock_they_do_not_hold_is_insufficient(clie
 
 
 @pytest.mark.parametrize("reason", ["quarantine", "recalled", "expired"])
-async def test_a_dispatch_from_an_unusable_lot_is_refused(client, operator, world, reason):
+async def test_a_dispatch_from_an_unusable_lot_is_a_409_that_opens_no_transfer(client, operator, world, reason):
     lot = lot_of(await receive(client, operator, warehouse=world.north, material=world.diesel, owner=world.civil,
                                quantity="10", lot="BAD", expires_on="2020-01-01" if reason == "expired" else "2030-01-01"))
     if reason != "expired":

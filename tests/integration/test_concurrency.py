@@ -243,6 +243,68 @@ async def test_one_idempotency_key_sent_by_many_clients_at_once_posts_once(live_
     await assert_ledger_consistent(pg_pool)
 
 
+async def test_one_batch_sent_by_many_clients_at_once_under_one_key_posts_it_once(live_server, headers, pg_pool, uid):
+    async with live_server.client(headers) as c:
+        w = await make_world(c, headers, uid)
+        lots = [lot_of(await receive(c, headers, warehouse=w.north, material=w.diesel, owner=w.civil,
+                                     quantity="100.0", lot=code)) for code in ("BA", "BB", "BC")]
+    body = {"atomic": True, "movements": [{"kind": "issue", "lot_id": lot, "owner": w.civil, "quantity": "4.0"}
+                                          for lot in lots]}
+    same_key = {"Idempotency-Key": f"batch-{uid}"}
+
+    responses = await storm(live_server, headers, [("/api/v1/movements/batch", body, same_key)] * 16)
+
+    assert [r.status_code for r in responses] == [201] * 16, explain(live_server, responses)
+    assert len({r.content for r in responses}) == 1, "every replay is the first answer, byte for byte"
+    assert sum(r.headers.get("idempotent-replayed") == "true" for r in responses) == 15
+    assert await balances(pg_pool, lots) == {(lot, w.civil): 1000 - 40 for lot in lots}, "each lot dropped once"
+    await assert_ledger_consistent(pg_pool)
+
+
+async def test_concurrent_batches_never_oversell_and_a_refused_atomic_batch_leaves_no_trace(
+        live_server, headers, pg_pool, uid):
+    async with live_server.client(headers) as c:
+        w = await make_world(c, headers, uid)
+        lots = [lot_of(await receive(c, headers, warehouse=w.north, material=w.diesel, owner=w.civil,
+                                     quantity="100.0", lot=f"HOT{i}", expires_on=expires_on))
+                for i, expires_on in enumerate(["2030-01-01", "2030-06-01", "2031-01-01"])]
+    wanted = (90, 80)  # units of each batch's two issues (diesel has 1 decimal)
+    atomic = [i % 3 != 0 for i in range(40)]
+    calls = [("/api/v1/movements/batch", {"atomic": atomic[i], "movements": [
+        {"kind": "receipt", "warehouse": w.north, "material": w.diesel, "owner": w.civil, "quantity": "1",
+         "lot": {"code": f"NEW{i}", "expires_on": "2032-01-01"}},
+        {"kind": "issue", "lot_id": lots[i % 3], "owner": w.civil, "quantity": "9"},
+        {"kind": "issue", "lot_id": lots[(i + 1) % 3], "owner": w.civil, "quantity": "8"},
+    ]}, key()) for i in range(40)]
+
+    responses = await storm(live_server, headers, calls)
+
+    served, new_lots, refused = 0, set(), set()
+    for i, r in enumerate(responses):
+        if atomic[i] and r.status_code == 409:
+            assert assert_clean_refusal(r, "insufficient-stock")["index"] in (1, 2), r.text
+            refused.add(f"NEW{i}")
+            continue
+        assert r.status_code == (201 if atomic[i] else 200), explain(live_server, responses)
+        results = r.json()["results"]
+        assert results[0]["status"] == 201
+        new_lots.add(f"NEW{i}")
+        for item, units in zip(results[1:], wanted):
+            if item["status"] == 201:
+                served += units
+            else:
+                assert not atomic[i] and item["status"] == 409 and item["problem"]["type"] == "insufficient-stock", item
+    assert refused, "the hot lots must run out for some atomic batches"
+    on_hand = await balances(pg_pool, lots)
+    assert 3000 - sum(on_hand.values()) == served, "the drop in stock is exactly what was served"
+    created = await pg_pool.fetch(
+        """SELECT l.code, a.balance FROM lots l JOIN accounts a ON a.lot_id = l.id JOIN warehouses w ON w.id = l.warehouse_id
+            WHERE w.code = $1 AND l.code LIKE 'NEW%'""", w.north)
+    assert {r["code"]: r["balance"] for r in created} == {code: 10 for code in new_lots}, \
+        "a refused atomic batch leaves no lot behind"
+    await assert_ledger_consistent(pg_pool)
+
+
 async def test_one_key_with_two_bodies_at_once_posts_one_and_refuses_the_other(live_server, headers, pg_pool, uid):
     async with live_server.client(headers) as c:
         w = await make_world(c, headers, uid)

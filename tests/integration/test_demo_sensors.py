@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from stockpile.demo import load_demo
-from stockpile.demo_sensors import DEMO_SENSORS, SCENARIO
+from stockpile.demo.sensors import DEMO_SENSORS, SCENARIO
 from stockpile.jobs.catalog import catalog
 from stockpile.jobs.runs import manual_slot, run_slot
 from stockpile.services import principals

@@ -102,7 +102,8 @@ async def test_movements_and_postings_are_never_updated_or_deleted(pg_pool, stoc
     assert await ledger_of(pg_pool, stock.movement_id) == before
 
 
-@pytest.mark.parametrize("sql", ["TRUNCATE postings", "TRUNCATE movements CASCADE", "TRUNCATE movements, postings"])
+@pytest.mark.parametrize("sql", ["TRUNCATE postings", "TRUNCATE postings CASCADE", "TRUNCATE movements CASCADE",
+                                 "TRUNCATE movements, postings"])
 async def test_the_ledger_cannot_be_truncated(pg_pool, stock, sql):
     async with rolled_back(pg_pool) as conn:
         # refused by the append-only trigger, or before it by the tables that reference movements

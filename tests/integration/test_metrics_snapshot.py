@@ -47,7 +47,7 @@ async def test_the_api_serves_the_workers_snapshot_without_querying(make_databas
         finally:
             await db.dispose()
         assert outcome.outcome == "ok" and outcome.detail["series"] > 0
-        for _ in range(50):
+        for _ in range(600):  # the reload runs every second; a loaded machine may take longer to get to it
             text = (await c.get("/metrics")).text
             if "stockpile_stock_quantity{" in text:
                 break

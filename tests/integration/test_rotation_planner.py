@@ -194,3 +194,108 @@ async def test_a_run_that_opens_many_orders_leaves_statistics_that_know_them(res
     assert (await run(db, -1))["created"] == 3
     async with db.transaction() as tx:
         assert await tx.pg.fetchval(known) == 3
+
+
+async def test_the_open_orders_summed_in_sql_weigh_on_each_target_as_the_rule_order_by_order(make_database,
+                                                                                             settings):
+    """Open orders on a drawn reserve — planned and in progress, part out and part back, on lots
+    quarantined, expired or dying within a horizon; completed and cancelled ones beside them — weigh
+    on every target (warehouse or region, material, category or group, owner or sector, horizon) as
+    ``open_orders_of`` says, order by order; and each due position knows what its order has to take."""
+    import random
+
+    from stockpile.domain.coverage import Holding
+    from stockpile.domain.rotation import OpenOrder, open_orders_of
+    from stockpile.services import rotation_plan
+    from stockpile.store import rotation_plan as store
+
+    rng = random.Random(12)
+    url = make_database()
+    token = await make_admin_token(url)
+    db = Database(url, pool_size=2)
+    async with AsyncTestClient(app=create_app(settings, url)) as c:
+        c.headers["Authorization"] = f"Bearer {token}"
+        tree = {"TEST-NATION": None, "EAST": "TEST-NATION", "NORTH-EAST": "EAST", "WEST": "TEST-NATION"}
+        for code, parent in tree.items():
+            assert (await c.put(f"/api/v1/regions/{code}", json={"name": code, "parent": parent})).status_code == 201
+        owners = {f"O{i}": sector for i, sector in enumerate(["military", "civilian", "enterprise", "civilian"])}
+        for code, sector in owners.items():
+            assert (await c.put(f"/api/v1/parties/{code}", json={"name": code, "sector": sector})).status_code == 201
+        warehouses = {f"W{i}": region for i, region in enumerate(["NORTH-EAST", "NORTH-EAST", "EAST", "WEST"])}
+        for code, region in warehouses.items():
+            assert (await c.put(f"/api/v1/warehouses/{code}", json={
+                "name": code, "operator": "O1", "region": region, "kind": "joint", "latitude": 1,
+                "longitude": 1})).status_code == 201
+        materials = {"M0": ("fuel", 1, "G"), "M1": ("fuel", 0, "G"), "M2": ("food", 3, None)}
+        for code, (category, decimals, group) in materials.items():
+            assert (await c.put(f"/api/v1/materials/{code}", json={
+                "name": code, "category": category, "unit": "u", "decimals": decimals, "shelf_life_days": 900,
+                "storage_class": "ambient", "substitution_group": group})).status_code == 201
+        for category in ("fuel", "food"):
+            assert (await c.put(f"/api/v1/rotation-policies/ROT-{category}", json={
+                "category": category, "trigger_days_before_expiry": 120})).status_code in (200, 201)
+        for i in range(40):
+            material = rng.choice(list(materials))
+            decimals = materials[material][1]
+            moved = await receive(c, dict(c.headers), warehouse=rng.choice(list(warehouses)), material=material,
+                                  owner=rng.choice(list(owners)), lot=f"L{i}",
+                                  quantity=f"{rng.randint(10, 5000) / 10 ** decimals:.{decimals}f}",
+                                  expires_on=day(rng.choice([-5, 0, 3, 8, 20, 31, 45, 91, 400])))
+            if rng.random() < 0.15:
+                lot_id = moved["postings"][0]["account"]["lot_id"]
+                assert (await c.post(f"/api/v1/lots/{lot_id}/status",
+                                     json={"status": "quarantine", "reason": "test"})).status_code == 200
+        for i in range(16):
+            by, chosen = rng.choice(["material", "category", "substitution_group"]), rng.choice(list(materials))
+            selects = {"material": chosen, "category": materials[chosen][0], "substitution_group": "G"}[by]
+            holder = rng.choice([{}, {"owner": rng.choice(list(owners))},
+                                 {"sector": rng.choice(["military", "civilian"])}])
+            scope = rng.choice([{"warehouse": rng.choice(list(warehouses))}, {"region": rng.choice(list(tree))}])
+            r = await c.put(f"/api/v1/reserve-targets/T{i}", json={
+                "scope": scope, "quantity": "100", "horizon_days": rng.choice([0, 7, 30, 90]), by: selects, **holder})
+            assert r.status_code in (200, 201), r.text
+
+    async with db.transaction() as tx:
+        pg = tx.pg
+        positions = await pg.fetch("SELECT a.lot_id, a.owner_id, a.balance FROM accounts a WHERE a.type = 'stock'")
+        policy = await pg.fetchval("SELECT min(id) FROM rotation_policies")
+        for p in positions:
+            quantity = rng.randint(1, p["balance"])
+            out = rng.choice([0, quantity // 2, quantity])
+            for state in rng.sample(["planned", "in_progress", "completed", "cancelled"], rng.randint(0, 2)):
+                if state in ("planned", "in_progress") and await pg.fetchval(
+                        "SELECT count(*) FROM rotation_orders WHERE lot_id = $1 AND owner_id = $2"
+                        " AND state IN ('planned', 'in_progress')", p["lot_id"], p["owner_id"]):
+                    continue
+                await pg.execute(
+                    """INSERT INTO rotation_orders (lot_id, owner_id, policy_id, quantity, out_quantity, in_quantity,
+                                                    out_by, in_by, outlet, state, explanation)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 'sale', $8, 'drawn')""",
+                    p["lot_id"], p["owner_id"], policy, quantity, out, rng.randint(0, out), TODAY, state)
+        opened = await pg.fetch(
+            """SELECT o.id::text AS id, o.lot_id::text AS lot_id, w.code AS warehouse, r.code AS region,
+                      m.code AS material, m.decimals, ow.code AS owner, ow.sector, a.balance, a.reserved, l.status,
+                      l.expires_on, o.quantity, o.out_quantity, o.in_quantity
+                 FROM rotation_orders o JOIN lots l ON l.id = o.lot_id JOIN warehouses w ON w.id = l.warehouse_id
+                 JOIN regions r ON r.id = w.region_id JOIN materials m ON m.id = l.material_id
+                 JOIN parties ow ON ow.id = o.owner_id
+                 JOIN accounts a ON a.lot_id = o.lot_id AND a.owner_id = o.owner_id AND a.type = 'stock'
+                WHERE o.state IN ('planned', 'in_progress')""")
+        targets, _ = await rotation_plan.targets(pg, TODAY)
+        due = await store.due_positions(pg, TODAY)
+        summed = await rotation_plan.open_orders(pg, TODAY, due)
+        total = await pg.fetchval("SELECT count(*) FROM rotation_orders")
+    await db.dispose()
+
+    rule = open_orders_of([OpenOrder(
+        o["id"], o["lot_id"], Holding(o["warehouse"], o["region"], o["material"], o["owner"], o["sector"], o["balance"],
+                                      o["reserved"], o["status"], o["expires_on"]),
+        o["decimals"], o["quantity"], o["out_quantity"], o["in_quantity"]) for o in opened], targets, TODAY)
+    assert total > len(opened) > 10  # closed orders beside the open ones
+    assert summed.by_target == rule.by_target
+    assert len(rule.by_target) >= 8 and any(s.to_go != s.out for s in rule.by_target.values())
+    assert any(s.to_go == 0 < s.out for s in rule.by_target.values())  # out, but nothing of what it counts
+    assert summed.by_position == {k: v for k, v in rule.by_position.items()
+                                  if k in {(r["lot_id"], r["owner"]) for r in due}}
+    assert summed.by_position and all(
+        r["balance"] - r["reserved"] > (r["ordered"] or 0) for r in due)  # an order taking all it has: left out

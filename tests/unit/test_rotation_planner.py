@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from stockpile.domain.coverage import Holding, TargetScope, usable_quantity
 from stockpile.domain.rotation import (
-    OpenOrder, Policy, Position, Target, TargetIndex, counts_towards, is_due, plan_rotation, policy_for,
-    units_as_quantity,
+    OpenOrder, OpenOrders, Policy, Position, Target, TargetIndex, counts_towards, is_due, open_orders_of,
+    plan_rotation, policy_for, units_as_quantity,
 )
 
 TODAY = date(2026, 11, 22)
@@ -51,7 +51,8 @@ def open_order(p: Position, quantity: int, out: int = 0, in_: int = 0) -> OpenOr
 
 
 def plan(positions, targets=(), open_orders=(), policies=(FUEL,), levels=None):
-    return plan_rotation(positions, targets, open_orders, policies, levels or {}, TODAY)
+    return plan_rotation(positions, targets, open_orders_of(open_orders, targets, TODAY), policies, levels or {},
+                         TODAY)
 
 
 # --- when a position is due -------------------------------------------------------------------------
@@ -154,7 +155,7 @@ def test_a_region_target_counts_the_stock_of_its_sub_regions():
     assert [(o.lot_id, o.quantity) for o in result.orders] == [("A", 200), ("B", 50)]  # 25.0 L in all
 
 
-def test_prefers_lots_that_expire_first():
+def test_rotation_takes_the_lots_that_expire_first():
     t = target("T", "1000", "5000", floor="0")
     late, early = position("LATE", 2500, expires_in=40), position("EARLY", 2500, expires_in=35)
     result = plan([late, early], [t])
@@ -342,7 +343,7 @@ def test_the_target_index_finds_exactly_the_targets_coverage_counts_a_position_i
 @given(st.one_of(reserves(), nested_targets()))
 def test_rotation_never_takes_a_target_below_its_floor(reserve):
     positions, targets_, open_orders, policies_, levels = reserve
-    result = plan_rotation(positions, targets_, open_orders, policies_, levels, TODAY)
+    result = plan(positions, targets_, open_orders, policies_, levels)
     for t in targets_:
         to_go = sum((units_as_quantity(o.still_to_go, o.decimals) for o in open_orders
                      if _matches(t, o.holding) and counts_towards(o.holding, t, TODAY)), Decimal(0))
@@ -355,7 +356,7 @@ def test_rotation_never_takes_a_target_below_its_floor(reserve):
 @given(st.one_of(reserves(), nested_targets()))
 def test_never_more_than_the_out_share_is_out_counting_the_open_orders(reserve):
     positions, targets_, open_orders, policies_, levels = reserve
-    result = plan_rotation(positions, targets_, open_orders, policies_, levels, TODAY)
+    result = plan(positions, targets_, open_orders, policies_, levels)
     share = {p.id: p.max_out_share for p in policies_}
     for t in targets_:
         out = sum((units_as_quantity(o.not_replaced, o.decimals) for o in open_orders if _matches(t, o.holding)),
@@ -370,7 +371,7 @@ def test_never_more_than_the_out_share_is_out_counting_the_open_orders(reserve):
 @given(st.one_of(reserves(), nested_targets()))
 def test_no_later_lot_goes_while_an_earlier_one_of_its_material_is_held_back(reserve):
     positions, targets_, open_orders, policies_, levels = reserve
-    result = plan_rotation(positions, targets_, open_orders, policies_, levels, TODAY)
+    result = plan(positions, targets_, open_orders, policies_, levels)
     by_code = {t.code: t for t in targets_}
     held_back = [(entry.position, by_code[code]) for entry in result.blocked + result.orders
                  for code in entry.held_back_by]
@@ -385,10 +386,10 @@ def test_no_later_lot_goes_while_an_earlier_one_of_its_material_is_held_back(res
 @given(st.one_of(reserves(), nested_targets()))
 def test_planning_again_with_the_new_orders_open_plans_nothing(reserve):
     positions, targets_, open_orders, policies_, levels = reserve
-    first = plan_rotation(positions, targets_, open_orders, policies_, levels, TODAY)
+    first = plan(positions, targets_, open_orders, policies_, levels)
     now_open = open_orders + [OpenOrder(f"new-{o.lot_id}", o.lot_id, o.position.holding, o.position.decimals,
                                         o.quantity) for o in first.orders]
-    again = plan_rotation(positions, targets_, now_open, policies_, levels, TODAY)
+    again = plan(positions, targets_, now_open, policies_, levels)
     assert again.orders == []
     assert {p.key for p in again.suspended} == {p.key for p in first.suspended}
 
@@ -397,7 +398,7 @@ def test_planning_again_with_the_new_orders_open_plans_nothing(reserve):
 @given(reserves())
 def test_suspended_regions_get_no_orders_and_every_due_position_is_accounted_for(reserve):
     positions, targets_, open_orders, policies_, levels = reserve
-    result = plan_rotation(positions, targets_, open_orders, policies_, levels, TODAY)
+    result = plan(positions, targets_, open_orders, policies_, levels)
     ordered_before = {o.key for o in open_orders}
     due = {p.key for p in positions
            if p.key not in ordered_before and p.available > 0 and p.holding.status == "available"
@@ -420,7 +421,7 @@ def test_suspended_regions_get_no_orders_and_every_due_position_is_accounted_for
 @given(reserves())
 def test_with_no_targets_every_due_position_in_peace_goes_in_full(reserve):
     positions, _, _, policies_, _ = reserve
-    result = plan_rotation(positions, [], [], policies_, {}, TODAY)
+    result = plan_rotation(positions, [], OpenOrders(), policies_, {}, TODAY)
     assert result.blocked == [] and result.suspended == []
     assert all(o.quantity == o.position.available for o in result.orders)
     expiries = [o.position.fefo_key for o in result.orders]
@@ -435,7 +436,7 @@ def test_generated_reserves_exercise_every_outcome():
     @settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
     @given(st.one_of(reserves(), nested_targets()))
     def collect(reserve):
-        result = plan_rotation(*reserve[:4], reserve[4], TODAY)
+        result = plan(*reserve)
         seen["order"] += bool(result.orders)
         seen["partial"] += any(o.held_back_by for o in result.orders)
         seen["suspended"] += bool(result.suspended)

@@ -1,0 +1,13 @@
+"""Fixtures of the API tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.factories import make_world
+
+
+@pytest.fixture
+async def world(client, admin, uid):
+    """One test's own small reserve (``tests.factories.World``)."""
+    return await make_world(client, admin, uid)
