@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import re
 
+import msgspec
 import pytest
 
 from stockpile.api.openapi import CSV_EXPORTS
+from stockpile.api.schemas.sensors import ReadingsAnswer
 
 METHODS = ("get", "put", "post", "delete", "patch")
 PROBLEM = "application/problem+json"
@@ -118,6 +120,11 @@ async def test_the_main_operations_carry_an_example_request_and_answer(document)
     answer = movement["responses"]["201"]["content"]["application/json"]["examples"]["issue"]["value"]
     assert answer["postings"][0]["delta"] == "-500.0"
     assert document["paths"]["/api/v1/stock"]["get"]["responses"]["200"]["content"]["application/json"]["examples"]
+    readings = document["paths"]["/api/v1/sensor-readings"]["post"]
+    assert readings["requestBody"]["content"]["application/json"]["examples"]["one good, one refused"]
+    taken = readings["responses"]["200"]["content"]["application/json"]["examples"]["one good, one refused"]["value"]
+    refused = msgspec.convert(taken, ReadingsAnswer).refused
+    assert [(r.index, r.status, r.problem.type) for r in refused] == [(1, 422, "validation")]
 
 
 async def test_a_method_a_route_does_not_take_is_405_with_allow(client, auditor):

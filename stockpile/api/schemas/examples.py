@@ -38,6 +38,13 @@ COVERAGE = {"code": "T-DIESEL-NORTH", "scope": {"region": "NORTH"}, "material": 
             "warning_ratio": 0.9, "critical_ratio": 0.7, "floor_ratio": 0.5, "horizon_days": 30, "population": None,
             "target": "T-DIESEL-NORTH", "required": "50000", "usable": "41000.5", "floor": "25000", "ratio": 0.82,
             "state": "warning", "days_of_supply": None, "unit": "L"}
+READINGS_IN = {"readings": [{"sensor": "TEMP-E01-COLD", "at": "2026-11-21T09:30:00Z", "value": "4.6"},
+                            {"sensor": "TEMP-E01-COLD", "at": "2026-11-21T09:31:00Z", "value": "warm"}]}
+READINGS_TAKEN = {"accepted": 1, "duplicates": 0, "refused": [{
+    "index": 1, "sensor": "TEMP-E01-COLD", "status": 422,
+    "problem": {"type": "validation", "title": "Invalid request", "status": 422,
+                "detail": "readings[1].value: is not a finite number",
+                "errors": [{"field": "readings[1].value", "message": "is not a finite number"}]}}]}
 
 # (path, method) → (request examples, success answer examples)
 EXAMPLES: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {
@@ -46,6 +53,8 @@ EXAMPLES: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {
     ("/api/v1/transfers", "post"): ({"dispatch": TRANSFER_IN}, {}),
     ("/api/v1/allocation-requests", "post"): ({"request": REQUEST_IN}, {}),
     ("/api/v1/coverage", "get"): ({}, {"coverage": {"items": [COVERAGE], "next_cursor": None}}),
+    ("/api/v1/sensor-readings", "post"): ({"one good, one refused": READINGS_IN},
+                                          {"one good, one refused": READINGS_TAKEN}),
 }
 
 
