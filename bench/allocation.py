@@ -2,13 +2,15 @@
 
     .venv/bin/python -m bench.allocation [--seed 1] [--warehouses 2000] [--positions 10000]
                                          [--requests 1000] [--k 50] [--repeat 3] [--output FILE]
+                                         [--capacities 0]
 
 Generates a seeded national instance: warehouses clustered around cities across a country-sized
 box, positions of six materials (three substitution groups) owned by military, civilian and
 enterprise parties, ~18,000 reserve targets that overlap without nesting (per depot: each category
 and each material over every owner; per district, province and nation: each sector's category; per
 province: each owner's category), requests (a quarter of them around one crisis area, so stock there
-is contested) of every priority, and an emergency-level rule table. Then it times
+is contested) of every priority, an emergency-level rule table and, with ``--capacities``, that many
+capacities (a daily quantity from a lead day, delivering to a province) as sources of the solve. Then it times
 `stockpile.domain.allocation.solve` (build, solve — of which pricing the reach and the LPs — and
 explanation, best of ``--repeat``), exports the final model (every arc priced in) and, in a separate
 process (HiGHS and OR-Tools wheels clash in one), solves the same lexicographic LPs with HiGHS:
@@ -40,15 +42,18 @@ MATERIALS = [(1, "motor-fuel", "fuel"), (2, "motor-fuel", "fuel"), (3, "rations"
 SECTORS = ("military", "civilian", "enterprise")
 PRIORITY_WEIGHTS = {"flash": 5, "immediate": 15, "priority": 30, "routine": 50}
 CRISIS = (50.6, 23.4)  # lat, lon of the contested area
+DEAREST_PREFERENCE = 40  # the emergency loan's: no rule of the table costs more
 
 
-def generate(seed: int, n_warehouses: int, n_positions: int, n_requests: int):
-    """The instance: demands, supplies, each reserve target's headroom and the rule callable, from one seed.
+def generate(seed: int, n_warehouses: int, n_positions: int, n_requests: int, n_capacities: int = 0):
+    """The instance: demands, supplies, each reserve target's headroom, the rule callable and the
+    capacities, from one seed (the capacities from their own stream: the rest is the same without them).
 
     Targets overlap without nesting, as national reserves do: per depot, each category and each
     material over every owner; per district, province and the nation, each sector's category; per
     province, each owner's category. A position counts toward one of each family (seven)."""
     from stockpile.domain.allocation import Allowance, Demand, Supply
+    from stockpile.domain.potential import Tasked
 
     rng = random.Random(seed)
     cities = [(rng.uniform(49.2, 54.6), rng.uniform(14.3, 23.9)) for _ in range(40)]
@@ -99,7 +104,7 @@ def generate(seed: int, n_warehouses: int, n_positions: int, n_requests: int):
                               substitution_group=group if by_group else None, category=category,
                               latitude=lat, longitude=lon, quantity=rng.randint(500, 20000),
                               needed_by=TODAY + timedelta(days=rng.randint(1, 30)),
-                              destination_warehouse_id=warehouse))
+                              destination_warehouse_id=warehouse, destination_region_id=province[warehouse]))
 
     table = {}
     for asker in ("military", "civilian"):
@@ -107,22 +112,44 @@ def generate(seed: int, n_warehouses: int, n_positions: int, n_requests: int):
             table[(asker, asker, category)] = Allowance("own-sector", 0)
         table[("civilian", "enterprise", category)] = Allowance("enterprise-contract", 10)
     for category in ("food", "medical"):
-        table[("civilian", "military", category)] = Allowance("emergency-loan", 40)
+        table[("civilian", "military", category)] = Allowance("emergency-loan", DEAREST_PREFERENCE)
     for owner in ("civilian", "enterprise"):
         table[("military", owner, "fuel")] = Allowance("requisition", 25)
 
     def rules(demand, supply):
         return table.get((demand.requester_sector, supply.owner_sector, supply.category))
 
-    return demands, supplies, headroom, rules
+    made = random.Random(seed + 1)
+    capacities = []
+    for key in range(1, n_capacities + 1):
+        material, group, _ = made.choice(MATERIALS)
+        capacities.append(Tasked(key=key, material_id=material, daily=made.randint(100, 3000),
+                                 lead_days=made.randint(0, 20), region_ids=frozenset({province[made.choice(sites)[0]]}),
+                                 substitution_group=group))
+    return demands, supplies, headroom, rules, capacities
+
+
+def planned(solve, instance, k: int, **options):
+    demands, supplies, headroom, rules, capacities = instance
+    return solve(demands, supplies, headroom, rules, capacities=capacities, today=TODAY,
+                 dearest_preference=DEAREST_PREFERENCE, k=k, **options)
+
+
+def with_capacity(demands, solution) -> dict[str, int]:
+    """Units planned per priority, from stock and capacity (what the solve's tiers count)."""
+    fill = dict(solution.fill)
+    priority = {d.request_id: d.priority for d in demands}
+    for t in solution.taskings:
+        fill[priority[t.request_id]] += t.quantity
+    return fill
 
 
 def time_planner(instance, k: int, repeat: int) -> tuple[dict, object]:
     from stockpile.domain.allocation import solve
 
-    demands, supplies, headroom, rules = instance
+    demands, supplies, headroom, rules, _ = instance
     solve(demands[:5], supplies[:50], headroom, rules, k=k)  # loads OR-Tools outside the timed runs
-    runs = [solve(demands, supplies, headroom, rules, k=k, time_limit_s=600) for _ in range(repeat)]
+    runs = [planned(solve, instance, k, time_limit_s=600) for _ in range(repeat)]
     best = min(runs, key=lambda s: s.build_ms + s.solve_ms)
     assert all(run.objective == best.objective and run.lines == best.lines for run in runs), "plans differ"
     figures = {
@@ -134,7 +161,7 @@ def time_planner(instance, k: int, repeat: int) -> tuple[dict, object]:
         "build_solve_ms": round(best.build_ms + best.solve_ms, 1),
         "objective": best.objective, "lp_cost": best.lp_cost, "arcs": best.arcs, "priced_in": best.priced_in,
         "widened": best.widened, "pricing_rounds": best.pricing_rounds, "integral_by": best.integral_by,
-        "fill": best.fill,
+        "fill": with_capacity(demands, best),
     }
     return figures, best
 
@@ -143,13 +170,12 @@ def export_model(instance, k: int, path: Path) -> dict:
     """The final model of a plan (every arc priced in), as arrays for the HiGHS process."""
     from stockpile.domain.allocation import solve
 
-    demands, supplies, headroom, rules = instance
     kept = {}
 
     def keep(model):
         kept["model"] = model
 
-    solve(demands, supplies, headroom, rules, k=k, time_limit_s=600, on_model=keep)
+    planned(solve, instance, k, time_limit_s=600, on_model=keep)
     m = kept["model"]
     np.savez(path, quantity=np.array(m.quantity, dtype=np.int64), tier=np.array(m.tier_of, dtype=np.int64),
              available=np.array(m.available, dtype=np.int64), arc_request=np.array(m.arc_request, dtype=np.int64),
@@ -248,12 +274,12 @@ def compare_with_highs(instance, k: int, solver: str, planner: dict) -> tuple[di
     return shape, highs
 
 
-def tier_fill(instance, solution) -> dict[str, str]:
+def tier_fill(instance, solution, capacity: bool = False) -> dict[str, str]:
     demands = instance[0]
-    fill = {}
+    fill, got_by = {}, with_capacity(demands, solution) if capacity else solution.fill
     for priority in PRIORITY_WEIGHTS:
         asked = sum(d.quantity for d in demands if d.priority == priority)
-        got = sum(solution.planned[d.request_id] for d in demands if d.priority == priority)
+        got = got_by[priority]
         fill[priority] = f"{got / asked:.1%}" if asked else "-"
     return fill
 
@@ -267,6 +293,7 @@ def main() -> int:
     parser.add_argument("--k", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--output", type=Path)
+    parser.add_argument("--capacities", type=int, default=0, help="capacities as sources of the solve")
     parser.add_argument("--highs-solver", default="choose", choices=["choose", "simplex", "ipm", "pdlp"],
                         help="HiGHS's LP method (its `solver` option)")
     parser.add_argument("--no-highs", action="store_true", help="time the planner only")
@@ -276,10 +303,11 @@ def main() -> int:
         print(json.dumps(solve_with_highs(args.highs, args.highs_solver)))
         return 0
 
-    instance = generate(args.seed, args.warehouses, args.positions, args.requests)
-    demands, supplies, headroom, _ = instance
+    instance = generate(args.seed, args.warehouses, args.positions, args.requests, args.capacities)
+    demands, supplies, headroom, _, capacities = instance
     print(f"instance: {len(supplies):,} positions at {len({s.warehouse_id for s in supplies}):,} warehouses, "
-          f"{len(demands):,} requests, {len(headroom):,} overlapping reserve targets, k={args.k}, seed={args.seed}")
+          f"{len(demands):,} requests, {len(headroom):,} overlapping reserve targets, {len(capacities):,} capacities, "
+          f"k={args.k}, seed={args.seed}")
     planner, solution = time_planner(instance, args.k, args.repeat)
     short = sum(1 for q in solution.unfilled.values() if q)
     reasons = {}
@@ -289,7 +317,9 @@ def main() -> int:
     print(f"planner (GLOP, lexicographic): {planner['arcs']:,} arcs ({planner['priced_in']:,} priced in beyond the k "
           f"nearest, {planner['widened']} requests widened, {planner['pricing_rounds']} LP solves), "
           f"{len(solution.lines):,} lines, integral by {planner['integral_by']}, {short} requests short {reasons}; "
-          f"fill by tier {tier_fill(instance, solution)}")
+          f"fill by tier {tier_fill(instance, solution)}"
+          + (f"; {len(solution.taskings):,} taskings, with capacity {tier_fill(instance, solution, True)}"
+             if capacities else ""))
     print(f"  build {planner['build_ms']} ms, solve {planner['solve_ms']} ms (of which reach {planner['reach_ms']} ms, "
           f"LP {planner['lp_ms']} ms), explain {planner['explain_ms']} ms")
 

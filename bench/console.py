@@ -38,9 +38,10 @@ from tests.live import free_port  # noqa: E402
 PAGES = {
     "demo-operator": ["/console", "/console/warehouses/WH-N-04", "/console/warehouses/WH-N-04/lot?lot=LPG-2602-0071",
                       "/console/readiness"],
-    "demo-planner": ["/console", "/console/coverage", "/console/allocation", "/console/drills"],
+    "demo-planner": ["/console", "/console/coverage", "/console/allocation", "/console/drills", "/console/potential"],
     "demo-commander": ["/console/readiness", "/console/coverage"],
     "demo-auditor": ["/console/audit"],
+    "demo-admin": ["/console/warehouses/WH-W-02", "/console/sensors/TEMP-W02-COLD"],
 }
 ANCHOR = "/api/v1/stock?warehouse=WH-N-04&limit=1000"
 

@@ -35,14 +35,14 @@ def _environment() -> Environment:
 
 
 def router() -> Router:
-    from stockpile.console import auditor, commander, operator, planner, signin
+    from stockpile.console import auditor, commander, operator, planner, potential, sensors, signin
 
     static = create_static_files_router(path="/static", directories=[HERE / "static"], include_in_schema=False,
                                         opt={"exclude_from_auth": True}, send_as_attachment=False)
     return Router(
         path="/console", include_in_schema=False, opt={"exclude_from_auth": True},
         route_handlers=[static, *signin.HANDLERS, *operator.HANDLERS, *planner.HANDLERS, *commander.HANDLERS,
-                        *auditor.HANDLERS],
+                        *auditor.HANDLERS, *sensors.HANDLERS, *potential.HANDLERS],
         middleware=[DefineMiddleware(SessionMiddleware, exclude=["/console/static"])],
         exception_handlers={kind: failure_page for kind in problems.HANDLERS},
     )

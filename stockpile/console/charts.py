@@ -140,3 +140,64 @@ def region_map(title: str, places: list[Place], legend: list[tuple[str, str]] = 
                    f'<text x="{pad + i * 130 + 12}" y="{height - 12}" font-size="12">{escape(label)}</text>')
     out.append("</svg>")
     return Markup("".join(out))
+
+
+@dataclass(frozen=True)
+class Point:
+    at: str  # the moment as the reader reads it
+    value: float
+
+
+def line(title: str, points: list[Point], *, band: tuple[float | None, float | None] = (None, None),
+         band_label: str = "", unit: str = "") -> Markup:
+    """A series over time as a line, oldest at the left, its allowed band (``band``: min, max, either
+    open) drawn as a labelled, hatched strip with dashed edges, and every point outside the band marked
+    with a cross, so an excursion reads without colour."""
+    width, height, left, right, top, bottom = 720, 280, 56, 16, 20, 40
+    low, high = band
+    values = [p.value for p in points] + [v for v in band if v is not None]
+    out = [f'<svg class="chart line" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+           f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>{_DEFS}']
+    if not points:
+        out.append("</svg>")
+        return Markup("".join(out))
+    floor, peak = min(values), max(values)
+    pad = (peak - floor) * 0.08 or 1.0
+    floor, peak = floor - pad, peak + pad
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def x(i: int) -> float:
+        return left + (plot_w * i / (len(points) - 1) if len(points) > 1 else plot_w / 2)
+
+    def y(v: float) -> float:
+        return top + plot_h * (peak - v) / (peak - floor)
+
+    if low is not None or high is not None:
+        y_top, y_bottom = y(high if high is not None else peak), y(low if low is not None else floor)
+        colour, pattern = STATES["ok"][0], "dots"
+        out.append(f'<rect class="band" x="{left}" y="{y_top:.1f}" width="{plot_w}" height="{y_bottom - y_top:.1f}" '
+                   f'{_fill(colour, pattern)} stroke="none" opacity="0.35"><title>{escape(band_label)}</title></rect>')
+        for edge in (low, high):
+            if edge is not None:
+                out.append(f'<line x1="{left}" x2="{width - right}" y1="{y(edge):.1f}" y2="{y(edge):.1f}" '
+                           f'stroke="{colour}" stroke-dasharray="5 3"/>'
+                           f'<text x="{width - right - 4}" y="{y(edge) - 3:.1f}" text-anchor="end" font-size="11">'
+                           f'{edge:g} {escape(unit)}</text>')
+    for v in (floor + pad, peak - pad):
+        out.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="11">{v:g}</text>')
+    path = " ".join(f"{x(i):.1f},{y(p.value):.1f}" for i, p in enumerate(points))
+    out.append(f'<polyline points="{path}" fill="none" stroke="{SERIES[0][0]}" stroke-width="1.6"/>')
+    for i, p in enumerate(points):
+        if (low is not None and p.value < low) or (high is not None and p.value > high):
+            cx, cy = x(i), y(p.value)
+            out.append(f'<path class="outside" d="M{cx - 3:.1f} {cy - 3:.1f}L{cx + 3:.1f} {cy + 3:.1f}'
+                       f'M{cx + 3:.1f} {cy - 3:.1f}L{cx - 3:.1f} {cy + 3:.1f}" stroke="{STATES["critical"][0]}" '
+                       f'stroke-width="1.4"/>')
+    out.append(f'<line x1="{left}" x2="{width - right}" y1="{height - bottom}" y2="{height - bottom}" stroke="#1d2330"/>'
+               f'<text x="{left}" y="{height - bottom + 16}" font-size="11">{escape(points[0].at)}</text>'
+               f'<text x="{width - right}" y="{height - bottom + 16}" text-anchor="end" font-size="11">'
+               f'{escape(points[-1].at)}</text>')
+    if unit:
+        out.append(f'<text x="4" y="14" font-size="11">{escape(unit)}</text>')
+    out.append("</svg>")
+    return Markup("".join(out))

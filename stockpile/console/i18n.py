@@ -15,13 +15,13 @@ import gettext
 import io
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 
 from babel import Locale
-from babel.dates import format_date
+from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -123,6 +123,15 @@ class Speaker:
         when = date.fromisoformat(value[:10]) if isinstance(value, str) else value
         return format_date(when, format="medium", locale=self.locale)
 
+    def moment(self, value: str | datetime | None) -> str:
+        """A moment to the minute, in UTC (the service's time), written per locale."""
+        if not value:
+            return ""
+        when = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
+        return format_datetime(when.astimezone(timezone.utc), format="short", tzinfo=timezone.utc,
+                               locale=self.locale) + " UTC"
+
     def context(self) -> dict:
         return {"_": self.gettext, "gettext": self.gettext, "ngettext": self.ngettext, "lang": self.lang,
-                "html_lang": self.html_lang, "qty": self.quantity, "num": self.number, "day": self.day}
+                "html_lang": self.html_lang, "qty": self.quantity, "num": self.number, "day": self.day,
+                "moment": self.moment}

@@ -13,12 +13,13 @@ from uuid import UUID
 
 from litestar import Request, Response, get, post
 
-from stockpile.api.auth import can_post_movements, can_read
+from stockpile.api.auth import can_post_movements, can_read, requires
 from stockpile.api.presenters.alerts import present_alert
 from stockpile.api.presenters.stock import present_position
 from stockpile.api.presenters.masterdata import present_master
 from stockpile.api.presenters.movements import present_movement, present_posted
 from stockpile.api.presenters.rotation import present_order
+from stockpile.console import sensors as sensor_panel
 from stockpile.console.web import (
     Failure, Form, apply, attempt, command_of, day_field, decimal_field, done, read_form, render, signed_in,
 )
@@ -33,6 +34,8 @@ from stockpile.services.workspace import Workspace
 EXPIRING_DAYS = 30
 ROWS = 1000  # a warehouse page shows at most this many positions (the CSV export has them all)
 OPEN_ORDERS = ("planned", "in_progress")
+ACKNOWLEDGERS = ("operator", "planner", "commander", "admin")  # as the API's acknowledge route
+TRANSFER_LINES = 5  # line rows the transfer form offers (empty ones are left out)
 
 
 async def my_warehouses(pg, principal) -> list[dict]:
@@ -73,8 +76,8 @@ async def warehouse_context(request: Request, code: str) -> dict[str, Any]:
         moving, _ = await transfers.listing(pg, principal, state="in_transit", warehouse=code, after=None, size=100)
         orders = [present_order(r, today, principal) for r in await rotation.orders(
             pg, principal, state=None, warehouse=code, material=None, due_before=None, after=None, limit=200)]
-        open_alerts = [present_alert(r, principal) for r in await alerts.listing(
-            pg, principal, state="open", kind=None, after=None, limit=500)]
+        unresolved = await sensor_panel.unresolved_alerts(pg, principal)
+        sensors = await sensor_panel.of_warehouse(pg, principal, code, unresolved)
         recent = [present_movement(r) for r in await ledger.movements(
             pg, principal, warehouse=code, material=None, owner=None, kind=None, since=None, until=None,
             before_seq=None, limit=15)]
@@ -89,10 +92,11 @@ async def warehouse_context(request: Request, code: str) -> dict[str, Any]:
         "orders": [o | {"quantity_left_out": str(Decimal(o["quantity"]) - Decimal(o["out_quantity"])),
                         "quantity_left_in": str(Decimal(o["quantity"]) - Decimal(o["in_quantity"]))}
                    for o in orders if o["state"] in OPEN_ORDERS],
-        "alerts": [a for a in open_alerts if a["warehouse"] == code],
+        "alerts": [a for a in unresolved if a["warehouse"] == code], "sensors": sensors,
+        "may_acknowledge": principal.has_any(ACKNOWLEDGERS),
         "recent": recent, "materials": materials, "parties": parties,
         "destinations": [w for w in others if w["code"] != code],
-        "may_post": principal.has_any({"operator", "admin"}),
+        "may_post": principal.has_any({"operator", "admin"}), "transfer_lines": TRANSFER_LINES,
         "decimals": {m["code"]: m["decimals"] for m in materials},
     }
 
@@ -190,10 +194,29 @@ async def _reversal(request: Request, code: str, form: Form) -> c.Reversal:
     return command_of(c.Reversal, {"movement_id": form.text("movement_id"), "reason": form.text("reason")})
 
 
+async def _write_off(request: Request, code: str, form: Form) -> c.WriteOff:
+    lot_id = await _lot_id(request, code, form.text("lot"))
+    if lot_id is None:
+        raise Invalid.field("lot", "is required")
+    return command_of(c.WriteOff, {"lot_id": lot_id, "owner": form.text("owner"),
+                                   "quantity": decimal_field(form, "quantity"), "reason": form.text("reason")})
+
+
+async def _ownership_transfer(request: Request, code: str, form: Form) -> c.OwnershipTransfer:
+    lot_id = await _lot_id(request, code, form.text("lot"))
+    if lot_id is None:
+        raise Invalid.field("lot", "is required")
+    return command_of(c.OwnershipTransfer, {
+        "lot_id": lot_id, "from_owner": form.text("from_owner"), "to_owner": form.text("to_owner"),
+        "quantity": decimal_field(form, "quantity"), "reason": form.text("reason")})
+
+
 receipt = _movement_form("receipt", _receipt)
 issue = _movement_form("issue", _issue)
 count = _movement_form("count", _count)
 reversal = _movement_form("reversal", _reversal)
+write_off = _movement_form("write-off", _write_off)
+ownership_transfer = _movement_form("ownership-transfer", _ownership_transfer)
 
 
 async def _order(request: Request, order_id: str) -> dict:
@@ -230,13 +253,10 @@ async def dispatch_transfer(request: Request, code: str) -> Response:
     form = await read_form(request)
 
     async def action() -> Response:
-        lot_id = await _lot_id(request, code, form.text("lot"))
-        if lot_id is None:
-            raise Invalid.field("lot", "is required")
         expected = day_field(form, "expected_on")
         command = command_of(c.TransferIn, {
             "from_warehouse": code, "to_warehouse": form.text("to_warehouse"),
-            "lines": [{"lot_id": lot_id, "owner": form.text("owner"), "quantity": decimal_field(form, "quantity")}],
+            "lines": await _transfer_lines(request, code, form),
             "expected_at": datetime.combine(date.fromisoformat(expected), time(12), timezone.utc) if expected else None,
             "note": form.text("note"),
         })
@@ -244,6 +264,25 @@ async def dispatch_transfer(request: Request, code: str) -> Response:
         return done(request, f"/console/warehouses/{code}", f"transfer {moved['id']}")
 
     return await attempt(request, "transfer", action, lambda failure: _page(request, code, failure, form))
+
+
+async def _transfer_lines(request: Request, code: str, form: Form) -> list[dict]:
+    """The transfer form's lines: each row a lot code, an owner and a quantity; rows left empty are
+    left out, a row half filled is refused at its field (``lines[i].…``)."""
+    lots_, owners, quantities = form.all("lot"), form.all("owner"), form.all("quantity")
+    lines = []
+    for i, (lot_code, owner, quantity) in enumerate(zip(lots_, owners, quantities)):
+        if not (lot_code or owner or quantity):
+            continue
+        for name, given in (("lot", lot_code), ("owner", owner), ("quantity", quantity)):
+            if not given:
+                raise Invalid.field(f"lines[{i}].{name}", "is required")
+        amount = f"lines[{i}].quantity"
+        lines.append({"lot_id": await _lot_id(request, code, lot_code, f"lines[{i}].lot"), "owner": owner,
+                      "quantity": decimal_field(Form({amount: quantity}, {}), amount)})
+    if not lines:
+        raise Invalid.field("lines", "fill in at least one line")
+    return lines
 
 
 @post("/warehouses/{code:str}/transfers/{transfer_id:str}/receipt", guards=[signed_in, can_post_movements])
@@ -290,5 +329,25 @@ async def lot_status(request: Request, code: str) -> Response:
     return await attempt(request, "lot-status", action, lambda failure: _page(request, code, failure, form))
 
 
-HANDLERS = [warehouse, find_lot, receipt, issue, count, reversal, work_rotation, dispatch_transfer, receive_transfer,
-            lot_status]
+@post("/warehouses/{code:str}/alerts/{alert_id:uuid}/acknowledge", guards=[signed_in, requires(*ACKNOWLEDGERS)])
+async def acknowledge_alert(request: Request, code: str, alert_id: UUID) -> Response:
+    """Acknowledge an alert shown on the warehouse page, with an optional note."""
+    form = await read_form(request)
+
+    async def action() -> Response:
+        note = form.text("note")
+        if note is not None and len(note) > 2000:
+            raise Invalid.field("note", "is longer than 2000 characters")
+
+        async def run(tx):
+            row, history, _ = await alerts.acknowledge(tx.pg, str(alert_id), request.user, note)
+            return 200, present_alert(row, request.user, history)
+
+        acknowledged = await apply(request, form, run)
+        return done(request, f"/console/warehouses/{code}", f"{acknowledged['kind']} {acknowledged['state']}")
+
+    return await attempt(request, f"acknowledge-{alert_id}", action, lambda failure: _page(request, code, failure, form))
+
+
+HANDLERS = [warehouse, find_lot, receipt, issue, count, reversal, write_off, ownership_transfer, work_rotation,
+            dispatch_transfer, receive_transfer, lot_status, acknowledge_alert]

@@ -22,6 +22,7 @@ from stockpile.console.web import (
     Failure, Form, apply, attempt, command_of, day_field, decimal_field, done, read_form, render, signed_in, speaker,
 )
 from stockpile.domain.access import PLANNERS
+from stockpile.domain.errors import Invalid
 from stockpile.domain.moments import Clock
 from stockpile.services import allocation, drills, lots, masterdata, targets
 from stockpile.services import commands as c
@@ -31,6 +32,7 @@ STATE_ORDER = {"ok": 0, "warning": 1, "critical": 2}
 PRIORITIES = ("flash", "immediate", "priority", "routine")
 CATEGORIES = ("fuel", "food", "medical")
 MONTHS = 12
+SYNTHETIC_ROWS = 3  # synthetic request rows the drill form offers
 ROWS = 5000
 can_plan = requires(*PLANNERS)
 can_file = requires("planner", "admin")
@@ -243,8 +245,12 @@ async def _drills_page(request: Request, failure: Failure | None = None, values:
         listed = await drills.listing(tx.pg, principal, after=None, limit=50)
         regions = await masterdata.page(tx.pg, "regions", principal, after=None, limit=ROWS)
         warehouses = await masterdata.page(tx.pg, "warehouses", principal, after=None, limit=ROWS)
+        materials = await masterdata.page(tx.pg, "materials", principal, after=None, limit=ROWS)
+        parties = [p for p in await masterdata.page(tx.pg, "parties", principal, after=None, limit=ROWS)
+                   if principal.may_see_owner(p["sector"])]
     return render(request, "drills.html", status=failure.status if failure else 200, failure=failure,
-                  values=values or {}, drills=listed, regions=regions, warehouses=warehouses,
+                  values=values or {}, drills=listed, regions=regions, warehouses=warehouses, materials=materials,
+                  parties=parties, priorities=PRIORITIES, synthetic_rows=SYNTHETIC_ROWS,
                   may_plan=principal.has_any(PLANNERS))
 
 
@@ -260,8 +266,9 @@ async def run_drill(request: Request) -> Response:
     async def action() -> Response:
         level, region = form.text("level"), form.text("region")
         command = command_of(c.DrillIn, {
-            "name": form.text("name") or "", "include_pending": True,
+            "name": form.text("name") or "", "include_pending": form.text("include_pending") == "yes",
             "readiness": {region: level} if region and level else {},
+            "requests": _synthetic_requests(form),
             "lost_warehouses": [w for w in form.all("lost") if w],
         })
         settings = request.app.state.settings
@@ -275,6 +282,28 @@ async def run_drill(request: Request) -> Response:
         return Redirect(f"/console/drills/{drill['id']}", status_code=303)
 
     return await attempt(request, "drill", action, lambda failure: _drills_page(request, failure, form))
+
+
+SYNTHETIC_FIELDS = ("requester", "destination", "material", "quantity", "priority", "needed_by")
+
+
+def _synthetic_requests(form: Form) -> list[dict]:
+    """The drill form's synthetic requests: one per row with a quantity (a row without one is left
+    out, whatever its chosen priority); a partly filled row is refused at its field
+    (``requests[i].…``)."""
+    columns = {name: form.all(f"req_{name}") for name in SYNTHETIC_FIELDS}
+    requests = []
+    for i, row in enumerate(zip(*columns.values())):
+        values = dict(zip(SYNTHETIC_FIELDS, row))
+        if not values["quantity"]:
+            continue
+        for name in ("requester", "destination", "material", "needed_by"):
+            if not values[name]:
+                raise Invalid.field(f"requests[{i}].{name}", "is required")
+        named = Form({f"requests[{i}].{name}": value for name, value in values.items()}, {})
+        requests.append({**values, "quantity": decimal_field(named, f"requests[{i}].quantity"),
+                         "needed_by": day_field(named, f"requests[{i}].needed_by"), "purpose": "drill"})
+    return requests
 
 
 @get("/drills/{drill_id:uuid}", guards=[signed_in, can_read])

@@ -28,6 +28,9 @@ WORDS = (
     N_("reserved"), N_("in_transit"), N_("received"), N_("void"), N_("loan"), N_("requisition"),
     N_("no_stock"), N_("rule"), N_("expiry"), N_("floor"), N_("capacity"),
     N_("flash"), N_("immediate"), N_("priority"), N_("routine"),
+    # sensors: their kinds and states; tasking orders' state and alert
+    N_("temperature"), N_("humidity"), N_("tank_level"), N_("excursion"), N_("variance"), N_("offline"),
+    N_("open"), N_("tasking_overdue"),
     # readiness
     N_("peacetime"), N_("emergency"), N_("wartime"),
     N_("pending_confirmation"), N_("effective"), N_("superseded"), N_("withdrawn"),

@@ -7,6 +7,20 @@ toward keeps its protected floor (each target is a constraint of the solve, howe
 overlap); then the flash fill is maximised, held, then immediate, priority and routine, and last the
 cost is minimised. Quantities are integers of each material's smallest unit.
 
+Capacity (``stockpile.domain.potential``) is a source of the same solve: a capacity tasked today
+delivers its daily quantity from its lead day on, so what it can send to a request is its output by
+the request's need date. Per capacity, the need dates it can reach (lead time fitting) split its
+output into one position per date, bounded by the output by that date (daily quantity × usable
+days), with a row per later date keeping everything drawn by that date within the output by it
+(``Σ_{T' ≤ T} y[c, T'] ≤ output_by(c, T)``, the rows a reserve target's floor uses) — so no
+capacity is promised twice (its output serves them earliest need date first). A request reaches the
+position of its own need date: one arc per (capacity, request). The tiers' fills count stock and
+capacity alike, so the solve moves a higher priority onto capacity when that frees stock for a lower
+one that capacity cannot reach in time. A unit from capacity costs more than any unit of stock
+(:func:`_potential`), and more for a higher priority, so within a priority stock is used first,
+the higher priorities keep the stock where the fills allow either, and among capacities one
+delivering to a region holding the destination comes first, then the fastest.
+
 A position is a candidate for a request when it holds the request's material (or a material of the
 substitution group the request names), its lot outlives the need date, and the rules in force allow
 the draw. The model starts with the positions at each request's ``k`` nearest candidate warehouses;
@@ -31,14 +45,16 @@ tests/unit/test_allocation_exact.py, the latter against HiGHS in a separate proc
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 
 from stockpile.domain import lexicographic
+from stockpile.domain.potential import Tasked, Tasking, output_by, schedule
 
 PRIORITIES = ("flash", "immediate", "priority", "routine")  # tier 0 is the highest
 REASONS = ("no_stock", "rule", "expiry", "floor", "capacity")
@@ -46,6 +62,7 @@ EARTH_RADIUS_KM = 6371.0
 FEFO_HORIZON_DAYS = 3650
 # A lot that never expires costs one step more than any dated lot: use what dies first.
 FEFO_NEVER_EXPIRES = FEFO_HORIZON_DAYS // 30 + 1
+FARTHEST_KM = math.ceil(math.pi * EARTH_RADIUS_KM)  # no two points on Earth lie farther apart
 
 
 @dataclass(frozen=True)
@@ -83,6 +100,7 @@ class Demand:
     quantity: int
     needed_by: date
     destination_warehouse_id: int
+    destination_region_id: int | None = None  # capacity delivering to a region holding it comes first
 
 
 @dataclass(frozen=True)
@@ -113,10 +131,10 @@ class Solution:
     """A plan: its lines, and per request what is planned, what is short and why."""
 
     lines: list[Line]
-    planned: dict[str, int]  # every request, 0 included
+    planned: dict[str, int]  # every request, 0 included: from stock (capacity tasked: ``taskings``)
     unfilled: dict[str, int]  # every request, 0 included
     reasons: dict[str, list[str]]  # requests with unfilled > 0 only; members of REASONS in that order
-    objective: int  # total cost of the lines (Σ quantity × unit cost)
+    objective: int  # total cost of the lines and taskings (Σ quantity × unit cost)
     build_ms: float
     solve_ms: float
     arcs: int  # candidate (position → request) arcs in the final model
@@ -126,6 +144,7 @@ class Solution:
     widened: int = 0  # requests that drew arcs beyond their k nearest warehouses
     priced_in: int = 0  # arcs the duals added beyond the k nearest
     integral_by: str = "lp"  # how the integral quantities were found (stockpile.domain.lexicographic)
+    taskings: list[Tasking] = field(default_factory=list)  # capacity tasked, by priority, need date, request
     reach_ms: float = 0.0  # of solve_ms: pricing arcs beyond the k nearest
     lp_ms: float = 0.0  # of solve_ms: the LPs
     pricing_rounds: int = 0
@@ -284,7 +303,8 @@ def _nearest_candidates(demand: Demand, group: _Group, supplies: Sequence[Supply
     return _Walk(len(group.members), refused, False)
 
 
-def _validate(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: Mapping[Hashable, int]) -> None:
+def _validate(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: Mapping[Hashable, int],
+              capacities: Sequence[Tasked]) -> None:
     if len({d.request_id for d in demands}) != len(demands):
         raise ValueError("request ids must be unique")
     if len({s.key for s in supplies}) != len(supplies):
@@ -307,6 +327,11 @@ def _validate(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: M
     for target, room in headroom.items():
         if room < 0:
             raise ValueError(f"reserve target {target!r}: headroom must not be negative")
+    if len({c.key for c in capacities}) != len(capacities):
+        raise ValueError("capacity keys must be unique")
+    for c in capacities:
+        if c.daily <= 0 or c.lead_days < 0:
+            raise ValueError(f"capacity {c.key}: daily must be positive and lead_days not negative")
 
 
 def floor_rows(supplies: Sequence[Supply], headroom: Mapping[Hashable, int]) -> list[lexicographic.FloorRow]:
@@ -373,13 +398,14 @@ class _Pricer:
     For an arc ``x[d, s]``: ``rc = objective − dual(request d) + dual(position s) − dual(tier of d)``
     (the arc enters request ``d``'s row with +1, position ``s``'s balance row with −1 and its tier's
     row with +1). A request's arcs are priced over every position of its material or group, most
-    improving first, at most ``k`` per request and round.
+    improving first, at most ``k`` per request and round; and so are its arcs from capacity.
     """
 
     def __init__(self, demands: list[Demand], supplies: list[Supply], groups: dict[tuple[str, object], _Group],
                  rules: Rules, arcs: _Arcs, model: lexicographic.Model, k: int, max_arcs: int, deadline: float,
-                 cheapest_preference: int, expiry_day: np.ndarray) -> None:
+                 cheapest_preference: int, expiry_day: np.ndarray, potential: _Potential) -> None:
         self.demands, self.supplies, self.groups, self.rules = demands, supplies, groups, rules
+        self.potential = potential
         self.arcs, self.model, self.k, self.max_arcs, self.deadline = arcs, model, k, max_arcs, deadline
         self.cheapest_preference = min(0, cheapest_preference)
         self.expiry_day = expiry_day
@@ -469,6 +495,7 @@ class _Pricer:
                 self.arcs.rule.append(allowance.rule)
                 self.widened.add(d)
                 taken += 1
+        self._price_capacity(duals, add_d, add_s, add_c)
         self.priced_in += len(add_d)
         if len(self.model.arc_request) + len(add_d) > self.max_arcs:
             raise PlanTooLarge(f"more than {self.max_arcs} candidate arcs after widening the reach; "
@@ -476,29 +503,151 @@ class _Pricer:
         return add_d, add_s, add_c
 
 
+    def _price_capacity(self, duals: lexicographic.Duals, add_d: list[int], add_s: list[int], add_c: list[int]) -> None:
+        """Add the arcs from capacity not yet in the model that improve the level, at most ``k`` per
+        request, most improving first (all at once, with arrays)."""
+        p = self.potential
+        left = np.flatnonzero(~p.in_model)
+        if not left.size:
+            return
+        d = p.arc_demand[left]
+        tier = self.tier[d]
+        if duals.level == lexicographic.TIERS:
+            objective = p.arc_cost[left].astype(np.float64)
+        else:  # an arc into a lower tier cannot raise this tier's fill
+            keep = tier <= duals.level
+            left, d, tier = left[keep], d[keep], tier[keep]
+            objective = np.where(tier == duals.level, -1.0, 0.0)
+        rc = objective - duals.request[d] + duals.position[p.first + p.arc_position[left]] - duals.tier[tier]
+        better = rc < -lexicographic.IMPROVES
+        left, d, rc = left[better], d[better], rc[better]
+        left = left[np.lexsort((left, rc, d))]  # per request, most improving first
+        d = p.arc_demand[left]
+        left = left[_rank_within(d) < self.k]
+        p.in_model[left] = True
+        add_d += p.arc_demand[left].tolist()
+        add_s += (p.first + p.arc_position[left]).tolist()
+        add_c += p.arc_cost[left].tolist()
+        self.arcs.km += [0.0] * len(left)  # capacity delivers to the region: no distance, no rule
+        self.arcs.rule += [""] * len(left)
+
+
+def _rank_within(sorted_keys: np.ndarray) -> np.ndarray:
+    """Per element of ``sorted_keys`` (grouped by key), its place among those of its key: 0, 1, …"""
+    if not sorted_keys.size:
+        return sorted_keys
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    return np.arange(len(sorted_keys)) - np.repeat(starts, np.diff(np.r_[starts, len(sorted_keys)]))
+
+
+@dataclass
+class _Potential:
+    """Capacity as positions of the model, after the supplies' (module docstring): one per
+    (capacity, need date it reaches), and one arc per (capacity, request) — in the model from the
+    start for each request's ``k`` cheapest, priced in for the others (:class:`_Pricer`)."""
+
+    first: int = 0  # the first capacity position's index in the model
+    capacity: list[Tasked] = field(default_factory=list)  # per position
+    available: list[int] = field(default_factory=list)  # per position: the output by its date
+    rows: list[lexicographic.FloorRow] = field(default_factory=list)
+    arc_demand: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    arc_position: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # among capacity positions
+    arc_cost: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    in_model: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    def nearest(self, k: int) -> np.ndarray:
+        """The arcs the model starts with: each request's ``k`` cheapest, and marks them in the model."""
+        order = np.lexsort((self.arc_position, self.arc_cost, self.arc_demand))
+        start = order[_rank_within(self.arc_demand[order]) < k]
+        self.in_model[start] = True
+        return start
+
+
+def _potential(demands: list[Demand], capacities: Sequence[Tasked], today: date | None,
+               dearest_preference: int, first: int) -> _Potential:
+    """The capacity positions, their rows and arcs for ``demands`` (sorted as the model holds them).
+
+    A unit from capacity costs more than any unit of stock can (the farthest distance, the longest
+    life, the dearest rule's preference), plus one step of that and the tie-breakers per priority
+    above routine (so a swap putting a higher priority on stock and a lower one on capacity always
+    pays); the tie-breakers: a capacity delivering to a region holding the destination first, then
+    the shortest lead."""
+    found = _Potential(first)
+    if not capacities or not demands:
+        return found
+    if today is None:
+        raise ValueError("capacity is planned from a day: give today")
+    reached_by: dict[tuple[str, object], list[int]] = {}
+    for d, demand in enumerate(demands):
+        reached_by.setdefault(_group_key(demand), []).append(d)
+    days_left = np.array([(d.needed_by - today).days for d in demands], dtype=np.int64)
+    tier = np.array([PRIORITIES.index(d.priority) for d in demands], dtype=np.int64)
+    dearest_stock = FARTHEST_KM + FEFO_NEVER_EXPIRES + max(0, dearest_preference)
+    slowest = max(c.lead_days for c in capacities)
+    step = dearest_stock + 1 + 2 * (slowest + 1)
+    arc_demand, arc_position, arc_cost = [], [], []
+    for c in capacities:
+        reached = np.array(reached_by.get(("material", c.material_id), [])
+                           + reached_by.get(("group", c.substitution_group), []), dtype=np.int64)
+        fits = days_left[reached] >= c.lead_days  # some output by the need date
+        reached = reached[fits]
+        if not reached.size:
+            continue
+        elsewhere = np.array([demands[d].destination_region_id not in c.region_ids for d in reached.tolist()])
+        cost = (dearest_stock + 1 + (len(PRIORITIES) - 1 - tier[reached]) * step
+                + elsewhere * (slowest + 1) + c.lead_days)
+        dates, at = np.unique(days_left[reached], return_inverse=True)
+        first = len(found.available)  # among the capacity positions
+        for j, days in enumerate(dates.tolist()):
+            made = output_by(c, today, today + timedelta(days=days))
+            found.capacity.append(c)
+            found.available.append(made)
+            if j:  # everything drawn by this date within the output by it
+                found.rows.append(lexicographic.FloorRow(made, np.arange(first, first + j + 1, dtype=np.int64),
+                                                         np.ones(j + 1, dtype=np.int64)))
+        arc_demand.append(reached)
+        arc_position.append(first + at.reshape(-1))
+        arc_cost.append(cost)
+    if arc_demand:
+        found.arc_demand, found.arc_position, found.arc_cost = (
+            np.concatenate(arc_demand), np.concatenate(arc_position), np.concatenate(arc_cost).astype(np.int64))
+        found.in_model = np.zeros(len(found.arc_demand), dtype=bool)
+    return found
+
+
 def solve(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: Mapping[Hashable, int], rules: Rules, *,
+          capacities: Sequence[Tasked] = (), today: date | None = None, dearest_preference: int = 0,
           k: int = 50, max_requests: int = 5000, max_arcs: int = 500_000, time_limit_s: float = 10.0,
           on_model: Callable[[lexicographic.Model], None] | None = None) -> Solution:
-    """Plan ``demands`` from ``supplies``: the lexicographic (by tier) least-cost integral allocation.
+    """Plan ``demands`` from ``supplies`` and ``capacities`` tasked ``today``: the lexicographic (by
+    tier) least-cost integral allocation.
 
     ``headroom[t]`` is how much the positions counting toward reserve target ``t`` may send together,
-    in the unit their ``floor_unit`` converts to (0: fully protected). Candidate selection and
-    widening stop with :class:`PlanTooLarge` after ``time_limit_s``.
+    in the unit their ``floor_unit`` converts to (0: fully protected). ``dearest_preference`` is at
+    least every preference cost the ``rules`` give (capacity must cost more than any stock). Candidate
+    selection and widening stop with :class:`PlanTooLarge` after ``time_limit_s``.
     """
     started = time.perf_counter()
     if len(demands) > max_requests:
         raise PlanTooLarge(f"{len(demands)} requests to plan at once; at most {max_requests}")
     if k < 1:
         raise ValueError("k must be at least 1")
-    _validate(demands, supplies, headroom)
+    _validate(demands, supplies, headroom, capacities)
     demands = sorted(demands, key=lambda d: (PRIORITIES.index(d.priority), d.request_id))
     supplies = sorted(supplies, key=lambda s: s.key)
+    first_capacity = len(supplies)
+    potential = _potential(demands, sorted(capacities, key=lambda c: c.key), today, dearest_preference, first_capacity)
+    from_capacity = potential.nearest(k)
     deadline = time.perf_counter() + time_limit_s
-    model = lexicographic.Model(quantity=[d.quantity for d in demands],
-                                tier_of=[PRIORITIES.index(d.priority) for d in demands],
-                                available=[s.available for s in supplies], floor_rows=floor_rows(supplies, headroom))
+    stock_rows = floor_rows(supplies, headroom)
+    model = lexicographic.Model(
+        quantity=[d.quantity for d in demands], tier_of=[PRIORITIES.index(d.priority) for d in demands],
+        available=[s.available for s in supplies] + potential.available,
+        floor_rows=stock_rows + [lexicographic.FloorRow(r.headroom, r.supplies + first_capacity, r.weights)
+                                 for r in potential.rows])
     expiry_day = _expiry_days(supplies)
-    found, walks, groups = _select_candidates(demands, supplies, rules, k, max_arcs, deadline, model.frozen, expiry_day)
+    found, walks, groups = _select_candidates(demands, supplies, rules, k, max_arcs - len(from_capacity), deadline,
+                                              model.frozen, expiry_day)
 
     arc_start = np.array(found.start, dtype=np.int64)
     arc_demand = np.repeat(np.arange(len(demands), dtype=np.int64), np.diff(arc_start))
@@ -509,8 +658,13 @@ def solve(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: Mappi
 
     model.add_arcs(arc_demand.tolist(), arc_supply.tolist(), costs.tolist())
     arcs = _Arcs(km=list(found.km), rule=[a.rule for a in found.allowance])
+    model.add_arcs(potential.arc_demand[from_capacity].tolist(),
+                   (first_capacity + potential.arc_position[from_capacity]).tolist(),
+                   potential.arc_cost[from_capacity].tolist())
+    arcs.km += [0.0] * len(from_capacity)  # capacity delivers to the region: no distance, no rule
+    arcs.rule += [""] * len(from_capacity)
     pricer = _Pricer(demands, supplies, groups, rules, arcs, model, k, max_arcs, deadline,
-                     int(preference.min()) if preference.size else 0, expiry_day)
+                     int(preference.min()) if preference.size else 0, expiry_day, potential)
     built = time.perf_counter()
     try:
         outcome = lexicographic.solve(model, pricer, max(1.0, deadline - built))
@@ -520,6 +674,7 @@ def solve(demands: Sequence[Demand], supplies: Sequence[Supply], headroom: Mappi
     if on_model is not None:  # the benchmark hands the final model to another solver
         on_model(model)
     solution = _read_plan(demands, supplies, rules, model, arcs, outcome.flows, walks, groups, expiry_day)
+    solution.taskings = _taskings(demands, potential, model, outcome.flows, first_capacity, today)
     solution.lp_cost = outcome.lp_cost
     solution.widened = len(pricer.widened)
     solution.priced_in = pricer.priced_in
@@ -538,13 +693,15 @@ def _read_plan(demands: list[Demand], supplies: list[Supply], rules: Rules, mode
                expiry_day: np.ndarray) -> Solution:
     lines = []
     planned = {d.request_id: 0 for d in demands}
-    sent = np.zeros(len(supplies), dtype=np.int64)
+    sent = np.zeros(len(model.available), dtype=np.int64)
     objective = 0
     for a in np.flatnonzero(flows).tolist():
         d, i, quantity = model.arc_request[a], model.arc_supply[a], int(flows[a])
-        planned[demands[d].request_id] += quantity
         sent[i] += quantity
         objective += quantity * model.arc_cost[a]
+        if i >= len(supplies):
+            continue  # capacity: a tasking (_taskings), not a line on stock
+        planned[demands[d].request_id] += quantity
         lines.append(Line(request_id=demands[d].request_id, supply_key=supplies[i].key, quantity=quantity,
                           distance_km=round(arcs.km[a], 1), rule=arcs.rule[a], unit_cost=model.arc_cost[a]))
     lines.sort(key=lambda line: (line.request_id, line.supply_key))
@@ -561,6 +718,26 @@ def _read_plan(demands: list[Demand], supplies: list[Supply], rules: Rules, mode
                     objective=objective, build_ms=0.0, solve_ms=0.0, arcs=len(model.arc_request), fill=fill)
 
 
+def _taskings(demands: list[Demand], potential: _Potential, model: lexicographic.Model, flows: np.ndarray,
+              first_capacity: int, today: date | None) -> list[Tasking]:
+    """What the plan draws on each capacity, as taskings (``stockpile.domain.potential.schedule``),
+    by priority, need date and request, then as the costs ranked the capacities."""
+    draws: dict[int, list[tuple[str, date, int]]] = {}
+    cost: dict[tuple[str, int], int] = {}
+    capacity: dict[int, Tasked] = {}
+    for a in np.flatnonzero(flows).tolist():
+        i = model.arc_supply[a]
+        if i < first_capacity:
+            continue
+        c, demand = potential.capacity[i - first_capacity], demands[model.arc_request[a]]
+        capacity[c.key] = c
+        draws.setdefault(c.key, []).append((demand.request_id, demand.needed_by, int(flows[a])))
+        cost[(demand.request_id, c.key)] = model.arc_cost[a]
+    order = {d.request_id: (PRIORITIES.index(d.priority), d.needed_by, d.request_id) for d in demands}
+    taskings = [t for key, drawn in draws.items() for t in schedule(capacity[key], drawn, today)]
+    return sorted(taskings, key=lambda t: (order[t.request_id], cost[(t.request_id, t.capacity)], t.capacity))
+
+
 @dataclass
 class _Exhausted:
     """Which positions the plan has emptied, and which are held back by a reserve target at its floor."""
@@ -574,7 +751,7 @@ class _Exhausted:
         back: its members' stock runs out first.)"""
         floor = np.zeros(len(sent), dtype=bool)
         floor[model.row_supply[model.row_units > (model.row_limit - model.drawn(sent))[model.row_of]]] = True
-        return cls(sent >= np.asarray(model.available, dtype=np.int64), floor)
+        return cls(sent >= np.asarray(model.available, dtype=np.int64), floor)  # per model position (capacity last)
 
 
 def _why_short(demand: Demand, walk: _Walk | None, groups: dict[tuple[str, object], _Group], supplies: list[Supply],

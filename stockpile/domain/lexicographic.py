@@ -4,7 +4,8 @@ Variables: ``x[a]`` per arc (position → request), ``y[s]`` per position (what 
 
     request d:   Σ_a∈d x[a]                ≤ quantity[d]
     position s:  y[s] − Σ_a∈s x[a]          = 0,         0 ≤ y[s] ≤ available[s]
-    floor f:     Σ_s∈f weight[f, s] · y[s]  ≤ headroom[f]   (every reserve target the stock counts toward)
+    floor f:     Σ_s∈f weight[f, s] · y[s]  ≤ headroom[f]   (every reserve target the stock counts toward,
+                                                          and a capacity's output by each date it serves)
     tier t:      Σ_a into tier t x[a]       ≥ fill[t]       (active once tier t is settled)
 
 Why lexicographic solves and not weights: with every floor a hard constraint the matrix is no longer a

@@ -1,8 +1,8 @@
 """Mobilisation potential: what industry can deliver, how fast, and how long the reserve lasts with it.
 
 A capacity is potential, not stock: a refinery's daily diesel, a mill's flour. It is counted in
-days of supply *with capacity* and suggested as a tasking when a plan leaves demand unmet — never
-in balances, coverage or floors.
+days of supply *with capacity* and is a source of the allocation solve, tasked after stock within a
+priority (``stockpile.domain.allocation``) — never in balances, coverage or floors.
 
 Days of supply with capacity: the stock ``S`` is drawn at the daily need ``D``; each capacity adds
 its daily quantity ``C`` from its lead day ``L`` on. The stock on day ``t`` is
@@ -14,12 +14,10 @@ runs out, the reserve is sustained (no end).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-
-from stockpile.domain.allocation import PRIORITIES
 
 TENTH = Decimal("0.1")
 
@@ -82,7 +80,7 @@ def survey_overdue(surveyed_on: date, interval_days: int, today: date) -> bool:
     return today > survey_due_on(surveyed_on, interval_days)
 
 
-# Tasking: capacity as a source after stock --------------------------------------------------------
+# Tasking: capacity as a source of the allocation solve ------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -94,18 +92,7 @@ class Tasked:
     daily: int
     lead_days: int
     region_ids: frozenset[int] = frozenset()  # the region it delivers to and every region under it
-
-
-@dataclass(frozen=True)
-class Need:
-    """What stock left unmet of a request (smallest units)."""
-
-    request_id: str
-    priority: str
-    needed_by: date
-    material_ids: frozenset[int]
-    unmet: int
-    destination_region_id: int | None = None
+    substitution_group: str | None = None  # its material's group
 
 
 @dataclass(frozen=True)
@@ -127,27 +114,16 @@ def output_by(capacity: Tasked, today: date, day: date) -> int:
     return capacity.daily * max(0, days)
 
 
-def plan_taskings(needs: Sequence[Need], capacities: Sequence[Tasked], today: date) -> list[Tasking]:
-    """Task capacity for what stock left unmet, after stock, tier by tier: flash needs first (then by
-    need date), each from the capacities whose lead fits its need date — the nearest first (one
-    delivering to a region that holds the destination), then the fastest — and never more than a
-    capacity delivers by that date beyond what earlier taskings took from it. Exact integers."""
-    taken: dict[int, int] = {c.key: 0 for c in capacities}
-    taskings = []
-    rank = {p: i for i, p in enumerate(PRIORITIES)}
-    for need in sorted(needs, key=lambda n: (rank[n.priority], n.needed_by, n.request_id)):
-        left = need.unmet
-        fitting = [c for c in capacities if c.material_id in need.material_ids
-                   and output_by(c, today, need.needed_by) > taken[c.key]]
-        fitting.sort(key=lambda c: (need.destination_region_id not in c.region_ids, c.lead_days, c.key))
-        for c in fitting:
-            if left <= 0:
-                break
-            quantity = min(left, output_by(c, today, need.needed_by) - taken[c.key])
-            taken[c.key] += quantity
-            left -= quantity
-            producing_days = -(-taken[c.key] // c.daily)  # to deliver all it was tasked for so far
-            start_on = max(today, need.needed_by - timedelta(days=c.lead_days + producing_days - 1))
-            taskings.append(Tasking(need.request_id, c.key, quantity, start_on,
-                                    start_on + timedelta(days=c.lead_days), need.needed_by))
+def schedule(capacity: Tasked, draws: Iterable[tuple[str, date, int]], today: date) -> list[Tasking]:
+    """The taskings of one capacity for what the allocation solve draws on it: ``draws`` as (request
+    id, need date, quantity). Its output serves them earliest need date first, so each is tasked on
+    the latest day from which the output delivers it, and every draw due before it, by its need date
+    (the solve never draws more than the output by each date). Exact integers."""
+    taskings, total = [], 0
+    for request_id, due_on, quantity in sorted(draws, key=lambda d: (d[1], d[0])):
+        total += quantity
+        producing_days = -(-total // capacity.daily)
+        start_on = max(today, due_on - timedelta(days=capacity.lead_days + producing_days - 1))
+        taskings.append(Tasking(request_id, capacity.key, quantity, start_on,
+                                start_on + timedelta(days=capacity.lead_days), due_on))
     return taskings

@@ -3,8 +3,8 @@ readiness levels, synthetic requests, warehouses lost — that posts nothing and
 
 The report is the mobilisation-potential assessment: fill rate by priority, unmet quantity by
 material and region, the floors that bound the result, days of supply after the drill without and
-with capacity mobilised, and which capacities would have to be tasked on which day for what stock
-leaves unmet."""
+with capacity mobilised, and which capacities would have to be tasked on which day (capacity is a
+source of the solve, after stock within a priority)."""
 
 from __future__ import annotations
 
@@ -264,7 +264,7 @@ async def _summary(pg: asyncpg.Connection, planned: planning.Planned, supply_day
 
 
 def _taskings(planned: planning.Planned) -> list[dict[str, Any]]:
-    """Which capacities would have to be tasked, on which day, for what stock leaves unmet."""
+    """Which capacities would have to be tasked, on which day, for which request."""
     out = []
     for t in planned.taskings:
         k = planned.capacities[t.capacity]
@@ -294,7 +294,7 @@ def readable(report: dict[str, Any]) -> str:
                 + ("sustained" if d.get("sustained") else str(d.get("with_capacity", d["after"])))
                 for d in report["days_of_supply"]]
     if report.get("taskings"):
-        out += ["", "Capacity to task for what stock leaves unmet:"]
+        out += ["", "Capacity to task:"]
         out += [f"  {t['capacity']:<24} {t['quantity']:>12} {t['material']:<16} task by {t['start_on']}, "
                 f"ready {t['ready_on']}, due {t['due_on']}" for t in report["taskings"]]
     out += ["", f"{len(report['lines'])} plan line(s)"

@@ -1,5 +1,6 @@
-"""Planning: from pending requests and the stock, through the rules in force and the protected
-floors, to an optimal plan (stockpile.domain.allocation) — shared by proposals and drills.
+"""Planning: from pending requests, the stock and the capacity that could be tasked, through the rules
+in force and the protected floors, to an optimal plan (stockpile.domain.allocation) — shared by
+proposals and drills.
 
 The model and its solve are CPU work of up to seconds: they run in a worker thread, at most
 ``STOCKPILE_ALLOCATION_SOLVERS`` at once per process (more wait their turn), so a large plan or drill
@@ -21,7 +22,7 @@ import asyncpg
 
 from stockpile.domain import allocation, floors, rules as rules_
 from stockpile.domain.allocation import Allowance, Demand, Solution, Supply
-from stockpile.domain.potential import Need, Tasked, Tasking, plan_taskings
+from stockpile.domain.potential import Tasked, Tasking
 from stockpile.domain.errors import TooLarge
 from stockpile.domain.rules import Rule
 from stockpile.store import allocation as store
@@ -70,8 +71,8 @@ class Planned:
     floors: dict[int, floors.Floor]
     bound: list[dict[str, Any]] = field(default_factory=list)   # targets whose floor limited the plan
     drawn: dict[int, int] = field(default_factory=dict)         # target id → thousandths the plan takes from it
-    taskings: list[Tasking] = field(default_factory=list)       # capacity tasked for what stock left unmet
-    capacities: dict[int, asyncpg.Record] = field(default_factory=dict)  # capacity id → the capacity tasked
+    taskings: list[Tasking] = field(default_factory=list)       # capacity tasked, a source of the solve
+    capacities: dict[int, asyncpg.Record] = field(default_factory=dict)  # capacity id → a capacity it could task
 
 
 def _rule_floors(ruleset: Iterable[Rule]) -> list[Rule]:
@@ -129,9 +130,10 @@ async def _promised_to_rotation(pg: asyncpg.Connection, today: date, target_ids:
 
 def _solve(requests: list[Mapping[str, Any]], positions: list[asyncpg.Record], memberships: dict[int, list[int]],
            scale: dict[int, int], target_floors: dict[int, floors.Floor], ruleset: list[Rule], level_of: dict[str, str],
-           limits: Limits) -> Solution:
+           limits: Limits, capacities: list[asyncpg.Record], today: date) -> Solution:
     """The model and its solve, in a worker thread: every reserve target a position counts toward is
-    one constraint, its headroom and each position's weight in thousandths (as approval checks it)."""
+    one constraint, its headroom and each position's weight in thousandths (as approval checks it);
+    ``capacities`` (store.taskings.capacities_for) are sources from their lead day, after stock."""
     supplies = [Supply(key=p["account_id"], lot_id=p["lot_id"], owner_id=p["owner_id"], owner_sector=p["owner_sector"],
                        warehouse_id=p["warehouse_id"], latitude=p["latitude"], longitude=p["longitude"],
                        material_id=p["material_id"], substitution_group=p["substitution_group"], category=p["category"],
@@ -141,7 +143,10 @@ def _solve(requests: list[Mapping[str, Any]], positions: list[asyncpg.Record], m
     demands = [Demand(request_id=r["id"], priority=r["priority"], requester_sector=r["requester_sector"],
                       material_id=r["material_id"], substitution_group=r["substitution_group"], category=r["category"],
                       latitude=r["latitude"], longitude=r["longitude"], quantity=r["quantity"],
-                      needed_by=r["needed_by"], destination_warehouse_id=r["destination_id"]) for r in requests]
+                      needed_by=r["needed_by"], destination_warehouse_id=r["destination_id"],
+                      destination_region_id=r["destination_region_id"]) for r in requests]
+    tasked = [Tasked(k["id"], k["material_id"], k["daily_quantity"], k["lead_days"], frozenset(k["region_ids"]),
+                     k["substitution_group"]) for k in capacities]
     decided: dict[tuple, Allowance | None] = {}
 
     def allowance(demand: Demand, supply: Supply) -> Allowance | None:
@@ -153,8 +158,10 @@ def _solve(requests: list[Mapping[str, Any]], positions: list[asyncpg.Record], m
             decided[key] = None if rule is None else Allowance(rule.code, rule.preference_cost)
         return decided[key]
 
-    return allocation.solve(demands, supplies, floors.headroom(target_floors), allowance, k=limits.k,
-                            max_requests=limits.max_requests, max_arcs=limits.max_arcs, time_limit_s=limits.time_limit_s)
+    return allocation.solve(demands, supplies, floors.headroom(target_floors), allowance, capacities=tasked, today=today,
+                            dearest_preference=max((r.preference_cost for r in ruleset if r.allowed), default=0),
+                            k=limits.k, max_requests=limits.max_requests, max_arcs=limits.max_arcs,
+                            time_limit_s=limits.time_limit_s)
 
 
 @dataclass(frozen=True)
@@ -184,10 +191,13 @@ async def plan(pg: asyncpg.Connection, requests: list[Mapping[str, Any]], *, tod
     in_force = in_force or await InForce.read(pg)
     version, ruleset, levels = in_force.version, in_force.ruleset, in_force.levels
     level_of = {r["id"]: levels.get(r["destination_region_id"], "peacetime") for r in requests}
-    positions = await store.candidate_positions(
-        pg, material_ids=sorted({r["material_id"] for r in requests if r["material_id"] is not None}),
-        groups=sorted({r["substitution_group"] for r in requests if r["substitution_group"] is not None}),
-        today=today, lost_warehouse_ids=list(lost_warehouse_ids), cleared=cleared)
+    material_ids = sorted({r["material_id"] for r in requests if r["material_id"] is not None})
+    groups = sorted({r["substitution_group"] for r in requests if r["substitution_group"] is not None})
+    positions = await store.candidate_positions(pg, material_ids=material_ids, groups=groups, today=today,
+                                                lost_warehouse_ids=list(lost_warehouse_ids), cleared=cleared)
+    # unless cleared, no military capacity is tasked
+    capacities = await tasking_store.capacities_for(pg, material_ids, groups,
+                                                    lost_warehouse_ids=list(lost_warehouse_ids), cleared=cleared)
     members: dict[int, list[int]] = defaultdict(list)
     for m in await store.memberships(pg, [p["account_id"] for p in positions], today):
         members[m["account_id"]].extend(m["target_ids"])
@@ -197,7 +207,7 @@ async def plan(pg: asyncpg.Connection, requests: list[Mapping[str, Any]], *, tod
     memberships = {p["account_id"]: members.get(p["account_id"], []) for p in positions}
     try:
         solution = await off_the_loop(limits, _solve, requests, positions, memberships, scale, target_floors, ruleset,
-                                      level_of, limits)
+                                      level_of, limits, list(capacities), today)
     except allocation.PlanTooLarge as exc:
         raise TooLarge(exc.detail, max_requests=limits.max_requests, max_arcs=limits.max_arcs,
                        time_limit_seconds=limits.time_limit_s) from None
@@ -205,33 +215,6 @@ async def plan(pg: asyncpg.Connection, requests: list[Mapping[str, Any]], *, tod
     bound = [{"target": f.code, "protected": thousandths(f.protected), "headroom": thousandths(f.headroom),
               "drawn": thousandths(taken.get(t, 0))}
              for t, f in sorted(target_floors.items()) if f.headroom - taken.get(t, 0) <= 0]
-    tasked, capacities = await _task_capacity(pg, requests, solution, today, lost_warehouse_ids, cleared)
     return Planned(solution, {r["id"]: r for r in requests}, {p["account_id"]: p for p in positions}, version,
-                   {r.code: r for r in ruleset}, level_of, target_floors, bound, dict(taken), tasked, capacities)
-
-
-async def _task_capacity(pg: asyncpg.Connection, requests: list[Mapping[str, Any]], solution: Solution, today: date,
-                         lost_warehouse_ids: Iterable[int], cleared: bool,
-                         ) -> tuple[list[Tasking], dict[int, asyncpg.Record]]:
-    """Capacity as a source after stock (``stockpile.domain.potential.plan_taskings``): what the solve
-    left unmet is offered to the capacities whose lead time fits each need date, tier by tier.
-    Unless ``cleared``, no military capacity is tasked."""
-    short = [r for r in requests if solution.unfilled[r["id"]] > 0]
-    if not short:
-        return [], {}
-    found = await tasking_store.capacities_for(
-        pg, sorted({r["material_id"] for r in short if r["material_id"] is not None}),
-        sorted({r["substitution_group"] for r in short if r["substitution_group"] is not None}),
-        lost_warehouse_ids=list(lost_warehouse_ids), cleared=cleared)
-    if not found:
-        return [], {}
-    in_group: dict[str, set[int]] = defaultdict(set)
-    for k in found:
-        if k["substitution_group"] is not None:
-            in_group[k["substitution_group"]].add(k["material_id"])
-    needs = [Need(r["id"], r["priority"], r["needed_by"],
-                  frozenset({r["material_id"]} if r["material_id"] is not None else in_group[r["substitution_group"]]),
-                  solution.unfilled[r["id"]], r["destination_region_id"]) for r in short]
-    tasked = plan_taskings(needs, [Tasked(k["id"], k["material_id"], k["daily_quantity"], k["lead_days"],
-                                          frozenset(k["region_ids"])) for k in found], today)
-    return tasked, {k["id"]: k for k in found}
+                   {r.code: r for r in ruleset}, level_of, target_floors, bound, dict(taken), solution.taskings,
+                   {k["id"]: k for k in capacities})

@@ -1,5 +1,5 @@
-"""Tasking: a plan's tasking lines (capacity suggested for what stock left unmet), the tasking orders
-its approval makes, and their tracking until the receipts of their output arrive.
+"""Tasking: a plan's tasking lines (the capacity its solve draws on, after stock within a priority), the
+tasking orders its approval makes, and their tracking until the receipts of their output arrive.
 
 A tasking order is seen by readers who may see its capacity or who hold its destination warehouse
 (who receive it); a military capacity's (of a military party, or held for the military) only with

@@ -131,6 +131,28 @@ async def test_a_plans_tasking_becomes_an_order_tracked_until_its_receipts_arriv
     assert [line["tasking_id"] for line in shown["lines"] if line["kind"] == "tasking"] == [order["id"]]
 
 
+async def test_a_plan_tasks_capacity_for_the_flash_request_to_leave_stock_to_one_capacity_cannot_reach_in_time(
+        client, operator, planner, world, uid):
+    w = world
+    await receive(client, operator, warehouse=w.north, material=w.diesel, owner=w.civil, quantity="500", lot="D-1")
+    await refinery(client, planner, w, f"CAP-{uid}", lead_days=3)  # 300 L a day from day 3
+    r = await client.post("/api/v1/allocation-requests", headers=planner, json=flash(w, "500", 4))
+    flash_id = r.json()["id"]
+    r = await client.post("/api/v1/allocation-requests", headers=planner,
+                          json={**flash(w, "500", 1), "priority": "immediate"})
+    immediate_id = r.json()["id"]
+    plan = (await client.post("/api/v1/allocation-plans", headers=planner, json={"region": w.region})).json()
+    # stock first would serve the flash request and leave the immediate one, due before the refinery's
+    # lead, with nothing: the flash request is tasked on the refinery (days 3 and 4), the stock kept
+    assert [(line["kind"], line["request_id"], line["quantity"]) for line in plan["lines"]] == [
+        ("stock", immediate_id, "500.0"), ("tasking", flash_id, "500.0")]
+    planned = {r["id"]: (r["planned"], r["unfilled"]) for r in plan["requests"]}
+    assert planned == {flash_id: ("0.0", "500.0"), immediate_id: ("500.0", "0.0")}
+    drill = await client.post("/api/v1/drills", headers=planner, json={"include_pending": False, "requests": [
+        flash(w, "500", 4), {**flash(w, "500", 1), "priority": "immediate"}]})
+    assert drill.json()["fill_rate_with_capacity"] == {"flash": 1.0, "immediate": 1.0}
+
+
 async def test_cancelling_an_approved_plan_cancels_its_tasking_orders(client, operator, planner, world, uid):
     w = world
     await refinery(client, planner, w, f"CAP-{uid}", lead_days=0)

@@ -74,7 +74,7 @@ def stop_service(service: Service) -> None:
 
 @pytest.fixture(scope="session")
 async def demo_service(make_database, settings):
-    """The demo reserve as ``./dev serve`` starts it (loaded, then rotation planned, alerts evaluated
+    """The demo reserve as ``./dev serve`` starts it (loaded, then rotation planned, alerts and sensors evaluated
     and a metrics snapshot taken once) served on a free port; its tokens by name."""
     from stockpile.demo import load_demo
     from stockpile.jobs.catalog import catalog
@@ -85,7 +85,7 @@ async def demo_service(make_database, settings):
     result = await load_demo(url)
     db = Database(url, pool_size=2)
     try:
-        for job in ("plan-rotation", "evaluate-alerts", "refresh-metrics"):
+        for job in ("plan-rotation", "evaluate-alerts", "evaluate-sensors", "refresh-metrics"):
             assert (await run_slot(db, catalog(settings)[job], slot=manual_slot())).outcome == "ok", job
     finally:
         await db.dispose()

@@ -16,9 +16,10 @@ CONSOLE = Path(i18n.__file__).parent
 PAGES = {
     "demo-operator": ["/console", "/console/warehouses/WH-N-04", "/console/warehouses/WH-S-02", "/console/readiness"],
     "demo-planner": ["/console", "/console/coverage", "/console/coverage?region=PRV-SOUTH", "/console/allocation",
-                     "/console/drills"],
+                     "/console/drills", "/console/potential"],
     "demo-commander": ["/console", "/console/readiness", "/console/coverage"],
     "demo-auditor": ["/console", "/console/audit"],
+    "demo-admin": ["/console/warehouses/WH-W-02", "/console/sensors/TEMP-W02-COLD", "/console/potential"],
 }
 
 

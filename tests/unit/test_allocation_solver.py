@@ -21,6 +21,7 @@ from stockpile.domain.allocation import (
     Supply,
     solve,
 )
+from stockpile.domain.potential import Tasked, output_by
 
 NEED = date(2027, 3, 1)
 # Warehouse sites (id = position + 1); their distances are far from any .5 km, so rounding is stable.
@@ -270,7 +271,7 @@ def distance_km(demand: Demand, supply: Supply) -> float:
     return 2 * 6371.0 * math.asin(math.sqrt(a))
 
 
-def matches(demand: Demand, supply: Supply) -> bool:
+def matches(demand: Demand, supply: Supply | Tasked) -> bool:
     if demand.substitution_group is not None:
         return supply.substitution_group == demand.substitution_group
     return supply.material_id == demand.material_id
@@ -293,12 +294,15 @@ def candidates(demand: Demand, supplies: list[Supply], rules, k: int) -> list[Su
     return [s for s in allowed if s.warehouse_id in keep]
 
 
-def reference_optimum(demands, supplies, pools, rules, k) -> tuple[int, ...]:
+def reference_optimum(demands, supplies, pools, rules, k, capacities=(), today=None,
+                      capacity_cost=None) -> tuple[int, ...]:
     """(unmet flash, immediate, priority, routine, transport cost), minimised lexicographically.
 
     Successive shortest paths with Bellman-Ford, costs being 5-tuples compared lexicographically:
     no penalty weights at all. With one floor per position the network is exact (tests with
-    overlapping floors are in test_allocation_exact.py, against HiGHS).
+    overlapping floors are in test_allocation_exact.py, against HiGHS). A capacity is a chain of
+    nodes, one per need date it reaches: each is fed what is made since the date before, and passes
+    what is left on to the next (``capacity_cost(demand, capacity)`` per unit drawn).
     """
     zero = (0,) * 5
     add = lambda a, b: tuple(x + y for x, y in zip(a, b))  # noqa: E731
@@ -322,6 +326,18 @@ def reference_optimum(demands, supplies, pools, rules, k) -> tuple[int, ...]:
         for s in candidates(d, supplies, rules, k=len(supplies) + 1):
             arc(("supply", s.key), ("demand", d.request_id), s.available,
                 (0, 0, 0, 0, unit_cost(d, s, rules(d, s))))
+    for c in capacities:
+        reached = [d for d in demands if matches(d, c) and output_by(c, today, d.needed_by) > 0]
+        made, days = 0, sorted({d.needed_by for d in reached})
+        for day, later in zip(days, days[1:] + [None]):
+            arc("S", ("capacity", c.key, day), output_by(c, today, day) - made, zero)
+            made = output_by(c, today, day)
+            if later is not None:
+                arc(("capacity", c.key, day), ("capacity", c.key, later), made, zero)
+            for d in reached:
+                if d.needed_by == day:
+                    arc(("capacity", c.key, day), ("demand", d.request_id), d.quantity,
+                        (0, 0, 0, 0, capacity_cost(d, c)))
     total, to_send = zero, sum(d.quantity for d in demands)
     while to_send:
         best, via = {"S": zero}, {}

@@ -1,4 +1,4 @@
-"""Days of supply with capacity mobilised from its lead day, and capacity tasked after stock —
+"""Days of supply with capacity mobilised from its lead day, and a capacity's output by a day —
 against hand-worked examples."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from stockpile.domain.potential import (
-    Need, Output, Tasked, capacity_military, days_with_capacity, output_by, plan_taskings, survey_overdue,
+    Output, Tasked, capacity_military, days_with_capacity, output_by, survey_overdue,
 )
 
 TODAY = date(2026, 12, 3)
@@ -69,39 +69,9 @@ def test_a_survey_is_overdue_only_after_its_interval():
 
 
 REFINERY = Tasked(key=1, material_id=7, daily=1000, lead_days=3, region_ids=frozenset({10, 1}))
-FAR_PLANT = Tasked(key=2, material_id=7, daily=5000, lead_days=1, region_ids=frozenset({20, 1}))
-
-
-def need(request_id: str, priority: str, in_days: int, unmet: int, region: int = 10) -> Need:
-    return Need(request_id, priority, TODAY + timedelta(days=in_days), frozenset({7}), unmet, region)
 
 
 def test_a_capacity_delivers_from_its_lead_day_to_the_need_date():
     assert output_by(REFINERY, TODAY, TODAY + timedelta(days=2)) == 0
     assert output_by(REFINERY, TODAY, TODAY + timedelta(days=3)) == 1000
     assert output_by(REFINERY, TODAY, TODAY + timedelta(days=5)) == 3000
-
-
-def test_capacity_is_tasked_only_where_its_lead_time_fits_the_need_date():
-    assert plan_taskings([need("a", "flash", 2, 500)], [REFINERY], TODAY) == []
-    [tasking] = plan_taskings([need("a", "flash", 5, 2500)], [REFINERY], TODAY)
-    # three days of output needed (days 3, 4, 5): tasked today, ready on day 3
-    assert (tasking.capacity, tasking.quantity, tasking.start_on, tasking.ready_on, tasking.due_on) == (
-        1, 2500, TODAY, TODAY + timedelta(days=3), TODAY + timedelta(days=5))
-
-
-def test_a_tasking_starts_on_the_latest_day_that_still_delivers_by_the_need_date():
-    [tasking] = plan_taskings([need("a", "routine", 10, 1500)], [REFINERY], TODAY)
-    # two days of output (days 9 and 10) need the first on day 9: tasked on day 6
-    assert (tasking.start_on, tasking.ready_on) == (TODAY + timedelta(days=6), TODAY + timedelta(days=9))
-
-
-def test_higher_priorities_are_tasked_first_and_no_capacity_is_promised_twice():
-    taskings = plan_taskings([need("routine", "routine", 4, 2000), need("flash", "flash", 4, 1500)],
-                             [REFINERY], TODAY)
-    assert [(t.request_id, t.quantity) for t in taskings] == [("flash", 1500), ("routine", 500)]
-
-
-def test_capacity_delivering_to_the_destinations_region_is_tasked_before_a_faster_one_elsewhere():
-    taskings = plan_taskings([need("a", "flash", 5, 4000)], [FAR_PLANT, REFINERY], TODAY)
-    assert [(t.capacity, t.quantity) for t in taskings] == [(1, 3000), (2, 1000)]
