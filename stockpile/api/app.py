@@ -9,14 +9,11 @@ import os
 from litestar import Controller, Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import PermissionDeniedException
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.middleware import DefineMiddleware
 from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from stockpile import __version__
-from stockpile.api import problems, tasks
+from stockpile.api import openapi, problems, tasks
 from stockpile.api.audit import DenialCounts, record_failure
 from stockpile.api.auth import ApiTokenAuthenticator, BearerAuthMiddleware, RequestLimits, authenticate_bearer
 from stockpile.api.request_log import log_response, request_log
@@ -69,9 +66,9 @@ class MetricsController(Controller):
 
 @get("/docs", include_in_schema=False, media_type="text/html")
 async def docs(request: Request) -> Response:
-    """Interactive API docs (Swagger UI over /schema/openapi.json)."""
+    """Interactive API docs (Swagger UI, its assets served by the service: see stockpile.api.openapi)."""
     schema = request.app.openapi_schema.to_schema()
-    return Response(content=SwaggerRenderPlugin().render(request, schema), media_type="text/html")
+    return Response(content=openapi.docs_plugin().render(request, schema), media_type="text/html")
 
 
 def create_app(settings: Settings | None = None, database_url: str | None = None) -> Litestar:
@@ -110,7 +107,8 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
                         DrillController,
                         RotationPolicyController, RotationOrderController, ShelfLifeController,
                         CapacityController, PotentialController, TaskingController,
-                        SensorController, ReadingController],
+                        SensorController, ReadingController,
+                        openapi.docs_assets()],
         state=State({"db": db, "settings": settings,
                      "authenticators": [ApiTokenAuthenticator(db, settings.token_cache_seconds, settings.token_cache_size)],
                      "limits": limits, "denials": denials,
@@ -118,19 +116,14 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         middleware=[
             request_log,
             prometheus.middleware,
-            DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS),
+            DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS, exclude_http_methods=[]),
         ],
         exception_handlers=problems.HANDLERS,
         after_exception=[record_failure],
         before_send=[log_response],
-        openapi_config=OpenAPIConfig(
-            title="stockpile", version=__version__, path="/schema",
-            description="Jointly held national reserves: ledger, stock, transfers. Every /api/v1 route needs "
-                        "`Authorization: Bearer <token>`; errors are RFC 9457 problem details.",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
-        ),
+        openapi_config=openapi.config(),
         request_max_body_size=settings.max_body_bytes,
-        on_startup=[on_startup, limits.start, denials.start],
+        on_startup=[on_startup, limits.start, denials.start, openapi.finish],
         on_shutdown=[limits.stop, denials.stop, on_shutdown],
         debug=False,
         plugins=[ConsolePlugin(settings)],

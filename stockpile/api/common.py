@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response
+from litestar.params import Parameter
 
 from stockpile.api.audit import write_transaction
 from stockpile.api.problems import Problem
@@ -19,6 +20,17 @@ from stockpile.store.db import Database, Tx
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
+
+IDEMPOTENCY_HEADER = Parameter(header="Idempotency-Key", required=True,
+                               description="1–200 printable ASCII characters; the same key and body answer the "
+                                           "first result again")
+
+# The paging parameters every list takes, declared once so the document shows their bounds.
+Limit = Annotated[int | None, Parameter(
+    ge=1, le=MAX_LIMIT, description=f"Items per page, 1–{MAX_LIMIT} (default {DEFAULT_LIMIT}).")]
+Cursor = Annotated[str | None, Parameter(
+    min_length=1, max_length=1000, pattern=r"^[A-Za-z0-9_-]+$",
+    description="Opaque: the `next_cursor` of the page before, exactly as the service issued it.")]
 
 
 def replayed(body: bytes, status: int) -> Response:

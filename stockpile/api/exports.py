@@ -217,9 +217,8 @@ def catalog() -> dict[str, Export]:
             yield present_coverage(item)
 
     async def every_request(pg, principal, filters, today):
-        # the JSON list's handler gives its ``state_`` parameter no query alias: the query says ``state_``
-        state = filters.get("state", filters.get("state_"))
-        async for row in allocation.every_request(pg, principal, state=state, priority=filters["priority"]):
+        async for row in allocation.every_request(pg, principal, state=filters["state"],
+                                                  priority=filters["priority"]):
             yield present_request(row)
 
     async def seal(db: Database, settings: Settings) -> None:

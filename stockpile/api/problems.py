@@ -98,7 +98,9 @@ def http_error(request: Request, exc: HTTPException) -> Response:
         return problem_response(404, "not-found", "Not found", exc.detail, request)
     status = exc.status_code
     if status == 405:
-        return problem_response(405, "method-not-allowed", "Method not allowed", exc.detail, request)
+        allow = {name.lower(): value for name, value in (exc.headers or {}).items()}.get("allow")
+        return problem_response(405, "method-not-allowed", "Method not allowed", exc.detail, request,
+                                headers={"Allow": allow} if allow else None)
     if status == 413:
         return problem_response(413, "payload-too-large", "Request body too large", exc.detail, request)
     if status == 400:

@@ -34,6 +34,7 @@ from stockpile.domain.errors import Invalid
 KINDS = ("temperature", "humidity", "tank_level")
 PROBE_UNITS = {"temperature": "C", "humidity": "%"}
 MAX_READINGS = 10_000  # one request
+MAX_STEP = 366 * 86400  # seconds: the longest step of averaged readings, a year
 FUTURE_SKEW = timedelta(minutes=10)
 EVIDENCE_GAP = timedelta(hours=1)
 MAX_TOLERANCE_MINUTES = 1440

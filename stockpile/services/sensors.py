@@ -150,7 +150,7 @@ async def readings(pg: asyncpg.Connection, code: str, principal: Principal, *, s
     missing one."""
     if until <= since:
         raise Invalid.field("until", "must be after since")
-    if step is not None and not 1 <= step <= 366 * 86400:
+    if step is not None and not 1 <= step <= rules.MAX_STEP:
         raise Invalid.field("step", "must be between 1 second and a year")
     sensor = await get(pg, code, principal)
     if step is None:

@@ -186,7 +186,7 @@ async def test_filters_narrow_the_csv_as_they_narrow_the_json(world):
              ("movements", {"owner": k.military}), ("movements", {"kind": "issue"}),
              ("movements", {"material": k.vaccine, "warehouse": k.joint}), ("transfers", {"state": "in_transit"}),
              ("coverage", {"region": k.region, "category": "medical"}), ("alerts", {"kind": "expiring"}),
-             ("rotation-orders", {"material": k.vaccine}), ("allocation-requests", {"state_": "pending"}),
+             ("rotation-orders", {"material": k.vaccine}), ("allocation-requests", {"state": "pending"}),
              ("audit-events", {"action": "POST /api/v1/movements"})]
     narrowed = set()
     for name, params in cases:

@@ -102,7 +102,7 @@ def query_values(k: Canary, ctx: "Context") -> dict[str, list[str]]:
         "expiring_before": [day(60)], "due_before": [day(60)], "target": [k.lot_id, k.target, k.plan_id],
         "actor": [ctx.cleared_names["planner"], ctx.cleared_names["admin"]], "since": [f"{day(-1)}T00:00:00Z"],
         "requester": [k.military], "destination": [k.depot], "lot_id": [k.lot_id], "subject": [k.lot_id],
-        "kind": [], "state": [], "state_": [], "priority": [], "until": [], "version": [], "principal": [],
+        "kind": [], "state": [], "priority": [], "until": [], "version": [], "principal": [],
         "action": [], "route": [], "status": [], "limit": [], "cursor": [], "Idempotency-Key": [],
         "Accept": [], "step": [], "capacity": [k.capacity],
     }
@@ -311,10 +311,10 @@ def check(ctx: Context, k: Canary, role: str, route: str, sent: str, response, *
         body = response.json()
     except ValueError:
         body = None
+    # An answer naming an object an uncleared reader made may name that object's material: in a list,
+    # within the items (CSV rows) that name one; in a single answer (a drill of its pending request), anywhere.
+    mine = lambda v: any(o in v for o in ctx.own if o)  # noqa: E731
     if isinstance(body, (dict, list)):
-        # An answer naming an object an uncleared reader made may name that object's material: in a list,
-        # within the items that name one; in a single answer (a drill of its pending request), anywhere.
-        mine = lambda v: any(o in v for o in ctx.own if o)  # noqa: E731
         if isinstance(body, dict) and "items" in body:
             own_paths = _paths_of(body, mine)
         else:
@@ -332,7 +332,7 @@ def check(ctx: Context, k: Canary, role: str, route: str, sent: str, response, *
     else:
         for secret in suspects:
             for number, line in enumerate(text.splitlines(), 1):
-                if secret.pattern.search(line):
+                if secret.pattern.search(line) and not (secret.what in own_material and mine(line)):
                     ctx.leaks.append(Leak(role, route, sent, response.status_code, secret.what,
                                           f"line {number}: {line.strip()[:160]}"))
 

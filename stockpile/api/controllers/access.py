@@ -12,8 +12,10 @@ from litestar.datastructures import State
 from stockpile.api import exports
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import requires
-from stockpile.api.common import decode_cursor, json_response, page, page_limit
+from stockpile.api.common import Cursor, Limit, decode_cursor, json_response, page, page_limit
 from stockpile.api.common import RowCursor
+from stockpile.api.schemas.reference import AuditEventPage, DenialCountPage, IssuedToken, Token, TokenPage
+from stockpile.api.schemas.problems import problem_answers
 from stockpile.api.presenters.access import present_denial, present_token
 from stockpile.domain.principals import Rights
 from stockpile.services import audit, principals
@@ -54,8 +56,9 @@ class TokenController(Controller):
     tags = ["access"]
     guards = [requires("admin")]
 
-    @post("/", summary="Create a token for a principal (shown once, stored hashed); never widens one silently")
-    async def create(self, request: Request, state: State, data: TokenIn) -> Response:
+    @post("/", summary="Create a token for a principal (shown once, stored hashed); never widens one silently",
+          responses=problem_answers(409))
+    async def create(self, request: Request, state: State, data: TokenIn) -> Response[IssuedToken]:
         expires_at = (datetime.now(timezone.utc) + timedelta(days=data.expires_in_days)) if data.expires_in_days else None
         async with write_transaction(request, state.db) as (tx, note):
             issued = await principals.issue_token(tx.pg, data.principal, data.asked(), widen=data.widen,
@@ -68,15 +71,17 @@ class TokenController(Controller):
         return json_response({**present_token(row), "token": issued.token}, 201)
 
     @get("/", summary="Tokens (never their values)")
-    async def listing(self, state: State, principal: str | None = None, limit: int | None = None,
-                      cursor: str | None = None) -> Response:
+    async def listing(self, state: State, principal: str | None = None, limit: Limit = None,
+                      cursor: Cursor = None) -> Response[TokenPage]:
         size = page_limit(limit)
         async with state.db.transaction() as tx:
             rows = await principals.tokens_page(tx.pg, name=principal, after=decode_cursor(cursor, int), limit=size + 1)
         return json_response(page([present_token(r) for r in rows], size, lambda item: item["id"]))
 
-    @post("/{token_id:int}/revoke", status_code=200, summary="Revoke a token at once")
-    async def revoke(self, request: Request, state: State, token_id: int, data: RevokeIn | None = None) -> Response:
+    @post("/{token_id:int}/revoke", status_code=200, summary="Revoke a token at once",
+          responses=problem_answers(404, 409))
+    async def revoke(self, request: Request, state: State, token_id: int,
+                     data: RevokeIn | None = None) -> Response[Token]:
         async with write_transaction(request, state.db) as (tx, note):
             row, count = await principals.revoke_token(tx.pg, token_id, request.user)
             note.details = {"revoked": count, "reason": data.reason if data else None}
@@ -94,9 +99,9 @@ class AuditController(Controller):
                       "for readers without military clearance)")
     async def listing(
         self, request: Request, state: State, since: datetime | None = None, until: datetime | None = None,
-        actor: str | None = None, target: str | None = None, action: str | None = None, limit: int | None = None,
-        cursor: str | None = None,
-    ) -> Response:
+        actor: str | None = None, target: str | None = None, action: str | None = None, limit: Limit = None,
+        cursor: Cursor = None,
+    ) -> Response[AuditEventPage]:
         if exports.wants_csv(request):
             return await exports.respond(request, state, "audit-events")
         size = page_limit(limit)
@@ -115,7 +120,7 @@ class AuditDenialController(Controller):
 
     @get("/", summary="Denied requests counted per minute, principal or client address, route and status; newest first")
     async def listing(self, state: State, since: datetime | None = None, actor: str | None = None,
-                      limit: int | None = None, cursor: str | None = None) -> Response:
+                      limit: Limit = None, cursor: Cursor = None) -> Response[DenialCountPage]:
         size = page_limit(limit)
         after = decode_cursor(cursor, RowCursor)
         await state.denials.flush()  # this process's latest counts are part of what is read

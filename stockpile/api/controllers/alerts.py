@@ -13,7 +13,9 @@ from litestar.params import Parameter
 from stockpile.api import exports
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_read, requires
-from stockpile.api.common import decode_cursor, encode_cursor, json_response, page_limit
+from stockpile.api.common import Cursor, Limit, decode_cursor, encode_cursor, json_response, page_limit
+from stockpile.api.schemas.planning import Alert, AlertPage
+from stockpile.api.schemas.problems import problem_answers
 from stockpile.api.presenters.alerts import present_alert
 from stockpile.services import alerts
 from stockpile.services.commands import Strict
@@ -37,8 +39,8 @@ class AlertController(Controller):
     async def listing(
         self, request: Request, state: State,
         state_: Annotated[AlertState | None, Parameter(query="state")] = None, kind: AlertKind | None = None,
-        limit: int | None = None, cursor: str | None = None,
-    ) -> Response:
+        limit: Limit = None, cursor: Cursor = None,
+    ) -> Response[AlertPage]:
         if exports.wants_csv(request):
             return await exports.respond(request, state, "alerts")
         size = page_limit(limit)
@@ -50,15 +52,18 @@ class AlertController(Controller):
         return json_response({"items": [present_alert(r, request.user) for r in rows],
                               "next_cursor": encode_cursor(rows[-1]["opened_at"].isoformat()) if more else None})
 
-    @get("/{alert_id:uuid}", guards=[can_read], summary="One alert with its history")
-    async def read(self, request: Request, state: State, alert_id: UUID) -> Response:
+    @get("/{alert_id:uuid}", guards=[can_read], summary="One alert with its history",
+         responses=problem_answers(404))
+    async def read(self, request: Request, state: State, alert_id: UUID) -> Response[Alert]:
         async with state.db.transaction() as tx:
             row, history = await alerts.get(tx.pg, str(alert_id), request.user)
         return json_response(present_alert(row, request.user, history))
 
     @post("/{alert_id:uuid}/acknowledge", guards=[requires("operator", "planner", "commander", "admin")],
-          status_code=200, summary="Acknowledge an open alert")
-    async def acknowledge(self, request: Request, state: State, alert_id: UUID, data: AcknowledgeIn | None = None) -> Response:
+          status_code=200, summary="Acknowledge an open alert",
+          responses=problem_answers(404, 409))
+    async def acknowledge(self, request: Request, state: State, alert_id: UUID,
+                          data: AcknowledgeIn | None = None) -> Response[Alert]:
         async with write_transaction(request, state.db) as (tx, note):
             row, history, before = await alerts.acknowledge(tx.pg, str(alert_id), request.user,
                                                             data.note if data else None)

@@ -7,6 +7,8 @@ from litestar.datastructures import State
 
 from stockpile.api.common import json_response
 from stockpile.api.problems import problem_response
+from stockpile.api.schemas.reference import Live, Ready
+from stockpile.api.schemas.problems import problem_answers
 from stockpile.services import health
 
 
@@ -15,11 +17,12 @@ class HealthController(Controller):
     tags = ["operations"]
 
     @get("/live", summary="The process is up")
-    async def live(self) -> Response:
+    async def live(self) -> Response[Live]:
         return json_response({"status": "ok"})
 
-    @get("/ready", summary="The database answers and its schema is at the latest migration")
-    async def ready(self, state: State) -> Response:
+    @get("/ready", summary="The database answers and its schema is at the latest migration",
+         responses=problem_answers(503))
+    async def ready(self, state: State) -> Response[Ready]:
         try:
             current, head = await health.schema_revisions(state.db)
         except Exception as exc:  # noqa: BLE001 - any failure to reach the database means not ready

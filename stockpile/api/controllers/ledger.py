@@ -15,9 +15,14 @@ from stockpile.api import exports
 from stockpile.api.audit import AuditNote
 from stockpile.api.auth import can_post_movements, can_read
 from stockpile.api.common import (
+    IDEMPOTENCY_HEADER, Cursor, Limit,
     RowCursor, decode_cursor, encode_cursor, idempotent, json_response, page, page_limit, replayed, request_fingerprint,
 )
 from stockpile.api.presenters.movements import present_movement, present_posted
+from stockpile.api.schemas.ledger import (
+    BatchAnswer, Movement, MovementPage, PostedMovement, Transfer, TransferPage, TransferStep,
+)
+from stockpile.api.schemas.problems import problem_answers
 from stockpile.domain.errors import Invalid
 from stockpile.domain.moments import Clock
 from stockpile.metrics import MOVEMENTS_POSTED
@@ -25,7 +30,6 @@ from stockpile.services import commands as c
 from stockpile.services import ledger, transfers
 from stockpile.services.posting import LedgerRequest
 
-IDEMPOTENCY_HEADER = Parameter(header="Idempotency-Key", required=True, description="1–200 printable characters; replays answer the first result")
 
 MovementKind = Literal["receipt", "issue", "transfer_dispatch", "transfer_receipt", "adjustment", "write_off",
                        "ownership_transfer", "rotation_out", "rotation_in", "reversal"]
@@ -35,18 +39,20 @@ class MovementController(Controller):
     path = "/api/v1/movements"
     tags = ["ledger"]
 
-    @post("/", guards=[can_post_movements], summary="Post one movement to the ledger")
+    @post("/", guards=[can_post_movements], summary="Post one movement to the ledger",
+          responses=problem_answers(404, 409, 503))
     async def create(
         self, request: Request, state: State, data: c.Movement,
         idempotency_key: Annotated[str, IDEMPOTENCY_HEADER],
-    ) -> Response:
+    ) -> Response[PostedMovement]:
         return await _commit(request, state, data)
 
-    @post("/batch", guards=[can_post_movements], summary="Post up to 1000 movements, atomically or one by one")
+    @post("/batch", guards=[can_post_movements], summary="Post up to 1000 movements, atomically or one by one",
+          responses=problem_answers(404, 409, 503))
     async def batch(
         self, request: Request, state: State, data: c.Batch,
         idempotency_key: Annotated[str, IDEMPOTENCY_HEADER],
-    ) -> Response:
+    ) -> Response[BatchAnswer]:
         if len(data.movements) > state.settings.max_batch:
             raise Invalid.field("movements", f"at most {state.settings.max_batch} movements per batch")
         return await _commit(request, state, data)
@@ -55,8 +61,8 @@ class MovementController(Controller):
     async def listing(
         self, request: Request, state: State, warehouse: str | None = None, material: str | None = None,
         owner: str | None = None, kind: MovementKind | None = None, since: datetime | None = None,
-        until: datetime | None = None, limit: int | None = None, cursor: str | None = None,
-    ) -> Response:
+        until: datetime | None = None, limit: Limit = None, cursor: Cursor = None,
+    ) -> Response[MovementPage]:
         if exports.wants_csv(request):
             return await exports.respond(request, state, "movements")
         size = page_limit(limit)
@@ -70,8 +76,9 @@ class MovementController(Controller):
         body["items"] = [item for _, item in body["items"]]
         return json_response(body)
 
-    @get("/{movement_id:str}", guards=[can_read], summary="One movement with its postings")
-    async def read(self, request: Request, state: State, movement_id: str) -> Response:
+    @get("/{movement_id:str}", guards=[can_read], summary="One movement with its postings",
+         responses=problem_answers(404))
+    async def read(self, request: Request, state: State, movement_id: str) -> Response[Movement]:
         async with state.db.transaction() as tx:
             row = await ledger.movement(tx.pg, movement_id, request.user)
         return json_response(present_movement(row))
@@ -108,23 +115,26 @@ class TransferController(Controller):
     path = "/api/v1/transfers"
     tags = ["ledger"]
 
-    @post("/", guards=[can_post_movements], summary="Dispatch a transfer: stock moves into transit")
+    @post("/", guards=[can_post_movements], summary="Dispatch a transfer: stock moves into transit",
+          responses=problem_answers(404, 409, 503))
     async def create(
         self, request: Request, state: State, data: c.TransferIn,
         idempotency_key: Annotated[str, IDEMPOTENCY_HEADER],
-    ) -> Response:
+    ) -> Response[TransferStep]:
         return await _transfer_step(request, state, lambda pg, clock: transfers.dispatch(pg, data, request.user, clock))
 
-    @post("/{transfer_id:str}/receipt", guards=[can_post_movements], summary="Receive a transfer at its destination")
+    @post("/{transfer_id:str}/receipt", guards=[can_post_movements], summary="Receive a transfer at its destination",
+          responses=problem_answers(404, 409, 503))
     async def receive(
         self, request: Request, state: State, transfer_id: str, data: c.TransferReceiptIn,
         idempotency_key: Annotated[str, IDEMPOTENCY_HEADER],
-    ) -> Response:
+    ) -> Response[TransferStep]:
         return await _transfer_step(
             request, state, lambda pg, clock: transfers.receive(pg, transfer_id, data, request.user, clock))
 
-    @get("/{transfer_id:str}", guards=[can_read], summary="One transfer")
-    async def read(self, request: Request, state: State, transfer_id: str) -> Response:
+    @get("/{transfer_id:str}", guards=[can_read], summary="One transfer",
+         responses=problem_answers(404))
+    async def read(self, request: Request, state: State, transfer_id: str) -> Response[Transfer]:
         async with state.db.transaction() as tx:
             return json_response(await transfers.get(tx.pg, transfer_id, request.user))
 
@@ -132,8 +142,8 @@ class TransferController(Controller):
     async def listing(
         self, request: Request, state: State,
         state_: Annotated[Literal["in_transit", "received"] | None, Parameter(query="state")] = None,
-        warehouse: str | None = None, limit: int | None = None, cursor: str | None = None,
-    ) -> Response:
+        warehouse: str | None = None, limit: Limit = None, cursor: Cursor = None,
+    ) -> Response[TransferPage]:
         if exports.wants_csv(request):
             return await exports.respond(request, state, "transfers")
         size = page_limit(limit)

@@ -12,8 +12,10 @@ from litestar.datastructures import State
 from stockpile.api import exports
 from stockpile.api.audit import write_transaction
 from stockpile.api.auth import can_post_movements, can_read
-from stockpile.api.common import RowCursor, decode_cursor, json_response, page, page_limit
+from stockpile.api.common import Cursor, Limit, RowCursor, decode_cursor, json_response, page, page_limit
 from stockpile.api.presenters.stock import present_lot, present_lot_head, present_position
+from stockpile.api.schemas.ledger import Lot, LotPage, PositionPage
+from stockpile.api.schemas.problems import problem_answers
 from stockpile.domain.moments import Clock
 from stockpile.services import commands as c
 from stockpile.services import lots, rotation
@@ -30,8 +32,8 @@ class StockController(Controller):
     async def listing(
         self, request: Request, state: State, warehouse: str | None = None, material: str | None = None, owner: str | None = None,
         region: str | None = None, category: Category | None = None, expiring_before: date | None = None,
-        status: LotStatus | None = None, limit: int | None = None, cursor: str | None = None,
-    ) -> Response:
+        status: LotStatus | None = None, limit: Limit = None, cursor: Cursor = None,
+    ) -> Response[PositionPage]:
         if exports.wants_csv(request):
             return await exports.respond(request, state, "stock")
         size = page_limit(limit)
@@ -55,9 +57,9 @@ class LotController(Controller):
     @get("/", guards=[can_read], summary="Lots by id, emptied ones too, each with the balance the reader may see")
     async def listing(
         self, request: Request, state: State, warehouse: str | None = None, material: str | None = None,
-        status: LotStatus | None = None, expiring_before: date | None = None, limit: int | None = None,
-        cursor: str | None = None,
-    ) -> Response:
+        status: LotStatus | None = None, expiring_before: date | None = None, limit: Limit = None,
+        cursor: Cursor = None,
+    ) -> Response[LotPage]:
         if exports.wants_csv(request):
             return await exports.respond(request, state, "lots")
         size = page_limit(limit)
@@ -69,14 +71,16 @@ class LotController(Controller):
                                    limit=size + 1)
         return json_response(page([present_lot_head(r, today) for r in rows], size, lambda item: item["id"]))
 
-    @get("/{lot_id:str}", guards=[can_read], summary="One lot: its owners' shares and its history")
-    async def read(self, request: Request, state: State, lot_id: str) -> Response:
+    @get("/{lot_id:str}", guards=[can_read], summary="One lot: its owners' shares and its history",
+         responses=problem_answers(404))
+    async def read(self, request: Request, state: State, lot_id: str) -> Response[Lot]:
         async with state.db.transaction() as tx:
             return json_response(await _lot(tx.pg, lot_id, request.user))
 
     @post("/{lot_id:str}/status", guards=[can_post_movements], status_code=200,
-          summary="Quarantine, recall or release a lot")
-    async def set_status(self, request: Request, state: State, lot_id: str, data: c.LotStatusIn) -> Response:
+          summary="Quarantine, recall or release a lot",
+          responses=problem_answers(404, 409))
+    async def set_status(self, request: Request, state: State, lot_id: str, data: c.LotStatusIn) -> Response[Lot]:
         async with write_transaction(request, state.db) as (tx, note):
             previous = await lots.change_status(tx.pg, lot_id, data.status, data.reason, request.user)
             note.details = {"from": previous, "to": data.status}
