@@ -17,16 +17,6 @@ def day(n: int) -> str:
     return (TODAY + timedelta(days=n)).isoformat()
 
 
-@pytest.fixture
-async def world(client, admin, uid):
-    return await make_world(client, admin, uid)
-
-
-@pytest.fixture
-async def planner(make_token, world):
-    return {"Authorization": f"Bearer {await make_token('planner', clearance='military', regions=[world.region])}"}
-
-
 def capacity_body(world, **extra) -> dict:
     return {"party": world.enterprise, "material": world.diesel, "daily_quantity": "500.0", "lead_days": 4,
             "region": world.region, "warehouse": world.north, "surveyed_on": day(-10), "survey_interval_days": 180,

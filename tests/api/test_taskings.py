@@ -6,25 +6,13 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import pytest
-
-from tests.factories import idem, list_all, make_world, receive
+from tests.factories import idem, list_all, receive
 
 TODAY = date.today()
 
 
 def day(n: int) -> str:
     return (TODAY + timedelta(days=n)).isoformat()
-
-
-@pytest.fixture
-async def world(client, admin, uid):
-    return await make_world(client, admin, uid)
-
-
-@pytest.fixture
-async def planner(make_token, world):
-    return {"Authorization": f"Bearer {await make_token('planner', clearance='military', regions=[world.region])}"}
 
 
 async def refinery(client, headers, world, code: str, *, lead_days: int, daily: str = "300", **extra) -> None:
