@@ -7,39 +7,16 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
-import pytest
-from litestar.testing import AsyncTestClient
-
-from stockpile.api.app import create_app
-from stockpile.services import alerts
 from stockpile.store import allocation as allocation_store
 from stockpile.store.db import Database
 from tests.factories import make_world, receive
-from tests.live import make_admin_token
+from tests.integration.test_alerts import fresh  # noqa: F401 (a fixture)
 
 TODAY = datetime.now(timezone.utc).date()
 
 
 def day(n: int) -> str:
     return (TODAY + timedelta(days=n)).isoformat()
-
-
-@pytest.fixture
-async def fresh(make_database, settings):
-    """A database of its own (alerts are evaluated nationally), an admin client on it, an evaluation."""
-    url = make_database()
-    token = await make_admin_token(url)
-    db = Database(url, pool_size=4)
-
-    async def evaluate(today: date = TODAY) -> dict:
-        async with db.transaction() as tx:
-            return await alerts.evaluate(tx.pg, today=today, now=datetime.now(timezone.utc), expiring_days=30)
-
-    async with AsyncTestClient(app=create_app(settings, url)) as c:
-        c.headers["Authorization"] = f"Bearer {token}"
-        assert (await c.put("/api/v1/regions/TEST-NATION", json={"name": "n"})).status_code == 201
-        yield c, db, evaluate, url
-    await db.dispose()
 
 
 async def _of_kind(db: Database, kind: str) -> list[tuple[str, str, str]]:
