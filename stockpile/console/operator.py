@@ -182,10 +182,16 @@ async def _issue(request: Request, code: str, form: Form) -> c.Issue:
     })
 
 
-async def _count(request: Request, code: str, form: Form) -> c.Adjustment:
+async def _required_lot(request: Request, code: str, form: Form) -> str:
+    """The lot the form's ``lot`` field names (a code typed or scanned, or an id): required."""
     lot_id = await _lot_id(request, code, form.text("lot"))
     if lot_id is None:
         raise Invalid.field("lot", "is required")
+    return lot_id
+
+
+async def _count(request: Request, code: str, form: Form) -> c.Adjustment:
+    lot_id = await _required_lot(request, code, form)
     return command_of(c.Adjustment, {"lot_id": lot_id, "owner": form.text("owner"),
                                    "counted": decimal_field(form, "counted"), "reason": form.text("reason")})
 
@@ -195,17 +201,13 @@ async def _reversal(request: Request, code: str, form: Form) -> c.Reversal:
 
 
 async def _write_off(request: Request, code: str, form: Form) -> c.WriteOff:
-    lot_id = await _lot_id(request, code, form.text("lot"))
-    if lot_id is None:
-        raise Invalid.field("lot", "is required")
+    lot_id = await _required_lot(request, code, form)
     return command_of(c.WriteOff, {"lot_id": lot_id, "owner": form.text("owner"),
                                    "quantity": decimal_field(form, "quantity"), "reason": form.text("reason")})
 
 
 async def _ownership_transfer(request: Request, code: str, form: Form) -> c.OwnershipTransfer:
-    lot_id = await _lot_id(request, code, form.text("lot"))
-    if lot_id is None:
-        raise Invalid.field("lot", "is required")
+    lot_id = await _required_lot(request, code, form)
     return command_of(c.OwnershipTransfer, {
         "lot_id": lot_id, "from_owner": form.text("from_owner"), "to_owner": form.text("to_owner"),
         "quantity": decimal_field(form, "quantity"), "reason": form.text("reason")})
