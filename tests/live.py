@@ -32,6 +32,21 @@ async def make_admin_token(url: str, name: str = "live-admin") -> str:
         await conn.close()
 
 
+async def principal_token(url: str, name: str, roles: list[str], clearance: str | None, regions: list[str] = (),
+                          purpose: str = "test") -> str:
+    """A principal with ``roles``, ``clearance`` and ``regions`` granted, and a token of it, written
+    straight into the database as the command line does."""
+    dsn, kwargs = asyncpg_dsn(url)
+    conn = await asyncpg.connect(dsn, **kwargs)
+    try:
+        async with conn.transaction():
+            principal_id = await tokens.upsert_principal(conn, name, roles, clearance)
+            assert not await tokens.grant(conn, principal_id, [], list(regions))
+            return await tokens.issue_token(conn, principal_id, purpose)
+    finally:
+        await conn.close()
+
+
 @asynccontextmanager
 async def running_server(url: str, **env: str):
     """Yield (base URL, admin+operator token) of a uvicorn process serving the database at ``url``."""

@@ -23,10 +23,10 @@ from litestar.testing import AsyncTestClient
 
 from stockpile.api.app import create_app
 from stockpile.api.exports import catalog, cell
-from stockpile.store import tokens
 from stockpile.store.engine import asyncpg_dsn
 from tests.canary import Canary, build
 from tests.factories import idem, list_all, make_world, receive
+from tests.live import principal_token
 
 API = "/api/v1"
 CSV = {"Accept": "text/csv"}
@@ -79,15 +79,7 @@ async def assert_csv_is_the_json_list(client, headers: dict, name: str, **params
 
 
 async def _principal(url: str, name: str, roles: list[str], clearance: str | None, regions: list[str] = ()) -> dict:
-    dsn, kwargs = asyncpg_dsn(url)
-    conn = await asyncpg.connect(dsn, **kwargs)
-    try:
-        async with conn.transaction():
-            principal_id = await tokens.upsert_principal(conn, name, roles, clearance)
-            assert not await tokens.grant(conn, principal_id, [], list(regions))
-            return {"Authorization": f"Bearer {await tokens.issue_token(conn, principal_id, 'exports')}"}
-    finally:
-        await conn.close()
+    return {"Authorization": f"Bearer {await principal_token(url, name, roles, clearance, regions, 'exports')}"}
 
 
 class CanaryWorld:

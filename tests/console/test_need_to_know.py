@@ -17,24 +17,16 @@ import asyncpg
 import httpx
 import pytest
 
-from stockpile.store import tokens
 from stockpile.store.engine import asyncpg_dsn
 from tests.canary import build
 from tests.console.conftest import sign_in, start_service, stop_service
+from tests.live import principal_token
 
 REFERENCE = ("canary material code",)
 
 
 async def _principal(url: str, name: str, roles: list[str], clearance: str | None, regions: list[str] = ()) -> str:
-    dsn, kwargs = asyncpg_dsn(url)
-    conn = await asyncpg.connect(dsn, **kwargs)
-    try:
-        async with conn.transaction():
-            principal_id = await tokens.upsert_principal(conn, name, roles, clearance)
-            assert not await tokens.grant(conn, principal_id, [], list(regions))
-            return await tokens.issue_token(conn, principal_id, "console need-to-know")
-    finally:
-        await conn.close()
+    return await principal_token(url, name, roles, clearance, regions, "console need-to-know")
 
 
 @pytest.fixture(scope="module")
