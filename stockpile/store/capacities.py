@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from stockpile.store import masterdata
 from stockpile.store.visibility import CAPACITIES, CAPACITY_MILITARY, POSITIONS, TARGETS
 
 CAPACITY = f"""
@@ -52,13 +53,7 @@ async def capacities(pg: asyncpg.Connection, *, region: str | None, material: st
 
 async def upsert(pg: asyncpg.Connection, code: str, values: dict[str, Any]) -> bool:
     """Insert or replace the capacity with this code; True when it was created."""
-    columns = ["code", *values]
-    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in values)
-    return await pg.fetchval(
-        f"""INSERT INTO capacities ({", ".join(columns)}) VALUES ({placeholders})
-            ON CONFLICT (code) DO UPDATE SET {updates}, updated_at = now() RETURNING xmax = 0""",
-        code, *values.values())
+    return await masterdata.upsert(pg, "capacities", code, values)
 
 
 async def record_survey(pg: asyncpg.Connection, capacity_id: int, *, surveyed_on: date, daily_quantity: int,

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from stockpile.domain.coverage import horizon_cuts
+from stockpile.store import masterdata
 from stockpile.store.visibility import COUNTED_STOCK, TARGETS
 
 TARGET = """
@@ -24,14 +25,7 @@ SELECT t.id, t.code, sw.code AS warehouse, sr.code AS region, m.code AS material
   LEFT JOIN parties o ON o.id = t.owner_id"""
 
 async def upsert_target(pg: asyncpg.Connection, code: str, values: dict[str, Any]) -> bool:
-    columns = ["code", *values]
-    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in values)
-    return await pg.fetchval(
-        f"""INSERT INTO reserve_targets ({", ".join(columns)}) VALUES ({placeholders})
-            ON CONFLICT (code) DO UPDATE SET {updates}, updated_at = now() RETURNING xmax = 0""",
-        code, *values.values(),
-    )
+    return await masterdata.upsert(pg, "reserve_targets", code, values)
 
 
 async def target(pg: asyncpg.Connection, code: str, *, warehouse_ids: list[int] | None = None,

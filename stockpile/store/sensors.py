@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from stockpile.domain.sensors import EVIDENCE_GAP
+from stockpile.store import masterdata
 from stockpile.store.visibility import MILITARY_TANK, SENSORS
 
 VISIBLE = SENSORS.format(warehouses="$1", regions="NULL", cleared="$2")
@@ -26,11 +27,7 @@ COLUMNS = ("warehouse_id", "kind", "storage_class", "material_id", "unit", "band
 
 async def upsert(pg: asyncpg.Connection, code: str, values: dict[str, Any]) -> bool:
     """Create or replace the sensor ``code``; True when it was created."""
-    return await pg.fetchval(
-        f"""INSERT INTO sensors (code, {", ".join(COLUMNS)}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-            ON CONFLICT (code) DO UPDATE SET {", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS)}, updated_at = now()
-            RETURNING xmax = 0""",
-        code, *(values[c] for c in COLUMNS))
+    return await masterdata.upsert(pg, "sensors", code, {c: values[c] for c in COLUMNS})
 
 
 async def material_by_code(pg: asyncpg.Connection, code: str) -> asyncpg.Record | None:
