@@ -14,16 +14,6 @@ SOON = (date.today() + timedelta(days=10)).isoformat()
 
 
 @pytest.fixture
-async def world(client, admin, uid):
-    return await make_world(client, admin, uid)
-
-
-@pytest.fixture
-async def planner(make_token, world):
-    return {"Authorization": f"Bearer {await make_token('planner', clearance='military', regions=[world.region])}"}
-
-
-@pytest.fixture
 async def commanders(make_token):
     return [{"Authorization": f"Bearer {await make_token('commander', clearance='military')}"} for _ in range(2)]
 

@@ -20,11 +20,6 @@ def bearer(token: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def world(client, admin, uid):
-    return await make_world(client, admin, uid)
-
-
-@pytest.fixture
 async def elsewhere(client, admin, uid):
     """A second region with its own depots, so a planner can be out of scope of the first."""
     return await make_world(client, admin, uid + "X")

@@ -5,17 +5,10 @@ each line's rule, distance and expiry, and passes approval's floor check as prop
 
 from datetime import date, timedelta
 
-import pytest
-
 from tests.api.test_allocation import commanders  # noqa: F401 (a fixture)
-from tests.factories import declare, make_world, receive
+from tests.factories import declare, receive
 
 SOON = (date.today() + timedelta(days=10)).isoformat()
-
-
-@pytest.fixture
-async def world(client, admin, uid):
-    return await make_world(client, admin, uid)
 
 
 async def put(client, admin, path: str, body: dict) -> None:

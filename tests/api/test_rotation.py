@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from stockpile.services import alerts
-from tests.factories import idem, lot_of, make_world, owner_balances, post_movement, receive
+from tests.factories import idem, lot_of, owner_balances, post_movement, receive
 
 PROBLEM = "application/problem+json"
 TODAY = datetime.now(timezone.utc).date()
@@ -21,11 +21,6 @@ TODAY = datetime.now(timezone.utc).date()
 
 def days(n: int) -> str:
     return (TODAY + timedelta(days=n)).isoformat()
-
-
-@pytest.fixture
-async def world(client, admin, uid):
-    return await make_world(client, admin, uid)
 
 
 @pytest.fixture(scope="module")

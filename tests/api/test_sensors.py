@@ -6,20 +6,13 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
-from tests.factories import make_world, receive
+from tests.factories import receive
 
 PROBLEM = "application/problem+json"
 
 
 def ago(minutes: float) -> str:
     return (datetime.now(timezone.utc) - timedelta(minutes=minutes)).replace(microsecond=0).isoformat()
-
-
-@pytest.fixture
-async def world(client, admin, uid):
-    return await make_world(client, admin, uid)
 
 
 async def probe(client, admin, world, code: str | None = None, warehouse: str | None = None, tolerance: int = 30) -> str:

@@ -9,14 +9,9 @@ import uuid
 
 import pytest
 
-from tests.factories import idem, list_all, lot_of, make_world, owner_balances, post_movement, receive
+from tests.factories import idem, list_all, lot_of, owner_balances, post_movement, receive
 
 PROBLEM = "application/problem+json"
-
-
-@pytest.fixture
-async def world(client, admin, uid):
-    return await make_world(client, admin, uid)
 
 
 @pytest.fixture
