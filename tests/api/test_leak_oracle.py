@@ -295,8 +295,10 @@ def check(ctx: Context, k: Canary, role: str, route: str, sent: str, response, *
     reference_codes = {s.what for s in k.secrets if any(s.pattern.fullmatch(c) for c in k.reference_codes)}
     own_material = {s.what for s in k.secrets if s.pattern.fullmatch(k.material)}
     allowed = {s.what for s in k.secrets if s.pattern.search(sent)}  # the request named it
+    # A Location, an ETag … — not the length, the date, or the request id (the caller's own, or a
+    # random UUID minted for the request: its hex digits can spell any figure by chance).
     headers = {name: value for name, value in getattr(response, "headers", {}).items()
-               if name.lower() not in ("content-length", "date")}  # a Location, an ETag …
+               if name.lower() not in ("content-length", "date", "x-request-id")}
     in_headers = "\n".join(headers.values())
     for secret in (s for s in k.secrets if s.what not in allowed and s.pattern.search(in_headers)):
         for name, value in headers.items():
