@@ -252,39 +252,62 @@ def counts_towards(holding: Holding, target: Target, today: date) -> bool:
 
 
 class TargetIndex:
-    """Which targets count a position (as :meth:`TargetScope.counts` says), found by lookup: targets
-    are filed under each (warehouse or region, material, owner, sector) they count, so a position
-    meets only the targets of its material at its warehouse and above it, for its owner or sector."""
+    """Which targets count a position (as :meth:`TargetScope.counts` says), found by lookup.
+
+    A target is filed once per material it counts, under its place — its warehouse, or its scope (a
+    region with every region under it) — and the material, apart by the owner and sector it names; a
+    position looks under its warehouse and each scope holding its region, so it meets only the
+    targets of its material at its warehouse and above it. Targets are met in a fixed ``order``:
+    warehouse targets before region targets, then those naming no sector before those naming one,
+    then likewise for an owner, then as given."""
 
     def __init__(self, targets: Iterable[Target]) -> None:
         self.targets = list(targets)
-        self._filed: dict[tuple, list[Target]] = defaultdict(list)
-        for target in self.targets:
+        self.filed: dict[tuple, dict[tuple, list[Target]]] = defaultdict(lambda: defaultdict(list))
+        self.order: dict[str, tuple[bool, bool, bool, int]] = {}
+        self._scopes: dict[str, list[tuple]] = defaultdict(list)  # region → the places of the scopes holding it
+        scopes: set[tuple] = set()
+        for rank, target in enumerate(self.targets):
             scope = target.scope
-            places = ([("warehouse", scope.warehouse)] if scope.warehouse is not None
-                      else [("region", region) for region in scope.regions])
-            for place in places:
-                for material in scope.materials:
-                    self._filed[place, material, scope.owner, scope.sector].append(target)
+            self.order[target.code] = (scope.warehouse is None, scope.sector is not None, scope.owner is not None,
+                                       rank)
+            place = self.place(target)
+            if scope.warehouse is None and place not in scopes:
+                scopes.add(place)
+                for region in scope.regions:
+                    self._scopes[region].append(place)
+            for material in scope.materials:
+                self.filed[place, material][scope.owner, scope.sector].append(target)
+
+    @staticmethod
+    def place(target: Target) -> tuple:
+        """Where ``target`` is filed: its warehouse, or its scope."""
+        scope = target.scope
+        return ("warehouse", scope.warehouse) if scope.warehouse is not None else ("scope", scope.regions)
+
+    def places(self, holding: Holding) -> list[tuple]:
+        """Where the targets counting ``holding`` are filed (with its material)."""
+        return [("warehouse", holding.warehouse), *self._scopes.get(holding.region, ())]
 
     def counting(self, holding: Holding) -> list[Target]:
-        found: list[Target] = []
-        for place in (("warehouse", holding.warehouse), ("region", holding.region)):
-            for owner, sector in ((None, None), (holding.owner, None), (None, holding.sector),
-                                  (holding.owner, holding.sector)):
-                found.extend(self._filed.get((place, holding.material, owner, sector), ()))
-        return found
+        """The targets counting ``holding``, in ``order``."""
+        found = [target for place in self.places(holding)
+                 for (owner, sector), targets in self.filed.get((place, holding.material), {}).items()
+                 if (owner is None or owner == holding.owner) and (sector is None or sector == holding.sector)
+                 for target in targets]
+        return sorted(found, key=lambda t: self.order[t.code])
 
 
 @dataclass
 class _Standing:
     """A target's rotation standing while planning: what is out, and what is still to go of stock it
-    counts; ``rooms`` remembers its headroom (``_headroom``) per kind of position until an order changes them."""
+    counts; ``rooms`` remembers its headroom (``_rooms``) per (out-share cap, unit precision) until
+    an order changes it."""
 
     out: Decimal = Decimal(0)
     to_go: Decimal = Decimal(0)
     held: dict[str, Position] = field(default_factory=dict)  # material → first position held back
-    rooms: dict[tuple, tuple[int, str]] = field(default_factory=dict)  # ``_kind`` → ``_headroom``
+    rooms: dict[tuple[Decimal, int], tuple[int, int]] = field(default_factory=dict)
 
     def take(self, quantity: Decimal, counted: bool) -> None:
         """A new order takes ``quantity`` out (of stock the target counts, when ``counted``)."""
@@ -294,34 +317,95 @@ class _Standing:
         self.rooms.clear()
 
 
+class _Shelf:
+    """The targets filed under one place and material naming one owner and sector (``TargetIndex``),
+    as planning goes on: ``open``, those not holding the material back yet; ``first_holding``, the
+    first in ``TargetIndex.order`` that does; ``least``, per (out-share cap, unit precision), the
+    least headroom of the open targets and how many orders had been planned when it was found (an
+    order can lower it; a target leaving ``open`` cannot)."""
+
+    __slots__ = ("owner", "sector", "open", "first_holding", "least")
+
+    def __init__(self, owner: str | None, sector: str | None, material: str, targets: list[Target],
+                 standing: Mapping[str, _Standing]) -> None:
+        self.owner, self.sector = owner, sector
+        self.open = [t for t in targets if material not in standing[t.code].held]
+        self.first_holding = next((t for t in targets if material in standing[t.code].held), None)
+        self.least: dict[tuple[Decimal, int], tuple[int, int]] = {}
+
+    def counts(self, holding: Holding) -> bool:
+        return ((self.owner is None or self.owner == holding.owner)
+                and (self.sector is None or self.sector == holding.sector))
+
+
+class _Counting:
+    """The targets counting each position while planning, shelf by shelf (:class:`_Shelf`). A
+    position skips a shelf whose every open target has room for all of it and never meets a target
+    that holds its material back already, so a run costs what the tight targets cost, not what
+    every target above each lot would. Ties are broken in ``TargetIndex.order``, as if each position
+    met every target counting it in that order."""
+
+    def __init__(self, index: TargetIndex, standing: dict[str, _Standing]) -> None:
+        self.index, self.standing = index, standing
+        self.shelves: dict[tuple, list[_Shelf]] = {}  # (place, material) → its shelves
+        self.orders = 0  # orders planned so far
+
+    def _shelves(self, place: tuple, material: str) -> list[_Shelf]:
+        found = self.shelves.get((place, material))
+        if found is None:
+            found = self.shelves[place, material] = [
+                _Shelf(owner, sector, material, targets, self.standing)
+                for (owner, sector), targets in self.index.filed.get((place, material), {}).items()]
+        return found
+
+    def of(self, holding: Holding) -> list[_Shelf]:
+        return [shelf for place in self.index.places(holding) for shelf in self._shelves(place, holding.material)
+                if shelf.counts(holding)]
+
+    def hold(self, target: Target, position: Position) -> None:
+        """``target`` holds later lots of the position's material back until this one has gone."""
+        material = position.holding.material
+        held = self.standing[target.code].held
+        if material in held:
+            return
+        held[material] = position
+        scope, order = target.scope, self.index.order
+        for shelf in self.shelves.get((self.index.place(target), material), ()):
+            if shelf.owner == scope.owner and shelf.sector == scope.sector:
+                shelf.open = [t for t in shelf.open if t.code != target.code]
+                first = shelf.first_holding
+                if first is None or order[target.code] < order[first.code]:
+                    shelf.first_holding = target
+
+    def take(self, position: Position, quantity: int, today: date) -> list[Target]:
+        """A new order takes ``quantity`` units of the position out of every target counting it;
+        returns those targets, in order."""
+        counting = self.index.counting(position.holding)
+        amount = units_as_quantity(quantity, position.decimals)
+        for target in counting:
+            self.standing[target.code].take(amount, counts_towards(position.holding, target, today))
+        self.orders += 1
+        return counting
+
+
 def _ratio(value: Decimal) -> str:
     return f"{value:.2f}"
 
 
-def _headroom(policy: Policy, target: Target, standing: _Standing, position: Position, today: date
-              ) -> tuple[int, str]:
-    """(whole units the target lets go out, the binding rule: ``out_share`` or ``floor``) of a position
-    it counts, under ``policy``; remembered in ``standing.rooms`` for every position alike (see
-    ``_kind``) until an order changes the target's standing."""
-    d = position.decimals
-    room = whole_units(policy.max_out_share * target.quantity - standing.out, d)
-    reason = "out_share"
-    if counts_towards(position.holding, target, today):
-        floor_room = whole_units(target.usable - standing.to_go - target.floor, d)
-        if floor_room < room:
-            room, reason = floor_room, "floor"
-    standing.rooms[_kind(position, policy)] = found = (max(room, 0), reason)
+def _rooms(target: Target, standing: _Standing, cap: tuple[Decimal, int]) -> tuple[int, int]:
+    """The whole units the target lets go out under ``cap`` (out-share cap, unit precision): (within
+    its out-share cap, within its floor — binding only on stock it counts); remembered in
+    ``standing.rooms`` until an order changes the target's standing."""
+    found = standing.rooms.get(cap)
+    if found is None:
+        share, d = cap
+        found = standing.rooms[cap] = (whole_units(share * target.quantity - standing.out, d),
+                                       whole_units(target.usable - standing.to_go - target.floor, d))
     return found
 
 
-def _kind(position: Position, policy: Policy) -> tuple:
-    """What a target's headroom for a position depends on besides the target: its policy's share,
-    its material's precision, and whether the target counts it (its status and expiry)."""
-    return policy.max_out_share, position.decimals, position.holding.status, position.holding.expires_on
-
-
 def _why(reason: str, policy: Policy, target: Target, standing: _Standing) -> Why:
-    """Why ``target`` lets no more go, for ``reason`` (as ``_headroom`` found it), in both wordings."""
+    """Why ``target`` lets no more go, for ``reason`` (as ``_room`` found it), in both wordings."""
     if reason == "out_share":
         figures = (f" has {_ratio(standing.out / target.quantity)} out for rotation, cap "
                    f"{_ratio(policy.max_out_share)}")
@@ -359,32 +443,51 @@ class _Room:
 
     fits: int
     binding: tuple[Target, str, Why] | None = None
-    short: tuple[str, ...] = ()
+    short: tuple[Target, ...] = ()
     waits: bool = False
 
+    @property
+    def short_codes(self) -> tuple[str, ...]:
+        return tuple(t.code for t in self.short)
 
-def _room(position: Position, amount: int, policy: Policy, counting: list[Target],
-          standing: dict[str, _Standing], today: date) -> _Room:
+
+def _room(position: Position, amount: int, policy: Policy, counting: _Counting, today: date) -> _Room:
     """How much of ``amount`` units of the position the targets counting it let go now."""
-    material, kind = position.holding.material, _kind(position, policy)
+    holding, cap, orders = position.holding, (policy.max_out_share, position.decimals), counting.orders
+    order = counting.index.order
     first_holding = None  # the first target that holds later lots of the material back already
     fits, tightest, short = amount, None, []
-    for target in counting:
-        s = standing[target.code]
-        if material in s.held:
-            first_holding = first_holding or target
-            continue  # it waits anyway; this target holds later lots back already
-        room, reason = s.rooms.get(kind) or _headroom(policy, target, s, position, today)
-        if room < amount:
-            short.append(target.code)
-        if room < fits:
-            fits, tightest = room, (target, reason)
+    for shelf in counting.of(holding):
+        first = shelf.first_holding
+        if first is not None and (first_holding is None or order[first.code] < order[first_holding.code]):
+            first_holding = first
+        least = shelf.least.get(cap)
+        if least is not None and least[1] == orders and least[0] >= amount:
+            continue  # every open target of the shelf has room for all of it
+        lowest = None
+        for target in shelf.open:
+            out_room, floor_room = _rooms(target, counting.standing[target.code], cap)
+            least_here = min(out_room, floor_room)
+            if lowest is None or least_here < lowest:
+                lowest = least_here
+            if floor_room < out_room and counts_towards(holding, target, today):
+                room, reason = max(floor_room, 0), "floor"
+            else:
+                room, reason = max(out_room, 0), "out_share"
+            if room < amount:
+                short.append(target)
+            if room < fits or (room == fits and tightest is not None
+                               and order[target.code] < order[tightest[0].code]):
+                fits, tightest = room, (target, reason)
+        if lowest is not None:
+            shelf.least[cap] = (lowest, orders)
+    short.sort(key=lambda t: order[t.code])
     if first_holding is not None:
         # A position waiting behind an earlier lot at one target still holds later lots back at the
         # others short of room for it — as it would if it did not wait (planning again, the earlier
         # lot's remainder may be what waits in its place).
         target = first_holding
-        waiting = standing[target.code].held[material]
+        waiting = counting.standing[target.code].held[holding.material]
         lot = f"lot {waiting.lot_code} (expires {waiting.holding.expires_on})"
         public_lot = "an earlier-expiring lot" if waiting.holding.sector == MILITARY else lot
         return _Room(0, (target, "first_expiring", Why(
@@ -393,7 +496,7 @@ def _room(position: Position, amount: int, policy: Policy, counting: list[Target
     if tightest is None:
         return _Room(fits, None, tuple(short))
     target, reason = tightest
-    return _Room(fits, (target, reason, _why(reason, policy, target, standing[target.code])), tuple(short))
+    return _Room(fits, (target, reason, _why(reason, policy, target, counting.standing[target.code])), tuple(short))
 
 
 def open_orders_of(orders: Iterable[OpenOrder], targets: Iterable[Target], today: date) -> OpenOrders:
@@ -429,7 +532,7 @@ def _order(position: Position, policy: Policy, room: _Room, counting: list[Targe
         explanation = f"{trigger}; {amount} out now, {held} held back — {room.binding[2].full}"
         public = f"{trigger}; {amount} out now, {held} held back — {room.binding[2].public}"
     return PlannedOrder(position.lot_id, position.holding.owner, policy.id, room.fits, out_by, in_by, policy.outlet,
-                        explanation, position, room.short, public)
+                        explanation, position, room.short_codes, public)
 
 
 def plan_rotation(positions: Iterable[Position], targets: Iterable[Target], open_orders: OpenOrders,
@@ -446,6 +549,7 @@ def plan_rotation(positions: Iterable[Position], targets: Iterable[Target], open
     standing = {t.code: _Standing() for t in index.targets}
     for code, outstanding in open_orders.by_target.items():
         standing[code] = _Standing(outstanding.out, outstanding.to_go)
+    counting = _Counting(index, standing)
     ordered = dict(open_orders.by_position)
     plan = RotationPlan()
     for position in sorted(positions, key=lambda p: p.fefo_key):
@@ -463,10 +567,9 @@ def plan_rotation(positions: Iterable[Position], targets: Iterable[Target], open
         amount = position.available - ordered.get(position.key, 0)
         if amount <= 0:
             continue
-        counting = index.counting(position.holding)
-        room = _room(position, amount, policy, counting, standing, today)
-        for code in room.short:  # later lots of the material wait until this one has gone
-            standing[code].held.setdefault(position.holding.material, position)
+        room = _room(position, amount, policy, counting, today)
+        for target in room.short:  # later lots of the material wait until this one has gone
+            counting.hold(target, position)
         if position.key in ordered:
             continue
         if room.fits == 0:
@@ -474,11 +577,8 @@ def plan_rotation(positions: Iterable[Position], targets: Iterable[Target], open
             trigger = _trigger(position, policy, today)
             plan.blocked.append(Blocked(position.lot_id, position.holding.owner, target.code, reason,
                                         position.available, f"{trigger}: {why.full}", position,
-                                        () if room.waits else room.short, f"{trigger}: {why.public}"))
+                                        () if room.waits else room.short_codes, f"{trigger}: {why.public}"))
             continue
         ordered[position.key] = room.fits
-        for target in counting:
-            standing[target.code].take(units_as_quantity(room.fits, position.decimals),
-                                       counts_towards(position.holding, target, today))
-        plan.orders.append(_order(position, policy, room, counting, today))
+        plan.orders.append(_order(position, policy, room, counting.take(position, room.fits, today), today))
     return plan

@@ -10,7 +10,10 @@ keeps it); raise ``rotation_blocked`` per target that holds due stock back and
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from functools import cache
 from decimal import Decimal
@@ -166,17 +169,32 @@ def overdue_alerts(rows: list[asyncpg.Record]) -> list[Wanted]:
     return wanted
 
 
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a run builds and weighs its hundred thousand objects: the
+    collector would walk them again and again for cycles they do not make (measured on the national
+    bench: a third of the planner's time). Reference counting frees them as before."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 async def plan(pg: asyncpg.Connection, *, today: date) -> dict[str, Any]:
     """Plan rotation for the whole reserve as of ``today`` (see the module's docstring); returns
     how many orders were created, the targets that hold due stock back, how many due positions are
     suspended by readiness, how many open orders are overdue, and the alert changes."""
     await store.begin_planning(pg)
-    rows = await store.due_positions(pg, today)
-    open_ = await open_orders(pg, today, rows)
-    policies = [_policy(r) for r in await store.policies(pg)]
-    targets_, coverage = await targets(pg, today)
-    levels = await effective_levels(pg)
-    result = plan_rotation([_position(r) for r in rows], targets_, open_, policies, levels, today)
+    with collection_paused():
+        rows = await store.due_positions(pg, today)
+        open_ = await open_orders(pg, today, rows)
+        policies = [_policy(r) for r in await store.policies(pg)]
+        targets_, coverage = await targets(pg, today)
+        levels = await effective_levels(pg)
+        result = plan_rotation([_position(r) for r in rows], targets_, open_, policies, levels, today)
     owner_ids = {r["owner"]: r["owner_id"] for r in rows}
     created = await store.insert_orders(pg, [
         (o.lot_id, owner_ids[o.owner], o.policy_id, o.quantity, o.out_by, o.in_by, o.outlet, o.explanation,

@@ -3,6 +3,7 @@ and that planning again plans nothing more. Examples first, then properties on g
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
@@ -12,8 +13,8 @@ from hypothesis import strategies as st
 
 from stockpile.domain.coverage import Holding, TargetScope, usable_quantity
 from stockpile.domain.rotation import (
-    OpenOrder, OpenOrders, Policy, Position, Target, TargetIndex, counts_towards, is_due, open_orders_of,
-    plan_rotation, policy_for, units_as_quantity,
+    SUSPENDING_LEVELS, OpenOrder, OpenOrders, Policy, Position, Target, TargetIndex, _Standing, counts_towards, is_due,
+    open_orders_of, plan_rotation, policy_for, units_as_quantity, whole_units,
 )
 
 TODAY = date(2026, 11, 22)
@@ -226,6 +227,15 @@ def test_a_lot_waiting_behind_one_target_still_holds_later_lots_back_at_another_
         ("C", "DEPOT", "first_expiring"), ("D", "AREA", "first_expiring")]
 
 
+def test_a_targets_remembered_headroom_is_not_trusted_for_a_larger_lot():
+    """The first lot (its open order of 1.0 L leaves 5.0 L to weigh) finds 9.0 L of room at the depot;
+    the second, 9.1 L, gets the 9.0 L and no more."""
+    depot = target("DEPOT", "40", "1000", floor="0")  # out-share cap: 10.0 L, 1.0 L of it out already
+    first, second = position("A", 60, expires_in=20), position("B", 91, expires_in=25)
+    result = plan([first, second], [depot], [open_order(first, 10)])
+    assert [(o.lot_id, o.quantity, o.held_back_by) for o in result.orders] == [("B", 90, ("DEPOT",))]
+
+
 def test_a_position_with_an_open_order_gets_no_second_one():
     p = position("A", 100)
     assert plan([p], open_orders=[open_order(p, 40)]).orders == []
@@ -319,6 +329,32 @@ def nested_targets(draw):
         made.append(Target(code, scope, quantity, floor, usable))
     open_orders = [open_order(p, draw(st.integers(1, p.holding.balance)))
                    for p in positions if draw(st.integers(0, 3)) == 0]
+    return positions, made, open_orders, [FUEL], {}
+
+
+@st.composite
+def crowded_targets(draw):
+    """Diesel in three depots under two regions and a dozen targets on the depots, the regions and
+    the nation, many alike: targets on different shelves of the index tie for the tightest, and lots
+    come one unit under, at or over a target's room."""
+    quantities = [Decimal(40), Decimal(80), Decimal(120)]
+    rooms = [int(q * FUEL.max_out_share * 10) for q in quantities]  # the out-share cap, in tenths of a litre
+    positions = [position(lot_id, draw(st.sampled_from(rooms)) + draw(st.integers(-1, 1)),
+                          warehouse=draw(st.sampled_from(sorted(WAREHOUSES))),
+                          owner=draw(st.sampled_from(["BUREAU", "TANKCO"])), expires_in=draw(st.integers(10, 59)))
+                 for lot_id in LOT_IDS[:draw(st.integers(2, 16))]]
+    stock = [p.holding for p in positions]
+    made = []
+    for i in range(draw(st.integers(2, 12))):
+        place = draw(st.sampled_from(["WH-N1", "WH-N2", "WH-S1", "NORTH", "SOUTH", "NAT"]))
+        warehouse, regions = (place, frozenset()) if place in WAREHOUSES else (None, SUBTREE[place])
+        holder = draw(st.sampled_from([(None, None), ("BUREAU", None), (None, "civilian"), ("BUREAU", "civilian")]))
+        scope = TargetScope(frozenset({"DIESEL"}), draw(st.sampled_from([0, 45])), warehouse, regions, *holder)
+        made.append(Target(f"T{i}", scope, draw(st.sampled_from(quantities)),
+                           draw(st.sampled_from([Decimal(0), Decimal("0.5")])),
+                           usable_quantity(scope, stock, DECIMALS, TODAY)))
+    open_orders = [open_order(p, draw(st.integers(1, p.holding.balance)))
+                   for p in positions if draw(st.integers(0, 4)) == 0]
     return positions, made, open_orders, [FUEL], {}
 
 
@@ -426,6 +462,75 @@ def test_with_no_targets_every_due_position_in_peace_goes_in_full(reserve):
     assert all(o.quantity == o.position.available for o in result.orders)
     expiries = [o.position.fefo_key for o in result.orders]
     assert expiries == sorted(expiries)
+
+
+def _target_by_target(positions, targets_, open_orders, policies_, levels):
+    """The planner's decisions as the module's docstring states its rules, each position meeting every
+    target that counts it (``TargetScope.counts``) one by one in ``TargetIndex.order``, nothing
+    remembered between positions but what is out and what is held back: (orders as (position,
+    quantity, binding target when not all of it goes, targets short of room), blocked as (position,
+    binding target, reason, targets short of room), suspended positions)."""
+    rank = {t.code: (t.scope.warehouse is None, t.scope.sector is not None, t.scope.owner is not None, i)
+            for i, t in enumerate(targets_)}
+    sums = open_orders_of(open_orders, targets_, TODAY)
+    standing = {t.code: _Standing() for t in targets_}
+    for code, outstanding in sums.by_target.items():
+        standing[code] = _Standing(outstanding.out, outstanding.to_go)
+    ordered = dict(sums.by_position)
+    orders, blocked, suspended = [], [], []
+    for p in sorted(positions, key=lambda p: p.fefo_key):
+        policy = policy_for(p.holding.material, p.category, policies_)
+        if (p.holding.status != "available" or p.available <= 0 or policy is None
+                or not is_due(p.holding.expires_on, p.shelf_life_days, policy, TODAY)):
+            continue
+        if levels.get(p.region_id, "peacetime") in SUSPENDING_LEVELS:
+            suspended += [p.key] if p.key not in ordered else []
+            continue
+        amount = p.available - ordered.get(p.key, 0)
+        if amount <= 0:
+            continue
+        counting = sorted((t for t in targets_ if t.scope.counts(p.holding)), key=lambda t: rank[t.code])
+        waits, fits, tightest, short = None, amount, None, []
+        for t in counting:
+            s = standing[t.code]
+            if p.holding.material in s.held:
+                waits = waits or t
+                continue
+            room, reason = whole_units(policy.max_out_share * t.quantity - s.out, p.decimals), "out_share"
+            floor_room = whole_units(t.usable - s.to_go - t.floor, p.decimals)
+            if counts_towards(p.holding, t, TODAY) and floor_room < room:
+                room, reason = floor_room, "floor"
+            room = max(room, 0)
+            short += [t.code] if room < amount else []
+            if room < fits:
+                fits, tightest = room, (t.code, reason)
+        for code in short:
+            standing[code].held.setdefault(p.holding.material, p)
+        if p.key in ordered:
+            continue
+        if waits is not None:
+            blocked.append((p.key, waits.code, "first_expiring", ()))
+        elif fits == 0:
+            blocked.append((p.key, *tightest, tuple(short)))
+        else:
+            ordered[p.key] = fits
+            orders.append((p.key, fits, tightest and tightest[0], tuple(short)))
+            for t in counting:
+                standing[t.code].take(units_as_quantity(fits, p.decimals), counts_towards(p.holding, t, TODAY))
+    return orders, blocked, suspended
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(reserves(), nested_targets(), crowded_targets()))
+def test_the_planner_decides_as_if_each_position_met_every_target_counting_it_in_turn(reserve):
+    """The planner skips targets with room to spare and those holding a material back already; it
+    decides as the plain rule does all the same, down to which target binds and which are short."""
+    positions, targets_, open_orders, policies_, levels = reserve
+    result = plan(positions, targets_, open_orders, policies_, levels)
+    binding = [re.search(r" held back — .*?target ([A-Z0-9]+)", o.explanation) for o in result.orders]
+    assert ([(o.position.key, o.quantity, b and b[1], o.held_back_by) for o, b in zip(result.orders, binding)],
+            [(b.position.key, b.target, b.reason, b.held_back_by) for b in result.blocked],
+            [p.key for p in result.suspended]) == _target_by_target(positions, targets_, open_orders, policies_, levels)
 
 
 def test_generated_reserves_exercise_every_outcome():
