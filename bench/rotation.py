@@ -12,8 +12,10 @@ emergency. Then times, in the same run:
 - a first planning run (every due position gets its order or is held back), three times, each
   rolled back so each starts from no orders;
 - the ``plan-rotation`` job as the worker runs it (claim, plan, commit);
-- steady-state runs after it (orders open: nothing new to create), best of 3, and the two reads a
-  run is made of that touch the most rows: the coverage of every target, the due positions;
+- steady-state runs after it (orders open: nothing new to create), best of 3, as the worker runs
+  them (due positions and open orders read on a second connection while the first takes coverage)
+  and with every read on one connection; and the two reads a run is made of that touch the most
+  rows: the coverage of every target, the due positions;
 - the floors an allocation approval checks under its locks (``planning.load_floors``): of the
   targets one approval draws on (a warehouse's, its district's, its province's and two national
   ones, the open rotation orders counted), and of every target, as approvals read them before;
@@ -81,13 +83,16 @@ async def timed(db: Database, work, *, commit: bool) -> tuple[float, object]:
 
 async def measure(url: str, args) -> dict:
     counts, load_seconds = await load_national(url, args, ROTATION)
-    db = Database(url, pool_size=2)
+    db = Database(url, pool_size=3)  # a run, its second reader, the job's heartbeat
     today = datetime.now(timezone.utc).date()
 
     async def anchor(pg):
         return await pg.fetchrow(ANCHOR)
 
-    async def plan(pg):
+    async def plan(pg):  # as the worker runs it: due positions and open orders read on a second connection
+        return await rotation_plan.plan(pg, today=today, reader=db)
+
+    async def plan_alone(pg):  # every read on the run's own connection, one after the other
         return await rotation_plan.plan(pg, today=today)
 
     async def coverage(pg):  # the part of a run that reads every target's usable stock, planned as a run plans it
@@ -111,8 +116,8 @@ async def measure(url: str, args) -> dict:
         return await floors(pg, None)
 
     try:
-        runs: dict[str, list[float]] = {"anchor": [], "first": [], "steady": [], "coverage": [], "due": [],
-                                        "approval_floors": [], "all_floors": []}
+        runs: dict[str, list[float]] = {"anchor": [], "first": [], "steady": [], "steady_alone": [], "coverage": [],
+                                        "due": [], "approval_floors": [], "all_floors": []}
         first = None
         for _ in range(3):  # interleaved, so load from other processes hits both alike
             runs["anchor"].append((await timed(db, anchor, commit=False))[0])
@@ -125,6 +130,7 @@ async def measure(url: str, args) -> dict:
             runs["anchor"].append((await timed(db, anchor, commit=False))[0])
             seconds, steady = await timed(db, plan, commit=True)
             runs["steady"].append(seconds)
+            runs["steady_alone"].append((await timed(db, plan_alone, commit=False))[0])
             runs["coverage"].append((await timed(db, coverage, commit=False))[0])
             runs["due"].append((await timed(db, due, commit=False))[0])
             seconds, some = await timed(db, floors, commit=False)
@@ -141,6 +147,7 @@ async def measure(url: str, args) -> dict:
     summary = {k: first[k] for k in ("created", "blocked_targets", "blocked_positions", "suspended", "due_positions")}
     return {**counts, "load_seconds": load_seconds, "anchor_seconds": best["anchor"],
             "first_run_seconds": best["first"], "job_seconds": job.seconds, "steady_run_seconds": best["steady"],
+            "steady_alone_seconds": best["steady_alone"],
             "coverage_seconds": best["coverage"], "due_positions_seconds": best["due"],
             "approval_floors_seconds": best["approval_floors"], "all_floors_seconds": best["all_floors"],
             "first_run": summary, "steady_created": steady["created"], "orders": orders, "due_positions": due,
@@ -164,6 +171,8 @@ def main() -> None:
           f"{r['job_seconds'] / anchor:.1f} × anchor")
     print(f"{'planning run, steady state (orders open)':<44}{r['steady_run_seconds']:.3f} s = "
           f"{r['steady_run_seconds'] / anchor:.1f} × anchor ({r['steady_created']} created)")
+    print(f"{'  the same, every read on one connection':<44}{r['steady_alone_seconds']:.3f} s = "
+          f"{r['steady_alone_seconds'] / r['coverage_seconds']:.2f} × the coverage it needs")
     print(f"{'  of which: coverage of every target':<44}{r['coverage_seconds']:.3f} s = "
           f"{r['coverage_seconds'] / anchor:.1f} × anchor; the run is "
           f"{r['steady_run_seconds'] / r['coverage_seconds']:.2f} × the coverage it needs")

@@ -102,7 +102,7 @@ async def plan_rotation(db: Database) -> dict[str, Any]:
     """Turn stock due for rotation into rotation orders, staggered within every target's floor and
     out-share cap; raise ``rotation_blocked`` and ``rotation_overdue`` (see ``services.rotation_plan``)."""
     async with db.transaction() as tx:
-        return await rotation_plan.plan(tx.pg, today=datetime.now(timezone.utc).date())
+        return await rotation_plan.plan(tx.pg, today=datetime.now(timezone.utc).date(), reader=db)
 
 
 def evaluate_sensors(settings: Settings):

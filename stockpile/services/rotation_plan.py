@@ -10,6 +10,7 @@ keeps it); raise ``rotation_blocked`` per target that holds due stock back and
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections import defaultdict
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from stockpile.services import alerts
 from stockpile.services.targets import place
 from stockpile.store import coverage as coverage_store
 from stockpile.store import rotation_plan as store
+from stockpile.store.db import Database
 from stockpile.store.readiness import effective_levels
 
 ALERT_KINDS = {"rotation_blocked", "rotation_overdue"}
@@ -183,18 +185,40 @@ def collection_paused() -> Iterator[None]:
             gc.enable()
 
 
-async def plan(pg: asyncpg.Connection, *, today: date) -> dict[str, Any]:
+async def due_and_open(pg: asyncpg.Connection, today: date) -> tuple[list[asyncpg.Record], list[Position], OpenOrders]:
+    """The due positions (rows, and as the planner sees them) and the open orders, as a run weighs them."""
+    rows = await store.due_positions(pg, today)
+    return rows, [_position(r) for r in rows], await open_orders(pg, today, rows)
+
+
+async def _read_apart(reader: Database, today: date) -> tuple[list[asyncpg.Record], list[Position], OpenOrders]:
+    async with reader.transaction() as tx:
+        await coverage_store.custom_plans(tx.pg)
+        return await due_and_open(tx.pg, today)
+
+
+async def plan(pg: asyncpg.Connection, *, today: date, reader: Database | None = None) -> dict[str, Any]:
     """Plan rotation for the whole reserve as of ``today`` (see the module's docstring); returns
     how many orders were created, the targets that hold due stock back, how many due positions are
-    suspended by readiness, how many open orders are overdue, and the alert changes."""
+    suspended by readiness, how many open orders are overdue, and the alert changes.
+
+    With a ``reader``, the due positions and the open orders are read on a connection of its own
+    while ``pg`` takes the coverage of every target (each statement sees what was committed when it
+    began, as it would one after the other): the run takes little longer than that coverage. A
+    reader with a single connection would wait for the run's own: it is not used."""
     await store.begin_planning(pg)
     with collection_paused():
-        rows = await store.due_positions(pg, today)
-        open_ = await open_orders(pg, today, rows)
+        if reader is None or reader.pool_size < 2:
+            rows, positions, open_ = await due_and_open(pg, today)
+            targets_, coverage = await targets(pg, today)
+        else:
+            async with asyncio.TaskGroup() as group:
+                apart = group.create_task(_read_apart(reader, today))
+                covered = group.create_task(targets(pg, today))
+            (rows, positions, open_), (targets_, coverage) = apart.result(), covered.result()
         policies = [_policy(r) for r in await store.policies(pg)]
-        targets_, coverage = await targets(pg, today)
         levels = await effective_levels(pg)
-        result = plan_rotation([_position(r) for r in rows], targets_, open_, policies, levels, today)
+        result = plan_rotation(positions, targets_, open_, policies, levels, today)
     owner_ids = {r["owner"]: r["owner_id"] for r in rows}
     created = await store.insert_orders(pg, [
         (o.lot_id, owner_ids[o.owner], o.policy_id, o.quantity, o.out_by, o.in_by, o.outlet, o.explanation,
