@@ -2,7 +2,8 @@
 
 One transaction, under an advisory lock: read the due positions (prefiltered in SQL), every
 target with its usable coverage, what the open orders hold against each target (summed in SQL), the
-policies and the readiness levels; plan with
+policies and the readiness levels — as the worker runs it, the due positions and the open orders on
+a second connection while the first takes coverage; plan with
 ``stockpile.domain.rotation.plan_rotation``; insert the new orders (a position with an open order
 keeps it); raise ``rotation_blocked`` per target that holds due stock back and
 ``rotation_overdue`` per open order past its out-by or in-by date, resolving those that cleared.
