@@ -69,8 +69,8 @@ INSERT INTO lots (warehouse_id, material_id, code, expires_on, status)
     FROM generate_series(1, {lots}) i
     JOIN warehouses w ON w.code = 'W' || (1 + i % {warehouses})
     JOIN materials m ON m.code = 'M' || (1 + (i / {warehouses}) % 50);
-INSERT INTO accounts (type, lot_id, owner_id, material_id, balance, reserved)
-  SELECT 'stock', l.id, p.id, l.material_id,
+INSERT INTO accounts (type, lot_id, owner_id, material_id, expires_on, balance, reserved)
+  SELECT 'stock', l.id, p.id, l.material_id, l.expires_on,
          1000 + abs(hashtext(l.code)) % 5000, CASE WHEN abs(hashtext(l.code)) % 10 = 0 THEN 500 ELSE 0 END
     FROM lots l JOIN parties p ON p.code = 'OWN' || (1 + abs(hashtext(l.code)) % 30);
 INSERT INTO reserve_targets (code, scope_warehouse_id, scope_region_id, material_id, category, substitution_group,

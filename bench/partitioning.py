@@ -65,8 +65,8 @@ INSERT INTO materials (code, name, category, unit, decimals, shelf_life_days, st
 INSERT INTO lots (warehouse_id, material_id, code, expires_on)
   SELECT 1 + i % {warehouses}, 1 + (i / {warehouses}) % {materials}, 'L' || i, current_date + 30 + i % 900
     FROM generate_series(0, {lots} - 1) i;
-INSERT INTO accounts (type, lot_id, owner_id, material_id)
-  SELECT 'stock', l.id, 1 + (row_number() OVER (ORDER BY l.code)) % {owners}, l.material_id FROM lots l;
+INSERT INTO accounts (type, lot_id, owner_id, material_id, expires_on)
+  SELECT 'stock', l.id, 1 + (row_number() OVER (ORDER BY l.code)) % {owners}, l.material_id, l.expires_on FROM lots l;
 """
 
 # One chunk of movements, each a receipt of its position from supply. With partitioning the

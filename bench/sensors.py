@@ -69,8 +69,8 @@ INSERT INTO sensors (code, warehouse_id, kind, storage_class, unit, band_min, ba
 GAUGES = """
 SET session_replication_role = replica;  -- positions written directly: this database measures the sensors
 INSERT INTO lots (warehouse_id, material_id, code) SELECT w.id, m.id, 'TANK' FROM warehouses w, materials m;
-INSERT INTO accounts (type, lot_id, owner_id, material_id, balance)
-  SELECT 'stock', l.id, p.id, l.material_id, 10000000 FROM lots l, parties p;
+INSERT INTO accounts (type, lot_id, owner_id, material_id, expires_on, balance)
+  SELECT 'stock', l.id, p.id, l.material_id, l.expires_on, 10000000 FROM lots l, parties p;
 INSERT INTO sensors (code, warehouse_id, kind, material_id, unit, tolerance_minutes)
   SELECT 'G-' || w.code, w.id, 'tank_level', m.id, 'L', 60 FROM warehouses w, materials m;
 SET session_replication_role = origin;

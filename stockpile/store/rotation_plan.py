@@ -3,7 +3,7 @@ hold against each target, policies, the shape of every target, the insertion of 
 overdue ones.
 
 The planner's rules live in ``stockpile.domain.rotation``; these statements only narrow what it
-reads. Due positions are found per material through ``lots_material_expiry``: a material's policy
+reads. Due positions are found per material through ``accounts_material_expiry``: a material's policy
 can call a lot due at the latest ``due_until`` = today + the larger of its trigger days and its
 share of the shelf life, so only lots expiring by then are read (the planner checks each again).
 """
@@ -30,28 +30,34 @@ POLICY_OF_MATERIAL = """
                      ORDER BY p.material_id IS NULL LIMIT 1) p ON true"""
 
 # ``ordered``: what the position's open order still has to take out (NULL: it has none). A position
-# whose open order takes all it has to spare is left out: the planner would pass it by.
+# whose open order takes all it has to spare is left out: the planner would pass it by. The
+# candidates are a range of ``accounts_material_expiry`` per material (the lateral subquery keeps the
+# planner from scanning every account), their open orders joined once.
 DUE_POSITIONS = f"""
 WITH policy AS MATERIALIZED ({POLICY_OF_MATERIAL}),
-     due AS MATERIALIZED (
-         SELECT l.id AS lot_id, l.code AS lot_code, a.owner_id, o.code AS owner, o.sector, w.code AS warehouse,
-                w.region_id, r.code AS region, m.code AS material, m.category, m.decimals, m.shelf_life_days,
-                l.expires_on, l.status, a.balance, a.reserved
+     candidate AS MATERIALIZED (
+         SELECT a.lot_id, a.owner_id, a.balance, a.reserved
            FROM policy p
-           JOIN lots l ON l.material_id = p.material_id AND l.expires_on <= p.due_until
-           JOIN accounts a ON a.lot_id = l.id AND a.type = 'stock' AND a.balance > a.reserved
-           JOIN materials m ON m.id = l.material_id
-           JOIN warehouses w ON w.id = l.warehouse_id
-           JOIN regions r ON r.id = w.region_id
-           JOIN parties o ON o.id = a.owner_id
-          WHERE l.status = 'available')
-SELECT d.lot_id::text AS lot_id, d.lot_code, d.owner_id, d.owner, d.sector, d.warehouse, d.region_id, d.region,
-       d.material, d.category, d.decimals, d.shelf_life_days, d.expires_on, d.status, d.balance, d.reserved,
-       CASE WHEN ro.id IS NOT NULL THEN greatest(ro.quantity - ro.out_quantity, 0) END AS ordered
+           CROSS JOIN LATERAL (SELECT * FROM accounts a
+                                WHERE a.material_id = p.material_id AND a.type = 'stock'
+                                  AND a.expires_on <= p.due_until OFFSET 0) a
+          WHERE a.balance > a.reserved),
+     due AS MATERIALIZED (
+         SELECT c.*, CASE WHEN ro.id IS NOT NULL THEN greatest(ro.quantity - ro.out_quantity, 0) END AS ordered
+           FROM candidate c
+           LEFT JOIN rotation_orders ro ON ro.lot_id = c.lot_id AND ro.owner_id = c.owner_id
+                                       AND ro.state IN ('planned', 'in_progress')
+          WHERE ro.id IS NULL OR c.balance - c.reserved > greatest(ro.quantity - ro.out_quantity, 0))
+SELECT d.lot_id::text AS lot_id, l.code AS lot_code, d.owner_id, o.code AS owner, o.sector, w.code AS warehouse,
+       w.region_id, r.code AS region, m.code AS material, m.category, m.decimals, m.shelf_life_days, l.expires_on,
+       l.status, d.balance, d.reserved, d.ordered
   FROM due d
-  LEFT JOIN rotation_orders ro ON ro.lot_id = d.lot_id AND ro.owner_id = d.owner_id
-                              AND ro.state IN ('planned', 'in_progress')
- WHERE ro.id IS NULL OR d.balance - d.reserved > greatest(ro.quantity - ro.out_quantity, 0)"""
+  JOIN lots l ON l.id = d.lot_id
+  JOIN materials m ON m.id = l.material_id
+  JOIN warehouses w ON w.id = l.warehouse_id
+  JOIN regions r ON r.id = w.region_id
+  JOIN parties o ON o.id = d.owner_id
+ WHERE l.status = 'available'"""
 
 # What the open orders hold against each target, set-wise (the rule order by order is
 # ``stockpile.domain.rotation.open_orders_of``): per target and unit precision, in smallest units,

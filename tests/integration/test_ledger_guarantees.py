@@ -12,6 +12,7 @@ import asyncio
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import date
 
 import asyncpg
 import pytest
@@ -169,6 +170,23 @@ async def test_an_account_is_opened_with_a_zero_balance(pg_pool, stock, opening)
         assert await conn.fetchval(insert, stock.lot_id, stock.other_owner_id, stock.material_id, 0) is not None
     assert await pg_pool.fetchval("SELECT count(*) FROM accounts WHERE lot_id = $1::uuid AND owner_id = $2",
                                   stock.lot_id, stock.other_owner_id) == 0
+
+
+async def test_a_stock_account_carries_its_lots_expiry_whoever_writes(pg_pool, stock):
+    """Migration 0019: an account opened, written or re-dated by hand takes its lot's expiry, and a
+    lot re-dated (a shelf-life extension) re-dates every account of it."""
+    async with rolled_back(pg_pool) as conn:
+        lot_expiry = await conn.fetchval("SELECT expires_on FROM lots WHERE id = $1::uuid", stock.lot_id)
+        opened = await conn.fetchval(
+            """INSERT INTO accounts (type, lot_id, owner_id, material_id, expires_on)
+               VALUES ('stock', $1::uuid, $2, $3, DATE '2001-01-01') RETURNING id""",
+            stock.lot_id, stock.other_owner_id, stock.material_id)
+        await conn.execute("UPDATE accounts SET expires_on = DATE '2001-01-01' WHERE id = $1", stock.account_id)
+        assert await conn.fetchval("SELECT array_agg(DISTINCT expires_on) FROM accounts WHERE id = ANY($1::bigint[])",
+                                   [opened, stock.account_id]) == [lot_expiry]
+        await conn.execute("UPDATE lots SET expires_on = DATE '2040-06-30' WHERE id = $1::uuid", stock.lot_id)
+        assert await conn.fetch("SELECT DISTINCT expires_on FROM accounts WHERE lot_id = $1::uuid",
+                                stock.lot_id) == [(date(2040, 6, 30),)]
 
 
 # -- guarantee 1: never negative, reserved within the balance -----------------------------------

@@ -205,7 +205,7 @@ async def test_the_open_orders_summed_in_sql_weigh_on_each_target_as_the_rule_or
     import random
 
     from stockpile.domain.coverage import Holding
-    from stockpile.domain.rotation import OpenOrder, open_orders_of
+    from stockpile.domain.rotation import OpenOrder, is_due, open_orders_of
     from stockpile.services import rotation_plan
     from stockpile.store import rotation_plan as store
 
@@ -283,6 +283,15 @@ async def test_the_open_orders_summed_in_sql_weigh_on_each_target_as_the_rule_or
                 WHERE o.state IN ('planned', 'in_progress')""")
         targets, _ = await rotation_plan.targets(pg, TODAY)
         due = await store.due_positions(pg, TODAY)
+        every = await pg.fetch(
+            """SELECT a.lot_id::text AS lot_id, ow.code AS owner, a.balance, a.reserved, l.status, l.expires_on,
+                      m.shelf_life_days, o.quantity - o.out_quantity AS ordered
+                 FROM accounts a JOIN lots l ON l.id = a.lot_id JOIN parties ow ON ow.id = a.owner_id
+                 JOIN materials m ON m.id = l.material_id
+                 LEFT JOIN rotation_orders o ON o.lot_id = a.lot_id AND o.owner_id = a.owner_id
+                                            AND o.state IN ('planned', 'in_progress')
+                WHERE a.type = 'stock'""")
+        policies = [rotation_plan._policy(r) for r in await store.policies(pg)]  # both trigger 120 days out
         summed = await rotation_plan.open_orders(pg, TODAY, due)
         total = await pg.fetchval("SELECT count(*) FROM rotation_orders")
     await db.dispose()
@@ -299,3 +308,9 @@ async def test_the_open_orders_summed_in_sql_weigh_on_each_target_as_the_rule_or
                                   if k in {(r["lot_id"], r["owner"]) for r in due}}
     assert summed.by_position and all(
         r["balance"] - r["reserved"] > (r["ordered"] or 0) for r in due)  # an order taking all it has: left out
+    # the due positions are those the policy calls due, position by position (found in SQL by index)
+    assert sorted((r["lot_id"], r["owner"]) for r in due) == sorted(
+        (p["lot_id"], p["owner"]) for p in every
+        if p["status"] == "available" and p["balance"] - p["reserved"] > max(p["ordered"] or 0, 0)
+        and is_due(p["expires_on"], p["shelf_life_days"], policies[0], TODAY))
+    assert 0 < len(due) < len(every)
