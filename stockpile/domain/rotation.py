@@ -130,13 +130,13 @@ class OpenOrders:
 
 @dataclass(frozen=True)
 class Target:
-    """A reserve target as rotation sees it: what it counts, how much it needs, and what it has now."""
+    """A reserve target as rotation sees it: what it counts and how much it needs. What it has now,
+    its usable coverage, is read apart (``RotationRun.plan``): a run makes ready before it knows it."""
 
     code: str
     scope: TargetScope
     quantity: Decimal
     floor_ratio: Decimal
-    usable: Decimal  # usable coverage now, in the material's unit
     disclosed: bool = True  # an uncleared reader may see it (``stockpile.domain.access.target_visible``)
     figures_disclosed: bool = True  # its figures count no military stock (one non-military owner or sector)
 
@@ -300,10 +300,11 @@ class TargetIndex:
 
 @dataclass
 class _Standing:
-    """A target's rotation standing while planning: what is out, and what is still to go of stock it
-    counts; ``rooms`` remembers its headroom (``_rooms``) per (out-share cap, unit precision) until
-    an order changes it."""
+    """A target's rotation standing while planning: its usable coverage, what is out, and what is
+    still to go of stock it counts; ``rooms`` remembers its headroom (``_rooms``) per (out-share cap,
+    unit precision) until an order changes it."""
 
+    usable: Decimal = Decimal(0)
     out: Decimal = Decimal(0)
     to_go: Decimal = Decimal(0)
     held: dict[str, Position] = field(default_factory=dict)  # material → first position held back
@@ -319,18 +320,19 @@ class _Standing:
 
 class _Shelf:
     """The targets filed under one place and material naming one owner and sector (``TargetIndex``),
-    as planning goes on: ``open``, those not holding the material back yet; ``first_holding``, the
-    first in ``TargetIndex.order`` that does; ``least``, per (out-share cap, unit precision), the
-    least headroom of the open targets and how many orders had been planned when it was found (an
-    order can lower it; a target leaving ``open`` cannot)."""
+    as planning goes on: ``open``, those not holding the material back yet, each with its standing
+    (by code, in filing order); ``first_holding``, the first in ``TargetIndex.order`` that does;
+    ``least``, per (out-share cap, unit precision), the least headroom of the open targets and how
+    many orders had been planned when it was found (an order can lower it; a target leaving ``open``
+    cannot)."""
 
     __slots__ = ("owner", "sector", "open", "first_holding", "least")
 
-    def __init__(self, owner: str | None, sector: str | None, material: str, targets: list[Target],
+    def __init__(self, owner: str | None, sector: str | None, targets: list[Target],
                  standing: Mapping[str, _Standing]) -> None:
         self.owner, self.sector = owner, sector
-        self.open = [t for t in targets if material not in standing[t.code].held]
-        self.first_holding = next((t for t in targets if material in standing[t.code].held), None)
+        self.open = {t.code: (t, standing[t.code]) for t in targets}
+        self.first_holding: Target | None = None
         self.least: dict[tuple[Decimal, int], tuple[int, int]] = {}
 
     def counts(self, holding: Holding) -> bool:
@@ -345,8 +347,9 @@ class _Counting:
     every target above each lot would. Ties are broken in ``TargetIndex.order``, as if each position
     met every target counting it in that order."""
 
-    def __init__(self, index: TargetIndex, standing: dict[str, _Standing]) -> None:
-        self.index, self.standing = index, standing
+    def __init__(self, index: TargetIndex) -> None:
+        self.index = index
+        self.standing = {t.code: _Standing() for t in index.targets}  # by target code
         self.shelves: dict[tuple, list[_Shelf]] = {}  # (place, material) → its shelves
         self.orders = 0  # orders planned so far
 
@@ -354,7 +357,7 @@ class _Counting:
         found = self.shelves.get((place, material))
         if found is None:
             found = self.shelves[place, material] = [
-                _Shelf(owner, sector, material, targets, self.standing)
+                _Shelf(owner, sector, targets, self.standing)
                 for (owner, sector), targets in self.index.filed.get((place, material), {}).items()]
         return found
 
@@ -372,7 +375,7 @@ class _Counting:
         scope, order = target.scope, self.index.order
         for shelf in self.shelves.get((self.index.place(target), material), ()):
             if shelf.owner == scope.owner and shelf.sector == scope.sector:
-                shelf.open = [t for t in shelf.open if t.code != target.code]
+                shelf.open.pop(target.code, None)
                 first = shelf.first_holding
                 if first is None or order[target.code] < order[first.code]:
                     shelf.first_holding = target
@@ -392,15 +395,19 @@ def _ratio(value: Decimal) -> str:
     return f"{value:.2f}"
 
 
+def _figure(quantity: Decimal) -> str:
+    """A quantity in words, as exact as it is and no longer: ``11352.8``, not ``11352.8000000000000000``
+    (coverage sums come from PostgreSQL with twenty decimal places)."""
+    return f"{quantity.normalize():f}"
+
+
 def _rooms(target: Target, standing: _Standing, cap: tuple[Decimal, int]) -> tuple[int, int]:
     """The whole units the target lets go out under ``cap`` (out-share cap, unit precision): (within
     its out-share cap, within its floor — binding only on stock it counts); remembered in
-    ``standing.rooms`` until an order changes the target's standing."""
-    found = standing.rooms.get(cap)
-    if found is None:
-        share, d = cap
-        found = standing.rooms[cap] = (whole_units(share * target.quantity - standing.out, d),
-                                       whole_units(target.usable - standing.to_go - target.floor, d))
+    ``standing.rooms`` (read there first) until an order changes the target's standing."""
+    share, d = cap
+    found = standing.rooms[cap] = (whole_units(share * target.quantity - standing.out, d),
+                                   whole_units(standing.usable - standing.to_go - target.floor, d))
     return found
 
 
@@ -411,9 +418,9 @@ def _why(reason: str, policy: Policy, target: Target, standing: _Standing) -> Wh
                    f"{_ratio(policy.max_out_share)}")
         return Why(f"out-share cap reached: target {target.code}{figures}",
                    f"out-share cap reached: {target.public_name}" + (figures if target.figures_disclosed else ""))
-    left = target.usable - standing.to_go
+    left = standing.usable - standing.to_go
     figures = (f" at {_ratio(left / target.quantity)}, floor {_ratio(target.floor_ratio)} "
-               f"({left:f} of {target.quantity:f} usable once the open orders are out)")
+               f"({_figure(left)} of {_figure(target.quantity)} usable once the open orders are out)")
     return Why(f"replacement must arrive before more can go: target {target.code}{figures}",
                f"replacement must arrive before more can go: {target.public_name}"
                + (figures if target.figures_disclosed else " is at its protected floor"))
@@ -451,13 +458,14 @@ class _Room:
         return tuple(t.code for t in self.short)
 
 
-def _room(position: Position, amount: int, policy: Policy, counting: _Counting, today: date) -> _Room:
-    """How much of ``amount`` units of the position the targets counting it let go now."""
+def _room(position: Position, amount: int, policy: Policy, shelves: list[_Shelf], counting: _Counting,
+          today: date) -> _Room:
+    """How much of ``amount`` units of the position the targets counting it (on ``shelves``) let go now."""
     holding, cap, orders = position.holding, (policy.max_out_share, position.decimals), counting.orders
     order = counting.index.order
     first_holding = None  # the first target that holds later lots of the material back already
     fits, tightest, short = amount, None, []
-    for shelf in counting.of(holding):
+    for shelf in shelves:
         first = shelf.first_holding
         if first is not None and (first_holding is None or order[first.code] < order[first_holding.code]):
             first_holding = first
@@ -465,15 +473,15 @@ def _room(position: Position, amount: int, policy: Policy, counting: _Counting, 
         if least is not None and least[1] == orders and least[0] >= amount:
             continue  # every open target of the shelf has room for all of it
         lowest = None
-        for target in shelf.open:
-            out_room, floor_room = _rooms(target, counting.standing[target.code], cap)
-            least_here = min(out_room, floor_room)
+        for target, standing in shelf.open.values():
+            out_room, floor_room = standing.rooms.get(cap) or _rooms(target, standing, cap)
+            least_here = out_room if out_room < floor_room else floor_room
             if lowest is None or least_here < lowest:
                 lowest = least_here
             if floor_room < out_room and counts_towards(holding, target, today):
-                room, reason = max(floor_room, 0), "floor"
+                room, reason = (floor_room if floor_room > 0 else 0), "floor"
             else:
-                room, reason = max(out_room, 0), "out_share"
+                room, reason = (out_room if out_room > 0 else 0), "out_share"
             if room < amount:
                 short.append(target)
             if room < fits or (room == fits and tightest is not None
@@ -481,7 +489,8 @@ def _room(position: Position, amount: int, policy: Policy, counting: _Counting, 
                 fits, tightest = room, (target, reason)
         if lowest is not None:
             shelf.least[cap] = (lowest, orders)
-    short.sort(key=lambda t: order[t.code])
+    if len(short) > 1:
+        short.sort(key=lambda t: order[t.code])
     if first_holding is not None:
         # A position waiting behind an earlier lot at one target still holds later lots back at the
         # others short of room for it — as it would if it did not wait (planning again, the earlier
@@ -535,50 +544,73 @@ def _order(position: Position, policy: Policy, room: _Room, counting: list[Targe
                         explanation, position, room.short_codes, public)
 
 
-def plan_rotation(positions: Iterable[Position], targets: Iterable[Target], open_orders: OpenOrders,
-                  policies: Iterable[Policy], levels: Mapping[int, str], today: date) -> RotationPlan:
-    """Plan rotation orders for the due positions, first expiring first, within every target's
-    out-share cap and protected floor (see the module's docstring for the rules).
+class RotationRun:
+    """A planning run made ready before the targets' coverage is known: the targets filed
+    (:class:`TargetIndex`), and the due positions in first-expiring order, each with its policy and
+    the shelves of targets counting it (none for a position its region's readiness suspends:
+    ``levels`` maps a region id to its effective readiness level, a region not in it is at peace).
+    :meth:`plan` weighs them once the coverage and the open orders are read; a run plans once."""
 
-    ``open_orders``: the orders being worked, as sums (:class:`OpenOrders`). ``levels`` maps a region
-    id to its effective readiness level; a region not in it is at peace. Orders come out in the
-    order they were planned (first expiring first).
-    """
-    policies = list(policies)
-    index = TargetIndex(targets)
-    standing = {t.code: _Standing() for t in index.targets}
-    for code, outstanding in open_orders.by_target.items():
-        standing[code] = _Standing(outstanding.out, outstanding.to_go)
-    counting = _Counting(index, standing)
-    ordered = dict(open_orders.by_position)
-    plan = RotationPlan()
-    for position in sorted(positions, key=lambda p: p.fefo_key):
-        if position.holding.status != "available" or position.available <= 0:
-            continue
-        policy = policy_for(position.holding.material, position.category, policies)
-        if policy is None or not is_due(position.holding.expires_on, position.shelf_life_days, policy, today):
-            continue
-        if levels.get(position.region_id, "peacetime") in SUSPENDING_LEVELS:
-            if position.key not in ordered:
-                plan.suspended.append(position)
-            continue
-        # A position with an open order gets no second one; what it holds beyond that order still
-        # dies first, so a target without room for it holds later lots back as before.
-        amount = position.available - ordered.get(position.key, 0)
-        if amount <= 0:
-            continue
-        room = _room(position, amount, policy, counting, today)
-        for target in room.short:  # later lots of the material wait until this one has gone
-            counting.hold(target, position)
-        if position.key in ordered:
-            continue
-        if room.fits == 0:
-            target, reason, why = room.binding
-            trigger = _trigger(position, policy, today)
-            plan.blocked.append(Blocked(position.lot_id, position.holding.owner, target.code, reason,
-                                        position.available, f"{trigger}: {why.full}", position,
-                                        () if room.waits else room.short_codes, f"{trigger}: {why.public}"))
-            continue
-        ordered[position.key] = room.fits
-        plan.orders.append(_order(position, policy, room, counting.take(position, room.fits, today), today))
-    return plan
+    def __init__(self, positions: Iterable[Position], targets: Iterable[Target], policies: Iterable[Policy],
+                 levels: Mapping[int, str], today: date) -> None:
+        policies = list(policies)
+        self.today = today
+        self.index = TargetIndex(targets)
+        self.counting: _Counting | None = _Counting(self.index)
+        self.due: list[tuple[Position, Policy, list[_Shelf] | None]] = []
+        for position in sorted(positions, key=lambda p: p.fefo_key):
+            if position.holding.status != "available" or position.available <= 0:
+                continue
+            policy = policy_for(position.holding.material, position.category, policies)
+            if policy is None or not is_due(position.holding.expires_on, position.shelf_life_days, policy, today):
+                continue
+            suspended = levels.get(position.region_id, "peacetime") in SUSPENDING_LEVELS
+            self.due.append((position, policy, None if suspended else self.counting.of(position.holding)))
+
+    def plan(self, usable: Mapping[str, Decimal], open_orders: OpenOrders) -> RotationPlan:
+        """Plan rotation orders for the due positions, first expiring first, within every target's
+        out-share cap and protected floor (see the module's docstring for the rules).
+
+        ``usable``: each target's usable coverage now, by code (a target missing from it has none);
+        ``open_orders``: the orders being worked, as sums (:class:`OpenOrders`). Orders come out in
+        the order they were planned (first expiring first)."""
+        counting, today = self.counting, self.today
+        if counting is None:
+            raise RuntimeError("a rotation run plans once")
+        self.counting = None
+        standing = counting.standing
+        for code, weighed in standing.items():
+            weighed.usable = usable.get(code, Decimal(0))
+        for code, outstanding in open_orders.by_target.items():
+            if code in standing:
+                standing[code].out, standing[code].to_go = outstanding.out, outstanding.to_go
+        ordered = dict(open_orders.by_position)
+        plan = RotationPlan()
+        for position, policy, shelves in self.due:
+            if shelves is None:
+                if position.key not in ordered:
+                    plan.suspended.append(position)
+                continue
+            # A position with an open order gets no second one; what it holds beyond that order still
+            # dies first, so a target without room for it holds later lots back as before.
+            key, material = position.key, position.holding.material
+            amount = position.available - ordered.get(key, 0)
+            if amount <= 0:
+                continue
+            room = _room(position, amount, policy, shelves, counting, today)
+            for target in room.short:  # later lots of the material wait until this one has gone
+                if material not in standing[target.code].held:
+                    counting.hold(target, position)
+            if key in ordered:
+                continue
+            if room.fits == 0:
+                target, reason, why = room.binding
+                trigger = _trigger(position, policy, today)
+                plan.blocked.append(Blocked(position.lot_id, position.holding.owner, target.code, reason,
+                                            position.available, f"{trigger}: {why.full}", position,
+                                            () if room.waits else room.short_codes, f"{trigger}: {why.public}"))
+                continue
+            ordered[key] = room.fits
+            plan.orders.append(_order(position, policy, room, counting.take(position, room.fits, today), today))
+        return plan
+

@@ -1,12 +1,12 @@
 """Planning rotation: the daily run that turns due stock into rotation orders.
 
-One transaction, under an advisory lock: read the due positions (prefiltered in SQL), every
-target with its usable coverage, what the open orders hold against each target (summed in SQL), the
-policies and the readiness levels — as the worker runs it, the due positions and the open orders on
-a second connection while the first takes coverage; plan with
-``stockpile.domain.rotation.plan_rotation``; insert the new orders (a position with an open order
-keeps it); raise ``rotation_blocked`` per target that holds due stock back and
-``rotation_overdue`` per open order past its out-by or in-by date, resolving those that cleared.
+One transaction, under an advisory lock: read the due positions (prefiltered in SQL), what the open
+orders hold against each target (summed in SQL), every target, the policies and the readiness
+levels, and make the run ready (``stockpile.domain.rotation.RotationRun``); take the coverage of
+every target — as the worker runs it, on the first connection while a second reads and makes ready;
+plan; insert the new orders (a position with an open order keeps it); raise ``rotation_blocked`` per
+target that holds due stock back and ``rotation_overdue`` per open order past its out-by or in-by
+date, resolving those that cleared.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from functools import cache
 from decimal import Decimal
@@ -27,7 +28,7 @@ from stockpile.domain.alerts import Wanted
 from stockpile.domain.coverage import Holding, TargetScope
 from stockpile.domain.quantities import format_quantity
 from stockpile.domain.rotation import (
-    Blocked, OpenOrders, Outstanding, Policy, Position, Target, plan_rotation, units_as_quantity,
+    Blocked, OpenOrders, Outstanding, Policy, Position, RotationRun, Target, units_as_quantity,
 )
 from stockpile.domain.access import target_disclosed
 from stockpile.services import alerts
@@ -70,12 +71,9 @@ def _policy(row: asyncpg.Record) -> Policy:
                   row["lead_days"])
 
 
-async def targets(pg: asyncpg.Connection, today: date) -> tuple[list[Target], dict[str, asyncpg.Record]]:
-    """Every reserve target as rotation sees it (what it counts, as coverage counts it, and its
-    usable coverage now), and the coverage rows by target code."""
-    rows = await coverage_store.coverage(pg, today=today, region=None, category=None)
-    if not rows:
-        return [], {}
+async def target_maker(pg: asyncpg.Connection) -> Callable[[asyncpg.Record], Target]:
+    """What makes a reserve target as rotation sees it (what it counts, as coverage counts it) of its
+    row (the columns of ``store.coverage.TARGET``); reads the materials and regions it needs."""
     by_selector: dict[tuple[str, str], set[str]] = defaultdict(set)
     for m in await store.materials(pg):
         by_selector["material", m["code"]].add(m["code"])
@@ -98,8 +96,7 @@ async def targets(pg: asyncpg.Connection, today: date) -> tuple[list[Target], di
                 stack.append(child["id"])
         return frozenset(found)
 
-    made = []
-    for row in rows:
+    def make(row: asyncpg.Record) -> Target:
         selector = next((k, row[k]) for k in ("material", "category", "substitution_group") if row[k] is not None)
         regions = frozenset()
         if row["scope_region_id"] is not None:
@@ -107,9 +104,17 @@ async def targets(pg: asyncpg.Connection, today: date) -> tuple[list[Target], di
         scope = TargetScope(frozenset(by_selector[selector]), row["horizon_days"], row["warehouse"], regions,
                             row["owner"], row["sector"])
         where = place(row)
-        made.append(Target(row["code"], scope, row["quantity"], row["floor_ratio"], row["usable"],
-                           disclosed=target_disclosed(where), figures_disclosed=where.figures_disclosed))
-    return made, {row["code"]: row for row in rows}
+        return Target(row["code"], scope, row["quantity"], row["floor_ratio"], disclosed=target_disclosed(where),
+                      figures_disclosed=where.figures_disclosed)
+
+    return make
+
+
+async def targets(pg: asyncpg.Connection) -> tuple[list[Target], list[asyncpg.Record]]:
+    """Every reserve target as rotation sees it, by code, and the rows it was made of."""
+    make = await target_maker(pg)
+    rows = await coverage_store.every_target(pg)
+    return [make(r) for r in rows], rows
 
 
 def blocked_by_target(blocked: list[Blocked], disclosed: dict[str, bool]) -> list[dict[str, Any]]:
@@ -186,16 +191,62 @@ def collection_paused() -> Iterator[None]:
             gc.enable()
 
 
-async def due_and_open(pg: asyncpg.Connection, today: date) -> tuple[list[asyncpg.Record], list[Position], OpenOrders]:
-    """The due positions (rows, and as the planner sees them) and the open orders, as a run weighs them."""
+@dataclass(frozen=True)
+class _Reads:
+    """What a run reads before the coverage of its targets: the due positions, the open orders, what
+    makes a target of its row and every target's row, the policies and the readiness levels."""
+
+    rows: list[asyncpg.Record]
+    open_orders: OpenOrders
+    make: Callable[[asyncpg.Record], Target]
+    target_rows: list[asyncpg.Record]
+    policies: list[Policy]
+    levels: dict[int, str]
+
+    def ready(self, today: date) -> _Ready:
+        """The run made of these reads (the work a run does while its coverage is read)."""
+        positions = [_position(r) for r in self.rows]
+        targets_ = [self.make(r) for r in self.target_rows]
+        return _Ready(self, positions, targets_,
+                      RotationRun(positions, targets_, self.policies, self.levels, today))
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A run made ready of its reads: the due positions as the planner sees them, every target, and
+    the run (:class:`RotationRun`) that weighs them once the coverage is read."""
+
+    reads: _Reads
+    positions: list[Position]
+    targets: list[Target]
+    run: RotationRun
+
+    def weighing(self, covered: list[asyncpg.Record], today: date) -> tuple[RotationRun, list[Target],
+                                                                            list[asyncpg.Record]]:
+        """The run, its targets and their rows, to weigh with ``covered`` (the coverage of every
+        target): those made ready, or, when a target changed between the two reads, made again of
+        the coverage's own rows, so each target is weighed on the coverage of what it is."""
+        reads = self.reads
+        if len(covered) == len(reads.target_rows) and all(c[:-1] == t for c, t in zip(covered, reads.target_rows)):
+            return self.run, self.targets, reads.target_rows
+        made = [reads.make(r) for r in covered]
+        return RotationRun(self.positions, made, reads.policies, reads.levels, today), made, covered
+
+
+async def _read(pg: asyncpg.Connection, today: date) -> _Reads:
     rows = await store.due_positions(pg, today)
-    return rows, [_position(r) for r in rows], await open_orders(pg, today, rows)
+    open_ = await open_orders(pg, today, rows)
+    make = await target_maker(pg)
+    target_rows = await coverage_store.every_target(pg)
+    policies = [_policy(r) for r in await store.policies(pg)]
+    return _Reads(rows, open_, make, target_rows, policies, await effective_levels(pg))
 
 
-async def _read_apart(reader: Database, today: date) -> tuple[list[asyncpg.Record], list[Position], OpenOrders]:
+async def _ready_apart(reader: Database, today: date) -> _Ready:
     async with reader.transaction() as tx:
-        await coverage_store.custom_plans(tx.pg)
-        return await due_and_open(tx.pg, today)
+        await store.begin_reading_beside(tx.pg)
+        reads = await _read(tx.pg, today)
+    return reads.ready(today)
 
 
 async def plan(pg: asyncpg.Connection, *, today: date, reader: Database | None = None) -> dict[str, Any]:
@@ -203,30 +254,35 @@ async def plan(pg: asyncpg.Connection, *, today: date, reader: Database | None =
     how many orders were created, the targets that hold due stock back, how many due positions are
     suspended by readiness, how many open orders are overdue, and the alert changes.
 
-    With a ``reader``, the due positions and the open orders are read on a connection of its own
-    while ``pg`` takes the coverage of every target (each statement sees what was committed when it
-    began, as it would one after the other): the run takes little longer than that coverage. A
-    reader with a single connection would wait for the run's own: it is not used."""
+    With a ``reader``, everything but the coverage is read, and the run made ready, on a connection
+    of its own while ``pg`` takes the coverage of every target (each statement sees what was
+    committed when it began, as it would one after the other): the run takes little longer than
+    that coverage. A reader with a single connection would wait for the run's own: it is not used."""
     await store.begin_planning(pg)
-    with collection_paused():
-        if reader is None or reader.pool_size < 2:
-            rows, positions, open_ = await due_and_open(pg, today)
-            targets_, coverage = await targets(pg, today)
-        else:
-            async with asyncio.TaskGroup() as group:
-                apart = group.create_task(_read_apart(reader, today))
-                covered = group.create_task(targets(pg, today))
-            (rows, positions, open_), (targets_, coverage) = apart.result(), covered.result()
-        policies = [_policy(r) for r in await store.policies(pg)]
-        levels = await effective_levels(pg)
-        result = plan_rotation(positions, targets_, open_, policies, levels, today)
+    with collection_paused():  # and the run's objects are freed before the collector is back
+        return await _plan(pg, today, reader)
+
+
+async def _plan(pg: asyncpg.Connection, today: date, reader: Database | None) -> dict[str, Any]:
+    if reader is None or reader.pool_size < 2:
+        ready = (await _read(pg, today)).ready(today)
+        covered = await coverage_store.coverage(pg, today=today, region=None, category=None)
+    else:
+        async with asyncio.TaskGroup() as group:
+            apart = group.create_task(_ready_apart(reader, today))
+            coverage = group.create_task(coverage_store.coverage(pg, today=today, region=None, category=None))
+        ready, covered = apart.result(), coverage.result()
+    rows = ready.reads.rows
+    run, targets_, target_rows = ready.weighing(covered, today)
+    result = run.plan({r["code"]: r["usable"] for r in covered}, ready.reads.open_orders)
     owner_ids = {r["owner"]: r["owner_id"] for r in rows}
     created = await store.insert_orders(pg, [
         (o.lot_id, owner_ids[o.owner], o.policy_id, o.quantity, o.out_by, o.in_by, o.outlet, o.explanation,
          o.public_explanation) for o in result.orders])
     overdue = await store.overdue_orders(pg, today)
     summary = blocked_by_target(result.blocked, {t.code: t.disclosed for t in targets_})
-    changes = await alerts.apply(pg, blocked_alerts(summary, coverage) + overdue_alerts(overdue), ALERT_KINDS)
+    by_code = {r["code"]: r for r in target_rows}
+    changes = await alerts.apply(pg, blocked_alerts(summary, by_code) + overdue_alerts(overdue), ALERT_KINDS)
     return {"created": created, "blocked": summary[:SUMMARY_BLOCKED_TARGETS], "blocked_targets": len(summary),
             "blocked_positions": len(result.blocked), "suspended": len(result.suspended), "overdue": len(overdue),
             "due_positions": len(rows), "alerts": changes}

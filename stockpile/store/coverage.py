@@ -50,6 +50,12 @@ async def targets(pg: asyncpg.Connection, *, after: str | None, limit: int, ware
     )
 
 
+async def every_target(pg: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Every target (the columns of ``TARGET``) by code: the rows ``coverage`` gives of every target,
+    without their usable quantity."""
+    return await pg.fetch(f"{TARGET} ORDER BY t.code")
+
+
 async def horizon_cuts_and_named_owners(pg: asyncpg.Connection) -> tuple[list[int], list[int]]:
     """The shape of every target, as the coverage statement's parameters: the horizon cuts (see
     ``stockpile.domain.coverage.horizon_cuts``) and the owners some target names."""

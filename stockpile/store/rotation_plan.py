@@ -112,6 +112,14 @@ async def begin_planning(pg: asyncpg.Connection) -> None:
     await pg.execute("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
+async def begin_reading_beside(pg: asyncpg.Connection) -> None:
+    """A transaction that reads what a run needs beside the coverage its own connection takes: its
+    statements are planned for their parameters, as ``begin_planning``'s, and each runs in one
+    process, leaving the cores to the coverage's parallel workers."""
+    await pg.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+    await pg.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+
+
 async def due_positions(pg: asyncpg.Connection, today: date) -> list[asyncpg.Record]:
     """Positions (lot × owner) of available lots with stock to spare beyond their open order, if
     any, that their policy may call due today, expired ones included."""

@@ -196,6 +196,32 @@ async def test_a_run_that_opens_many_orders_leaves_statistics_that_know_them(res
         assert await tx.pg.fetchval(known) == 3
 
 
+async def test_a_target_changed_between_the_reads_is_weighed_as_the_coverage_counted_it(reserve):
+    """A run makes ready on a second connection while the first takes coverage. When T-NORTH grows
+    from 1000.0 to 5000.0 L in between, its floor (3500.0 L, over the 1200.0 L it counts) holds C
+    back: the run is made again of the coverage's own rows, not weighed on the target first read
+    (which would let 50.0 L of C go within its out-share cap)."""
+    from stockpile.services import rotation_plan
+    from stockpile.store import coverage
+
+    _, db, _, _ = reserve
+    async with db.transaction() as tx:
+        reads = await rotation_plan._read(tx.pg, TODAY)
+        ready = reads.ready(TODAY)
+        covered = await coverage.coverage(tx.pg, today=TODAY, region=None, category=None)
+        assert ready.weighing(covered, TODAY)[0] is ready.run  # nothing changed: the run made ready
+
+        await tx.pg.execute("UPDATE reserve_targets SET quantity = 5000 WHERE code = 'T-NORTH'")
+        covered = await coverage.coverage(tx.pg, today=TODAY, region=None, category=None)
+        run_, targets, rows = ready.weighing(covered, TODAY)
+        assert run_ is not ready.run and [(t.code, t.quantity) for t in targets] == [("T-NORTH", 5000)]
+        assert [r["quantity"] for r in rows] == [5000]
+        result = run_.plan({r["code"]: r["usable"] for r in covered}, reads.open_orders)
+        await tx.pg.execute("UPDATE reserve_targets SET quantity = 1000 WHERE code = 'T-NORTH'")
+    assert sorted((o.position.lot_code, o.quantity) for o in result.orders) == [("A", 1000), ("B", 1000)]
+    assert [(b.position.lot_code, b.reason) for b in result.blocked] == [("C", "floor"), ("D", "first_expiring")]
+
+
 async def test_the_open_orders_summed_in_sql_weigh_on_each_target_as_the_rule_order_by_order(make_database,
                                                                                              settings):
     """Open orders on a drawn reserve — planned and in progress, part out and part back, on lots
@@ -281,7 +307,7 @@ async def test_the_open_orders_summed_in_sql_weigh_on_each_target_as_the_rule_or
                  JOIN parties ow ON ow.id = o.owner_id
                  JOIN accounts a ON a.lot_id = o.lot_id AND a.owner_id = o.owner_id AND a.type = 'stock'
                 WHERE o.state IN ('planned', 'in_progress')""")
-        targets, _ = await rotation_plan.targets(pg, TODAY)
+        targets, _ = await rotation_plan.targets(pg)
         due = await store.due_positions(pg, TODAY)
         every = await pg.fetch(
             """SELECT a.lot_id::text AS lot_id, ow.code AS owner, a.balance, a.reserved, l.status, l.expires_on,

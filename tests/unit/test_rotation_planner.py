@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stockpile.domain.coverage import Holding, TargetScope, usable_quantity
 from stockpile.domain.rotation import (
-    SUSPENDING_LEVELS, OpenOrder, OpenOrders, Policy, Position, Target, TargetIndex, _Standing, counts_towards, is_due,
-    open_orders_of, plan_rotation, policy_for, units_as_quantity, whole_units,
+    SUSPENDING_LEVELS, OpenOrder, OpenOrders, Policy, Position, RotationRun, Target, TargetIndex, _Standing,
+    counts_towards, is_due, open_orders_of, policy_for, units_as_quantity, whole_units,
 )
 
 TODAY = date(2026, 11, 22)
@@ -39,12 +41,19 @@ def position(lot: str, units: int, *, expires_in: int | None = 30, material: str
     return Position(lot, f"LOT-{lot}", holding, category, decimals, shelf_life, REGIONS[region])
 
 
+@dataclass(frozen=True)
+class Covered(Target):
+    """A target with the usable coverage the test gives it."""
+
+    usable: Decimal = Decimal(0)
+
+
 def target(code: str, quantity: str, usable: str, *, floor: str = "0.5", warehouse: str | None = "WH-N1",
            region: str | None = None, materials=("DIESEL",), horizon: int = 30, owner: str | None = None,
-           sector: str | None = None) -> Target:
+           sector: str | None = None) -> Covered:
     scope = TargetScope(frozenset(materials), horizon, warehouse, SUBTREE[region] if region else frozenset(),
                         owner, sector)
-    return Target(code, scope, Decimal(quantity), Decimal(floor), Decimal(usable))
+    return Covered(code, scope, Decimal(quantity), Decimal(floor), usable=Decimal(usable))
 
 
 def open_order(p: Position, quantity: int, out: int = 0, in_: int = 0) -> OpenOrder:
@@ -52,8 +61,8 @@ def open_order(p: Position, quantity: int, out: int = 0, in_: int = 0) -> OpenOr
 
 
 def plan(positions, targets=(), open_orders=(), policies=(FUEL,), levels=None):
-    return plan_rotation(positions, targets, open_orders_of(open_orders, targets, TODAY), policies, levels or {},
-                         TODAY)
+    return RotationRun(positions, targets, policies, levels or {}, TODAY).plan(
+        {t.code: t.usable for t in targets}, open_orders_of(open_orders, targets, TODAY))
 
 
 # --- when a position is due -------------------------------------------------------------------------
@@ -277,7 +286,7 @@ def policies(draw) -> list[Policy]:
 
 
 @st.composite
-def targets(draw, stock: list[Holding]) -> list[Target]:
+def targets(draw, stock: list[Holding]) -> list[Covered]:
     made = []
     for i in range(draw(st.integers(0, 6))):
         if draw(st.booleans()):
@@ -289,7 +298,7 @@ def targets(draw, stock: list[Holding]) -> list[Target]:
         scope = TargetScope(frozenset(materials), draw(st.integers(0, 120)), warehouse, regions, *holder)
         usable = usable_quantity(scope, stock, DECIMALS, TODAY)
         quantity = Decimal(draw(st.integers(1, 600)))
-        made.append(Target(f"T{i}", scope, quantity, draw(ratios), usable))
+        made.append(Covered(f"T{i}", scope, quantity, draw(ratios), usable=usable))
     return made
 
 
@@ -326,7 +335,7 @@ def nested_targets(draw):
         if floor > 0 and usable > 0 and draw(st.booleans()):  # just above or below its floor
             near = max(floor + Decimal(draw(st.integers(-5, 10))) / 100, Decimal("0.01"))
             quantity = max(Decimal(1), (usable / near).to_integral_value())
-        made.append(Target(code, scope, quantity, floor, usable))
+        made.append(Covered(code, scope, quantity, floor, usable=usable))
     open_orders = [open_order(p, draw(st.integers(1, p.holding.balance)))
                    for p in positions if draw(st.integers(0, 3)) == 0]
     return positions, made, open_orders, [FUEL], {}
@@ -350,9 +359,9 @@ def crowded_targets(draw):
         warehouse, regions = (place, frozenset()) if place in WAREHOUSES else (None, SUBTREE[place])
         holder = draw(st.sampled_from([(None, None), ("BUREAU", None), (None, "civilian"), ("BUREAU", "civilian")]))
         scope = TargetScope(frozenset({"DIESEL"}), draw(st.sampled_from([0, 45])), warehouse, regions, *holder)
-        made.append(Target(f"T{i}", scope, draw(st.sampled_from(quantities)),
-                           draw(st.sampled_from([Decimal(0), Decimal("0.5")])),
-                           usable_quantity(scope, stock, DECIMALS, TODAY)))
+        made.append(Covered(f"T{i}", scope, draw(st.sampled_from(quantities)),
+                            draw(st.sampled_from([Decimal(0), Decimal("0.5")])),
+                            usable=usable_quantity(scope, stock, DECIMALS, TODAY)))
     open_orders = [open_order(p, draw(st.integers(1, p.holding.balance)))
                    for p in positions if draw(st.integers(0, 4)) == 0]
     return positions, made, open_orders, [FUEL], {}
@@ -453,11 +462,27 @@ def test_suspended_regions_get_no_orders_and_every_due_position_is_accounted_for
         assert order.out_by <= max(TODAY, order.position.holding.expires_on)
 
 
+def test_the_figures_of_a_reason_carry_no_trailing_zeros():
+    t = target("T", "1000.000", "700.05000000000000000000", floor="0.7", horizon=30)  # as PostgreSQL sums it
+    [blocked] = plan([position("A", 500, expires_in=50)], [t]).blocked
+    assert "(700.05 of 1000 usable once the open orders are out)" in blocked.explanation
+
+
+def test_a_run_made_ready_plans_once():
+    """A run is made ready before coverage is read and weighs once: planning it again would start
+    from the standing its first plan left."""
+    due = position("A", 3000)
+    run = RotationRun([due], [target("T", "1000", "0")], [FUEL], {}, TODAY)
+    assert [o.lot_id for o in run.plan({"T": Decimal(2000)}, OpenOrders()).orders] == ["A"]
+    with pytest.raises(RuntimeError, match="plans once"):
+        run.plan({"T": Decimal(2000)}, OpenOrders())
+
+
 @PROPERTY
 @given(reserves())
 def test_with_no_targets_every_due_position_in_peace_goes_in_full(reserve):
     positions, _, _, policies_, _ = reserve
-    result = plan_rotation(positions, [], OpenOrders(), policies_, {}, TODAY)
+    result = RotationRun(positions, [], policies_, {}, TODAY).plan({}, OpenOrders())
     assert result.blocked == [] and result.suspended == []
     assert all(o.quantity == o.position.available for o in result.orders)
     expiries = [o.position.fefo_key for o in result.orders]
@@ -475,7 +500,7 @@ def _target_by_target(positions, targets_, open_orders, policies_, levels):
     sums = open_orders_of(open_orders, targets_, TODAY)
     standing = {t.code: _Standing() for t in targets_}
     for code, outstanding in sums.by_target.items():
-        standing[code] = _Standing(outstanding.out, outstanding.to_go)
+        standing[code] = _Standing(out=outstanding.out, to_go=outstanding.to_go)
     ordered = dict(sums.by_position)
     orders, blocked, suspended = [], [], []
     for p in sorted(positions, key=lambda p: p.fefo_key):
@@ -555,8 +580,8 @@ def test_generated_reserves_exercise_every_outcome():
 # --- two wordings: what an uncleared reader is told ---------------------------------------------------
 
 def test_the_public_wording_names_no_hidden_target_and_quotes_none_of_its_figures():
-    hidden = Target("TGT-BRIGADE", target("X", "1000", "0", horizon=10).scope, Decimal("1000"), Decimal("0.5"),
-                    Decimal("600"), disclosed=False, figures_disclosed=False)
+    hidden = Covered("TGT-BRIGADE", target("X", "1000", "0", horizon=10).scope, Decimal("1000"), Decimal("0.5"),
+                     disclosed=False, figures_disclosed=False, usable=Decimal("600"))
     due = position("A", 3000)  # 300.0 L of the bureau's, 30 days left
     planned = plan([due], [hidden]).orders[0]
     assert "TGT-BRIGADE" in planned.explanation and "600" in planned.explanation
