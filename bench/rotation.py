@@ -15,8 +15,8 @@ emergency. Then times, in the same run:
   the rolled-back runs left dead are vacuumed;
 - steady-state runs after it (orders open: nothing new to create), best of 3, as the worker runs
   them (everything but the coverage read, and the run made ready, on a second connection while the
-  first takes coverage) and with every read on one connection; and the two reads a run is made of that touch the most
-  rows: the coverage of every target, the due positions;
+  first takes coverage) and with every read on one connection; and the two reads a run is made of
+  that touch the most rows: the coverage of every target, the due positions;
 - the floors an allocation approval checks under its locks (``planning.load_floors``): of the
   targets one approval draws on (a warehouse's, its district's, its province's and two national
   ones, the open rotation orders counted), and of every target, as approvals read them before;
@@ -90,7 +90,7 @@ async def measure(url: str, args) -> dict:
     async def anchor(pg):
         return await pg.fetchrow(ANCHOR)
 
-    async def plan(pg):  # as the worker runs it: due positions and open orders read on a second connection
+    async def plan(pg):  # as the worker runs it: all but the coverage read on a second connection
         return await rotation_plan.plan(pg, today=today, reader=db)
 
     async def plan_alone(pg):  # every read on the run's own connection, one after the other

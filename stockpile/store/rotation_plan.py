@@ -15,7 +15,7 @@ from datetime import date
 import asyncpg
 
 from stockpile.store.allocation import lock_all_floors
-from stockpile.store.coverage import CLOSURE, SELECTED, horizon_cuts_and_named_owners
+from stockpile.store.coverage import CLOSURE, SELECTED, custom_plans, horizon_cuts_and_named_owners
 
 PLANNING_LOCK = 0x5710C9A3
 
@@ -116,7 +116,7 @@ async def begin_reading_beside(pg: asyncpg.Connection) -> None:
     """A transaction that reads what a run needs beside the coverage its own connection takes: its
     statements are planned for their parameters, as ``begin_planning``'s, and each runs in one
     process, leaving the cores to the coverage's parallel workers."""
-    await pg.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+    await custom_plans(pg)
     await pg.execute("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
