@@ -64,22 +64,22 @@ SELECT d.lot_id::text AS lot_id, l.code AS lot_code, d.owner_id, o.code AS owner
 # ``out`` — not yet replaced, of every position the target counts; ``to_go`` — still to take out of
 # stock the target counts as usable (NULL when none is). The open orders are summed per (warehouse,
 # material, owner's sector, named owner, horizon cuts the lot outlives — none unless available), then
-# matched to the targets as coverage matches stock. $1 today, $2 horizon cuts, $3 named owners.
+# matched to the targets as coverage matches stock; an order carries its lot's warehouse, material,
+# status and expiry (migration 0020), so no lot is read. $1 today, $2 horizon cuts, $3 named owners.
 OPEN_ORDER_SUMS = f"""
 WITH RECURSIVE {CLOSURE},
      chosen AS MATERIALIZED (SELECT * FROM reserve_targets),
      {SELECTED.format(cuts="$2::int[]")},
      open AS MATERIALIZED (
-         SELECT l.warehouse_id, w.region_id, l.material_id, ow.sector,
+         SELECT o.warehouse_id, w.region_id, o.material_id, ow.sector,
                 CASE WHEN o.owner_id = ANY ($3::bigint[]) THEN o.owner_id END AS owner_id,
-                CASE WHEN l.status <> 'available' THEN 0
-                     WHEN l.expires_on IS NULL THEN cardinality($2::int[])
-                     ELSE width_bucket(l.expires_on - $1::date, $2::int[]) END AS lasts,
+                CASE WHEN o.lot_status <> 'available' THEN 0
+                     WHEN o.lot_expires_on IS NULL THEN cardinality($2::int[])
+                     ELSE width_bucket(o.lot_expires_on - $1::date, $2::int[]) END AS lasts,
                 sum(greatest(o.quantity - o.in_quantity, 0)) AS out,
                 sum(greatest(o.quantity - o.out_quantity, 0)) AS to_go
            FROM rotation_orders o
-           JOIN lots l ON l.id = o.lot_id
-           JOIN warehouses w ON w.id = l.warehouse_id
+           JOIN warehouses w ON w.id = o.warehouse_id
            JOIN parties ow ON ow.id = o.owner_id
           WHERE o.state IN ('planned', 'in_progress')
           GROUP BY 1, 2, 3, 4, 5, 6),

@@ -189,6 +189,37 @@ async def test_a_stock_account_carries_its_lots_expiry_whoever_writes(pg_pool, s
                                 stock.lot_id) == [(date(2040, 6, 30),)]
 
 
+async def test_a_rotation_order_carries_its_lots_place_status_and_expiry_whoever_writes(pg_pool, stock):
+    """Migration 0020: an order written by hand with another lot's facts takes its own lot's, and a
+    lot quarantined or re-dated passes the change to every order of it, open or closed; an order's
+    progress leaves them be."""
+    lot = "(SELECT ARRAY[l.warehouse_id::text, l.material_id::text, l.status, l.expires_on::text] FROM lots l WHERE l.id = $1::uuid)"
+    carried = """SELECT DISTINCT ARRAY[warehouse_id::text, material_id::text, lot_status, lot_expires_on::text]
+                   FROM rotation_orders WHERE lot_id = $1::uuid"""
+    async with rolled_back(pg_pool) as conn:
+        policy = await conn.fetchval(
+            "INSERT INTO rotation_policies (code, category, trigger_days_before_expiry) VALUES ('ROT-G', 'fuel', 30)"
+            " RETURNING id")
+        orders = [await conn.fetchval(
+            """INSERT INTO rotation_orders (lot_id, owner_id, policy_id, quantity, out_by, in_by, outlet, state,
+                                            explanation, warehouse_id, material_id, lot_status, lot_expires_on)
+               VALUES ($1::uuid, $2, $3, 10, DATE '2030-01-01', DATE '2030-02-01', 'sale', $4, 'by hand',
+                       (SELECT max(id) FROM warehouses), $5, 'recalled', DATE '2001-01-01') RETURNING id""",
+            stock.lot_id, owner, policy, state, stock.other_material_id)
+            for owner, state in [(stock.other_owner_id, "planned"), (stock.other_owner_id, "cancelled")]]
+        before = await conn.fetchval(f"SELECT {lot}", stock.lot_id)
+        assert [r[0] for r in await conn.fetch(carried, stock.lot_id)] == [before] and before[2] == "available"
+        await conn.execute("UPDATE rotation_orders SET lot_status = 'recalled', out_quantity = 4 WHERE id = $1",
+                           orders[0])
+        assert [r[0] for r in await conn.fetch(carried, stock.lot_id)] == [before]
+        await conn.execute("UPDATE lots SET status = 'quarantine', expires_on = DATE '2040-06-30' WHERE id = $1::uuid",
+                           stock.lot_id)
+        after = await conn.fetchval(f"SELECT {lot}", stock.lot_id)
+        assert after[2:] == ["quarantine", "2040-06-30"]
+        assert [r[0] for r in await conn.fetch(carried, stock.lot_id)] == [after]
+        assert await conn.fetchval("SELECT out_quantity FROM rotation_orders WHERE id = $1", orders[0]) == 4
+
+
 # -- guarantee 1: never negative, reserved within the balance -----------------------------------
 
 async def test_a_posting_that_would_drive_a_balance_negative_is_refused(pg_pool, stock):

@@ -225,8 +225,8 @@ async def test_a_target_changed_between_the_reads_is_weighed_as_the_coverage_cou
 async def test_the_open_orders_summed_in_sql_weigh_on_each_target_as_the_rule_order_by_order(make_database,
                                                                                              settings):
     """Open orders on a drawn reserve — planned and in progress, part out and part back, on lots
-    quarantined, expired or dying within a horizon; completed and cancelled ones beside them — weigh
-    on every target (warehouse or region, material, category or group, owner or sector, horizon) as
+    quarantined, expired or dying within a horizon, some changed once ordered; completed and cancelled
+    ones beside them — weigh on every target (warehouse or region, material, category or group, owner or sector, horizon) as
     ``open_orders_of`` says, order by order; and each due position knows what its order has to take."""
     import random
 
@@ -298,6 +298,10 @@ async def test_the_open_orders_summed_in_sql_weigh_on_each_target_as_the_rule_or
                                                     out_by, in_by, outlet, state, explanation)
                        VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 'sale', $8, 'drawn')""",
                     p["lot_id"], p["owner_id"], policy, quantity, out, rng.randint(0, out), TODAY, state)
+        # lots quarantined, released and re-dated once their orders are open: the orders follow (migration 0020)
+        for lot_id in rng.sample(sorted({p["lot_id"] for p in positions}), 8):
+            await pg.execute("UPDATE lots SET status = $2, expires_on = expires_on + $3::int WHERE id = $1", lot_id,
+                             rng.choice(["available", "quarantine", "recalled"]), rng.choice([-40, 0, 30, 60]))
         opened = await pg.fetch(
             """SELECT o.id::text AS id, o.lot_id::text AS lot_id, w.code AS warehouse, r.code AS region,
                       m.code AS material, m.decimals, ow.code AS owner, ow.sector, a.balance, a.reserved, l.status,
