@@ -1,8 +1,8 @@
 """Planning rotation: the daily run that turns due stock into rotation orders.
 
 One transaction, under an advisory lock: read the due positions (prefiltered in SQL), what the open
-orders hold against each target (summed in SQL), every target, the policies and the readiness
-levels, and make the run ready (``stockpile.domain.rotation.RotationRun``); take the coverage of
+orders hold against each target (summed in SQL), every target, the policies, the readiness levels
+and the overdue orders, and make the run ready (``stockpile.domain.rotation.RotationRun``); take the coverage of
 every target — as the worker runs it, on the first connection while a second reads and makes ready;
 plan; insert the new orders (a position with an open order keeps it); raise ``rotation_blocked`` per
 target that holds due stock back and ``rotation_overdue`` per open order past its out-by or in-by
@@ -194,7 +194,8 @@ def collection_paused() -> Iterator[None]:
 @dataclass(frozen=True)
 class _Reads:
     """What a run reads before the coverage of its targets: the due positions, the open orders, what
-    makes a target of its row and every target's row, the policies and the readiness levels."""
+    makes a target of its row and every target's row, the policies, the readiness levels and the
+    open orders overdue."""
 
     rows: list[asyncpg.Record]
     open_orders: OpenOrders
@@ -202,6 +203,7 @@ class _Reads:
     target_rows: list[asyncpg.Record]
     policies: list[Policy]
     levels: dict[int, str]
+    overdue: list[asyncpg.Record]
 
     def ready(self, today: date) -> _Ready:
         """The run made of these reads (the work a run does while its coverage is read)."""
@@ -239,7 +241,8 @@ async def _read(pg: asyncpg.Connection, today: date) -> _Reads:
     make = await target_maker(pg)
     target_rows = await coverage_store.every_target(pg)
     policies = [_policy(r) for r in await store.policies(pg)]
-    return _Reads(rows, open_, make, target_rows, policies, await effective_levels(pg))
+    levels = await effective_levels(pg)
+    return _Reads(rows, open_, make, target_rows, policies, levels, await store.overdue_orders(pg, today))
 
 
 async def _ready_apart(reader: Database, today: date) -> _Ready:
@@ -279,7 +282,7 @@ async def _plan(pg: asyncpg.Connection, today: date, reader: Database | None) ->
     created = await store.insert_orders(pg, [
         (o.lot_id, owner_ids[o.owner], o.policy_id, o.quantity, o.out_by, o.in_by, o.outlet, o.explanation,
          o.public_explanation) for o in result.orders])
-    overdue = await store.overdue_orders(pg, today)
+    overdue = ready.reads.overdue  # no order just planned is: its out-by is today at the earliest
     summary = blocked_by_target(result.blocked, {t.code: t.disclosed for t in targets_})
     by_code = {r["code"]: r for r in target_rows}
     changes = await alerts.apply(pg, blocked_alerts(summary, by_code) + overdue_alerts(overdue), ALERT_KINDS)
