@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date, timedelta
 from decimal import ROUND_FLOOR, Decimal
 
@@ -158,6 +159,28 @@ class Why:
 
 
 @dataclass(frozen=True)
+class Waits:
+    """The reason a position waits — ``target`` holds back the earlier-expiring ``lot`` first — in the
+    two wordings, as :class:`Why` has them, worded when read."""
+
+    lot: Position
+    target: Target
+
+    @property
+    def full(self) -> str:
+        return f"waits for {self._lot(self.lot)}, which target {self.target.code} holds back first"
+
+    @property
+    def public(self) -> str:
+        lot = "an earlier-expiring lot" if self.lot.holding.sector == MILITARY else self._lot(self.lot)
+        return f"waits for {lot}, which {self.target.public_name} holds back first"
+
+    @staticmethod
+    def _lot(lot: Position) -> str:
+        return f"lot {lot.lot_code} (expires {lot.holding.expires_on})"
+
+
+@dataclass(frozen=True)
 class PlannedOrder:
     """A new rotation order."""
 
@@ -178,17 +201,32 @@ class PlannedOrder:
 class Blocked:
     """A due position that got no order: ``target`` has no headroom for it, for ``reason``
     (``floor``, ``out_share``, or ``first_expiring`` — an earlier-expiring position waits).
-    ``held_back_by``: every target short of room for all of it (none when it waits)."""
+    ``held_back_by``: every target short of room for all of it (none when it waits). Its
+    explanations are worded when first read: a run holds thousands of positions back, and its
+    alerts word the first of each target."""
 
     lot_id: str
     owner: str
     target: str
     reason: str
     quantity: int
-    explanation: str
     position: Position
+    policy: Policy
+    today: date
+    why: Why | Waits = field(repr=False)
     held_back_by: tuple[str, ...] = ()
-    public_explanation: str = ""
+
+    @cached_property
+    def _trigger(self) -> str:
+        return _trigger(self.position, self.policy, self.today)
+
+    @property
+    def explanation(self) -> str:
+        return f"{self._trigger}: {self.why.full}"
+
+    @property
+    def public_explanation(self) -> str:
+        return f"{self._trigger}: {self.why.public}"
 
 
 @dataclass
@@ -449,7 +487,7 @@ class _Room:
     lot (then that lot, not a target, is what holds it back)."""
 
     fits: int
-    binding: tuple[Target, str, Why] | None = None
+    binding: tuple[Target, str, Why | Waits] | None = None
     short: tuple[Target, ...] = ()
     waits: bool = False
 
@@ -496,12 +534,8 @@ def _room(position: Position, amount: int, policy: Policy, shelves: list[_Shelf]
         # others short of room for it — as it would if it did not wait (planning again, the earlier
         # lot's remainder may be what waits in its place).
         target = first_holding
-        waiting = counting.standing[target.code].held[holding.material]
-        lot = f"lot {waiting.lot_code} (expires {waiting.holding.expires_on})"
-        public_lot = "an earlier-expiring lot" if waiting.holding.sector == MILITARY else lot
-        return _Room(0, (target, "first_expiring", Why(
-            f"waits for {lot}, which target {target.code} holds back first",
-            f"waits for {public_lot}, which {target.public_name} holds back first")), tuple(short), waits=True)
+        waits = Waits(counting.standing[target.code].held[holding.material], target)
+        return _Room(0, (target, "first_expiring", waits), tuple(short), waits=True)
     if tightest is None:
         return _Room(fits, None, tuple(short))
     target, reason = tightest
@@ -605,10 +639,9 @@ class RotationRun:
                 continue
             if room.fits == 0:
                 target, reason, why = room.binding
-                trigger = _trigger(position, policy, today)
                 plan.blocked.append(Blocked(position.lot_id, position.holding.owner, target.code, reason,
-                                            position.available, f"{trigger}: {why.full}", position,
-                                            () if room.waits else room.short_codes, f"{trigger}: {why.public}"))
+                                            position.available, position, policy, today, why,
+                                            () if room.waits else room.short_codes))
                 continue
             ordered[key] = room.fits
             plan.orders.append(_order(position, policy, room, counting.take(position, room.fits, today), today))
