@@ -158,7 +158,7 @@ class Why:
     public: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Waits:
     """The reason a position waits — ``target`` holds back the earlier-expiring ``lot`` first — in the
     two wordings, as :class:`Why` has them, worded when read."""
@@ -197,7 +197,7 @@ class PlannedOrder:
     public_explanation: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Blocked:
     """A due position that got no order: ``target`` has no headroom for it, for ``reason``
     (``floor``, ``out_share``, or ``first_expiring`` — an earlier-expiring position waits).
@@ -479,7 +479,7 @@ def _trigger(position: Position, policy: Policy, today: date) -> str:
     return f"{where} expires on {expires_on} ({days_left} days left; policy {policy.code}: {' or '.join(rules)})"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Room:
     """What the targets counting a position let go of it: ``fits`` units; ``binding`` the tightest
     (target, reason, why) when not all of it; ``short`` every target without room for all of it (each
@@ -592,10 +592,14 @@ class RotationRun:
         self.index = TargetIndex(targets)
         self.counting: _Counting | None = _Counting(self.index)
         self.due: list[tuple[Position, Policy, list[_Shelf] | None]] = []
+        policy_of: dict[str, Policy | None] = {}  # by material
         for position in sorted(positions, key=lambda p: p.fefo_key):
             if position.holding.status != "available" or position.available <= 0:
                 continue
-            policy = policy_for(position.holding.material, position.category, policies)
+            material = position.holding.material
+            if material not in policy_of:
+                policy_of[material] = policy_for(material, position.category, policies)
+            policy = policy_of[material]
             if policy is None or not is_due(position.holding.expires_on, position.shelf_life_days, policy, today):
                 continue
             suspended = levels.get(position.region_id, "peacetime") in SUSPENDING_LEVELS

@@ -96,12 +96,14 @@ async def target_maker(pg: asyncpg.Connection) -> Callable[[asyncpg.Record], Tar
                 stack.append(child["id"])
         return frozenset(found)
 
+    selected = {selector: frozenset(codes) for selector, codes in by_selector.items()}
+
     def make(row: asyncpg.Record) -> Target:
         selector = next((k, row[k]) for k in ("material", "category", "substitution_group") if row[k] is not None)
         regions = frozenset()
         if row["scope_region_id"] is not None:
             regions = subtree(row["scope_region_id"])
-        scope = TargetScope(frozenset(by_selector[selector]), row["horizon_days"], row["warehouse"], regions,
+        scope = TargetScope(selected.get(selector, frozenset()), row["horizon_days"], row["warehouse"], regions,
                             row["owner"], row["sector"])
         where = place(row)
         return Target(row["code"], scope, row["quantity"], row["floor_ratio"], disclosed=target_disclosed(where),
