@@ -91,11 +91,13 @@ WITH RECURSIVE {CLOSURE},
           GROUP BY 1, 2, 3, 4, 5),
      matched AS (
          SELECT t.id, t.decimals, s.lasts >= t.needs AS counted, s.out, s.to_go
-           FROM selected t JOIN open s ON s.warehouse_id = t.scope_warehouse_id AND s.material_id = t.material_id
+           FROM (SELECT * FROM selected WHERE scope_warehouse_id IS NOT NULL) t  -- a warehouse's targets
+           JOIN open s ON s.warehouse_id = t.scope_warehouse_id AND s.material_id = t.material_id
           WHERE (t.owner_id IS NULL OR s.owner_id = t.owner_id) AND (t.sector IS NULL OR s.sector = t.sector)
          UNION ALL
          SELECT t.id, t.decimals, s.lasts >= t.needs, s.out, s.to_go
-           FROM selected t JOIN by_region s ON s.region_id = t.scope_region_id AND s.material_id = t.material_id
+           FROM (SELECT * FROM selected WHERE scope_region_id IS NOT NULL) t  -- a region's targets
+           JOIN by_region s ON s.region_id = t.scope_region_id AND s.material_id = t.material_id
           WHERE (t.owner_id IS NULL OR s.owner_id = t.owner_id) AND (t.sector IS NULL OR s.sector = t.sector))
 SELECT t.code, m.decimals, sum(m.out) AS out, sum(m.to_go) FILTER (WHERE m.counted) AS to_go
   FROM matched m JOIN reserve_targets t ON t.id = m.id
