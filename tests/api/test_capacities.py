@@ -86,9 +86,11 @@ async def test_a_capacity_held_for_the_military_is_seen_and_surveyed_only_with_c
     uncleared = {"Authorization": f"Bearer {await make_token('planner', regions=[world.region])}"}
     listed = await client.get("/api/v1/capacities", headers=uncleared, params={"region": world.region})
     assert [c["code"] for c in listed.json()["items"]] == [public]
+    absent = await client.get(f"/api/v1/capacities/CAP-NONE-{uid}", headers=uncleared)
     for code in (held, owned):
         missing = await client.get(f"/api/v1/capacities/{code}", headers=uncleared)
-        assert missing.status_code == 404 and missing.json()["type"] == "not-found" and "500" not in missing.text
+        assert missing.status_code == 404 and missing.json()["type"] == "not-found"
+        assert missing.text.replace(code, "?") == absent.text.replace(f"CAP-NONE-{uid}", "?")  # as one that is not
         refused = await client.put(f"/api/v1/capacities/{code}", headers=uncleared, json=capacity_body(world))
         assert refused.status_code == 404  # as if it did not exist
     made_military = await client.put(f"/api/v1/capacities/{public}", headers=uncleared,
