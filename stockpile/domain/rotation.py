@@ -30,9 +30,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import date, timedelta
 from decimal import ROUND_FLOOR, Decimal
+from functools import cached_property
 
 from stockpile.domain.access import MILITARY
 from stockpile.domain.coverage import Holding, TargetScope, outlives_horizon

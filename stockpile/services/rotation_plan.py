@@ -2,11 +2,11 @@
 
 One transaction, under an advisory lock: read the due positions (prefiltered in SQL), what the open
 orders hold against each target (summed in SQL), every target, the policies, the readiness levels
-and the overdue orders, and make the run ready (``stockpile.domain.rotation.RotationRun``); take the coverage of
-every target — as the worker runs it, on the first connection while a second reads and makes ready;
-plan; insert the new orders (a position with an open order keeps it); raise ``rotation_blocked`` per
-target that holds due stock back and ``rotation_overdue`` per open order past its out-by or in-by
-date, resolving those that cleared.
+and the overdue orders, and make the run ready (``stockpile.domain.rotation.RotationRun``); take
+the coverage of every target — as the worker runs it, on the first connection while a second reads
+and makes ready; plan; insert the new orders (a position with an open order keeps it); raise
+``rotation_blocked`` per target that holds due stock back and ``rotation_overdue`` per open order
+past its out-by or in-by date, resolving those that cleared.
 """
 
 from __future__ import annotations
@@ -284,7 +284,7 @@ async def _plan(pg: asyncpg.Connection, today: date, reader: Database | None) ->
     created = await store.insert_orders(pg, [
         (o.lot_id, owner_ids[o.owner], o.policy_id, o.quantity, o.out_by, o.in_by, o.outlet, o.explanation,
          o.public_explanation) for o in result.orders])
-    overdue = ready.reads.overdue  # no order just planned is: its out-by is today at the earliest
+    overdue = ready.reads.overdue  # read beside the coverage: an order planned now is not yet due out
     summary = blocked_by_target(result.blocked, {t.code: t.disclosed for t in targets_})
     by_code = {r["code"]: r for r in target_rows}
     changes = await alerts.apply(pg, blocked_alerts(summary, by_code) + overdue_alerts(overdue), ALERT_KINDS)

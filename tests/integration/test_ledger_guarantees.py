@@ -193,7 +193,8 @@ async def test_a_rotation_order_carries_its_lots_place_status_and_expiry_whoever
     """Migration 0020: an order written by hand with another lot's facts takes its own lot's, and a
     lot quarantined or re-dated passes the change to every order of it, open or closed; an order's
     progress leaves them be."""
-    lot = "(SELECT ARRAY[l.warehouse_id::text, l.material_id::text, l.status, l.expires_on::text] FROM lots l WHERE l.id = $1::uuid)"
+    lot = ("(SELECT ARRAY[l.warehouse_id::text, l.material_id::text, l.status, l.expires_on::text]"
+           " FROM lots l WHERE l.id = $1::uuid)")
     carried = """SELECT DISTINCT ARRAY[warehouse_id::text, material_id::text, lot_status, lot_expires_on::text]
                    FROM rotation_orders WHERE lot_id = $1::uuid"""
     async with rolled_back(pg_pool) as conn:

@@ -226,8 +226,9 @@ async def test_the_open_orders_summed_in_sql_weigh_on_each_target_as_the_rule_or
                                                                                              settings):
     """Open orders on a drawn reserve — planned and in progress, part out and part back, on lots
     quarantined, expired or dying within a horizon, some changed once ordered; completed and cancelled
-    ones beside them — weigh on every target (warehouse or region, material, category or group, owner or sector, horizon) as
-    ``open_orders_of`` says, order by order; and each due position knows what its order has to take."""
+    ones beside them — weigh on every target (warehouse or region, material, category or group, owner
+    or sector, horizon) as ``open_orders_of`` says, order by order; and each due position knows what
+    its order has to take."""
     import random
 
     from stockpile.domain.coverage import Holding
