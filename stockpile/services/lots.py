@@ -16,6 +16,7 @@ import asyncpg
 from stockpile.domain.access import Principal, lot_disclosed, require_lot_writable
 from stockpile.domain.errors import NotFound
 from stockpile.store import ledger as store_ledger
+from stockpile.store import lots as store_lots
 from stockpile.store import reads
 
 
@@ -38,7 +39,7 @@ async def set_status(pg: asyncpg.Connection, lot_id: str, status: str, reason: s
                      principal: Principal) -> str | None:
     """``change_status`` for a use case that has already judged the lot (``require_lot_writable``)
     under its own lock — a failed shelf-life test — so the checks are not made twice."""
-    return await reads.set_lot_status(pg, lot_id, status, reason, principal.id)
+    return await store_lots.set_status(pg, lot_id, status, reason, principal.id)
 
 
 async def positions(pg: asyncpg.Connection, principal: Principal, *, warehouse: str | None, material: str | None,

@@ -112,24 +112,6 @@ async def lot(pg: asyncpg.Connection, lot_id: str, *, warehouse_ids: list[int] |
     return head, positions, events
 
 
-async def set_lot_status(pg: asyncpg.Connection, lot_id: str, status: str, reason: str | None, principal_id: int) -> str | None:
-    """Change a lot's status, keeping the change in its history; returns the previous status."""
-    lot_id = as_uuid(lot_id)
-    if lot_id is None:
-        return None
-    previous = await pg.fetchval("SELECT status FROM lots WHERE id = $1::uuid FOR UPDATE", lot_id)
-    if previous is None:
-        return None
-    if previous != status:
-        await pg.execute("UPDATE lots SET status = $2 WHERE id = $1::uuid", lot_id, status)
-        await pg.execute(
-            """INSERT INTO lot_events (lot_id, kind, from_value, to_value, reason, principal_id)
-               VALUES ($1::uuid, 'status', $2, $3, $4, $5)""",
-            lot_id, previous, status, reason, principal_id,
-        )
-    return previous
-
-
 MOVEMENT_SELECT = """
     SELECT mv.seq, mv.id::text AS id, mv.kind, mv.occurred_at, mv.recorded_at, mv.reason, mv.note,
            mv.reverses_id::text AS reverses, mv.transfer_id::text AS transfer_id, pr.name AS recorded_by,
