@@ -217,16 +217,16 @@ class Blocked:
     held_back_by: tuple[str, ...] = ()
 
     @cached_property
-    def _trigger(self) -> str:
+    def _triggered(self) -> str:  # why the position is due, as its policy says
         return _trigger(self.position, self.policy, self.today)
 
     @property
     def explanation(self) -> str:
-        return f"{self._trigger}: {self.why.full}"
+        return f"{self._triggered}: {self.why.full}"
 
     @property
     def public_explanation(self) -> str:
-        return f"{self._trigger}: {self.why.public}"
+        return f"{self._triggered}: {self.why.public}"
 
 
 @dataclass

@@ -26,6 +26,7 @@ from stockpile.domain.quantities import format_quantity
 from stockpile.services import alerts, lots
 from stockpile.services import commands as c
 from stockpile.store import ledger as store_ledger
+from stockpile.store import lots as store_lots
 from stockpile.store import masterdata
 from stockpile.store import rotation as store
 
@@ -191,8 +192,8 @@ async def record_shelf_life_test(pg: asyncpg.Connection, lot_id: str, data: c.Sh
     if data.result == "pass":
         cap = rules.extension_cap_days(lot["max_extension_days"], lot["shelf_life_days"])
         rules.check_extension(previous, data.new_expires_on, cap)
-        await store.redate_lot(pg, lot["id"], previous, data.new_expires_on,
-                               f"shelf-life test {data.test_reference} passed", principal.id)
+        await store_lots.redate(pg, lot["id"], previous, data.new_expires_on,
+                                f"shelf-life test {data.test_reference} passed", principal.id)
         extension = await store.record_extension(pg, lot["id"], previous, data.new_expires_on, data.test_reference,
                                                  "pass", principal.id)
     else:

@@ -1,8 +1,9 @@
-"""Writes to lots: a status change, kept in the lot's history (``lot_events``). A lot's expiry is
-re-dated by a shelf-life extension (``stockpile.store.rotation.redate_lot``); its stock is read in
-``stockpile.store.reads``."""
+"""Writes to lots, each kept in the lot's history (``lot_events``): a status change, and a new
+expiry (a shelf-life extension). A lot's stock is read in ``stockpile.store.reads``."""
 
 from __future__ import annotations
+
+from datetime import date
 
 import asyncpg
 
@@ -21,9 +22,21 @@ async def set_status(pg: asyncpg.Connection, lot_id: str, status: str, reason: s
         return None
     if previous != status:
         await pg.execute("UPDATE lots SET status = $2 WHERE id = $1::uuid", lot_id, status)
-        await pg.execute(
-            """INSERT INTO lot_events (lot_id, kind, from_value, to_value, reason, principal_id)
-               VALUES ($1::uuid, 'status', $2, $3, $4, $5)""",
-            lot_id, previous, status, reason, principal_id,
-        )
+        await _record(pg, lot_id, "status", previous, status, reason, principal_id)
     return previous
+
+
+async def redate(pg: asyncpg.Connection, lot_id: str, previous: date, new: date, reason: str,
+                 principal_id: int) -> None:
+    """Give the lot its new expiry, keeping the change in the lot's history."""
+    await pg.execute("UPDATE lots SET expires_on = $2 WHERE id = $1::uuid", lot_id, new)
+    await _record(pg, lot_id, "shelf_life", previous.isoformat(), new.isoformat(), reason, principal_id)
+
+
+async def _record(pg: asyncpg.Connection, lot_id: str, kind: str, before: str, after: str, reason: str | None,
+                  principal_id: int) -> None:
+    await pg.execute(
+        """INSERT INTO lot_events (lot_id, kind, from_value, to_value, reason, principal_id)
+           VALUES ($1::uuid, $2, $3, $4, $5, $6)""",
+        lot_id, kind, before, after, reason, principal_id,
+    )

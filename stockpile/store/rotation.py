@@ -147,17 +147,6 @@ async def lot_for_extension(pg: asyncpg.Connection, lot_id: str) -> asyncpg.Reco
     )
 
 
-async def redate_lot(pg: asyncpg.Connection, lot_id: str, previous: date, new: date, reason: str,
-                     principal_id: int) -> None:
-    """Give the lot its new expiry, keeping the change in the lot's history."""
-    await pg.execute("UPDATE lots SET expires_on = $2 WHERE id = $1::uuid", lot_id, new)
-    await pg.execute(
-        """INSERT INTO lot_events (lot_id, kind, from_value, to_value, reason, principal_id)
-           VALUES ($1::uuid, 'shelf_life', $2, $3, $4, $5)""",
-        lot_id, previous.isoformat(), new.isoformat(), reason, principal_id,
-    )
-
-
 EXTENSION = """
 SELECT e.id, e.lot_id::text AS lot_id, e.previous_expires_on, e.new_expires_on, e.test_reference, e.result,
        pr.name AS recorded_by, e.recorded_at
