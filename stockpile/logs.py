@@ -10,18 +10,23 @@ worker logs what changed, not that time passed. Tokens and request bodies are ne
 
 from __future__ import annotations
 
-import json
 import logging
 import traceback
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Any
 
+import msgspec
+
 REQUEST_ID: ContextVar[str | None] = ContextVar("log_request_id", default=None)
 
 # Members a caller may add with ``extra=``; anything else on a record stays out of the line.
 FIELDS = ("request_id", "principal", "route", "method", "status", "duration_ms", "client")
 QUIET = ("pgserver", "alembic", "asyncio")
+
+
+# A value JSON has no form for is written as its ``str()``.
+_ENCODER = msgspec.json.Encoder(enc_hook=str)
 
 
 class JsonFormatter(logging.Formatter):
@@ -43,7 +48,7 @@ class JsonFormatter(logging.Formatter):
                 line[name] = value
         if record.exc_info:
             line["error"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
-        return json.dumps(line, ensure_ascii=False, default=str)
+        return _ENCODER.encode(line).decode()
 
 
 class RoutineAtDebug(logging.Filter):

@@ -1,7 +1,7 @@
 """Every Prometheus metric the service defines, in one place.
 
-HTTP request metrics come from Litestar's Prometheus middleware (paths grouped by route template);
-the business metrics below are aggregates with bounded label sets.
+HTTP request metrics are counted by the API's request log (``stockpile.api.request_log``), their
+paths grouped by route template; the business metrics below are aggregates with bounded label sets.
 
 No series carries a label named ``job`` or ``instance``: Prometheus owns those (it would rename
 ours to ``exported_job``). A job of the worker is ``job_name``.
@@ -14,6 +14,7 @@ same copy once, so dashboards and rules take ``max by (<its labels>)`` across re
 
 import os
 from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import cache
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
@@ -47,6 +48,33 @@ def ledger_mismatched_accounts() -> Gauge:
     runs it, does not export a 0 of its own."""
     return Gauge("stockpile_ledger_mismatched_accounts",
                  "Accounts whose stored balance differs from the sum of their postings (must be 0).")
+
+@dataclass(frozen=True, slots=True)
+class HttpMetrics:
+    """The request metrics of an API process, labelled (``HTTP_LABELS``) method, route template,
+    status code and app name, as Prometheus middleware commonly names them. Made where requests are
+    served (see ``http_metrics``)."""
+
+    requests: Counter
+    errors: Counter
+    duration: Histogram
+    in_progress: Gauge
+
+
+HTTP_LABELS = ("method", "path", "status_code", "app_name")
+
+
+@cache
+def http_metrics() -> HttpMetrics:
+    """Made by the API's first request: a worker, which serves none, does not export them."""
+    return HttpMetrics(
+        requests=Counter("stockpile_requests_total", "Total requests", HTTP_LABELS),
+        errors=Counter("stockpile_requests_error_total", "Total errors in requests", HTTP_LABELS),
+        duration=Histogram("stockpile_request_duration_seconds", "Request duration, in seconds", HTTP_LABELS),
+        in_progress=Gauge("stockpile_requests_in_progress", "Total requests currently in progress", HTTP_LABELS,
+                          multiprocess_mode="livesum"),
+    )
+
 
 # Database connections of each process (API and worker); summed over the processes of one instance.
 DB_CONNECTIONS_IN_USE = Gauge("stockpile_db_connections_in_use",

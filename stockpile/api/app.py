@@ -10,7 +10,6 @@ from litestar import Controller, Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import PermissionDeniedException
 from litestar.middleware import DefineMiddleware
-from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from stockpile.api import openapi, problems, tasks
@@ -99,7 +98,6 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         process_exited(os.getpid())
 
     limits, denials = RequestLimits(db, settings), DenialCounts(db)
-    prometheus = PrometheusConfig(app_name="stockpile", prefix="stockpile", group_path=True, exclude=["^/metrics"])
     return Litestar(
         route_handlers=[docs, HealthController, MetricsController, MovementController, TransferController,
                         StockController, LotController, *MASTER_DATA, TokenController, AuditController, AuditDenialController, TargetController, CoverageController, AlertController,
@@ -115,7 +113,6 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
                      "ledger": GroupCommit(db, Presenters(movement=present_posted, problem=problem_body))}),
         middleware=[
             request_log,
-            prometheus.middleware,
             DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS, exclude_http_methods=[]),
         ],
         exception_handlers=problems.HANDLERS,

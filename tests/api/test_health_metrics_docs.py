@@ -172,6 +172,24 @@ async def test_http_request_metrics_label_paths_by_route_template_not_by_id(clie
     assert not any(re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-", p) for p in paths)
 
 
+async def test_a_request_refused_before_its_handler_is_counted_with_the_status_it_got(client, metrics_token):
+    """A 401 is raised by the bearer middleware, before any handler: it is counted as a 401 of its
+    route, not as a 200, and not in progress once answered."""
+    def count(text: str, name: str, status: str) -> float:
+        return samples(text, name).get((("app_name", "stockpile"), ("method", "GET"), ("path", "/api/v1/stock"),
+                                        ("status_code", status)), 0.0)
+
+    before = await scrape(client, metrics_token)
+    for _ in range(3):
+        assert (await client.get("/api/v1/stock")).status_code == 401
+    after = await scrape(client, metrics_token)
+    assert count(after, "stockpile_requests_total", "401") - count(before, "stockpile_requests_total", "401") == 3
+    assert count(after, "stockpile_requests_total", "200") == count(before, "stockpile_requests_total", "200")
+    assert count(after, "stockpile_request_duration_seconds_count", "401") - \
+        count(before, "stockpile_request_duration_seconds_count", "401") == 3
+    assert count(after, "stockpile_requests_in_progress", "200") == 0
+
+
 # -- docs --------------------------------------------------------------------------------------
 
 async def test_the_openapi_document_lists_the_api(client):
