@@ -30,7 +30,15 @@ _ENCODER = msgspec.json.Encoder(enc_hook=str)
 
 
 class JsonFormatter(logging.Formatter):
-    """A log record as one line of JSON."""
+    """A log record as one line of JSON.
+
+    Its lines never name a thread, a process or the calling function, so a process logging through
+    it does not gather them for each record (the logging module's documented optimisation)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+        logging._srcfile = None  # no caller lookup: a walk up the stack for every record
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -70,10 +70,11 @@ class AuditNote:
 def request_id(scope: Scope) -> str:
     """The caller's ``X-Request-Id`` if it sent one, else one made for this request (kept in scope)."""
     state = scope.setdefault("state", {})
-    if "request_id" not in state:
-        headers = {k.decode().lower(): v.decode(errors="replace") for k, v in scope.get("headers", [])}
-        state["request_id"] = headers.get("x-request-id", "")[:100] or uuid.uuid4().hex
-    return state["request_id"]
+    rid = state.get("request_id")
+    if rid is None:
+        sent = next((v for k, v in scope.get("headers", ()) if k.lower() == b"x-request-id"), b"")
+        rid = state["request_id"] = sent.decode(errors="replace")[:100] or secrets.token_hex(16)
+    return rid
 
 
 def _client(scope: Scope) -> str | None:

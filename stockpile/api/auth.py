@@ -153,8 +153,9 @@ class SharedLimiter:
                 self._keys.popitem(last=False)
         else:
             self._keys.move_to_end(key)
-            for old in [w for w in counts.known if w < window_id - 1]:
-                del counts.known[old]
+            if counts.seen != window_id:  # a new window: the totals of those before the last are of no use
+                for old in [w for w in counts.known if w < window_id - 1]:
+                    del counts.known[old]
         counts.seen = window_id
         return counts
 
