@@ -57,6 +57,13 @@ class Tx:
     pg: asyncpg.Connection
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """A connection goes back to the pool as it is, once asyncpg has rolled back any transaction left
+    open: this service changes no session state (settings are ``SET LOCAL``, advisory locks are
+    transaction locks, cursors live in their transaction, nothing listens), so the default reset —
+    one more statement after every transaction — would undo nothing."""
+
+
 class Database:
     def __init__(self, url: str, *, pool_size: int = 20) -> None:
         self.url = url
@@ -72,7 +79,8 @@ class Database:
                     self._pool = await asyncpg.create_pool(
                         dsn, min_size=1, max_size=self.pool_size, statement_cache_size=1024,
                         max_inactive_connection_lifetime=300, timeout=10,
-                        server_settings={"application_name": "stockpile", "jit": "off"}, **kwargs,
+                        server_settings={"application_name": "stockpile", "jit": "off"}, reset=_keep_session,
+                        **kwargs,
                     )
                     DB_CONNECTIONS_MAX.inc(self.pool_size)
         return self._pool
