@@ -48,6 +48,12 @@ class Position:
         """What may still be taken: balance less what approved plans have reserved."""
         return self.balance - self.reserved
 
+    def moved(self, delta: int) -> Position:
+        """The position once a posting of ``delta`` is applied (built field by field: this is on
+        every movement's path, where ``dataclasses.replace`` costs several times as much)."""
+        return Position(self.account_id, self.lot_id, self.lot_code, self.owner_id, self.owner_code, self.material_id,
+                        self.decimals, self.balance + delta, self.reserved, self.status, self.expires_on)
+
     def fmt(self, units: int) -> str:
         return format_quantity(units, self.decimals)
 

@@ -142,7 +142,7 @@ class Workspace:
         for posting in pending.posted.postings if pending.posted is not None else ():
             position = self._positions.get(posting.account_id) if posting.account_id is not None else None
             if position is not None:
-                self._positions[posting.account_id] = dataclasses.replace(position, balance=position.balance + posting.delta)
+                self._positions[posting.account_id] = position.moved(posting.delta)
         self.pending.append(pending)
 
     async def append_soon(self, pending: Pending) -> None:
