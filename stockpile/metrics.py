@@ -49,6 +49,7 @@ def ledger_mismatched_accounts() -> Gauge:
     return Gauge("stockpile_ledger_mismatched_accounts",
                  "Accounts whose stored balance differs from the sum of their postings (must be 0).")
 
+
 @dataclass(frozen=True, slots=True)
 class HttpMetrics:
     """The request metrics of an API process, labelled (``HTTP_LABELS``) method, route template,
