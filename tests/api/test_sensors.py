@@ -77,7 +77,7 @@ async def test_a_batch_sent_again_changes_nothing(client, admin, operator, world
     assert first.json() == {"accepted": 30, "duplicates": 0, "refused": []}
     second = await post(client, operator, batch + [{"sensor": code, "at": ago(0), "value": "4"}])
     assert second.json() == {"accepted": 1, "duplicates": 30, "refused": []}
-    same_time_other_value = await post(client, operator, [{"sensor": code, "at": ago(30), "value": "99"}])
+    same_time_other_value = await post(client, operator, [{"sensor": code, "at": batch[0]["at"], "value": "99"}])
     assert same_time_other_value.json()["duplicates"] == 1
     stored = await client.get(f"/api/v1/sensors/{code}/readings", headers=operator,
                               params={"since": ago(40), "limit": 1000})
