@@ -172,7 +172,10 @@ async def test_the_shipped_monitoring_tells_the_truth_about_a_running_stack(make
 
 async def _healthy(prom: httpx.AsyncClient, processes: Processes) -> None:
     async def all_up():
-        targets = (await prom.get("/api/v1/targets")).json()["data"]["activeTargets"]
+        answer = await prom.get("/api/v1/targets")
+        if answer.status_code == 503:  # "Service Unavailable": Prometheus answers so until it is ready
+            return None
+        targets = answer.json()["data"]["activeTargets"]
         jobs = {t["labels"]["job"] for t in targets}
         return jobs == {"stockpile-api", "stockpile-worker"} and all(t["health"] == "up" for t in targets)
 
